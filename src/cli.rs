@@ -1,0 +1,115 @@
+//! The command line (PRODUCT §3), clap derive only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "cqrs-bench", version, about = "Load-testing and benchmark harness for CQRS systems")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a scenario and judge it against its SLOs (exit 0 pass, 1 SLO violated, 2 bad input, 3 run failed).
+    Run(RunArgs),
+    /// Parse and check scenario files without sending traffic.
+    Validate {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Override a key by dotted path, e.g. `load.stages.0.rate=500`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Rebuild plots, report.html and junit.xml of run folders from their result.json.
+    Report {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+    },
+    /// Put runs side by side; with --baseline, exit 1 when a metric regressed.
+    Compare {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// The run the others are judged against.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Allowed regression in percent, e.g. `10%` or `10` [default: 10].
+        #[arg(long, value_parser = parse_percent)]
+        max_regression: Option<f64>,
+        /// Folder for compare.md and the overlaid plots [default: reports/compare-<UTC timestamp>/].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write a commented starter scenario.
+    Init {
+        /// Scenario name; the file is NAME.toml.
+        #[arg(default_value = "my-scenario")]
+        name: String,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Reference CQRS targets.
+    #[command(subcommand)]
+    Target(TargetCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TargetCommand {
+    /// Serve a reference target over HTTP until Ctrl-C.
+    Serve(Box<crate::reference::ServeArgs>),
+    /// Rebuild the event-sourced read model from its event store; prints the time and events/s.
+    Replay(crate::reference::ReplayArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    pub scenario: PathBuf,
+    /// Results folder [default: reports/<scenario>-<UTC timestamp>/].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override a scenario key by dotted path, e.g. `load.stages.0.rate=500` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Send the load to this base URL (switches an embedded scenario to HTTP).
+    #[arg(long, env = "CQRS_BENCH_TARGET")]
+    pub target: Option<String>,
+    /// Run the stages for this long: cut them short, or stretch the last one.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Scale every stage so the peak rate (or user count) is R, keeping the shape.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seed for every random choice (overrides the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// This process runs shard I of N: 1/N of the rate and its own ref namespace.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+    /// No progress lines and no summary (the exit code and results folder remain).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print result.json to stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_shard(text: &str) -> Result<(u32, u32), String> {
+    let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
+    let i: u32 = i.trim().parse().map_err(|_| format!("`{i}` is not a shard index"))?;
+    let n: u32 = n.trim().parse().map_err(|_| format!("`{n}` is not a shard count"))?;
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: I must be in 0..N"));
+    }
+    Ok((i, n))
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%').trim();
+    match number.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("`{text}` is not a percentage, e.g. 10%")),
+    }
+}

@@ -1,0 +1,215 @@
+//! One operation, start to finish: render the request from its compiled templates,
+//! send it within the timeout, classify the answer, keep its captures.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use http::{HeaderName, HeaderValue};
+use rand::SeedableRng as _;
+use rand::rngs::SmallRng;
+
+use super::captures::{self, CaptureStore};
+use crate::refs::OpRef;
+use crate::scenario::RequestSpec;
+use crate::scenario::template::{CaptureLookup, RenderContext, Template};
+use crate::target::{Failure, Reply, Request, Target};
+
+/// How one operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An expected status.
+    Ok,
+    /// A `reject_status`: refused by a business rule, no event expected.
+    Rejected,
+    /// An answer with a status neither expected nor a refusal.
+    Status(u16),
+    /// No answer.
+    Failed(Failure),
+}
+
+impl Outcome {
+    pub fn is_error(self) -> bool {
+        matches!(self, Outcome::Status(_) | Outcome::Failed(_))
+    }
+    /// True when the target answered (the latency is known).
+    pub fn answered(self) -> bool {
+        !matches!(self, Outcome::Failed(_))
+    }
+}
+
+/// An operation ready to render: templates compiled, header names parsed.
+pub struct PreparedOp {
+    method: http::Method,
+    path: Template,
+    body: Option<Template>,
+    headers: Vec<(HeaderName, Template)>,
+    expect_status: Vec<u16>,
+    reject_status: Vec<u16>,
+    captures: Vec<(String, String)>,
+    uses_captures: bool,
+    /// (topic, key template) for commands produced to Kafka.
+    kafka: Option<(String, Template)>,
+}
+
+impl PreparedOp {
+    pub fn new(name: &str, spec: &RequestSpec, common_headers: &[(String, Template)]) -> anyhow::Result<PreparedOp> {
+        let headers = common_headers
+            .iter()
+            .chain(&spec.headers)
+            .map(|(name, template)| {
+                let name = HeaderName::try_from(name.as_str())
+                    .with_context(|| format!("`{name}` is not a valid header name"))?;
+                Ok((name, template.clone()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .with_context(|| format!("operation `{name}`"))?;
+        Ok(PreparedOp {
+            method: spec.method.clone(),
+            path: spec.path.clone(),
+            body: spec.body.clone(),
+            uses_captures: spec.uses_captures() || headers.iter().any(|(_, t)| t.uses_captures()),
+            headers,
+            expect_status: spec.expect_status.clone(),
+            reject_status: spec.reject_status.clone(),
+            captures: spec.captures.clone(),
+            kafka: spec.kafka.as_ref().map(|k| (k.topic.clone(), k.key.clone())),
+        })
+    }
+
+    fn classify(&self, status: u16) -> Outcome {
+        let expected = if self.expect_status.is_empty() {
+            (200..300).contains(&status)
+        } else {
+            self.expect_status.contains(&status)
+        };
+        if expected {
+            Outcome::Ok
+        } else if self.reject_status.contains(&status) {
+            Outcome::Rejected
+        } else {
+            Outcome::Status(status)
+        }
+    }
+}
+
+/// Everything an operation needs, shared by all in-flight operations.
+pub struct Executor<T> {
+    pub target: Arc<T>,
+    pub ops: Vec<PreparedOp>,
+    pub key_prefix: String,
+    pub run_id: u32,
+    pub shard: u32,
+    pub seed: u64,
+    pub timeout: Duration,
+    /// Present when any template reads `{{capture.*}}` or any operation captures.
+    pub captures: Option<Arc<CaptureStore>>,
+    /// Sequence number of the next operation (setup and load share it, so refs never repeat).
+    pub next_seq: std::sync::atomic::AtomicU64,
+}
+
+/// Timing and result of one executed operation.
+pub struct Executed {
+    pub sent: Instant,
+    pub done: Instant,
+    pub outcome: Outcome,
+    /// The answer's body (reference-counted, not copied); empty without an answer.
+    pub body: bytes::Bytes,
+    /// `capture` values taken from the answer.
+    pub captured: Vec<(String, String)>,
+}
+
+impl<T> Executor<T> {
+    /// Takes the next sequence number.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl<T: Target> Executor<T> {
+    /// Renders and sends operation `op` on key `key` as sequence number `seq`.
+    pub async fn execute(&self, op: usize, key: u64, seq: u64) -> Executed {
+        let spec = &self.ops[op];
+        let request = self.render(spec, key, seq, None);
+        let sent = Instant::now();
+        let result = tokio::time::timeout(self.timeout, self.target.send(request)).await;
+        let done = Instant::now();
+        let (outcome, body) = match result {
+            Err(_elapsed) => (Outcome::Failed(Failure::Timeout), bytes::Bytes::new()),
+            Ok(Err(failure)) => (Outcome::Failed(failure), bytes::Bytes::new()),
+            Ok(Ok(reply)) => (spec.classify(reply.status), reply.body),
+        };
+        let captured = if outcome == Outcome::Ok && !spec.captures.is_empty() {
+            captures::extract(&body, &spec.captures)
+        } else {
+            Vec::new()
+        };
+        if let Some(store) = &self.captures {
+            store.put(key, captured.clone());
+        }
+        Executed { sent, done, outcome, body, captured }
+    }
+
+    /// Sends operation `op` for a probe: same rendering, no figures, the command's own
+    /// captures (when given) for `{{capture.NAME}}`.
+    pub async fn fetch(
+        &self,
+        op: usize,
+        key: u64,
+        seq: u64,
+        captures: Option<&Vec<(String, String)>>,
+    ) -> Result<Reply, Failure> {
+        let request = self.render(&self.ops[op], key, seq, captures);
+        match tokio::time::timeout(self.timeout, self.target.send(request)).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(Failure::Timeout),
+        }
+    }
+
+    /// The text of key `key` (prefix + index).
+    pub fn key_text(&self, key: u64) -> String {
+        let mut text = String::with_capacity(self.key_prefix.len() + 20);
+        text.push_str(&self.key_prefix);
+        let _ = write!(text, "{key}");
+        text
+    }
+
+    /// The text of ref `seq` of this run.
+    pub fn ref_text(&self, seq: u64) -> String {
+        OpRef { run_id: self.run_id, shard: self.shard, seq }.to_string()
+    }
+
+    fn render(&self, spec: &PreparedOp, key: u64, seq: u64, captures: Option<&Vec<(String, String)>>) -> Request {
+        // Each operation's random values come from its own generator, seeded by the
+        // run seed and its sequence number: reproducible whatever the interleaving.
+        let mut rng = SmallRng::seed_from_u64(self.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let key_text = self.key_text(key);
+        let mut op_ref = String::with_capacity(32);
+        OpRef { run_id: self.run_id, shard: self.shard, seq }.write_to(&mut op_ref);
+        let key_captures = match (captures, &self.captures, spec.uses_captures) {
+            (Some(given), _, _) => given.clone(),
+            (None, Some(store), true) => store.get(key),
+            _ => Vec::new(),
+        };
+        let ctx = RenderContext { key: &key_text, op_ref: &op_ref, captures: &key_captures as &dyn CaptureLookup };
+        let mut path = String::with_capacity(64);
+        spec.path.render_into(&ctx, &mut rng, &mut path);
+        let body = spec.body.as_ref().map(|t| {
+            let mut out = String::with_capacity(96);
+            t.render_into(&ctx, &mut rng, &mut out);
+            out
+        });
+        let headers = spec
+            .headers
+            .iter()
+            .filter_map(|(name, template)| {
+                let value = template.render(&ctx, &mut rng);
+                // A rendered value that is not a valid header is left out rather than failing the run.
+                HeaderValue::try_from(value).ok().map(|v| (name.clone(), v))
+            })
+            .collect();
+        let kafka = spec.kafka.as_ref().map(|(topic, key)| (topic.clone(), key.render(&ctx, &mut rng)));
+        Request { method: spec.method.clone(), path, body, headers, kafka }
+    }
+}

@@ -1,0 +1,243 @@
+//! cqrs-bench: a load-testing and benchmark harness for CQRS systems.
+//!
+//! The pipeline, one stage per module:
+//!
+//! ```text
+//! scenario file ──scenario::load──▶ Scenario ──target::connect──▶ Target
+//!      ──generator::drive──▶ LoadOutcome ──results::build──▶ RunResult (+ SLO verdicts)
+//!      ──report──▶ summary, result.json, … ──▶ exit code
+//! ```
+//!
+//! `reference/` holds the reference CQRS systems the harness tests itself against;
+//! it is reached only through a `Target`, like any external system.
+
+pub mod cli;
+pub mod exit;
+pub mod generator;
+pub mod probe;
+pub mod reference;
+pub mod refs;
+pub mod report;
+pub mod results;
+pub mod scenario;
+pub mod target;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use cli::RunArgs;
+use exit::{RunFailure, Usage};
+use results::{RunResult, Verdict};
+use scenario::{Scenario, Stage, TargetKind};
+use target::{AnyTarget, EmbeddedTarget, HttpTarget, KafkaTarget, Routed};
+
+/// What a finished run hands back to `main`.
+pub struct RunOutcome {
+    pub result: RunResult,
+    pub out_dir: PathBuf,
+}
+
+/// `cqrs-bench run`: every stage on one screen.
+pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<RunOutcome> {
+    let mut scenario = scenario::load(&args.scenario, &args.overrides)?; // file -> checked plan
+    apply_cli_adjustments(&mut scenario, &args)?;
+    let out_dir = args.out.clone().unwrap_or_else(|| default_out_dir(&scenario));
+    let target = Arc::new(connect(&scenario).await?); // adapter chosen by config
+    let ids = generator::RunIds { run_id: rand::random(), shard: args.shard.map_or(0, |(i, _)| i) };
+    let gauges = Arc::new(generator::Gauges::default());
+    let progress_stop = shutdown.child_token();
+    let progress = report::progress::spawn(
+        gauges.clone(),
+        scenario.load_duration(),
+        args.quiet || args.json,
+        progress_stop.clone(),
+    );
+    let on_load_start = || {
+        if let AnyTarget::Embedded(embedded) = &target.main {
+            embedded.app().restart_fault_clock();
+        }
+    };
+    let outcome = generator::drive(&scenario, target.clone(), ids, shutdown, gauges, on_load_start).await?;
+    progress_stop.cancel();
+    let _ = progress.await;
+    let mut result = results::build(results::BuildInput {
+        scenario: &scenario,
+        outcome: &outcome,
+        run_id: ids.run_id,
+        target_label: target_label(&scenario),
+    });
+    if let AnyTarget::Embedded(embedded) = &target.main {
+        result.target_truth = serde_json::to_value(embedded.app().ground_truth()).ok();
+    }
+    let op_names: Vec<String> = scenario.operations.iter().map(|o| o.name.clone()).collect();
+    let warnings = report::write_all(&result, &op_names, &outcome.collected.intervals, &out_dir)?; // even for interrupted runs
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else if !args.quiet {
+        print!("{}", report::summary::render(&result, &out_dir));
+    }
+    Ok(RunOutcome { result, out_dir })
+}
+
+/// Exit code of a finished run: 0 when every SLO holds, 1 otherwise; 3 when it was
+/// interrupted (its results are written, but it is not a verdict on the whole scenario).
+pub fn verdict_code(result: &RunResult) -> i32 {
+    match result.verdict {
+        _ if result.interrupted => exit::RUN_FAILED,
+        Verdict::Pass => exit::PASS,
+        Verdict::Fail => exit::SLO_VIOLATED,
+    }
+}
+
+async fn connect(scenario: &Scenario) -> anyhow::Result<Routed> {
+    let kafka = match &scenario.bus {
+        Some(bus) if scenario.operations.iter().any(|o| o.request.kafka.is_some()) => {
+            Some(KafkaTarget::new(bus).map_err(RunFailure)?)
+        }
+        _ => None,
+    };
+    Ok(Routed { main: connect_main(scenario).await?, kafka })
+}
+
+async fn connect_main(scenario: &Scenario) -> anyhow::Result<AnyTarget> {
+    match &scenario.target.kind {
+        TargetKind::Embedded(config) => Ok(AnyTarget::Embedded(EmbeddedTarget::start((**config).clone()))),
+        TargetKind::Http { base_url } => {
+            let max_connections = match scenario.load.model {
+                scenario::LoadModel::Open { max_in_flight, .. } => max_in_flight,
+                scenario::LoadModel::Closed { .. } => schedule_users(scenario),
+            };
+            let http = HttpTarget::new(base_url, scenario.target.timeout, max_connections).map_err(Usage)?;
+            preflight(base_url, scenario.target.timeout).await?;
+            Ok(AnyTarget::Http(http))
+        }
+    }
+}
+
+fn schedule_users(scenario: &Scenario) -> usize {
+    generator::schedule::max_users(&scenario.load.stages).max(1)
+}
+
+/// Fails fast (exit 3) when nothing listens at the target, instead of a run of connect errors.
+async fn preflight(base_url: &str, timeout: Duration) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(base_url).with_context(|| format!("target base_url `{base_url}`")).map_err(Usage)?;
+    let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host.as_str(), port))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(RunFailure(anyhow::anyhow!("target {base_url} is unreachable: {e}")).into()),
+        Err(_) => {
+            Err(RunFailure(anyhow::anyhow!("target {base_url} is unreachable: no connection within {timeout:?}"))
+                .into())
+        }
+    }
+}
+
+fn target_label(scenario: &Scenario) -> String {
+    match &scenario.target.kind {
+        TargetKind::Embedded(config) => {
+            format!("embedded:memory ({} projectors)", config.projectors)
+        }
+        TargetKind::Http { base_url } => base_url.clone(),
+    }
+}
+
+/// `--target`, `--duration`, `--rate`, `--seed`, `--shard`: applied to the checked scenario
+/// and noted under `cli` in the recorded scenario.
+fn apply_cli_adjustments(scenario: &mut Scenario, args: &RunArgs) -> anyhow::Result<()> {
+    let mut noted = serde_json::Map::new();
+    if let Some(url) = &args.target {
+        scenario.target.kind = TargetKind::Http { base_url: url.clone() };
+        noted.insert("target".into(), url.clone().into());
+    }
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+        noted.insert("seed".into(), seed.into());
+    }
+    if let Some(duration) = args.duration {
+        if duration.is_zero() {
+            return Err(Usage(anyhow::anyhow!("--duration must be more than zero")).into());
+        }
+        scenario.load.stages = fit_stages(&scenario.load.stages, duration);
+        noted.insert("duration".into(), humantime::format_duration(duration).to_string().into());
+    }
+    if let Some(rate) = args.rate {
+        let peak = scenario.load.stages.iter().map(|s| s.from.max(s.to)).fold(0.0, f64::max);
+        if !(rate > 0.0 && rate.is_finite()) || peak <= 0.0 {
+            return Err(
+                Usage(anyhow::anyhow!("--rate must be a positive number and the stages must have a rate")).into()
+            );
+        }
+        for stage in &mut scenario.load.stages {
+            stage.from *= rate / peak;
+            stage.to *= rate / peak;
+        }
+        noted.insert("rate".into(), rate.into());
+    }
+    if let Some((index, count)) = args.shard {
+        for stage in &mut scenario.load.stages {
+            stage.from /= f64::from(count);
+            stage.to /= f64::from(count);
+        }
+        noted.insert("shard".into(), format!("{index}/{count}").into());
+    }
+    if !noted.is_empty()
+        && let Some(object) = scenario.recorded.as_object_mut()
+    {
+        object.insert("cli".into(), noted.into());
+    }
+    Ok(())
+}
+
+/// Cuts the stages at `total`, or stretches the last one to reach it.
+fn fit_stages(stages: &[Stage], total: Duration) -> Vec<Stage> {
+    let mut fitted = Vec::new();
+    let mut left = total;
+    for stage in stages {
+        if left.is_zero() {
+            break;
+        }
+        let duration = stage.duration.min(left);
+        let to = stage.from
+            + (stage.to - stage.from) * duration.as_secs_f64() / stage.duration.as_secs_f64().max(f64::MIN_POSITIVE);
+        fitted.push(Stage { duration, from: stage.from, to });
+        left -= duration;
+    }
+    if let Some(last) = fitted.last_mut() {
+        last.duration += left;
+    }
+    fitted
+}
+
+fn default_out_dir(scenario: &Scenario) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace([':', '-'], "");
+    let safe: String = scenario
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    Path::new("reports").join(format!("{safe}-{stamp}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(secs: u64, from: f64, to: f64) -> Stage {
+        Stage { duration: Duration::from_secs(secs), from, to }
+    }
+
+    #[test]
+    fn fit_cuts_and_stretches() {
+        let stages = [stage(10, 100.0, 100.0), stage(10, 100.0, 200.0)];
+        assert_eq!(fit_stages(&stages, Duration::from_secs(15)), [stage(10, 100.0, 100.0), stage(5, 100.0, 150.0)]);
+        assert_eq!(fit_stages(&stages, Duration::from_secs(30)), [stage(10, 100.0, 100.0), stage(20, 100.0, 200.0)]);
+    }
+}

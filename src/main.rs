@@ -1,0 +1,134 @@
+//! Builds the runtime, runs the command, maps the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tokio_util::sync::CancellationToken;
+
+use cqrs_bench::cli::{Cli, Command, TargetCommand};
+use cqrs_bench::exit;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE as u8 } else { 0 });
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("CQRS_BENCH_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(exit::RUN_FAILED as u8);
+        }
+    };
+    let code = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone()));
+        match execute(cli.command, shutdown).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                exit::code_for(&e)
+            }
+        }
+    });
+    // Don't wait for stray blocking tasks (e.g. a pacing thread finishing a nap).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    ExitCode::from(code as u8)
+}
+
+async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Result<i32> {
+    match command {
+        Command::Run(args) => {
+            let outcome = cqrs_bench::run(args, shutdown).await?;
+            Ok(cqrs_bench::verdict_code(&outcome.result))
+        }
+        Command::Validate { scenarios, overrides } => {
+            let mut code = exit::PASS;
+            for path in &scenarios {
+                match cqrs_bench::scenario::load(path, &overrides) {
+                    Ok(scenario) => println!(
+                        "{}: ok ({} commands, {} queries, {:.0?} of load)",
+                        path.display(),
+                        scenario.commands().count(),
+                        scenario.queries().count(),
+                        scenario.load_duration()
+                    ),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        code = exit::USAGE;
+                    }
+                }
+            }
+            Ok(code)
+        }
+        Command::Report { runs } => {
+            for run in &runs {
+                let warnings = cqrs_bench::report::rebuild(run).map_err(exit::Usage)?;
+                for warning in &warnings {
+                    eprintln!("warning: {warning}");
+                }
+                println!("{}: report.html, junit.xml and plots rebuilt", run.display());
+            }
+            Ok(exit::PASS)
+        }
+        Command::Compare { runs, baseline, max_regression, out } => {
+            use cqrs_bench::report::compare;
+            let (comparison, loaded) =
+                compare::compare(&runs, baseline.as_deref(), max_regression.unwrap_or(10.0)).map_err(exit::Usage)?;
+            print!("{}", comparison.table);
+            let out = out.unwrap_or_else(|| {
+                let stamp =
+                    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace([':', '-'], "");
+                std::path::Path::new("reports").join(format!("compare-{stamp}"))
+            });
+            compare::write(&out, &comparison, &loaded)?;
+            println!("wrote {}/compare.md and plots", out.display());
+            Ok(if comparison.regressions.is_empty() { exit::PASS } else { exit::SLO_VIOLATED })
+        }
+        Command::Init { name, force } => {
+            let path = std::path::PathBuf::from(format!("{name}.toml"));
+            if path.exists() && !force {
+                return Err(exit::Usage(anyhow::anyhow!("{} exists; pass --force to overwrite", path.display())).into());
+            }
+            cqrs_bench::results::write_atomic(&path, cqrs_bench::scenario::starter_scenario(&name).as_bytes())?;
+            println!("wrote {} — run it with: cqrs-bench run {}", path.display(), path.display());
+            Ok(exit::PASS)
+        }
+        Command::Target(TargetCommand::Replay(args)) => {
+            cqrs_bench::reference::run_replay(args).await?;
+            Ok(exit::PASS)
+        }
+        Command::Target(TargetCommand::Serve(args)) => {
+            cqrs_bench::reference::run_serve(*args, shutdown).await?;
+            Ok(exit::PASS)
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM: stop generating, drain, still write results. A second one exits at once.
+async fn watch_signals(shutdown: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminate = async {
+        match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    eprintln!("stopping: draining in-flight requests and writing results (again to abort)");
+    shutdown.cancel();
+    let _ = tokio::signal::ctrl_c().await;
+    std::process::exit(130);
+}

@@ -1,0 +1,58 @@
+//! The bank-account domain every reference variant serves: the operations the HTTP
+//! layer needs, so one set of endpoints fronts the in-memory system and the Postgres ones.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::memory::GroundTruth;
+
+/// Why a command was not accepted (or a read failed).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    NotFound,
+    Exists,
+    InsufficientFunds,
+    /// `fail_every`: an injected server error.
+    Injected,
+    /// The event bus is full: back-pressure.
+    BusFull,
+    /// The store failed (database down, pool exhausted…).
+    Unavailable(String),
+}
+
+/// An accepted deposit or withdrawal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Changed {
+    pub version: u64,
+    pub balance: i64,
+    /// Answer this much later (the `slow_commands` fault).
+    pub answer_after: Option<Duration>,
+}
+
+/// One account as the read model shows it.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub id: String,
+    pub balance: i64,
+    pub version: u64,
+    /// Refs of the applied commands, in the order they were applied.
+    pub refs: Vec<Arc<str>>,
+}
+
+/// A reference CQRS system of the bank domain.
+pub trait Bank: Clone + Send + Sync + 'static {
+    /// Waits out a stop-the-world stall, when one is injected.
+    fn before_request(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+    fn open(&self, account: &str) -> impl Future<Output = Result<u64, Refusal>> + Send;
+    /// `delta > 0` deposits, `delta < 0` withdraws.
+    fn change(&self, account: &str, delta: i64, op_ref: &str) -> impl Future<Output = Result<Changed, Refusal>> + Send;
+    /// The read model's view of one account (`Ok(None)`: not there).
+    fn view(&self, account: &str) -> impl Future<Output = Result<Option<View>, Refusal>> + Send;
+    /// The `limit` accounts with the highest balance in the read model: (id, balance, version).
+    fn top(&self, limit: usize) -> impl Future<Output = Result<Vec<(String, i64, u64)>, Refusal>> + Send;
+    /// What the system did, from its own books.
+    fn ground_truth(&self) -> GroundTruth;
+}

@@ -1,0 +1,180 @@
+//! The bank endpoints of the reference targets (PRODUCT §4 example), over any `Bank`,
+//! plus the admin endpoints tests and `[[action]]`s use to inject faults into the
+//! `memory` target and to read a target's ground truth.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::bank::{Bank, Refusal};
+use super::memory::MemoryApp;
+
+/// The bank endpoints over `bank`.
+pub fn router<B: Bank>(bank: B) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/accounts", get(top_accounts::<B>))
+        .route("/accounts/{id}", get(get_account::<B>))
+        .route("/accounts/{id}/open", post(open::<B>))
+        .route("/accounts/{id}/deposit", post(deposit::<B>))
+        .route("/accounts/{id}/withdraw", post(withdraw::<B>))
+        .route("/admin/ground-truth", get(ground_truth::<B>))
+        .with_state(bank)
+}
+
+/// Fault injection on the `memory` target.
+pub fn fault_admin(app: MemoryApp) -> Router {
+    Router::new()
+        .route("/admin/fault-clock/reset", post(reset_clock))
+        .route("/admin/stall", post(stall))
+        .route("/admin/pause", post(pause))
+        .route("/admin/crash", post(crash))
+        .with_state(app)
+}
+
+#[derive(Deserialize)]
+struct Change {
+    amount: i64,
+    #[serde(rename = "ref")]
+    op_ref: String,
+}
+
+fn refusal(r: Refusal) -> Response {
+    let (status, message) = match r {
+        Refusal::NotFound => (StatusCode::NOT_FOUND, "no such account"),
+        Refusal::Exists => (StatusCode::CONFLICT, "account exists"),
+        Refusal::InsufficientFunds => (StatusCode::CONFLICT, "insufficient funds"),
+        Refusal::Injected => (StatusCode::INTERNAL_SERVER_ERROR, "injected failure"),
+        Refusal::BusFull => (StatusCode::SERVICE_UNAVAILABLE, "event bus full"),
+        Refusal::Unavailable(why) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": why }))).into_response();
+        }
+    };
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn open<B: Bank>(State(bank): State<B>, Path(id): Path<String>) -> Response {
+    bank.before_request().await;
+    match bank.open(&id).await {
+        Ok(version) => {
+            (StatusCode::CREATED, Json(json!({ "id": id, "version": version, "balance": 0 }))).into_response()
+        }
+        Err(r) => refusal(r),
+    }
+}
+
+async fn deposit<B: Bank>(state: State<B>, id: Path<String>, body: Json<Change>) -> Response {
+    change(state, id, body, 1).await
+}
+
+async fn withdraw<B: Bank>(state: State<B>, id: Path<String>, body: Json<Change>) -> Response {
+    change(state, id, body, -1).await
+}
+
+async fn change<B: Bank>(
+    State(bank): State<B>,
+    Path(id): Path<String>,
+    Json(body): Json<Change>,
+    sign: i64,
+) -> Response {
+    bank.before_request().await;
+    if body.amount <= 0 {
+        return (StatusCode::BAD_REQUEST, Json(json!({ "error": "amount must be positive" }))).into_response();
+    }
+    match bank.change(&id, sign * body.amount, &body.op_ref).await {
+        Ok(changed) => {
+            let (version, balance) = (changed.version, changed.balance);
+            if let Some(delay) = changed.answer_after {
+                // Applied already; only the answer is late.
+                tokio::time::sleep(delay).await;
+            }
+            Json(json!({ "id": id, "version": version, "balance": balance })).into_response()
+        }
+        Err(r) => refusal(r),
+    }
+}
+
+async fn get_account<B: Bank>(State(bank): State<B>, Path(id): Path<String>) -> Response {
+    bank.before_request().await;
+    match bank.view(&id).await {
+        Ok(Some(view)) => {
+            let refs: Vec<&str> = view.refs.iter().map(|r| &**r).collect();
+            Json(json!({ "id": view.id, "balance": view.balance, "version": view.version, "refs": refs }))
+                .into_response()
+        }
+        Ok(None) => refusal(Refusal::NotFound),
+        Err(r) => refusal(r),
+    }
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn top_accounts<B: Bank>(State(bank): State<B>, Query(q): Query<Limit>) -> Response {
+    bank.before_request().await;
+    match bank.top(q.limit.unwrap_or(10).min(1000)).await {
+        Ok(top) => {
+            let top: Vec<_> = top
+                .into_iter()
+                .map(|(id, balance, version)| json!({ "id": id, "balance": balance, "version": version }))
+                .collect();
+            Json(top).into_response()
+        }
+        Err(r) => refusal(r),
+    }
+}
+
+async fn ground_truth<B: Bank>(State(bank): State<B>) -> Response {
+    Json(bank.ground_truth()).into_response()
+}
+
+async fn reset_clock(State(app): State<MemoryApp>) -> StatusCode {
+    app.restart_fault_clock();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct For {
+    #[serde(rename = "for")]
+    duration: Option<String>,
+}
+
+fn parse_for(q: &For, default: Duration) -> Result<Duration, String> {
+    match &q.duration {
+        None => Ok(default),
+        Some(text) => humantime::parse_duration(text).map_err(|e| format!("for={text}: {e}")),
+    }
+}
+
+async fn stall(State(app): State<MemoryApp>, Query(q): Query<For>) -> Response {
+    match parse_for(&q, Duration::from_secs(1)) {
+        Ok(d) => {
+            app.stall_for(d);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
+    }
+}
+
+async fn pause(State(app): State<MemoryApp>, Query(q): Query<For>) -> Response {
+    match parse_for(&q, Duration::from_secs(1)) {
+        Ok(d) => {
+            app.pause_for(d);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
+    }
+}
+
+async fn crash(State(app): State<MemoryApp>) -> StatusCode {
+    app.crash();
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,429 @@
+//! The `memory` reference target: a bank-account CQRS system in one process.
+//!
+//! Write model (sharded map of accounts) → event bus (one bounded channel per
+//! projector, events partitioned by account so each account stays in order) →
+//! projector tasks → read model (sharded map of account views, with the refs applied).
+//! Faults are injected on the way (see `Faults`), deterministically from the seed,
+//! and every one is written in the target's own books (`GroundTruth`).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom as _;
+use rand::{RngExt as _, SeedableRng as _};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::bank::{Bank, Changed, Refusal, View};
+use super::config::{MemoryConfig, Window};
+
+const SHARDS: usize = 64;
+/// Events a projector's queue holds; a full queue refuses commands with 503.
+const BUS_CAPACITY: usize = 200_000;
+/// How long a crashed projector takes to come back.
+pub const RESTART_DELAY: Duration = Duration::from_millis(300);
+
+/// What the target did, from its own books: the truth the harness is checked against.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GroundTruth {
+    /// Deposits and withdrawals accepted (each emits one event).
+    pub accepted: u64,
+    /// Refs of events lost on the bus (never applied).
+    pub dropped_refs: Vec<String>,
+    /// One entry per extra application to the read model (a ref applied 3 times appears twice).
+    pub duplicated_refs: Vec<String>,
+    /// Commands refused with 500 by `fail_every` (not applied).
+    pub failed_commands: u64,
+    /// Refs of commands applied, then answered late by `slow_commands`.
+    pub slow_refs: Vec<String>,
+    /// Projector crashes and restarts.
+    pub crashes: u64,
+    /// Optimistic-concurrency conflicts retried (event-sourced variant).
+    #[serde(default)]
+    pub conflicts: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Event {
+    seq: u64,
+    account: Arc<str>,
+    /// The account's version after this event (write model).
+    version: u64,
+    /// Balance change (0 for an opening).
+    delta: i64,
+    op_ref: Option<Arc<str>>,
+    accepted_at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    balance: i64,
+    version: u64,
+}
+
+/// One account as the read model shows it.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct AccountView {
+    pub id: String,
+    pub balance: i64,
+    pub version: u64,
+    /// Refs in the order they were applied.
+    pub refs: Vec<Arc<str>>,
+    /// Event sequence numbers applied (what an idempotent projector checks).
+    applied: HashSet<u64>,
+}
+
+pub(crate) struct Inner {
+    pub config: MemoryConfig,
+    write: Vec<Mutex<HashMap<Arc<str>, Account>>>,
+    read: Vec<RwLock<HashMap<Arc<str>, AccountView>>>,
+    bus: Vec<mpsc::Sender<Event>>,
+    next_seq: AtomicU64,
+    /// Deposits and withdrawals seen (for every-n-th command faults).
+    commands: AtomicU64,
+    /// Ref-carrying events emitted (for every-k-th event faults).
+    ref_events: AtomicU64,
+    truth: Mutex<GroundTruth>,
+    origin: Mutex<Instant>,
+    stall_until: Mutex<Option<Instant>>,
+    pause_until: Mutex<Option<Instant>>,
+    crash_requested: AtomicBool,
+    timed_crash_done: AtomicBool,
+    shutdown: CancellationToken,
+}
+
+/// The running system; cheap to clone.
+#[derive(Clone)]
+pub struct MemoryApp {
+    pub(crate) inner: Arc<Inner>,
+}
+
+fn shard_of(account: &str) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    account.hash(&mut hasher);
+    (hasher.finish() % SHARDS as u64) as usize
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MemoryApp {
+    /// Starts the system (projector tasks on the current tokio runtime).
+    pub fn start(config: MemoryConfig) -> MemoryApp {
+        let projectors = config.projectors.max(1);
+        let mut bus = Vec::new();
+        let mut queues = Vec::new();
+        for _ in 0..projectors {
+            let (tx, rx) = mpsc::channel(BUS_CAPACITY);
+            bus.push(tx);
+            queues.push(rx);
+        }
+        let inner = Arc::new(Inner {
+            config,
+            write: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            read: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            bus,
+            next_seq: AtomicU64::new(1),
+            commands: AtomicU64::new(0),
+            ref_events: AtomicU64::new(0),
+            truth: Mutex::default(),
+            origin: Mutex::new(Instant::now()),
+            stall_until: Mutex::default(),
+            pause_until: Mutex::default(),
+            crash_requested: AtomicBool::new(false),
+            timed_crash_done: AtomicBool::new(false),
+            shutdown: CancellationToken::new(),
+        });
+        for (index, queue) in queues.into_iter().enumerate() {
+            tokio::spawn(Projector::new(inner.clone(), index).run(queue));
+        }
+        MemoryApp { inner }
+    }
+
+    /// The HTTP endpoints (see `serve`): the bank's and the fault-injection admin ones.
+    pub fn router(&self) -> axum::Router {
+        super::http::router(self.clone()).merge(super::http::fault_admin(self.clone()))
+    }
+
+    pub fn ground_truth(&self) -> GroundTruth {
+        lock(&self.inner.truth).clone()
+    }
+
+    /// Fault times (`at`) count from now on.
+    pub fn restart_fault_clock(&self) {
+        *lock(&self.inner.origin) = Instant::now();
+        self.inner.timed_crash_done.store(false, Ordering::Relaxed);
+    }
+
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// Stops the world for `duration` from now.
+    pub fn stall_for(&self, duration: Duration) {
+        *lock(&self.inner.stall_until) = Some(Instant::now() + duration);
+    }
+
+    /// Pauses projector 0 for `duration` from now.
+    pub fn pause_for(&self, duration: Duration) {
+        *lock(&self.inner.pause_until) = Some(Instant::now() + duration);
+    }
+
+    /// Crashes projector 0 at its next event; it restarts from its last checkpoint.
+    pub fn crash(&self) {
+        self.inner.crash_requested.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Inner {
+    fn window_end(&self, window: Option<Window>, dynamic: &Mutex<Option<Instant>>) -> Option<Instant> {
+        let now = Instant::now();
+        let origin = *lock(&self.origin);
+        let scheduled = window
+            .map(|w| (origin + w.at, origin + w.at + w.duration))
+            .filter(|(from, to)| (*from..*to).contains(&now))
+            .map(|(_, to)| to);
+        let dynamic = lock(dynamic).filter(|until| *until > now);
+        scheduled.max(dynamic)
+    }
+
+    /// A stop-the-world stall: every request waits until it is over.
+    pub async fn wait_out_stall(&self) {
+        while let Some(end) = self.window_end(self.config.faults.stall, &self.stall_until) {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await;
+        }
+    }
+
+    pub fn open(&self, account: &str) -> Result<u64, Refusal> {
+        let mut shard = lock(&self.write[shard_of(account)]);
+        if shard.contains_key(account) {
+            return Err(Refusal::Exists);
+        }
+        let account: Arc<str> = account.into();
+        self.emit(&account, 0, 0, None)?;
+        shard.insert(account, Account::default());
+        Ok(0)
+    }
+
+    /// A deposit (`delta > 0`) or withdrawal (`delta < 0`). Returns (version, balance, slow delay).
+    pub fn change(&self, account: &str, delta: i64, op_ref: &str) -> Result<(u64, i64, Option<Duration>), Refusal> {
+        let n = self.commands.fetch_add(1, Ordering::Relaxed) + 1;
+        let faults = &self.config.faults;
+        if faults.fail_every.is_some_and(|k| n.is_multiple_of(k)) {
+            lock(&self.truth).failed_commands += 1;
+            return Err(Refusal::Injected);
+        }
+        let mut shard = lock(&self.write[shard_of(account)]);
+        let (key, state) = shard.get_key_value(account).ok_or(Refusal::NotFound)?;
+        if state.balance + delta < 0 {
+            return Err(Refusal::InsufficientFunds);
+        }
+        let (key, version) = (key.clone(), state.version + 1);
+        self.emit(&key, version, delta, Some(op_ref.into()))?;
+        let state = shard.get_mut(account).expect("present: checked under the same lock");
+        state.version = version;
+        state.balance += delta;
+        let balance = state.balance;
+        drop(shard);
+        let slow = faults.slow_commands.filter(|s| n.is_multiple_of(s.every)).map(|s| {
+            lock(&self.truth).slow_refs.push(op_ref.to_owned());
+            s.delay
+        });
+        if delta != 0 {
+            lock(&self.truth).accepted += 1;
+        }
+        Ok((version, balance, slow))
+    }
+
+    /// Puts an event on its projector's queue, applying the bus faults. Called under the
+    /// account's write lock, so each account's events enter the queue in version order.
+    fn emit(&self, account: &Arc<str>, version: u64, delta: i64, op_ref: Option<Arc<str>>) -> Result<(), Refusal> {
+        let queue = &self.bus[shard_of(account) % self.bus.len()];
+        let faults = &self.config.faults;
+        let (mut dropped, mut copies) = (false, 1);
+        if let Some(op_ref) = &op_ref {
+            let k = self.ref_events.fetch_add(1, Ordering::Relaxed) + 1;
+            // Dropping wins over duplicating when both fall on one event.
+            dropped = faults.drop_every.is_some_and(|every| k.is_multiple_of(every));
+            if !dropped && faults.duplicate_every.is_some_and(|every| k.is_multiple_of(every)) {
+                copies = 2;
+            }
+            if dropped {
+                lock(&self.truth).dropped_refs.push(op_ref.to_string());
+            }
+        }
+        let permits = if dropped { None } else { Some(queue.try_reserve_many(copies).map_err(|_| Refusal::BusFull)?) };
+        let event = Event {
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            account: account.clone(),
+            version,
+            delta,
+            op_ref,
+            accepted_at: Instant::now(),
+        };
+        for permit in permits.into_iter().flatten() {
+            permit.send(event.clone());
+        }
+        Ok(())
+    }
+
+    pub fn view(&self, account: &str) -> Option<AccountView> {
+        let shard = self.read[shard_of(account)].read().unwrap_or_else(|e| e.into_inner());
+        shard.get(account).cloned()
+    }
+
+    /// The `limit` accounts with the highest balance in the read model.
+    pub fn top(&self, limit: usize) -> Vec<(String, i64, u64)> {
+        let mut all: Vec<(String, i64, u64)> = Vec::new();
+        for shard in &self.read {
+            let shard = shard.read().unwrap_or_else(|e| e.into_inner());
+            all.extend(shard.values().map(|v| (v.id.clone(), v.balance, v.version)));
+        }
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(limit);
+        all
+    }
+
+    /// Applies one event to the read model; `false` when an idempotent projector skipped it.
+    fn apply(&self, event: &Event, idempotent: bool) -> bool {
+        let mut shard = self.read[shard_of(&event.account)].write().unwrap_or_else(|e| e.into_inner());
+        let view = shard
+            .entry(event.account.clone())
+            .or_insert_with(|| AccountView { id: event.account.to_string(), ..AccountView::default() });
+        let first = view.applied.insert(event.seq);
+        if !first && idempotent {
+            return false;
+        }
+        view.balance += event.delta;
+        view.version = view.version.max(event.version);
+        if let Some(op_ref) = &event.op_ref {
+            view.refs.push(op_ref.clone());
+            if !first {
+                drop(shard);
+                lock(&self.truth).duplicated_refs.push(op_ref.to_string());
+            }
+        }
+        true
+    }
+}
+
+/// One projector task: applies its queue's events to the read model.
+struct Projector {
+    inner: Arc<Inner>,
+    index: usize,
+    rng: SmallRng,
+    /// Events applied since the last checkpoint: what a crash redelivers.
+    since_checkpoint: Vec<Event>,
+}
+
+impl Projector {
+    fn new(inner: Arc<Inner>, index: usize) -> Projector {
+        let rng = SmallRng::seed_from_u64(inner.config.seed ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
+        Projector { inner, index, rng, since_checkpoint: Vec::new() }
+    }
+
+    async fn run(mut self, mut queue: mpsc::Receiver<Event>) {
+        let shutdown = self.inner.shutdown.clone();
+        let window = self.inner.config.faults.reorder_window.unwrap_or(1).max(1);
+        let mut batch = Vec::with_capacity(window);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                received = queue.recv_many(&mut batch, window) => if received == 0 { return },
+            }
+            if window > 1 {
+                batch.shuffle(&mut self.rng);
+            }
+            for event in batch.drain(..) {
+                self.handle(event).await;
+            }
+        }
+    }
+
+    async fn handle(&mut self, event: Event) {
+        let inner = self.inner.clone();
+        let faults = &inner.config.faults;
+        if self.index == 0 {
+            while let Some(end) = inner.window_end(faults.pause_projector, &inner.pause_until) {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await;
+            }
+            if self.crash_due() {
+                self.crash_and_restart().await;
+            }
+        }
+        let jitter = if faults.projection_jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            let mut rng = SmallRng::seed_from_u64(inner.config.seed ^ event.seq);
+            faults.projection_jitter.mul_f64(rng.random_range(0.0..1.0))
+        };
+        let visible_at = event.accepted_at + faults.projection_delay + jitter;
+        if visible_at > Instant::now() {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(visible_at)).await;
+        }
+        inner.apply(&event, faults.idempotent);
+        self.since_checkpoint.push(event);
+        if self.since_checkpoint.len() as u64 >= faults.checkpoint_every.max(1) {
+            self.since_checkpoint.clear();
+        }
+    }
+
+    fn crash_due(&self) -> bool {
+        let inner = &self.inner;
+        if inner.crash_requested.swap(false, Ordering::Relaxed) {
+            return true;
+        }
+        match inner.config.faults.crash_projector_at {
+            Some(at) if !inner.timed_crash_done.load(Ordering::Relaxed) => {
+                let due = lock(&inner.origin).elapsed() >= at;
+                due && !inner.timed_crash_done.swap(true, Ordering::Relaxed)
+            }
+            _ => false,
+        }
+    }
+
+    /// The process dies and comes back after `RESTART_DELAY`, resuming from its last
+    /// checkpoint: everything applied since then is delivered again (at-least-once).
+    async fn crash_and_restart(&mut self) {
+        lock(&self.inner.truth).crashes += 1;
+        tokio::time::sleep(RESTART_DELAY).await;
+        let redelivered = std::mem::take(&mut self.since_checkpoint);
+        for event in &redelivered {
+            self.inner.apply(event, self.inner.config.faults.idempotent);
+        }
+        self.since_checkpoint = redelivered;
+    }
+}
+
+impl Bank for MemoryApp {
+    async fn before_request(&self) {
+        self.inner.wait_out_stall().await;
+    }
+
+    async fn open(&self, account: &str) -> Result<u64, Refusal> {
+        self.inner.open(account)
+    }
+
+    async fn change(&self, account: &str, delta: i64, op_ref: &str) -> Result<Changed, Refusal> {
+        let (version, balance, answer_after) = self.inner.change(account, delta, op_ref)?;
+        Ok(Changed { version, balance, answer_after })
+    }
+
+    async fn view(&self, account: &str) -> Result<Option<View>, Refusal> {
+        Ok(self.inner.view(account).map(|v| View { id: v.id, balance: v.balance, version: v.version, refs: v.refs }))
+    }
+
+    async fn top(&self, limit: usize) -> Result<Vec<(String, i64, u64)>, Refusal> {
+        Ok(self.inner.top(limit))
+    }
+
+    fn ground_truth(&self) -> GroundTruth {
+        MemoryApp::ground_truth(self)
+    }
+}

@@ -1,0 +1,122 @@
+//! `pg-sync`: the bank on Postgres, with the read model updated in the same transaction
+//! as the command's event. Projection lag is zero by construction; the harness's lag
+//! probe must show it.
+//!
+//! Tables live in a schema of their own (`--schema`), created at start, so runs and tests
+//! do not see each other's data: `accounts` (write model), `events` (one row per change,
+//! unique per account and version), `account_views` (read model, with the applied refs).
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use deadpool_postgres::Pool;
+
+use super::bank::{Bank, Changed, Refusal, View};
+use super::memory::GroundTruth;
+use super::postgres::{self, unavailable};
+
+#[derive(Clone)]
+pub struct PgSyncApp {
+    pool: Pool,
+    schema: Arc<str>,
+    sql: Arc<Sql>,
+    truth: Arc<Mutex<GroundTruth>>,
+}
+
+/// Statements with the schema filled in.
+struct Sql {
+    open_account: String,
+    open_view: String,
+    open_event: String,
+    lock_account: String,
+    update_account: String,
+    insert_event: String,
+    update_view: String,
+}
+
+impl PgSyncApp {
+    /// Connects a pool of `pool_size` to `url` and creates the schema and tables if needed.
+    pub async fn connect(url: &str, schema: &str, pool_size: usize) -> anyhow::Result<PgSyncApp> {
+        let pool = postgres::pool(url, schema, pool_size).await?;
+        let client = pool.get().await.context("a Postgres connection")?;
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema};
+                 CREATE TABLE IF NOT EXISTS {schema}.accounts (
+                     id text PRIMARY KEY, balance bigint NOT NULL, version bigint NOT NULL);
+                 CREATE TABLE IF NOT EXISTS {schema}.events (
+                     seq bigserial PRIMARY KEY, account text NOT NULL, version bigint NOT NULL,
+                     delta bigint NOT NULL, ref text, at timestamptz NOT NULL DEFAULT now(),
+                     UNIQUE (account, version));
+                 CREATE TABLE IF NOT EXISTS {schema}.account_views (
+                     id text PRIMARY KEY, balance bigint NOT NULL, version bigint NOT NULL,
+                     refs text[] NOT NULL DEFAULT '{{}}');"
+            ))
+            .await
+            .context("creating the pg-sync tables")?;
+        let sql = Sql {
+            open_account: format!(
+                "INSERT INTO {schema}.accounts (id, balance, version) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING"
+            ),
+            open_view: format!("INSERT INTO {schema}.account_views (id, balance, version) VALUES ($1, 0, 0)"),
+            open_event: format!("INSERT INTO {schema}.events (account, version, delta) VALUES ($1, 0, 0)"),
+            lock_account: format!("SELECT balance, version FROM {schema}.accounts WHERE id = $1 FOR UPDATE"),
+            update_account: format!("UPDATE {schema}.accounts SET balance = $2, version = $3 WHERE id = $1"),
+            insert_event: format!("INSERT INTO {schema}.events (account, version, delta, ref) VALUES ($1, $2, $3, $4)"),
+            update_view: format!(
+                "UPDATE {schema}.account_views SET balance = $2, version = $3, refs = array_append(refs, $4) WHERE id = $1"
+            ),
+        };
+        Ok(PgSyncApp { pool, schema: schema.into(), sql: Arc::new(sql), truth: Arc::default() })
+    }
+
+    /// The HTTP endpoints.
+    pub fn router(&self) -> axum::Router {
+        super::http::router(self.clone())
+    }
+}
+
+impl Bank for PgSyncApp {
+    async fn open(&self, account: &str) -> Result<u64, Refusal> {
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        if tx.execute(&self.sql.open_account, &[&account]).await.map_err(unavailable)? == 0 {
+            return Err(Refusal::Exists);
+        }
+        tx.execute(&self.sql.open_event, &[&account]).await.map_err(unavailable)?;
+        tx.execute(&self.sql.open_view, &[&account]).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(0)
+    }
+
+    async fn change(&self, account: &str, delta: i64, op_ref: &str) -> Result<Changed, Refusal> {
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        let row =
+            tx.query_opt(&self.sql.lock_account, &[&account]).await.map_err(unavailable)?.ok_or(Refusal::NotFound)?;
+        let (balance, version): (i64, i64) = (row.get(0), row.get(1));
+        if balance + delta < 0 {
+            return Err(Refusal::InsufficientFunds);
+        }
+        let (balance, version) = (balance + delta, version + 1);
+        // The event and the read model commit together: visible the moment the command is acknowledged.
+        tx.execute(&self.sql.update_account, &[&account, &balance, &version]).await.map_err(unavailable)?;
+        tx.execute(&self.sql.insert_event, &[&account, &version, &delta, &op_ref]).await.map_err(unavailable)?;
+        tx.execute(&self.sql.update_view, &[&account, &balance, &version, &op_ref]).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        self.truth.lock().unwrap_or_else(|e| e.into_inner()).accepted += 1;
+        Ok(Changed { version: version as u64, balance, answer_after: None })
+    }
+
+    async fn view(&self, account: &str) -> Result<Option<View>, Refusal> {
+        postgres::read_view(&self.pool, &self.schema, account).await
+    }
+
+    async fn top(&self, limit: usize) -> Result<Vec<(String, i64, u64)>, Refusal> {
+        postgres::read_top(&self.pool, &self.schema, limit).await
+    }
+
+    fn ground_truth(&self) -> GroundTruth {
+        self.truth.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}

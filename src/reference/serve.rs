@@ -1,0 +1,219 @@
+//! `cqrs-bench target serve`: a reference target over HTTP, with its faults as flags.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{Faults, MemoryConfig, SlowCommands, Window};
+use super::event_sourced::EventSourcedApp;
+use super::memory::MemoryApp;
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e} (e.g. 250ms, 2s)"))
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Reference system to serve: `memory`, or `pg-sync` (Postgres, read model in the command's transaction).
+    #[arg(long, default_value = "memory")]
+    pub variant: String,
+    /// pg-sync: the Postgres to use.
+    #[arg(long, env = "CQRS_BENCH_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub pg_url: String,
+    /// pg-sync: schema of this target's tables (created if missing), so runs don't share data.
+    #[arg(long, default_value = "cqrs_bench")]
+    pub schema: String,
+    /// pg-sync, event-sourced: connections in the pool.
+    #[arg(long, default_value_t = 16)]
+    pub pool: usize,
+    /// event-sourced: a snapshot every K events of a stream.
+    #[arg(long, default_value_t = 50)]
+    pub snapshot_every: u64,
+    /// event-sourced: how often the projector looks for new events.
+    #[arg(long, value_parser = duration, default_value = "10ms")]
+    pub projection_poll: Duration,
+    /// Address to listen on (port 0: any free port; the first line printed names it).
+    #[arg(long, default_value = "127.0.0.1:3030")]
+    pub listen: String,
+    /// Projector tasks.
+    #[arg(long, default_value_t = 2)]
+    pub projectors: usize,
+    /// Seed of every injected fault.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Events become visible this long after acceptance.
+    #[arg(long, value_parser = duration)]
+    pub projection_delay: Option<Duration>,
+    /// Uniform extra delay per event in 0..JITTER.
+    #[arg(long, value_parser = duration)]
+    pub projection_jitter: Option<Duration>,
+    /// Lose every K-th event on the bus.
+    #[arg(long, value_name = "K")]
+    pub drop_every: Option<u64>,
+    /// Deliver every M-th event twice.
+    #[arg(long, value_name = "M")]
+    pub duplicate_every: Option<u64>,
+    /// Shuffle events within windows of N per projector.
+    #[arg(long, value_name = "N")]
+    pub reorder_window: Option<usize>,
+    /// Pause projector 0 at this time (fault clock) ...
+    #[arg(long, value_parser = duration, requires = "pause_for")]
+    pub pause_at: Option<Duration>,
+    /// ... for this long.
+    #[arg(long, value_parser = duration, requires = "pause_at")]
+    pub pause_for: Option<Duration>,
+    /// Crash projector 0 at this time; it restarts from its last checkpoint.
+    #[arg(long, value_parser = duration)]
+    pub crash_at: Option<Duration>,
+    /// Events between projector checkpoints.
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: u64,
+    /// Projectors apply redelivered events again (default: idempotent, they skip them).
+    #[arg(long)]
+    pub non_idempotent: bool,
+    /// Every N-th command is applied, then answered after --slow-delay.
+    #[arg(long, requires = "slow_delay")]
+    pub slow_every: Option<u64>,
+    #[arg(long, value_parser = duration, requires = "slow_every")]
+    pub slow_delay: Option<Duration>,
+    /// Every N-th command fails with 500 and is not applied.
+    #[arg(long)]
+    pub fail_every: Option<u64>,
+    /// Stop the world at this time ...
+    #[arg(long, value_parser = duration, requires = "stall_for")]
+    pub stall_at: Option<Duration>,
+    /// ... for this long.
+    #[arg(long, value_parser = duration, requires = "stall_at")]
+    pub stall_for: Option<Duration>,
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> anyhow::Result<MemoryConfig> {
+        for (name, value) in [
+            ("drop-every", self.drop_every),
+            ("duplicate-every", self.duplicate_every),
+            ("slow-every", self.slow_every),
+            ("fail-every", self.fail_every),
+        ] {
+            anyhow::ensure!(value != Some(0), "--{name} must be 1 or more");
+        }
+        anyhow::ensure!(self.projectors >= 1, "--projectors must be 1 or more");
+        let window = |at: Option<Duration>, duration: Option<Duration>| {
+            at.zip(duration).map(|(at, duration)| Window { at, duration })
+        };
+        Ok(MemoryConfig {
+            projectors: self.projectors,
+            seed: self.seed,
+            faults: Faults {
+                projection_delay: self.projection_delay.unwrap_or_default(),
+                projection_jitter: self.projection_jitter.unwrap_or_default(),
+                drop_every: self.drop_every,
+                duplicate_every: self.duplicate_every,
+                reorder_window: self.reorder_window.filter(|n| *n > 1),
+                pause_projector: window(self.pause_at, self.pause_for),
+                crash_projector_at: self.crash_at,
+                checkpoint_every: self.checkpoint_every.max(1),
+                idempotent: !self.non_idempotent,
+                slow_commands: self.slow_every.zip(self.slow_delay).map(|(every, delay)| SlowCommands { every, delay }),
+                fail_every: self.fail_every,
+                stall: window(self.stall_at, self.stall_for),
+            },
+        })
+    }
+}
+
+/// Serves `config` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: MemoryConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = MemoryApp::start(config);
+    let router = app.router();
+    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+    app.shutdown();
+    result
+}
+
+/// `cqrs-bench target serve`.
+pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let usage = |e: anyhow::Error| -> anyhow::Error { crate::exit::Usage(e).into() };
+    match args.variant.as_str() {
+        "memory" => {
+            let config = args.config().map_err(usage)?;
+            let listener = bind(&args.listen).await?;
+            serve(listener, config, shutdown).await.context("serving")
+        }
+        "pg-sync" => {
+            if !super::postgres::valid_schema(&args.schema) {
+                return Err(usage(anyhow::anyhow!("--schema `{}`: use lowercase letters, digits and _", args.schema)));
+            }
+            let app = super::pg_sync::PgSyncApp::connect(&args.pg_url, &args.schema, args.pool).await?;
+            let listener = bind(&args.listen).await?;
+            axum::serve(listener, app.router())
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+                .context("serving")
+        }
+        "event-sourced" => {
+            let app = event_sourced(&args.pg_url, &args.schema, args.pool, args.snapshot_every).await?;
+            let projector = app.spawn_projector(args.projection_poll, shutdown.clone());
+            let listener = bind(&args.listen).await?;
+            let served = axum::serve(listener, app.router()).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+            projector.abort();
+            served.context("serving")
+        }
+        other => Err(usage(anyhow::anyhow!(
+            "variant `{other}` is not built yet; available: memory, pg-sync, event-sourced (outbox comes next)"
+        ))),
+    }
+}
+
+/// Binds and prints `listening on http://ADDR` (tests read it to find port 0's port).
+async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let address = listener.local_addr()?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on http://{address}")?;
+    stdout.flush()?;
+    Ok(listener)
+}
+
+async fn event_sourced(url: &str, schema: &str, pool: usize, snapshot_every: u64) -> anyhow::Result<EventSourcedApp> {
+    if !super::postgres::valid_schema(schema) {
+        return Err(
+            crate::exit::Usage(anyhow::anyhow!("--schema `{schema}`: use lowercase letters, digits and _")).into()
+        );
+    }
+    EventSourcedApp::connect(url, schema, pool, snapshot_every).await
+}
+
+/// `cqrs-bench target replay`: rebuild an event-sourced read model from its store.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReplayArgs {
+    /// The variant whose projection is rebuilt (only `event-sourced` keeps an event store).
+    #[arg(long, default_value = "event-sourced")]
+    pub variant: String,
+    #[arg(long, env = "CQRS_BENCH_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub pg_url: String,
+    #[arg(long, default_value = "cqrs_bench")]
+    pub schema: String,
+}
+
+/// Replays and prints `replayed N events in S s (R events/s)`.
+pub async fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
+    if args.variant != "event-sourced" {
+        return Err(crate::exit::Usage(anyhow::anyhow!("only the event-sourced variant can replay")).into());
+    }
+    let app = event_sourced(&args.pg_url, &args.schema, 4, 50).await?;
+    let replay = app.replay().await.context("replaying")?;
+    println!(
+        "replayed {} events in {:.3} s ({:.0} events/s)",
+        replay.events,
+        replay.elapsed.as_secs_f64(),
+        replay.events_per_s()
+    );
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! Which plots a run gets, built from the result model alone (so `cqrs-bench report`
+//! can redraw them from result.json).
+
+use std::path::Path;
+
+use super::plots::{self, BarPlot, Marker, Series, SpectrumPlot, Threshold, TimeSeriesPlot};
+use crate::results::histogram;
+use crate::results::model::RunResult;
+
+/// A drawn plot: its title and SVG text (for report.html).
+pub struct Figure {
+    pub title: String,
+    pub svg: String,
+}
+
+/// Draws every plot that has data into `dir` (SVG + PNG). A plot that fails is reported
+/// in the returned warnings and skipped; the others are still drawn.
+pub fn render_all(result: &RunResult, dir: &Path) -> (Vec<Figure>, Vec<String>) {
+    let mut figures = Vec::new();
+    let mut warnings = Vec::new();
+    let mut add = |title: &str, outcome: anyhow::Result<String>| match outcome {
+        Ok(svg) => figures.push(Figure { title: title.to_owned(), svg }),
+        Err(e) => warnings.push(format!("plot `{title}`: {e:#}")),
+    };
+    let markers: Vec<Marker> = result.actions.iter().map(|a| Marker { label: a.name.clone(), at_s: a.at_s }).collect();
+    let duration_s = result.timeline.len().max(1) as f64;
+
+    let spectrum = latency_spectrum(result);
+    add(&spectrum.title.clone(), plots::render(&spectrum, dir));
+    let over_time = latency_over_time(result, &markers, duration_s);
+    add(&over_time.title.clone(), plots::render(&over_time, dir));
+    let throughput = throughput(result, &markers, duration_s);
+    add(&throughput.title.clone(), plots::render(&throughput, dir));
+    if let Some((lag_time, lag_spectrum)) = projection_lag(result, &markers, duration_s) {
+        add(&lag_time.title.clone(), plots::render(&lag_time, dir));
+        add(&lag_spectrum.title.clone(), plots::render(&lag_spectrum, dir));
+    }
+    if let Some(events) = events(result) {
+        add(&events.title.clone(), plots::render(&events, dir));
+    }
+    if let Some(lag) = consumer_lag(result, &markers, duration_s) {
+        add(&lag.title.clone(), plots::render(&lag, dir));
+    }
+    (figures, warnings)
+}
+
+/// SLO thresholds whose name matches `pred`, as labelled lines.
+fn thresholds(result: &RunResult, pred: impl Fn(&str) -> bool) -> Vec<Threshold> {
+    result
+        .slo
+        .iter()
+        .filter(|s| pred(&s.name))
+        .map(|s| Threshold {
+            label: format!(
+                "SLO {} {} {}",
+                s.name,
+                if s.comparison == ">=" { "≥" } else { "≤" },
+                super::summary::format_value(s.threshold, &s.unit)
+            ),
+            value: s.threshold,
+        })
+        .collect()
+}
+
+fn is_latency_slo(name: &str) -> bool {
+    name.contains("_latency_p")
+}
+
+pub fn latency_spectrum(result: &RunResult) -> SpectrumPlot {
+    let series = result
+        .operations
+        .iter()
+        .filter(|(_, op)| op.count > 0)
+        .filter_map(|(name, op)| {
+            let h = histogram::decode(&op.histogram).ok()?;
+            Some((format!("{name} ({})", op.kind), SpectrumPlot::points(&h)))
+        })
+        .collect();
+    SpectrumPlot {
+        name: "latency-spectrum".into(),
+        title: "Latency by percentile (intended start → last byte)".into(),
+        y_label: "latency (ms)".into(),
+        series,
+        thresholds: thresholds(result, is_latency_slo),
+    }
+}
+
+fn latency_over_time(result: &RunResult, markers: &[Marker], duration_s: f64) -> TimeSeriesPlot {
+    let mut series = Vec::new();
+    for (i, name) in result.operations.keys().enumerate() {
+        let points = |pick: fn(&crate::results::model::IntervalLatency) -> f64| -> Vec<(f64, f64)> {
+            result
+                .timeline
+                .iter()
+                .filter_map(|row| row.latency_ms.get(name).map(|l| (row.t_s as f64 + 0.5, pick(l))))
+                .collect()
+        };
+        series.push(Series { name: format!("{name} p99"), points: points(|l| l.p99), secondary: false, colour: i });
+        series.push(Series { name: format!("{name} p50"), points: points(|l| l.p50), secondary: true, colour: i });
+    }
+    TimeSeriesPlot {
+        name: "latency-over-time".into(),
+        title: "Latency over time (per second)".into(),
+        y_label: "latency (ms)".into(),
+        series,
+        thresholds: thresholds(result, is_latency_slo),
+        markers: markers.to_vec(),
+        duration_s,
+        log_y: true,
+    }
+}
+
+fn throughput(result: &RunResult, markers: &[Marker], duration_s: f64) -> TimeSeriesPlot {
+    let column = |pick: fn(&crate::results::model::TimelineRow) -> u64| -> Vec<(f64, f64)> {
+        result.timeline.iter().map(|row| (row.t_s as f64 + 0.5, pick(row) as f64)).collect()
+    };
+    let mut series = vec![
+        Series { name: "offered".into(), points: column(|r| r.offered), secondary: true, colour: 6 },
+        Series { name: "achieved".into(), points: column(|r| r.achieved), secondary: false, colour: 0 },
+    ];
+    if result.timeline.iter().any(|r| r.errors > 0) {
+        series.push(Series { name: "errors".into(), points: column(|r| r.errors), secondary: false, colour: 1 });
+    }
+    if result.timeline.iter().any(|r| r.dropped > 0) {
+        series.push(Series { name: "dropped".into(), points: column(|r| r.dropped), secondary: false, colour: 4 });
+    }
+    TimeSeriesPlot {
+        name: "throughput".into(),
+        title: "Throughput: offered vs achieved".into(),
+        y_label: "operations per second".into(),
+        series,
+        thresholds: thresholds(result, |n| n == "min_throughput"),
+        markers: markers.to_vec(),
+        duration_s,
+        log_y: false,
+    }
+}
+
+fn projection_lag(result: &RunResult, markers: &[Marker], duration_s: f64) -> Option<(TimeSeriesPlot, SpectrumPlot)> {
+    let projection = result.projection.as_ref()?;
+    let points: Vec<(f64, f64)> =
+        result.timeline.iter().filter_map(|row| row.projection_lag_p99_ms.map(|v| (row.t_s as f64 + 0.5, v))).collect();
+    let lag_thresholds = thresholds(result, |n| n.starts_with("projection_lag_"));
+    let over_time = TimeSeriesPlot {
+        name: "projection-lag".into(),
+        title: format!("Projection lag over time (p99 per second, resolution {} ms)", projection.resolution_ms),
+        y_label: "lag (ms)".into(),
+        series: vec![Series { name: "lag p99".into(), points, secondary: false, colour: 2 }],
+        thresholds: lag_thresholds.clone(),
+        markers: markers.to_vec(),
+        duration_s,
+        log_y: true,
+    };
+    let h = histogram::decode(&projection.histogram).ok()?;
+    let spectrum = SpectrumPlot {
+        name: "projection-lag-spectrum".into(),
+        title: format!("Projection lag by percentile ({} probes, {} late)", projection.probes, projection.late),
+        y_label: "lag (ms)".into(),
+        series: vec![("acknowledgement → visible".into(), SpectrumPlot::points(&h))],
+        thresholds: lag_thresholds,
+    };
+    Some((over_time, spectrum))
+}
+
+/// Kafka consumer-group lag in messages, one line per group.
+fn consumer_lag(result: &RunResult, markers: &[Marker], duration_s: f64) -> Option<TimeSeriesPlot> {
+    let bus = result.bus.as_ref().filter(|b| !b.consumer_lag.is_empty())?;
+    let series = bus
+        .consumer_lag
+        .iter()
+        .enumerate()
+        .map(|(i, (group, lag))| Series {
+            name: format!("{group} (max {:.1} s behind)", lag.max_seconds),
+            points: lag.series.iter().map(|s| (s.t_s, s.messages as f64)).collect(),
+            secondary: false,
+            colour: i,
+        })
+        .collect();
+    Some(TimeSeriesPlot {
+        name: "consumer-lag".into(),
+        title: format!("Consumer-group lag on {} (log end − committed offset)", bus.topic),
+        y_label: "messages behind".into(),
+        series,
+        thresholds: thresholds(result, |n| n == "consumer_lag_max"),
+        markers: markers.to_vec(),
+        duration_s: duration_s
+            .max(bus.consumer_lag.values().flat_map(|l| l.series.last()).map(|s| s.t_s).fold(0.0, f64::max)),
+        log_y: false,
+    })
+}
+
+fn events(result: &RunResult) -> Option<BarPlot> {
+    let e = result.events.as_ref()?;
+    Some(BarPlot {
+        name: "events".into(),
+        title: "Event accounting (read model after the load)".into(),
+        y_label: "command refs".into(),
+        bars: vec![
+            ("acked".into(), e.acked, 0),
+            ("missed".into(), e.missed, 1),
+            ("duplicates".into(), e.duplicates, 3),
+            ("unexpected".into(), e.unexpected, 4),
+            ("indeterminate".into(), e.indeterminate, 6),
+            ("recovered".into(), e.recovered, 2),
+            ("reordered".into(), e.reordered, 5),
+        ],
+    })
+}

@@ -1,0 +1,206 @@
+//! report.html: one self-contained file (inline CSS and SVG, no script, no network).
+//! Verdict first, then the SLO table, the plots, per-operation figures, probes,
+//! the scenario and the environment.
+
+use std::fmt::Write as _;
+
+use super::figures::Figure;
+use super::junit::escape;
+use super::summary::{fmt_ms, format_value};
+use crate::results::model::{RunResult, Verdict};
+
+const STYLE: &str = r#"
+body { font-family: "DejaVu Sans", Verdana, sans-serif; margin: 0 auto; max-width: 1060px; padding: 24px; color: #1d2330; background: #fafbfc; }
+h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 19px; margin: 32px 0 10px; border-bottom: 1px solid #dde1e7; padding-bottom: 4px; }
+.meta { color: #5b6472; font-size: 14px; }
+.verdict { border-radius: 8px; padding: 16px 20px; margin: 18px 0; font-size: 22px; font-weight: bold; color: white; }
+.verdict.pass { background: #1a7f4b; } .verdict.fail { background: #b3261e; }
+.verdict small { display: block; font-size: 14px; font-weight: normal; margin-top: 4px; }
+table { border-collapse: collapse; width: 100%; font-size: 14px; background: white; }
+th, td { padding: 6px 10px; border-bottom: 1px solid #e6e9ee; text-align: right; }
+th:first-child, td:first-child { text-align: left; } th { background: #f0f2f5; }
+td.ok { color: #1a7f4b; font-weight: bold; } td.fail { color: #b3261e; font-weight: bold; }
+figure { margin: 18px 0; background: white; border: 1px solid #e6e9ee; border-radius: 6px; padding: 8px; }
+figure svg { width: 100%; height: auto; } figcaption { font-size: 13px; color: #5b6472; }
+pre { background: #f0f2f5; padding: 12px; overflow-x: auto; font-size: 12px; }
+"#;
+
+pub fn render(result: &RunResult, figures: &[Figure]) -> String {
+    let name = result.scenario.get("name").and_then(|v| v.as_str()).unwrap_or("scenario");
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>cqrs-bench: {}</title><style>{STYLE}</style></head><body>\n",
+        escape(name)
+    );
+    let _ = writeln!(h, "<h1>cqrs-bench · {}</h1>", escape(name));
+    let _ = writeln!(
+        h,
+        "<div class=\"meta\">started {} · {:.1} s of load ({:.1} s measured after {:.1} s warmup) · target {} · run {}</div>",
+        escape(&result.started_at),
+        result.duration_s,
+        result.measured_s,
+        result.warmup_s,
+        escape(&result.environment.target),
+        escape(&result.run_id)
+    );
+    verdict(&mut h, result);
+    slo_table(&mut h, result);
+    let _ = writeln!(h, "<h2>Plots</h2>");
+    for figure in figures {
+        let _ = writeln!(
+            h,
+            "<figure>{}<figcaption>{}</figcaption></figure>",
+            strip_xml_header(&figure.svg),
+            escape(&figure.title)
+        );
+    }
+    operations(&mut h, result);
+    probes(&mut h, result);
+    let _ = writeln!(
+        h,
+        "<h2>Scenario</h2><pre>{}</pre>",
+        escape(&serde_json::to_string_pretty(&result.scenario).unwrap_or_default())
+    );
+    let env = &result.environment;
+    let _ = writeln!(
+        h,
+        "<h2>Environment</h2><table><tr><th>host</th><th>os / arch</th><th>cores</th><th>git revision</th><th>cqrs-bench</th></tr>\
+         <tr><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
+        escape(&env.host),
+        escape(&env.os),
+        escape(&env.arch),
+        env.cores,
+        escape(env.git_revision.as_deref().unwrap_or("-")),
+        escape(&result.tool_version)
+    );
+    h.push_str("</body></html>\n");
+    h
+}
+
+fn verdict(h: &mut String, result: &RunResult) {
+    let failed: Vec<&str> = result.slo.iter().filter(|s| !s.pass).map(|s| s.name.as_str()).collect();
+    let (class, text, detail) = match result.verdict {
+        Verdict::Pass => ("pass", "PASS".to_owned(), format!("all {} SLOs met", result.slo.len())),
+        Verdict::Fail => ("fail", "FAIL".to_owned(), format!("violated: {}", failed.join(", "))),
+    };
+    let interrupted = if result.interrupted { " · interrupted: figures cover what ran" } else { "" };
+    let _ = writeln!(
+        h,
+        "<div class=\"verdict {class}\" id=\"verdict\">{text}<small>{}{interrupted}</small></div>",
+        escape(&detail)
+    );
+}
+
+fn slo_table(h: &mut String, result: &RunResult) {
+    let _ = writeln!(
+        h,
+        "<h2>SLOs</h2><table id=\"slo\"><tr><th>SLO</th><th>observed</th><th></th><th>threshold</th><th>verdict</th></tr>"
+    );
+    for s in &result.slo {
+        let observed = s.observed.map_or("no data".to_owned(), |v| format_value(v, &s.unit));
+        let (class, word) = if s.pass { ("ok", "ok") } else { ("fail", "FAIL") };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{word}</td></tr>",
+            escape(&s.name),
+            escape(&observed),
+            escape(&s.comparison),
+            escape(&format_value(s.threshold, &s.unit))
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+fn operations(h: &mut String, result: &RunResult) {
+    let _ = writeln!(
+        h,
+        "<h2>Operations</h2><table><tr><th>operation</th><th>kind</th><th>count</th><th>ok</th><th>rejected</th><th>errors</th>\
+         <th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>service p99 ms</th></tr>"
+    );
+    for (name, op) in &result.operations {
+        let l = &op.latency_ms;
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            escape(&op.kind),
+            op.count,
+            op.ok,
+            op.rejected,
+            op.errors,
+            fmt_ms(l.p50),
+            fmt_ms(l.p90),
+            fmt_ms(l.p99),
+            fmt_ms(l.p999),
+            fmt_ms(l.max),
+            fmt_ms(op.service_time_ms.p99)
+        );
+    }
+    h.push_str("</table>\n");
+    let t = &result.throughput;
+    let g = &result.generator;
+    let _ = writeln!(
+        h,
+        "<p class=\"meta\">offered {:.1}/s · achieved {:.1}/s · dropped {} · unfinished {} · generator send lag p50 {} ms, p99 {} ms · \
+         most in flight {} · largest backlog {}</p>",
+        t.offered_per_s,
+        t.achieved_per_s,
+        t.dropped,
+        t.unfinished,
+        fmt_ms(g.send_lag_ms.p50),
+        fmt_ms(g.send_lag_ms.p99),
+        g.max_in_flight,
+        g.max_backlog
+    );
+}
+
+fn probes(h: &mut String, result: &RunResult) {
+    if let Some(p) = &result.projection {
+        let _ = writeln!(h, "<h2>Projection lag</h2><p>{}</p>", escape(&super::summary::projection_line(p)));
+    }
+    if let Some(e) = &result.events {
+        let _ = writeln!(
+            h,
+            "<h2>Event accounting</h2><table><tr><th>acked</th><th>missed</th><th>duplicates</th><th>unexpected</th><th>indeterminate</th>\
+             <th>recovered</th><th>reordered</th><th>foreign</th><th>keys read</th></tr><tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
+            e.acked,
+            e.missed,
+            e.duplicates,
+            e.unexpected,
+            e.indeterminate,
+            e.recovered,
+            e.reordered,
+            e.foreign,
+            e.keys_checked
+        );
+    }
+    if !result.actions.is_empty() {
+        let _ = writeln!(
+            h,
+            "<h2>Actions</h2><table><tr><th>action</th><th>at (s)</th><th>result</th><th>lag back under SLO after (s)</th></tr>"
+        );
+        for a in &result.actions {
+            let recovered = result.recovery.iter().find(|r| r.action == a.name).map_or("-".to_owned(), |r| {
+                r.recovered_after_s.map_or("not recovered".to_owned(), |s| format!("{s:.2}"))
+            });
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
+                escape(&a.name),
+                a.at_s,
+                escape(&a.detail),
+                escape(&recovered)
+            );
+        }
+        h.push_str("</table>\n");
+    }
+}
+
+fn strip_xml_header(svg: &str) -> &str {
+    match svg.find("<svg") {
+        Some(i) => &svg[i..],
+        None => svg,
+    }
+}

@@ -1,0 +1,209 @@
+//! Plots of a run, each drawn once per backend: SVG (inlined in report.html) and PNG.
+//! Three chart shapes cover every figure: a percentile spectrum, a time series and a
+//! bar chart. Text uses DejaVu Sans embedded in the binary: no system fonts needed.
+
+mod bars;
+mod spectrum;
+mod timeseries;
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::Context as _;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+pub use bars::BarPlot;
+pub use spectrum::SpectrumPlot;
+pub use timeseries::{Series, TimeSeriesPlot};
+
+/// Size of every plot in pixels (the SVG scales to the page in report.html).
+pub const WIDTH: u32 = 1100;
+/// Height of every plot in pixels.
+pub const HEIGHT: u32 = 540;
+/// Width of the legend panel right of the plotting area: legends never hide data.
+pub const LEGEND_WIDTH: u32 = 250;
+/// Space around the chart.
+pub const MARGIN: u32 = 16;
+/// Room for the x tick labels and the x axis title.
+pub const X_LABEL_AREA: u32 = 52;
+/// Room for the y tick labels and the y axis title.
+pub const Y_LABEL_AREA: u32 = 76;
+/// Font family; DejaVu Sans is registered under this name.
+pub const FONT: &str = "sans-serif";
+/// Chart titles.
+pub const TITLE_SIZE: u32 = 24;
+/// Tick labels, legend and annotations.
+pub const LABEL_SIZE: u32 = 15;
+/// Axis titles.
+pub const AXIS_TITLE_SIZE: u32 = 16;
+/// Main series.
+pub const LINE_WIDTH: u32 = 2;
+/// Height of one legend row.
+pub const LEGEND_ROW: i32 = 24;
+
+/// Series colours (colour-blind friendly, Okabe–Ito), in order of use.
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(120, 120, 120),
+    RGBColor(240, 228, 66),
+];
+/// SLO thresholds.
+pub const THRESHOLD: RGBColor = RGBColor(200, 30, 30);
+/// `[[action]]` markers.
+pub const MARKER: RGBColor = RGBColor(90, 90, 90);
+/// Grid lines.
+pub const GRID: RGBColor = RGBColor(228, 231, 236);
+/// The warmup window of a time series (excluded from the SLO verdicts).
+pub const WARMUP_SHADE: RGBColor = RGBColor(242, 243, 246);
+/// Secondary text: warmup and marker labels.
+pub const MUTED: RGBColor = RGBColor(95, 100, 110);
+
+/// A horizontal line: an SLO threshold.
+#[derive(Debug, Clone)]
+pub struct Threshold {
+    pub label: String,
+    pub value: f64,
+}
+
+/// A vertical line: an action at a time (seconds).
+#[derive(Debug, Clone)]
+pub struct Marker {
+    pub label: String,
+    pub at_s: f64,
+}
+
+/// A chart that can draw itself on any plotters backend.
+pub trait Plot {
+    /// File name without extension, e.g. `latency-spectrum`.
+    fn name(&self) -> &str;
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()>;
+}
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font is compiled in; registering it cannot fail for a valid TTF.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+/// Draws `plot` into `dir/NAME.svg` and `dir/NAME.png`; returns the SVG text.
+pub fn render<P: Plot>(plot: &P, dir: &Path) -> anyhow::Result<String> {
+    register_font();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        plot.draw(&root)?;
+        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    crate::results::write_atomic(&dir.join(format!("{}.svg", plot.name())), svg.as_bytes())?;
+    let png = dir.join(format!("{}.png", plot.name()));
+    let tmp = dir.join(format!(".{}.tmp{}.png", plot.name(), std::process::id()));
+    {
+        let root = BitMapBackend::new(&tmp, (WIDTH, HEIGHT)).into_drawing_area();
+        plot.draw(&root)?;
+        root.present().map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
+    }
+    std::fs::rename(&tmp, &png).with_context(|| format!("writing {}", png.display()))?;
+    Ok(svg)
+}
+
+/// Draws the SLO threshold lines (dashed, across `x_from..x_to`) and the legend box.
+pub(crate) fn thresholds_and_legend<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    thresholds: &[Threshold],
+    (x_from, x_to): (f64, f64),
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for t in thresholds {
+        chart
+            .draw_series(DashedLineSeries::new([(x_from, t.value), (x_to, t.value)], 8, 5, THRESHOLD.stroke_width(1)))
+            .map_err(err)?
+            .label(&t.label)
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], THRESHOLD));
+    }
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, LABEL_SIZE))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Converts a plotters error (generic over the backend) into anyhow.
+pub(crate) fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing: {e}")
+}
+
+/// Colour of series `i`.
+pub fn colour(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// A "nice" upper bound for an axis: 1, 2 or 5 × 10^n above `max`.
+pub fn nice_max(max: f64) -> f64 {
+    if !(max.is_finite() && max > 0.0) {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(max.log10().floor());
+    for step in [1.0, 2.0, 5.0, 10.0] {
+        if step * magnitude >= max * 1.05 {
+            return step * magnitude;
+        }
+    }
+    10.0 * magnitude
+}
+
+/// Bounds of a log-scaled axis: one decade step around the data (values ≤ 0 ignored).
+pub fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut low, mut high) = (f64::MAX, 0.0f64);
+    for v in values.filter(|v| v.is_finite() && *v > 0.0) {
+        low = low.min(v);
+        high = high.max(v);
+    }
+    if high <= 0.0 {
+        return (0.01, 1.0);
+    }
+    let low = 10f64.powf(low.log10().floor()).max(0.001);
+    (low, nice_max(high).max(low * 10.0))
+}
+
+/// Axis tick text: no trailing zeros, three significant figures.
+pub fn tick(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nice_bounds() {
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(87.0), 100.0);
+        assert_eq!(nice_max(101.0), 200.0);
+        assert_eq!(nice_max(3.3), 5.0);
+    }
+}

@@ -1,0 +1,109 @@
+//! Values per second over the run: latency p50/p99 per operation, offered vs achieved
+//! throughput and errors, projection lag. SLO thresholds as dashed lines, `[[action]]`s
+//! as labelled vertical lines.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+
+use super::{
+    FONT, LABEL_SIZE, LINE_WIDTH, MARKER, Marker, Plot, TITLE_SIZE, Threshold, colour, err, log_bounds, nice_max,
+};
+
+pub struct Series {
+    pub name: String,
+    /// (seconds, value) points; gaps are simply absent.
+    pub points: Vec<(f64, f64)>,
+    /// Drawn thinner and dashed (e.g. p50 beside p99).
+    pub secondary: bool,
+    /// Index into the palette.
+    pub colour: usize,
+}
+
+pub struct TimeSeriesPlot {
+    pub name: String,
+    pub title: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+    pub thresholds: Vec<Threshold>,
+    pub markers: Vec<Marker>,
+    /// Length of the run in seconds (the x axis).
+    pub duration_s: f64,
+    /// Log-scaled y axis (latencies: a 500 ms SLO line beside sub-millisecond values).
+    pub log_y: bool,
+}
+
+impl Plot for TimeSeriesPlot {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
+        root.fill(&WHITE).map_err(err)?;
+        let values = || {
+            self.series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|(_, v)| *v))
+                .chain(self.thresholds.iter().map(|t| t.value))
+        };
+        if self.log_y {
+            let (low, high) = log_bounds(values());
+            self.draw_on(root, (low..high).log_scale(), low, high)
+        } else {
+            let top = nice_max(values().fold(0.0, f64::max));
+            self.draw_on(root, 0.0..top, 0.0, top)
+        }
+    }
+}
+
+impl TimeSeriesPlot {
+    fn draw_on<DB, Y>(&self, root: &DrawingArea<DB, Shift>, y: Y, bottom: f64, top: f64) -> anyhow::Result<()>
+    where
+        DB: DrawingBackend,
+        Y: AsRangedCoord<Value = f64>,
+        Y::CoordDescType: ValueFormatter<f64>,
+    {
+        let max_x = self.duration_s.max(1.0);
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, (FONT, TITLE_SIZE))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(0.0..max_x, y)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("time since start of load (s)")
+            .y_desc(&self.y_label)
+            .y_label_formatter(&|v| super::tick(*v))
+            .label_style((FONT, LABEL_SIZE))
+            .axis_desc_style((FONT, LABEL_SIZE + 1))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(err)?;
+        for marker in &self.markers {
+            let style = MARKER.stroke_width(1);
+            chart
+                .draw_series(DashedLineSeries::new([(marker.at_s, bottom), (marker.at_s, top)], 4, 4, style))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    marker.label.clone(),
+                    (marker.at_s + max_x * 0.005, if bottom > 0.0 { top / 1.4 } else { top * 0.97 }),
+                    (FONT, LABEL_SIZE - 2).into_font().color(&MARKER),
+                )))
+                .map_err(err)?;
+        }
+        for series in &self.series {
+            let c = colour(series.colour);
+            let style = if series.secondary { c.mix(0.6).stroke_width(1) } else { c.stroke_width(LINE_WIDTH) };
+            let drawn = chart
+                .draw_series(LineSeries::new(series.points.iter().map(|(t, v)| (*t, v.max(bottom))), style))
+                .map_err(err)?;
+            drawn.label(&series.name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        super::thresholds_and_legend(&mut chart, &self.thresholds, (0.0, max_x), SeriesLabelPosition::UpperRight)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,256 @@
+//! From what the generator collected to the result model, then the SLO verdicts.
+
+use std::collections::BTreeMap;
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::histogram::{encode, new_latency_histogram, percentile_ms, percentiles, record};
+use super::model::*;
+use super::slo;
+use crate::generator::{LoadOutcome, OpFigures};
+use crate::probe::actions::recovery_after;
+use crate::scenario::{OpKind, Scenario, SloMetric};
+
+pub struct BuildInput<'a> {
+    pub scenario: &'a Scenario,
+    pub outcome: &'a LoadOutcome,
+    pub run_id: u32,
+    /// Where the load went, for the environment block.
+    pub target_label: String,
+}
+
+pub fn build(input: BuildInput<'_>) -> RunResult {
+    let BuildInput { scenario, outcome, run_id, target_label } = input;
+    let collected = &outcome.collected;
+    let warmup = scenario.load.warmup;
+    let duration_s = outcome.load_elapsed.as_secs_f64();
+    let measured_s = (outcome.load_elapsed.saturating_sub(warmup)).as_secs_f64();
+
+    let operations: BTreeMap<String, OperationStats> = scenario
+        .operations
+        .iter()
+        .zip(&collected.measured)
+        .map(|(op, figures)| (op.name.clone(), operation_stats(op.kind, figures)))
+        .collect();
+    let kind_stats = |kind: OpKind| {
+        let mut all = OpFigures::default();
+        for (op, figures) in scenario.operations.iter().zip(&collected.measured) {
+            if op.kind == kind {
+                all.add(figures);
+            }
+        }
+        KindStats {
+            count: all.count,
+            ok: all.ok,
+            rejected: all.rejected,
+            errors: all.errors,
+            error_rate: if all.count == 0 { 0.0 } else { all.errors as f64 / all.count as f64 },
+            latency_ms: percentiles(&all.latency),
+            service_time_ms: percentiles(&all.service_time),
+        }
+    };
+    let achieved: u64 = collected.measured.iter().map(|f| f.count).sum();
+    let per_s = |n: u64| {
+        if measured_s > 0.0 { n as f64 / measured_s } else { 0.0 }
+    };
+    let throughput = Throughput {
+        offered_per_s: per_s(outcome.dispatched.offered_measured),
+        achieved_per_s: per_s(achieved),
+        offered: outcome.dispatched.offered_measured,
+        achieved,
+        dropped: outcome.dispatched.dropped_measured,
+        unfinished: outcome.unfinished,
+    };
+
+    let mut warmup_all = OpFigures::default();
+    for figures in &collected.warmup {
+        warmup_all.add(figures);
+    }
+
+    let mut timeline = collected.timeline.clone();
+    for row in &mut timeline {
+        let at = |v: &Vec<u64>| v.get(row.t_s as usize).copied().unwrap_or(0);
+        row.offered = at(&outcome.dispatched.offered_per_s);
+        row.dropped = at(&outcome.dispatched.dropped_per_s);
+    }
+
+    let mut result = RunResult {
+        schema_version: SCHEMA_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        verdict: Verdict::Pass,
+        interrupted: outcome.interrupted,
+        started_at: humantime::format_rfc3339_millis(outcome.started_at).to_string(),
+        duration_s,
+        measured_s,
+        warmup_s: warmup.as_secs_f64(),
+        run_id: format!("{run_id:08x}"),
+        scenario: scenario.recorded.clone(),
+        environment: environment(target_label),
+        operations,
+        commands: kind_stats(OpKind::Command),
+        queries: kind_stats(OpKind::Query),
+        throughput,
+        generator: GeneratorStats {
+            send_lag_ms: percentiles(&collected.send_lag),
+            max_in_flight: outcome.max_in_flight,
+            max_backlog: outcome.max_backlog,
+        },
+        setup: SetupStats {
+            requests: outcome.setup.requests,
+            ok: outcome.setup.ok,
+            errors: outcome.setup.errors,
+            duration_s: outcome.setup.duration.as_secs_f64(),
+        },
+        warmup: WarmupStats {
+            count: warmup_all.count,
+            errors: warmup_all.errors,
+            latency_ms: percentiles(&warmup_all.latency),
+        },
+        projection: None,
+        events: None,
+        verify: None,
+        bus: None,
+        actions: outcome.probes.actions.clone(),
+        recovery: Vec::new(),
+        target_truth: None,
+        timeline,
+        slo: Vec::new(),
+    };
+    add_probes(&mut result, scenario, outcome);
+    judge(&mut result, scenario);
+    result
+}
+
+fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome) {
+    let probes = &outcome.probes;
+    if let (Some(lag), Some(spec)) = (&probes.lag, &scenario.projection) {
+        let figures = &lag.figures;
+        result.projection = Some(ProjectionStats {
+            probes: figures.probes,
+            late: figures.late,
+            skipped: lag.skipped,
+            polls: lag.polls,
+            poll_errors: lag.poll_errors,
+            resolution_ms: lag.resolution.as_secs_f64() * 1000.0,
+            timeout_ms: spec.timeout.as_secs_f64() * 1000.0,
+            lag_ms: percentiles(&figures.histogram),
+            histogram: encode(&figures.histogram),
+        });
+        add_lag_timeline(&mut result.timeline, &figures.records);
+        // Recovery is judged against the projection-lag SLO (its tightest threshold), or
+        // against the probe timeout when the scenario sets none.
+        let threshold = scenario
+            .slo
+            .iter()
+            .filter(|rule| matches!(rule.metric, SloMetric::ProjectionLag(_)))
+            .map(|rule| Duration::from_secs_f64(rule.threshold / 1000.0))
+            .min()
+            .unwrap_or(spec.timeout);
+        result.recovery = probes
+            .actions
+            .iter()
+            .map(|action| {
+                let at = Duration::from_secs_f64(action.at_s);
+                Recovery {
+                    action: action.name.clone(),
+                    at_s: action.at_s,
+                    recovered_after_s: recovery_after(at, threshold, RECOVERY_HOLD, &figures.records)
+                        .map(|d| d.as_secs_f64()),
+                    threshold_ms: threshold.as_secs_f64() * 1000.0,
+                }
+            })
+            .collect();
+    }
+    if let Some(bus) = &probes.bus {
+        let topic = scenario.bus.as_ref().map_or_else(String::new, |b| b.topic.clone());
+        result.bus = Some(BusStats {
+            topic,
+            messages: bus.messages,
+            seen: bus.counts.seen,
+            missed: bus.counts.missed,
+            duplicates: bus.counts.duplicates,
+            unexpected: bus.counts.unexpected,
+            foreign: bus.foreign,
+            timestamp_type: bus.timestamp_type.clone(),
+            e2e_ms: percentiles(&bus.e2e),
+            e2e_samples: bus.e2e.len(),
+            e2e_histogram: encode(&bus.e2e),
+            consumer_lag: bus.consumer_lag.clone(),
+        });
+    }
+    if let Some(verify) = &probes.verify {
+        result.events = Some(verify.counts.clone());
+        result.verify = Some(VerifyStats {
+            sweeps: verify.sweeps,
+            settled_after_s: verify.settled_after.as_secs_f64(),
+            ledger_bytes: probes.ledger_bytes as u64,
+        });
+    }
+}
+
+/// Lag must stay under its threshold this long to count as recovered.
+const RECOVERY_HOLD: Duration = Duration::from_secs(1);
+
+/// Per second of acknowledgement: lag p99 of the probes and how many were late.
+fn add_lag_timeline(timeline: &mut [TimelineRow], records: &[(Duration, Option<Duration>)]) {
+    let mut per_second: BTreeMap<u64, (Histogram<u64>, u64)> = BTreeMap::new();
+    for (acked, lag) in records {
+        let (histogram, late) = per_second.entry(acked.as_secs()).or_insert_with(|| (new_latency_histogram(), 0));
+        match lag {
+            Some(lag) => record(histogram, *lag),
+            None => *late += 1,
+        }
+    }
+    for row in timeline {
+        if let Some((histogram, late)) = per_second.get(&row.t_s) {
+            row.projection_lag_p99_ms = percentile_ms(histogram, 99.0);
+            row.projection_late = *late;
+        }
+    }
+}
+
+/// (Re)computes the SLO table and the verdict.
+pub fn judge(result: &mut RunResult, scenario: &Scenario) {
+    result.slo = slo::evaluate(&scenario.slo, result);
+    result.verdict = if result.slo.iter().all(|s| s.pass) { Verdict::Pass } else { Verdict::Fail };
+}
+
+fn operation_stats(kind: OpKind, figures: &OpFigures) -> OperationStats {
+    OperationStats {
+        kind: kind.as_str().into(),
+        count: figures.count,
+        ok: figures.ok,
+        rejected: figures.rejected,
+        errors: figures.errors,
+        errors_by_class: figures.errors_by_class.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        errors_by_status: figures.errors_by_status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        latency_ms: percentiles(&figures.latency),
+        service_time_ms: percentiles(&figures.service_time),
+        histogram: encode(&figures.latency),
+        service_time_histogram: encode(&figures.service_time),
+    }
+}
+
+fn environment(target: String) -> Environment {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let git_revision = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    Environment {
+        host,
+        os: std::env::consts::OS.into(),
+        arch: std::env::consts::ARCH.into(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        git_revision,
+        target,
+    }
+}

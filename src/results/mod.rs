@@ -1,0 +1,12 @@
+//! The result of a run: the model written as result.json, how it is built from what
+//! the generator collected, SLO verdicts, and atomic writing.
+
+mod build;
+pub mod histogram;
+pub mod model;
+pub mod slo;
+mod write;
+
+pub use build::{BuildInput, build};
+pub use model::{RunResult, Verdict};
+pub use write::{read_result, write_atomic, write_json};

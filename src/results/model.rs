@@ -1,0 +1,302 @@
+//! The result model: exactly what result.json holds (PRODUCT §6). Field docs here
+//! document the file. Times are milliseconds as floats unless the name says otherwise.
+//! Paths listed in PRODUCT §6 are stable; adding fields is fine, changing them bumps
+//! `SCHEMA_VERSION`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::probe::actions::ActionRun;
+pub use crate::probe::reconcile::EventCounts;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub schema_version: u32,
+    pub tool_version: String,
+    /// `pass` when every SLO holds, else `fail`.
+    pub verdict: Verdict,
+    /// True when the run was stopped early (Ctrl-C, SIGTERM); figures cover what ran.
+    pub interrupted: bool,
+    /// UTC start of the load, RFC 3339.
+    pub started_at: String,
+    /// Length of the load phase that ran, warmup included, in seconds.
+    pub duration_s: f64,
+    /// Length of the measured window (the load after warmup), in seconds.
+    pub measured_s: f64,
+    pub warmup_s: f64,
+    /// This run's id: the first part of every `{{ref}}` it sent.
+    pub run_id: String,
+    /// The scenario after overrides, with `${ENV}` values left unresolved.
+    pub scenario: serde_json::Value,
+    pub environment: Environment,
+    /// Per operation, over the measured window.
+    pub operations: BTreeMap<String, OperationStats>,
+    /// All commands together, over the measured window.
+    pub commands: KindStats,
+    /// All queries together, over the measured window.
+    pub queries: KindStats,
+    pub throughput: Throughput,
+    /// The generator's own accuracy: how late operations were sent against their intended start.
+    pub generator: GeneratorStats,
+    /// Setup requests (outside every SLO figure).
+    pub setup: SetupStats,
+    /// Operations during warmup (measured, not judged).
+    pub warmup: WarmupStats,
+    /// The projection-lag probe (`[projection]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection: Option<ProjectionStats>,
+    /// Event accounting from the read model after the load (`[verify]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventCounts>,
+    /// How the reconciliation went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyStats>,
+    /// The Kafka bus probe (`[bus]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus: Option<BusStats>,
+    /// `[[action]]`s as they ran.
+    #[serde(default)]
+    pub actions: Vec<ActionRun>,
+    /// Per action: the time until projection lag was back under its SLO.
+    #[serde(default)]
+    pub recovery: Vec<Recovery>,
+    /// For the embedded reference target: what it injected, from its own books
+    /// (`GET /admin/ground-truth` of `target serve`), to check the harness against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_truth: Option<serde_json::Value>,
+    /// One row per second of the load.
+    pub timeline: Vec<TimelineRow>,
+    pub slo: Vec<SloResult>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Environment {
+    pub host: String,
+    pub os: String,
+    pub arch: String,
+    pub cores: usize,
+    /// `git rev-parse HEAD` of the working directory, when it is a checkout.
+    pub git_revision: Option<String>,
+    /// Where the load went: `embedded:memory` or the base URL.
+    pub target: String,
+}
+
+/// Latency summary; every figure in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OperationStats {
+    /// `command` or `query`.
+    pub kind: String,
+    /// Operations completed (answered or failed) in the measured window.
+    pub count: u64,
+    /// Answered with an expected status.
+    pub ok: u64,
+    /// Answered with a `reject_status`: a business refusal, neither success nor error.
+    pub rejected: u64,
+    pub errors: u64,
+    /// `connect`, `timeout`, `body`, `transport`, `status`.
+    pub errors_by_class: BTreeMap<String, u64>,
+    /// Unexpected statuses by code.
+    pub errors_by_status: BTreeMap<String, u64>,
+    /// Intended start → last byte of the answer (coordinated-omission-correct), for every
+    /// operation that got an answer.
+    pub latency_ms: Percentiles,
+    /// Actual send → last byte of the answer.
+    pub service_time_ms: Percentiles,
+    /// The latency histogram, HdrHistogram V2 + deflate, base64, values in microseconds.
+    pub histogram: String,
+    /// The service-time histogram, same encoding.
+    pub service_time_histogram: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KindStats {
+    pub count: u64,
+    pub ok: u64,
+    pub rejected: u64,
+    pub errors: u64,
+    /// errors / count.
+    pub error_rate: f64,
+    pub latency_ms: Percentiles,
+    pub service_time_ms: Percentiles,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Operations scheduled per second of the measured window.
+    pub offered_per_s: f64,
+    /// Operations completed per second of the measured window.
+    pub achieved_per_s: f64,
+    /// Operations scheduled in the measured window.
+    pub offered: u64,
+    pub achieved: u64,
+    /// Scheduled operations never sent because `max_in_flight` and `max_backlog` were full.
+    pub dropped: u64,
+    /// Sent but not answered when the run ended (interrupted or past the drain grace).
+    pub unfinished: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GeneratorStats {
+    /// Actual send − intended start, over every load operation (includes waiting for a free slot).
+    pub send_lag_ms: Percentiles,
+    /// Most requests outstanding at once.
+    pub max_in_flight: u64,
+    /// Most operations waiting for a slot at once.
+    pub max_backlog: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SetupStats {
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub duration_s: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WarmupStats {
+    pub count: u64,
+    pub errors: u64,
+    pub latency_ms: Percentiles,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TimelineRow {
+    /// Seconds since the start of the load.
+    pub t_s: u64,
+    /// Operations scheduled in this second.
+    pub offered: u64,
+    /// Operations completed in this second.
+    pub achieved: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    /// Requests outstanding at the end of the second.
+    pub in_flight: u64,
+    /// Operations waiting for a slot at the end of the second.
+    pub backlog: u64,
+    /// Per operation: latency p50 / p99 of the operations completed in this second.
+    pub latency_ms: BTreeMap<String, IntervalLatency>,
+    /// Projection lag p99 of the probes whose command was acknowledged in this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection_lag_p99_ms: Option<f64>,
+    /// Probes acknowledged in this second that were late.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub projection_late: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProjectionStats {
+    /// Probes that finished (visible or late).
+    pub probes: u64,
+    /// Not visible within the probe timeout.
+    pub late: u64,
+    /// Sampled commands not probed because too many probes were running.
+    pub skipped: u64,
+    /// Probe polls sent (probe load, not part of the query figures).
+    pub polls: u64,
+    pub poll_errors: u64,
+    /// The poll interval: lag is known to this resolution.
+    pub resolution_ms: f64,
+    /// The probe timeout: a late probe's lag is at least this.
+    pub timeout_ms: f64,
+    /// Acknowledgement → first poll that shows the command, over visible probes.
+    pub lag_ms: Percentiles,
+    /// The lag histogram, HdrHistogram V2 + deflate, base64, microseconds.
+    pub histogram: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VerifyStats {
+    /// Sweeps over the written keys until the read model settled.
+    pub sweeps: u32,
+    /// From the end of the load to the last sweep, in seconds.
+    pub settled_after_s: f64,
+    /// Memory held by the ledger of refs, in bytes.
+    pub ledger_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recovery {
+    pub action: String,
+    /// When the action ran, seconds since the start of the load.
+    pub at_s: f64,
+    /// Seconds until projection lag was back under its SLO and stayed; 0 if it never
+    /// broke it; `null` if it had not recovered by the end of the run.
+    pub recovered_after_s: Option<f64>,
+    /// The lag threshold used, in milliseconds.
+    pub threshold_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IntervalLatency {
+    pub count: u64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloResult {
+    pub name: String,
+    /// Milliseconds for times, a count for counts, a fraction for rates, ops/s for throughput.
+    pub threshold: f64,
+    /// `None` when the run produced no data for it (e.g. no queries ran): that fails.
+    pub observed: Option<f64>,
+    pub pass: bool,
+    /// `<=` or `>=`: how observed is compared with threshold.
+    pub comparison: String,
+    pub unit: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BusStats {
+    pub topic: String,
+    /// Events the probe read.
+    pub messages: u64,
+    /// Distinct refs of this run seen on the bus.
+    pub seen: u64,
+    /// Acknowledged commands whose event never reached the bus.
+    pub missed: u64,
+    /// Extra copies of events already seen.
+    pub duplicates: u64,
+    /// Refs of this run on the bus that were never acknowledged.
+    pub unexpected: u64,
+    /// Events without a ref of this run.
+    pub foreign: u64,
+    /// Which broker timestamp the end-to-end times use: `CreateTime` or `LogAppendTime`.
+    pub timestamp_type: String,
+    /// Acknowledgement → broker timestamp, over every 8th command (clamped at 0: an event
+    /// can be appended before the acknowledgement reaches the harness).
+    pub e2e_ms: Percentiles,
+    pub e2e_samples: u64,
+    /// HdrHistogram V2 + deflate, base64, microseconds.
+    pub e2e_histogram: String,
+    /// Per consumer group: lag in messages and seconds, sampled every second.
+    pub consumer_lag: BTreeMap<String, crate::probe::bus::GroupLag>,
+}

@@ -1,0 +1,87 @@
+//! `cqrs-bench init`: a commented starter scenario that runs as it is (against the
+//! embedded reference target) and shows every section worth knowing.
+
+/// The starter scenario named `name`.
+pub fn starter_scenario(name: &str) -> String {
+    let name = name.replace(['"', '\\'], "_");
+    STARTER.replace("{NAME}", &name)
+}
+
+const STARTER: &str = r#"# A cqrs-bench scenario: one workload against one target.
+# Run it:       cqrs-bench run {NAME}.toml
+# Check it:     cqrs-bench validate {NAME}.toml
+# Override:     cqrs-bench run {NAME}.toml --set load.stages.0.rate=800
+name = "{NAME}"
+description = "What this workload represents"
+seed = 1                               # every random choice is reproducible from it
+
+[target]
+kind = "embedded"                      # "embedded" (reference system in-process) | "http"
+projectors = 2
+timeout = "2s"
+# kind = "http"
+# base_url = "http://127.0.0.1:3030"
+# headers = { Authorization = "Bearer ${API_TOKEN}" }   # ${ENV} is never written to results
+
+[load]
+model = "open"                         # "open": arrivals at a rate | "closed": fixed users
+max_in_flight = 256                    # requests outstanding at once
+warmup = "2s"                          # measured, excluded from SLO verdicts
+stages = [
+  { duration = "5s", from = 10, to = 200 },   # linear ramp, operations/s
+  { duration = "10s", rate = 200 },           # constant
+]
+
+[mix]
+read_write_ratio = "4:1"               # queries : commands
+keys = { count = 1000, distribution = "zipf", exponent = 1.1, prefix = "acct-" }
+# distribution: uniform | zipf (exponent) | hotspot (hot_fraction, hot_traffic) | sequential | latest
+
+[[setup]]                              # once per key before the load
+path = "/accounts/{{key}}/open"
+body = '{"owner": "{NAME}"}'
+expect_status = [201, 409]
+rate = 2000
+
+[[command]]
+name = "deposit"
+weight = 3
+path = "/accounts/{{key}}/deposit"
+body = '{"amount": {{int 1 100}}, "ref": "{{ref}}"}'
+expect_status = [200]
+
+[[command]]
+name = "withdraw"
+weight = 1
+path = "/accounts/{{key}}/withdraw"
+body = '{"amount": {{int 1 20}}, "ref": "{{ref}}"}'
+expect_status = [200]
+reject_status = [409]                  # a business refusal: not an error, no event
+
+[[query]]
+name = "get_account"
+weight = 9
+path = "/accounts/{{key}}"
+expect_status = [200, 404]
+
+[projection]                           # read-your-write lag probe
+sample = 0.1
+query = "get_account"
+until = "/refs contains {{ref}}"
+poll_interval = "5ms"
+timeout = "5s"
+
+[verify]                               # every acknowledged ref applied exactly once
+settle = "10s"
+query = "get_account"
+applied_refs = "/refs"
+
+[slo]
+command_latency_p95 = "200ms"
+query_latency_p95 = "100ms"
+projection_lag_p99 = "500ms"
+duplicates = 0
+missed = 0
+command_error_rate = 0.001
+query_error_rate = 0.001
+"#;

@@ -1,0 +1,831 @@
+//! Scenario text → checked `Scenario`: `--set` overrides on the TOML document, serde
+//! into `RawScenario` (unknown keys rejected), then every value checked and resolved
+//! with its location at hand: durations, templates, `${ENV}` values, names that refer
+//! to other sections, SLO keys.
+
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::error::ScenarioError;
+use super::raw::*;
+use super::template::Template;
+use super::*;
+use crate::reference::{Faults, MemoryConfig, SlowCommands, Window};
+
+/// Reads, overrides and checks the scenario at `path`.
+pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+    load_str(&text, path, overrides)
+}
+
+/// Like [`load`], from text already read (`path` names it in errors).
+pub fn load_str(text: &str, path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+    let text = apply_overrides(text, path, overrides)?;
+    let raw: RawScenario = toml::from_str(&text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        ScenarioError::at(path, &text, span, e.message().trim_end().to_owned())
+    })?;
+    let recorded: toml::Table = toml::from_str(&text)
+        .map_err(|e| ScenarioError::at(path, &text, e.span().unwrap_or(0..0), e.message().to_owned()))?;
+    let recorded = serde_json::to_value(&recorded).unwrap_or(serde_json::Value::Null);
+    Checker { path, text: &text }.check(raw, recorded)
+}
+
+// ---------------------------------------------------------------- overrides
+
+fn apply_overrides(text: &str, path: &Path, overrides: &[String]) -> Result<String, ScenarioError> {
+    if overrides.is_empty() {
+        return Ok(text.to_owned());
+    }
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        ScenarioError::at(path, text, e.span().unwrap_or(0..0), e.message().trim_end().to_owned())
+    })?;
+    for arg in overrides {
+        let bad = |message: String| ScenarioError::Override { arg: arg.clone(), message };
+        let (key, value) =
+            arg.split_once('=').ok_or_else(|| bad("expected KEY=VALUE, e.g. load.stages.0.rate=500".into()))?;
+        let parts: Vec<&str> = key.trim().split('.').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(bad("the key is a dotted path such as `load.warmup` or `command.0.weight`".into()));
+        }
+        // A TOML value when it reads as one (500, "5s", true, [1, 2]), else a string.
+        let value = value.trim();
+        let value = value.parse::<toml_edit::Value>().unwrap_or_else(|_| toml_edit::Value::from(value));
+        set_in_item(doc.as_item_mut(), &parts, value).map_err(bad)?;
+    }
+    Ok(doc.to_string())
+}
+
+fn set_in_item(item: &mut toml_edit::Item, parts: &[&str], value: toml_edit::Value) -> Result<(), String> {
+    match item {
+        toml_edit::Item::Table(table) => set_in_table(table, parts, value),
+        toml_edit::Item::ArrayOfTables(tables) => {
+            let (index, rest) = index_of(parts, tables.len())?;
+            let table = tables.get_mut(index).expect("index checked");
+            if rest.is_empty() {
+                return Err(format!("`{}` is a whole table; set one of its keys", parts[0]));
+            }
+            set_in_table(table, rest, value)
+        }
+        toml_edit::Item::Value(v) => set_in_value(v, parts, value),
+        toml_edit::Item::None => Err(format!("no `{}` here", parts[0])),
+    }
+}
+
+fn set_in_table(table: &mut toml_edit::Table, parts: &[&str], value: toml_edit::Value) -> Result<(), String> {
+    let (head, rest) = parts.split_first().expect("non-empty path");
+    if rest.is_empty() {
+        table.insert(head, toml_edit::Item::Value(value));
+        return Ok(());
+    }
+    let child =
+        table.get_mut(head).ok_or_else(|| format!("the scenario has no `{head}` to set `{}` in", rest.join(".")))?;
+    set_in_item(child, rest, value)
+}
+
+fn set_in_value(target: &mut toml_edit::Value, parts: &[&str], value: toml_edit::Value) -> Result<(), String> {
+    match target {
+        toml_edit::Value::InlineTable(table) => {
+            let (head, rest) = parts.split_first().expect("non-empty path");
+            if rest.is_empty() {
+                table.insert(*head, value);
+                return Ok(());
+            }
+            let child = table.get_mut(head).ok_or_else(|| format!("no `{head}` here"))?;
+            set_in_value(child, rest, value)
+        }
+        toml_edit::Value::Array(array) => {
+            let (index, rest) = index_of(parts, array.len())?;
+            if rest.is_empty() {
+                array.replace(index, value);
+                return Ok(());
+            }
+            set_in_value(array.get_mut(index).expect("index checked"), rest, value)
+        }
+        _ => Err(format!("`{}` is not a table or a list", parts.join("."))),
+    }
+}
+
+fn index_of<'a, 'b>(parts: &'a [&'b str], len: usize) -> Result<(usize, &'a [&'b str]), String> {
+    let (head, rest) = parts.split_first().expect("non-empty path");
+    match head.parse::<usize>() {
+        Ok(i) if i < len => Ok((i, rest)),
+        Ok(i) => Err(format!("index {i} is out of range: the list has {len} entries")),
+        Err(_) => Err(format!("`{head}`: expected an index into a list of {len}")),
+    }
+}
+
+// ---------------------------------------------------------------- checks
+
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+type Result<T, E = ScenarioError> = std::result::Result<T, E>;
+
+impl Checker<'_> {
+    fn error<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::at(self.path, self.text, spanned.span(), message)
+    }
+
+    /// A string value with `${ENV}` references resolved.
+    fn string(&self, value: &Spanned<String>) -> Result<String> {
+        interpolate(value.get_ref()).map_err(|name| {
+            self.error(value, format!("environment variable `{name}` is not set"))
+                .with_hint(format!("export {name}=… before the run"))
+        })
+    }
+
+    fn duration(&self, value: &Spanned<String>) -> Result<Duration> {
+        let text = self.string(value)?;
+        humantime::parse_duration(text.trim()).map_err(|e| {
+            self.error(value, format!("`{text}` is not a duration ({e})"))
+                .with_hint("write a number and a unit, e.g. \"250ms\", \"30s\", \"5m\"")
+        })
+    }
+
+    fn duration_or(&self, value: &Option<Spanned<String>>, default: Duration) -> Result<Duration> {
+        value.as_ref().map_or(Ok(default), |v| self.duration(v))
+    }
+
+    fn template(&self, value: &Spanned<String>) -> Result<Template> {
+        let text = self.string(value)?;
+        Template::compile(&text).map_err(|e| {
+            // Point inside the string: the span starts at the opening quote (basic or literal).
+            let span = value.span();
+            let quote = self
+                .text
+                .get(span.start..)
+                .map_or(1, |s| if s.starts_with("'''") || s.starts_with("\"\"\"") { 3 } else { 1 });
+            let start = (span.start + quote + e.offset).min(span.end);
+            let end = self.text[start..span.end].find("}}").map_or(span.end, |i| start + i + 2);
+            ScenarioError::at(self.path, self.text, start..end, format!("template error: {}", e.message))
+        })
+    }
+
+    fn check(&self, raw: RawScenario, recorded: serde_json::Value) -> Result<Scenario> {
+        let name = raw.name.get_ref().trim().to_owned();
+        if name.is_empty() {
+            return Err(self.error(&raw.name, "the scenario needs a name"));
+        }
+        let seed = raw.seed.unwrap_or(0);
+        let target = self.target(&raw.target, seed)?;
+        let load = self.load(&raw.load)?;
+        let mix = self.mix(&raw.mix)?;
+        let setup = raw.setup.iter().map(|s| self.setup(s)).collect::<Result<Vec<_>>>()?;
+        let mut operations = Vec::new();
+        for (kind, ops) in [(OpKind::Command, &raw.command), (OpKind::Query, &raw.query)] {
+            for op in ops {
+                if operations.iter().any(|o: &OperationSpec| o.name == *op.name.get_ref()) {
+                    return Err(self
+                        .error(&op.name, format!("a second operation named `{}`", op.name.get_ref()))
+                        .with_hint("operation names must be unique"));
+                }
+                operations.push(self.operation(op, kind)?);
+            }
+        }
+        if operations.is_empty() {
+            return Err(ScenarioError::at(
+                self.path,
+                self.text,
+                0..0,
+                "the scenario has no [[command]] and no [[query]]",
+            ));
+        }
+        let has = |kind| operations.iter().any(|o: &OperationSpec| o.kind == kind && o.weight > 0);
+        if let Some(ratio) = &raw.mix.read_write_ratio
+            && ((mix.reads > 0 && !has(OpKind::Query) && mix.writes == 0)
+                || (mix.writes > 0 && !has(OpKind::Command) && mix.reads == 0))
+        {
+            return Err(self.error(
+                ratio,
+                "the ratio asks for operations of a kind the scenario does not define (or all have weight 0)",
+            ));
+        }
+        if !has(OpKind::Query) && !has(OpKind::Command) {
+            return Err(ScenarioError::at(self.path, self.text, 0..0, "every operation has weight 0"));
+        }
+        let projection = raw.projection.as_ref().map(|p| self.projection(p, &operations)).transpose()?;
+        let verify = raw.verify.as_ref().map(|v| self.verify(v, &operations)).transpose()?;
+        let bus = raw.bus.as_ref().map(|b| self.bus(b.get_ref(), target.timeout)).transpose()?;
+        if bus.is_none()
+            && let Some(op) = raw.command.iter().find(|c| c.kafka.is_some())
+        {
+            return Err(self
+                .error(
+                    op.kafka.as_ref().expect("found"),
+                    "a command sent over Kafka needs a [bus] section: its brokers and client settings",
+                )
+                .with_hint("add [bus] kind = \"kafka\", brokers = \"HOST:PORT\", topic = \"EVENTS\""));
+        }
+        let actions = raw.action.iter().map(|a| self.action(a)).collect::<Result<Vec<_>>>()?;
+        let slo = raw.slo.iter().map(|(k, v)| self.slo(k, v, &operations)).collect::<Result<Vec<_>>>()?;
+        Ok(Scenario {
+            name,
+            description: raw.description.clone(),
+            seed,
+            target,
+            load,
+            mix,
+            setup,
+            operations,
+            projection,
+            verify,
+            bus,
+            actions,
+            slo,
+            recorded,
+            source: self.path.to_owned(),
+        })
+    }
+
+    fn target(&self, raw: &RawTarget, seed: u64) -> Result<TargetSpec> {
+        let timeout = self.duration_or(&raw.timeout, Duration::from_secs(5))?;
+        if timeout.is_zero() {
+            return Err(
+                self.error(raw.timeout.as_ref().expect("zero only when set"), "the timeout must be more than zero")
+            );
+        }
+        let headers =
+            raw.headers.iter().map(|(k, v)| Ok((k.clone(), self.template(v)?))).collect::<Result<Vec<_>>>()?;
+        let embedded_only =
+            |field: &Option<Spanned<String>>| field.as_ref().map(|f| self.error(f, "only for kind = \"embedded\""));
+        let kind = match raw.kind.get_ref().as_str() {
+            "http" => {
+                if let Some(e) = embedded_only(&raw.variant) {
+                    return Err(e);
+                }
+                if let Some(f) = &raw.faults {
+                    return Err(self.error(
+                        f,
+                        "faults are injected by the embedded target only; for `target serve` pass fault flags",
+                    ));
+                }
+                let url =
+                    raw.base_url.as_ref().ok_or_else(|| self.error(&raw.kind, "kind = \"http\" needs base_url"))?;
+                let base_url = self.string(url)?;
+                if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                    return Err(self.error(url, format!("`{base_url}` is not an http:// URL")));
+                }
+                TargetKind::Http { base_url }
+            }
+            "embedded" => {
+                if let Some(variant) = &raw.variant
+                    && variant.get_ref() != "memory"
+                {
+                    return Err(self.error(
+                        variant,
+                        format!("unknown embedded variant `{}`: expected `memory`", variant.get_ref()),
+                    ));
+                }
+                let projectors = raw.projectors.as_ref().map_or(Ok(2), |p| match *p.get_ref() {
+                    1..=1024 => Ok(*p.get_ref() as usize),
+                    _ => Err(self.error(p, "projectors must be between 1 and 1024")),
+                })?;
+                let faults = match &raw.faults {
+                    Some(f) => self.faults(f.get_ref())?,
+                    None => Faults { checkpoint_every: 100, idempotent: true, ..Faults::default() },
+                };
+                TargetKind::Embedded(Box::new(MemoryConfig { projectors, seed, faults }))
+            }
+            other => {
+                return Err(
+                    self.error(&raw.kind, format!("unknown target kind `{other}`: expected `http` or `embedded`"))
+                );
+            }
+        };
+        Ok(TargetSpec { kind, timeout, headers })
+    }
+
+    fn faults(&self, raw: &RawFaults) -> Result<Faults> {
+        let every = |v: &Option<Spanned<u64>>| -> Result<Option<u64>> {
+            match v {
+                Some(n) if *n.get_ref() == 0 => Err(self.error(n, "must be 1 or more")),
+                Some(n) => Ok(Some(*n.get_ref())),
+                None => Ok(None),
+            }
+        };
+        let window = |w: &Option<RawWindow>| -> Result<Option<Window>> {
+            w.as_ref()
+                .map(|w| Ok(Window { at: self.duration(&w.at)?, duration: self.duration(&w.duration)? }))
+                .transpose()
+        };
+        Ok(Faults {
+            projection_delay: self.duration_or(&raw.projection_delay, Duration::ZERO)?,
+            projection_jitter: self.duration_or(&raw.projection_jitter, Duration::ZERO)?,
+            drop_every: every(&raw.drop_every)?,
+            duplicate_every: every(&raw.duplicate_every)?,
+            reorder_window: every(&raw.reorder_window)?.map(|n| n as usize),
+            pause_projector: window(&raw.pause_projector)?,
+            crash_projector_at: raw.crash_projector_at.as_ref().map(|d| self.duration(d)).transpose()?,
+            checkpoint_every: every(&raw.checkpoint_every)?.unwrap_or(100),
+            idempotent: raw.idempotent.unwrap_or(true),
+            slow_commands: raw
+                .slow_commands
+                .as_ref()
+                .map(|s| {
+                    let every = every(&Some(s.every.clone()))?.expect("given");
+                    Ok(SlowCommands { every, delay: self.duration(&s.delay)? })
+                })
+                .transpose()?,
+            fail_every: every(&raw.fail_every)?,
+            stall: window(&raw.stall)?,
+        })
+    }
+
+    fn load(&self, raw: &RawLoad) -> Result<LoadSpec> {
+        let model = match raw.model.as_ref().map(|m| m.get_ref().as_str()) {
+            None | Some("open") => {
+                if let Some(t) = &raw.think_time {
+                    return Err(self.error(t, "think_time is for model = \"closed\""));
+                }
+                let max_in_flight = raw.max_in_flight.as_ref().map_or(Ok(1024), |m| match *m.get_ref() {
+                    0 => Err(self.error(m, "max_in_flight must be 1 or more")),
+                    n => Ok(n as usize),
+                })?;
+                let max_backlog = raw.max_backlog.as_ref().map_or(100_000, |m| *m.get_ref() as usize);
+                LoadModel::Open { max_in_flight, max_backlog }
+            }
+            Some("closed") => {
+                if let Some(field) = [&raw.max_in_flight, &raw.max_backlog].into_iter().flatten().next() {
+                    return Err(self
+                        .error(field, "for model = \"open\" only: the closed model's concurrency is its user count"));
+                }
+                LoadModel::Closed { think_time: self.duration_or(&raw.think_time, Duration::ZERO)? }
+            }
+            Some(other) => {
+                return Err(self.error(
+                    raw.model.as_ref().expect("matched"),
+                    format!("unknown load model `{other}`: expected `open` or `closed`"),
+                ));
+            }
+        };
+        let stages = raw.stages.get_ref().iter().map(|s| self.stage(s)).collect::<Result<Vec<_>>>()?;
+        if stages.is_empty() {
+            return Err(
+                self.error(&raw.stages, "at least one stage is needed, e.g. { duration = \"30s\", rate = 100 }")
+            );
+        }
+        let total: Duration = stages.iter().map(|s| s.duration).sum();
+        let warmup = self.duration_or(&raw.warmup, Duration::ZERO)?;
+        if warmup >= total {
+            return Err(self.error(
+                raw.warmup.as_ref().expect("non-zero only when set"),
+                format!("warmup ({warmup:?}) must be shorter than the stages ({total:?})"),
+            ));
+        }
+        Ok(LoadSpec { model, warmup, stages })
+    }
+
+    fn stage(&self, raw: &Spanned<RawStage>) -> Result<Stage> {
+        let stage = raw.get_ref();
+        let duration = self.duration(&stage.duration)?;
+        if duration.is_zero() {
+            return Err(self.error(&stage.duration, "a stage must last more than zero"));
+        }
+        let (from, to) = match (stage.rate, stage.from, stage.to) {
+            (Some(rate), None, None) => (rate, rate),
+            (None, Some(from), Some(to)) => (from, to),
+            _ => {
+                return Err(self.error(raw, "a stage has either `rate` (constant) or `from` and `to` (linear ramp)"));
+            }
+        };
+        if !(from.is_finite() && to.is_finite() && from >= 0.0 && to >= 0.0) {
+            return Err(self.error(raw, "rates must be zero or more"));
+        }
+        Ok(Stage { duration, from, to })
+    }
+
+    fn mix(&self, raw: &RawMix) -> Result<MixSpec> {
+        let (reads, writes) = match &raw.read_write_ratio {
+            None => (1, 1),
+            Some(ratio) => {
+                let parsed = ratio
+                    .get_ref()
+                    .split_once(':')
+                    .and_then(|(r, w)| Some((r.trim().parse::<u32>().ok()?, w.trim().parse::<u32>().ok()?)));
+                match parsed {
+                    Some((0, 0)) | None => {
+                        return Err(self
+                            .error(ratio, format!("`{}` is not a ratio", ratio.get_ref()))
+                            .with_hint("write \"READS:WRITES\" with whole numbers, e.g. \"4:1\""));
+                    }
+                    Some(pair) => pair,
+                }
+            }
+        };
+        let keys = raw.keys.get_ref();
+        let count = *keys.count.get_ref();
+        if count == 0 {
+            return Err(self.error(&keys.count, "at least one key is needed"));
+        }
+        let distribution = match keys.distribution.as_ref().map(|d| d.get_ref().as_str()) {
+            None | Some("uniform") => KeyDistribution::Uniform,
+            Some("zipf") => {
+                let exponent = keys.exponent.unwrap_or(1.0);
+                if !(exponent.is_finite() && exponent > 0.0) {
+                    return Err(self.error(&raw.keys, "zipf needs exponent > 0"));
+                }
+                KeyDistribution::Zipf { exponent }
+            }
+            Some("hotspot") => {
+                let hot_fraction = keys.hot_fraction.unwrap_or(0.2);
+                let hot_traffic = keys.hot_traffic.unwrap_or(0.8);
+                if !((0.0..=1.0).contains(&hot_fraction) && (0.0..=1.0).contains(&hot_traffic)) {
+                    return Err(self.error(&raw.keys, "hot_fraction and hot_traffic are fractions between 0 and 1"));
+                }
+                KeyDistribution::Hotspot { hot_fraction, hot_traffic }
+            }
+            Some("sequential") => KeyDistribution::Sequential,
+            Some("latest") => KeyDistribution::Latest,
+            Some(other) => {
+                return Err(self.error(
+                    keys.distribution.as_ref().expect("matched"),
+                    format!("unknown distribution `{other}`: expected uniform, zipf, hotspot, sequential or latest"),
+                ));
+            }
+        };
+        Ok(MixSpec { reads, writes, keys: KeySpec { count, distribution, prefix: keys.prefix.clone() } })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn request(
+        &self,
+        method: &Option<Spanned<String>>,
+        default_method: http::Method,
+        path: &Spanned<String>,
+        body: &Option<Spanned<String>>,
+        headers: &std::collections::BTreeMap<String, Spanned<String>>,
+        expect_status: &[u16],
+        reject_status: &[u16],
+        capture: &std::collections::BTreeMap<String, Spanned<String>>,
+    ) -> Result<RequestSpec> {
+        let method = match method {
+            None => default_method,
+            Some(m) => http::Method::from_bytes(m.get_ref().trim().to_ascii_uppercase().as_bytes())
+                .map_err(|_| self.error(m, format!("`{}` is not an HTTP method", m.get_ref())))?,
+        };
+        if !path.get_ref().starts_with('/') {
+            return Err(self.error(path, "a path starts with `/` (the base URL comes from [target])"));
+        }
+        for status in expect_status.iter().chain(reject_status) {
+            if !(100..=599).contains(status) {
+                return Err(self.error(path, format!("status {status} is not an HTTP status")));
+            }
+        }
+        let captures = capture
+            .iter()
+            .map(|(name, pointer)| {
+                if !(pointer.get_ref().is_empty() || pointer.get_ref().starts_with('/')) {
+                    return Err(self.error(pointer, "a capture is a JSON pointer such as \"/version\""));
+                }
+                Ok((name.clone(), pointer.get_ref().clone()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RequestSpec {
+            method,
+            path: self.template(path)?,
+            body: body.as_ref().map(|b| self.template(b)).transpose()?,
+            headers: headers.iter().map(|(k, v)| Ok((k.clone(), self.template(v)?))).collect::<Result<Vec<_>>>()?,
+            expect_status: expect_status.to_vec(),
+            reject_status: reject_status.to_vec(),
+            captures,
+            kafka: None,
+        })
+    }
+
+    fn setup(&self, raw: &RawSetup) -> Result<SetupSpec> {
+        let request = self.request(
+            &raw.method,
+            http::Method::POST,
+            &raw.path,
+            &raw.body,
+            &raw.headers,
+            &raw.expect_status,
+            &raw.reject_status,
+            &raw.capture,
+        )?;
+        let rate = match &raw.rate {
+            None => 1000.0,
+            Some(r) if r.get_ref().is_finite() && *r.get_ref() > 0.0 => *r.get_ref(),
+            Some(r) => return Err(self.error(r, "the setup rate must be more than zero")),
+        };
+        Ok(SetupSpec { request, rate })
+    }
+
+    fn operation(&self, raw: &RawOperation, kind: OpKind) -> Result<OperationSpec> {
+        let default_method = if kind == OpKind::Command { http::Method::POST } else { http::Method::GET };
+        let weight = raw.weight.as_ref().map_or(1, |w| *w.get_ref());
+        let name = raw.name.get_ref().clone();
+        if let Some(kafka) = &raw.kafka {
+            if kind == OpKind::Query {
+                return Err(self.error(kafka, "`kafka` sends a command; a [[query]] reads over HTTP"));
+            }
+            if let Some(path) = &raw.path {
+                return Err(self.error(path, "a command sent over Kafka has no `path`"));
+            }
+            let k = kafka.get_ref();
+            // The body is the record's value; statuses and captures apply to the broker's
+            // acknowledgement (status 200, body {"partition": P, "offset": O}).
+            let placeholder = Spanned::new(0..0, "/".to_owned());
+            let mut request = self.request(
+                &None,
+                default_method,
+                &placeholder,
+                &raw.body,
+                &raw.headers,
+                &raw.expect_status,
+                &raw.reject_status,
+                &raw.capture,
+            )?;
+            request.kafka = Some(KafkaSend {
+                topic: self.string(&k.topic)?,
+                key: k
+                    .key
+                    .as_ref()
+                    .map_or(Ok(Template::compile("{{key}}").expect("valid")), |key| self.template(key))?,
+            });
+            return Ok(OperationSpec { name, kind, weight, request });
+        }
+        let path = raw.path.as_ref().ok_or_else(|| {
+            self.error(
+                &raw.name,
+                format!("`{name}` needs a `path` (or `kafka = {{ topic = ... }}` for a command sent over Kafka)"),
+            )
+        })?;
+        let request = self.request(
+            &raw.method,
+            default_method,
+            path,
+            &raw.body,
+            &raw.headers,
+            &raw.expect_status,
+            &raw.reject_status,
+            &raw.capture,
+        )?;
+        Ok(OperationSpec { name, kind, weight, request })
+    }
+
+    /// An operation named `name` of `kind`, as an index.
+    fn find(&self, name: &Spanned<String>, kind: OpKind, operations: &[OperationSpec]) -> Result<usize> {
+        operations.iter().position(|o| o.name == *name.get_ref() && o.kind == kind).ok_or_else(|| {
+            let known: Vec<&str> = operations.iter().filter(|o| o.kind == kind).map(|o| o.name.as_str()).collect();
+            self.error(
+                name,
+                format!("no [[{}]] named `{}`: expected one of {}", kind.as_str(), name.get_ref(), quoted(&known)),
+            )
+        })
+    }
+
+    fn commands(&self, names: &Option<Vec<Spanned<String>>>, operations: &[OperationSpec]) -> Result<Vec<usize>> {
+        match names {
+            None => {
+                Ok(operations.iter().enumerate().filter(|(_, o)| o.kind == OpKind::Command).map(|(i, _)| i).collect())
+            }
+            Some(names) => names.iter().map(|n| self.find(n, OpKind::Command, operations)).collect(),
+        }
+    }
+
+    fn projection(&self, raw: &Spanned<RawProjection>, operations: &[OperationSpec]) -> Result<ProjectionSpec> {
+        let p = raw.get_ref();
+        let sample = p.sample.as_ref().map_or(Ok(0.05), |s| match *s.get_ref() {
+            v if v > 0.0 && v <= 1.0 => Ok(v),
+            _ => Err(self.error(s, "sample is a fraction in (0, 1]")),
+        })?;
+        let poll_interval = self.duration_or(&p.poll_interval, Duration::from_millis(5))?;
+        if poll_interval.is_zero() {
+            return Err(self.error(p.poll_interval.as_ref().expect("set"), "poll_interval must be more than zero"));
+        }
+        Ok(ProjectionSpec {
+            commands: self.commands(&p.commands, operations)?,
+            sample,
+            query: self.find(&p.query, OpKind::Query, operations)?,
+            until: self.predicate(&p.until)?,
+            poll_interval,
+            timeout: self.duration_or(&p.timeout, Duration::from_secs(10))?,
+        })
+    }
+
+    fn predicate(&self, raw: &Spanned<String>) -> Result<Predicate> {
+        let text = raw.get_ref();
+        for (word, op) in
+            [(" contains ", PredicateOp::Contains), (" >= ", PredicateOp::GreaterOrEqual), (" == ", PredicateOp::Equal)]
+        {
+            if let Some((pointer, value)) = text.split_once(word) {
+                let pointer = pointer.trim();
+                if !pointer.starts_with('/') {
+                    break;
+                }
+                let value = Template::compile(value.trim())
+                    .map_err(|e| self.error(raw, format!("template error: {}", e.message)))?;
+                return Ok(Predicate { pointer: pointer.to_owned(), op, value });
+            }
+        }
+        Err(self.error(raw, format!("`{text}` is not a predicate")).with_hint(
+            "write \"/json/pointer contains {{ref}}\", \"/version >= {{capture.version}}\" or \"/pointer == VALUE\"",
+        ))
+    }
+
+    fn verify(&self, raw: &Spanned<RawVerify>, operations: &[OperationSpec]) -> Result<VerifySpec> {
+        let v = raw.get_ref();
+        if !v.applied_refs.get_ref().starts_with('/') {
+            return Err(self.error(&v.applied_refs, "applied_refs is a JSON pointer such as \"/refs\""));
+        }
+        Ok(VerifySpec {
+            commands: self.commands(&v.commands, operations)?,
+            settle: self.duration_or(&v.settle, Duration::from_secs(30))?,
+            query: self.find(&v.query, OpKind::Query, operations)?,
+            applied_refs: v.applied_refs.get_ref().clone(),
+        })
+    }
+
+    fn bus(&self, raw: &RawBus, timeout: Duration) -> Result<crate::probe::bus::BusSpec> {
+        if raw.kind.get_ref() != "kafka" {
+            return Err(self.error(&raw.kind, format!("unknown bus kind `{}`: expected `kafka`", raw.kind.get_ref())));
+        }
+        let ref_pointer = raw.ref_pointer.as_ref().map_or_else(|| "/ref".to_owned(), |p| p.get_ref().clone());
+        if let Some(p) = raw.ref_pointer.as_ref().filter(|p| !p.get_ref().starts_with('/')) {
+            return Err(self.error(p, "`ref` is a JSON pointer such as \"/ref\""));
+        }
+        Ok(crate::probe::bus::BusSpec {
+            // CQRS_BENCH_KAFKA_BROKERS points every scenario at another cluster.
+            brokers: match std::env::var("CQRS_BENCH_KAFKA_BROKERS") {
+                Ok(brokers) if !brokers.trim().is_empty() => brokers,
+                _ => self.string(&raw.brokers)?,
+            },
+            topic: self.string(&raw.topic)?,
+            ref_pointer,
+            consumer_groups: raw.consumer_groups.clone(),
+            client: raw.client.iter().map(|(k, v)| Ok((k.clone(), self.string(v)?))).collect::<Result<Vec<_>>>()?,
+            timeout,
+        })
+    }
+
+    fn action(&self, raw: &RawAction) -> Result<ActionSpec> {
+        let at = self.duration(&raw.at)?;
+        let what = match (&raw.exec, &raw.http) {
+            (Some(exec), None) => ActionKind::Exec(self.string(exec)?),
+            (None, Some(http)) => {
+                let text = self.string(http)?;
+                let (method, path) = text
+                    .trim()
+                    .split_once(' ')
+                    .ok_or_else(|| self.error(http, "expected \"METHOD /path\", e.g. \"POST /admin/pause\""))?;
+                let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| self.error(http, format!("`{method}` is not an HTTP method")))?;
+                let path = path.trim();
+                if !path.starts_with('/') {
+                    return Err(self.error(http, "the path starts with `/`"));
+                }
+                ActionKind::Http { method, path: path.to_owned() }
+            }
+            _ => return Err(self.error(&raw.at, "an action has exactly one of `exec` or `http`")),
+        };
+        let name = raw.name.clone().unwrap_or_else(|| match &what {
+            ActionKind::Exec(line) => line.clone(),
+            ActionKind::Http { method, path } => format!("{method} {path}"),
+        });
+        Ok(ActionSpec { name, at, what })
+    }
+
+    fn slo(
+        &self,
+        key: &Spanned<String>,
+        value: &Spanned<toml::Value>,
+        operations: &[OperationSpec],
+    ) -> Result<SloRule> {
+        let name = key.get_ref().as_str();
+        let metric = parse_slo_name(name, operations).ok_or_else(|| {
+            self.error(key, format!("unknown SLO `{name}`")).with_hint(
+                "expected command_latency_pNN, query_latency_pNN, <operation>_latency_pNN, projection_lag_pNN (pNN: p50, p95, p99, p999, p99.9), \
+                 duplicates, missed, unexpected, command_error_rate, query_error_rate, min_throughput, max_dropped, consumer_lag_max, bus_e2e_pNN",
+            )
+        })?;
+        let is_time = matches!(
+            metric,
+            SloMetric::CommandLatency(_)
+                | SloMetric::QueryLatency(_)
+                | SloMetric::OperationLatency { .. }
+                | SloMetric::ProjectionLag(_)
+                | SloMetric::BusEndToEnd(_)
+        );
+        let threshold = match (is_time, value.get_ref()) {
+            (true, toml::Value::String(text)) => {
+                let d = humantime::parse_duration(text.trim())
+                    .map_err(|e| self.error(value, format!("`{text}` is not a duration ({e})")))?;
+                d.as_secs_f64() * 1000.0
+            }
+            (true, _) => {
+                return Err(self.error(value, "a latency threshold is a duration string, e.g. \"200ms\""));
+            }
+            (false, toml::Value::Integer(n)) if *n >= 0 => *n as f64,
+            (false, toml::Value::Float(f)) if f.is_finite() && *f >= 0.0 => *f,
+            (false, _) => return Err(self.error(value, "expected a number of zero or more")),
+        };
+        if matches!(metric, SloMetric::CommandErrorRate | SloMetric::QueryErrorRate) && threshold > 1.0 {
+            return Err(self.error(value, "an error rate is a fraction: 0.001 means 0.1 %"));
+        }
+        Ok(SloRule { name: name.to_owned(), metric, threshold })
+    }
+}
+
+/// `p95` → 95.0, `p999` → 99.9, `p99.9` → 99.9, `p50` → 50.0.
+fn parse_percentile(text: &str) -> Option<f64> {
+    let digits = text.strip_prefix('p')?;
+    let value = if digits.contains('.') {
+        digits.parse::<f64>().ok()?
+    } else if digits.len() > 2 {
+        // p999 = 99.9, p9999 = 99.99
+        format!("{}.{}", &digits[..2], &digits[2..]).parse::<f64>().ok()?
+    } else {
+        digits.parse::<f64>().ok()?
+    };
+    (value > 0.0 && value <= 100.0).then_some(value)
+}
+
+fn parse_slo_name(name: &str, operations: &[OperationSpec]) -> Option<SloMetric> {
+    let simple = match name {
+        "duplicates" => Some(SloMetric::Duplicates),
+        "missed" => Some(SloMetric::Missed),
+        "unexpected" => Some(SloMetric::Unexpected),
+        "command_error_rate" => Some(SloMetric::CommandErrorRate),
+        "query_error_rate" => Some(SloMetric::QueryErrorRate),
+        "min_throughput" => Some(SloMetric::MinThroughput),
+        "max_dropped" => Some(SloMetric::Dropped),
+        "consumer_lag_max" => Some(SloMetric::ConsumerLagMax),
+        _ => None,
+    };
+    if simple.is_some() {
+        return simple;
+    }
+    let (subject, percentile) = name.rsplit_once('_')?;
+    let percentile = parse_percentile(percentile)?;
+    match subject {
+        "command_latency" => Some(SloMetric::CommandLatency(percentile)),
+        "query_latency" => Some(SloMetric::QueryLatency(percentile)),
+        "projection_lag" => Some(SloMetric::ProjectionLag(percentile)),
+        "bus_e2e" => Some(SloMetric::BusEndToEnd(percentile)),
+        other => {
+            let operation = other.strip_suffix("_latency")?;
+            operations
+                .iter()
+                .any(|o| o.name == operation)
+                .then(|| SloMetric::OperationLatency { operation: operation.to_owned(), percentile })
+        }
+    }
+}
+
+fn quoted(names: &[&str]) -> String {
+    if names.is_empty() {
+        return "(none defined)".into();
+    }
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// Resolves `${NAME}`; `Err(NAME)` when a variable is not set. `$$` stays `$$`.
+fn interpolate(text: &str) -> std::result::Result<String, String> {
+    if !text.contains("${") {
+        return Ok(text.to_owned());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        let value = std::env::var(name).map_err(|_| name.to_owned())?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        assert_eq!(parse_percentile("p95"), Some(95.0));
+        assert_eq!(parse_percentile("p999"), Some(99.9));
+        assert_eq!(parse_percentile("p99.9"), Some(99.9));
+        assert_eq!(parse_percentile("p0"), None);
+        assert_eq!(parse_percentile("95"), None);
+    }
+
+    #[test]
+    fn interpolation() {
+        let path = std::env::var("PATH").expect("PATH is set");
+        assert_eq!(interpolate("x ${PATH}!"), Ok(format!("x {path}!")));
+        assert_eq!(interpolate("${CQRS_BENCH_NOPE_NOPE}"), Err("CQRS_BENCH_NOPE_NOPE".into()));
+        assert_eq!(interpolate("no vars"), Ok("no vars".into()));
+    }
+}

@@ -1,0 +1,18 @@
+//! Scenario files (PRODUCT §4): TOML text → `RawScenario` (serde mirror) →
+//! `Scenario` (checked, units resolved, templates compiled).
+
+mod error;
+mod init;
+mod keys;
+mod load;
+mod model;
+mod raw;
+pub mod template;
+#[cfg(test)]
+mod tests;
+
+pub use error::{Located, ScenarioError};
+pub use init::starter_scenario;
+pub use keys::KeyPicker;
+pub use load::{load, load_str};
+pub use model::*;

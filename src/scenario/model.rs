@@ -1,0 +1,301 @@
+//! The checked scenario: what the rest of the harness consumes.
+//!
+//! `raw.rs` mirrors the TOML file; `load.rs` turns it into these types, with every
+//! duration resolved, every template compiled and every cross-reference checked,
+//! so nothing downstream re-validates or re-parses.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::reference::MemoryConfig;
+use crate::scenario::template::Template;
+
+/// One workload against one target (PRODUCT §4).
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// Seeds every random choice of the load (operation mix, keys, template values).
+    pub seed: u64,
+    pub target: TargetSpec,
+    pub load: LoadSpec,
+    pub mix: MixSpec,
+    /// `[[setup]]` requests: run once per key before the load, outside the SLO figures.
+    pub setup: Vec<SetupSpec>,
+    /// `[[command]]`s then `[[query]]`s; an operation's index in this list is its id.
+    pub operations: Vec<OperationSpec>,
+    pub projection: Option<ProjectionSpec>,
+    pub verify: Option<VerifySpec>,
+    /// `[bus]`: the Kafka bus probe.
+    pub bus: Option<crate::probe::bus::BusSpec>,
+    pub actions: Vec<ActionSpec>,
+    pub slo: Vec<SloRule>,
+    /// The scenario after `--set` overrides and *before* `${ENV}` interpolation, as JSON:
+    /// what result.json records, so secrets read from the environment never reach disk.
+    pub recorded: serde_json::Value,
+    /// The file it was read from.
+    pub source: PathBuf,
+}
+
+impl Scenario {
+    pub fn commands(&self) -> impl Iterator<Item = &OperationSpec> {
+        self.operations.iter().filter(|o| o.kind == OpKind::Command)
+    }
+    pub fn queries(&self) -> impl Iterator<Item = &OperationSpec> {
+        self.operations.iter().filter(|o| o.kind == OpKind::Query)
+    }
+    /// Total length of the load (warmup included: it is the leading part of the stages).
+    pub fn load_duration(&self) -> Duration {
+        self.load.stages.iter().map(|s| s.duration).sum()
+    }
+    pub fn operation(&self, name: &str) -> Option<&OperationSpec> {
+        self.operations.iter().find(|o| o.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    pub kind: TargetKind,
+    /// Per-request timeout; a request still unanswered by then is a `timeout` error.
+    pub timeout: Duration,
+    /// Extra headers on every request (templates; `${ENV}` already interpolated).
+    pub headers: Vec<(String, Template)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum TargetKind {
+    /// An external system over HTTP/1.1 keep-alive.
+    Http { base_url: String },
+    /// The `memory` reference target inside this process: no sockets.
+    Embedded(Box<MemoryConfig>),
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub model: LoadModel,
+    /// The leading part of the stages that is measured but excluded from SLO verdicts.
+    pub warmup: Duration,
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadModel {
+    /// Arrivals at a rate, each with an intended start time (coordinated-omission-correct).
+    Open {
+        /// Requests outstanding at once (like wrk2's connections).
+        max_in_flight: usize,
+        /// Operations allowed to wait for a free slot; beyond this a scheduled
+        /// operation is counted as `dropped`. 0 = drop as soon as `max_in_flight` is reached.
+        max_backlog: usize,
+    },
+    /// A fixed number of users, each sending its next operation when the last one answered.
+    Closed { think_time: Duration },
+}
+
+/// One stage of the rate (open: operations/s) or user count (closed) timeline.
+/// A constant stage has `from == to`; a ramp goes linearly from `from` to `to`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stage {
+    pub duration: Duration,
+    pub from: f64,
+    pub to: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MixSpec {
+    /// Queries per `reads + writes` operations (from `read_write_ratio = "reads:writes"`).
+    pub reads: u32,
+    pub writes: u32,
+    pub keys: KeySpec,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub count: u64,
+    pub distribution: KeyDistribution,
+    /// Prepended to the key index: `acct-` gives `acct-0`, `acct-1`, …
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyDistribution {
+    Uniform,
+    Zipf {
+        exponent: f64,
+    },
+    /// `hot_traffic` of the operations go to the first `hot_fraction` of the keys.
+    Hotspot {
+        hot_fraction: f64,
+        hot_traffic: f64,
+    },
+    Sequential,
+    /// Commands write keys in sequence; queries read recently written keys (zipf over recency).
+    Latest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpKind {
+    Command,
+    Query,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Command => "command",
+            OpKind::Query => "query",
+        }
+    }
+}
+
+/// A `[[command]]` or `[[query]]`.
+#[derive(Debug, Clone)]
+pub struct OperationSpec {
+    pub name: String,
+    pub kind: OpKind,
+    /// Relative weight among operations of the same kind.
+    pub weight: u32,
+    pub request: RequestSpec,
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestSpec {
+    pub method: http::Method,
+    /// Path and query, appended to the target's base URL.
+    pub path: Template,
+    pub body: Option<Template>,
+    pub headers: Vec<(String, Template)>,
+    /// Statuses that count as success; empty means any 2xx.
+    pub expect_status: Vec<u16>,
+    /// Statuses that are a business refusal: neither success nor error, and no event expected.
+    pub reject_status: Vec<u16>,
+    /// `name -> JSON pointer` into the response body; stored per key for `{{capture.NAME}}`.
+    pub captures: Vec<(String, String)>,
+    /// Produce the rendered body to Kafka instead of sending an HTTP request.
+    pub kafka: Option<KafkaSend>,
+}
+
+/// `kafka = { topic = "...", key = "{{key}}" }` on a `[[command]]`: the body is the
+/// record's value; the acknowledgement is the broker's.
+#[derive(Debug, Clone)]
+pub struct KafkaSend {
+    pub topic: String,
+    pub key: Template,
+}
+
+impl RequestSpec {
+    /// True when any template of the request reads `{{capture.*}}`.
+    pub fn uses_captures(&self) -> bool {
+        self.templates().any(|t| t.uses_captures())
+    }
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        std::iter::once(&self.path).chain(self.body.iter()).chain(self.headers.iter().map(|(_, t)| t))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SetupSpec {
+    pub request: RequestSpec,
+    /// Setup requests per second.
+    pub rate: f64,
+}
+
+/// `[projection]`: the read-your-write lag probe (PRODUCT §5).
+#[derive(Debug, Clone)]
+pub struct ProjectionSpec {
+    /// Indices into `Scenario::operations` of the probed commands.
+    pub commands: Vec<usize>,
+    /// Fraction of accepted commands that are probed.
+    pub sample: f64,
+    /// Index of the query polled with the command's key.
+    pub query: usize,
+    pub until: Predicate,
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+}
+
+/// `POINTER contains TEMPLATE`, `POINTER >= TEMPLATE` or `POINTER == TEMPLATE`.
+#[derive(Debug, Clone)]
+pub struct Predicate {
+    pub pointer: String,
+    pub op: PredicateOp,
+    pub value: Template,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PredicateOp {
+    Contains,
+    GreaterOrEqual,
+    Equal,
+}
+
+/// `[verify]`: reconciliation after the load.
+#[derive(Debug, Clone)]
+pub struct VerifySpec {
+    /// Indices into `Scenario::operations` whose refs must appear exactly once.
+    pub commands: Vec<usize>,
+    pub settle: Duration,
+    /// Index of the query that reads one key's read model.
+    pub query: usize,
+    /// JSON pointer to the list of applied refs in that query's response.
+    pub applied_refs: String,
+}
+
+/// `[[action]]`: something done to the system at a time of the load.
+#[derive(Debug, Clone)]
+pub struct ActionSpec {
+    pub name: String,
+    /// Offset from the start of the load.
+    pub at: Duration,
+    pub what: ActionKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ActionKind {
+    /// A shell command line, run with `sh -c`.
+    Exec(String),
+    /// `METHOD /path` sent to the target.
+    Http { method: http::Method, path: String },
+}
+
+/// One `[slo]` entry: a metric and its threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloRule {
+    /// The key as written, e.g. `command_latency_p95`.
+    pub name: String,
+    pub metric: SloMetric,
+    /// Milliseconds for times, a count for counts, a fraction for rates, ops/s for throughput.
+    pub threshold: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SloMetric {
+    /// Latency percentile (e.g. 95.0, 99.9) over all commands / all queries / one operation.
+    CommandLatency(f64),
+    QueryLatency(f64),
+    OperationLatency {
+        operation: String,
+        percentile: f64,
+    },
+    ProjectionLag(f64),
+    Duplicates,
+    Missed,
+    Unexpected,
+    CommandErrorRate,
+    QueryErrorRate,
+    /// Lower bound: achieved operations/s over the measured window.
+    MinThroughput,
+    /// Upper bound on operations the generator could not send.
+    Dropped,
+    /// Largest consumer-group lag in messages (`[bus] consumer_groups`).
+    ConsumerLagMax,
+    /// Acknowledgement → broker timestamp of the event, percentile.
+    BusEndToEnd(f64),
+}
+
+impl SloMetric {
+    /// `min_throughput` passes when observed >= threshold; every other SLO when observed <= threshold.
+    pub fn is_lower_bound(&self) -> bool {
+        matches!(self, SloMetric::MinThroughput)
+    }
+}

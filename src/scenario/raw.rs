@@ -1,0 +1,209 @@
+//! The serde mirror of a scenario file (PRODUCT §4). Unknown keys are errors
+//! everywhere; values that are checked after parsing keep their span (`Spanned`) so
+//! the check can point at them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    pub name: S<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    pub target: RawTarget,
+    pub load: RawLoad,
+    pub mix: RawMix,
+    #[serde(default)]
+    pub setup: Vec<RawSetup>,
+    #[serde(default)]
+    pub command: Vec<RawOperation>,
+    #[serde(default)]
+    pub query: Vec<RawOperation>,
+    pub projection: Option<S<RawProjection>>,
+    pub verify: Option<S<RawVerify>>,
+    pub bus: Option<S<RawBus>>,
+    #[serde(default)]
+    pub action: Vec<RawAction>,
+    #[serde(default)]
+    pub slo: BTreeMap<S<String>, S<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub kind: S<String>,
+    pub base_url: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, S<String>>,
+    // embedded
+    pub variant: Option<S<String>>,
+    pub projectors: Option<S<u64>>,
+    pub faults: Option<S<RawFaults>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFaults {
+    pub projection_delay: Option<S<String>>,
+    pub projection_jitter: Option<S<String>>,
+    pub drop_every: Option<S<u64>>,
+    pub duplicate_every: Option<S<u64>>,
+    pub reorder_window: Option<S<u64>>,
+    pub pause_projector: Option<RawWindow>,
+    pub crash_projector_at: Option<S<String>>,
+    pub checkpoint_every: Option<S<u64>>,
+    pub idempotent: Option<bool>,
+    pub slow_commands: Option<RawSlow>,
+    pub fail_every: Option<S<u64>>,
+    pub stall: Option<RawWindow>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    pub at: S<String>,
+    #[serde(rename = "for")]
+    pub duration: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlow {
+    pub every: S<u64>,
+    pub delay: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoad {
+    pub model: Option<S<String>>,
+    pub max_in_flight: Option<S<u64>>,
+    pub max_backlog: Option<S<u64>>,
+    pub think_time: Option<S<String>>,
+    pub warmup: Option<S<String>>,
+    pub stages: S<Vec<S<RawStage>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    pub duration: S<String>,
+    pub rate: Option<f64>,
+    pub from: Option<f64>,
+    pub to: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMix {
+    pub read_write_ratio: Option<S<String>>,
+    pub keys: S<RawKeys>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    pub count: S<u64>,
+    pub distribution: Option<S<String>>,
+    pub exponent: Option<f64>,
+    pub hot_fraction: Option<f64>,
+    pub hot_traffic: Option<f64>,
+    #[serde(default)]
+    pub prefix: String,
+}
+
+/// The request part shared by `[[setup]]`, `[[command]]` and `[[query]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSetup {
+    pub method: Option<S<String>>,
+    pub path: S<String>,
+    pub body: Option<S<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, S<String>>,
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+    #[serde(default)]
+    pub reject_status: Vec<u16>,
+    #[serde(default)]
+    pub capture: BTreeMap<String, S<String>>,
+    pub rate: Option<S<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOperation {
+    pub name: S<String>,
+    pub weight: Option<S<u32>>,
+    pub method: Option<S<String>>,
+    pub path: Option<S<String>>,
+    /// A command produced to Kafka instead of sent over HTTP.
+    pub kafka: Option<S<RawKafkaCommand>>,
+    pub body: Option<S<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, S<String>>,
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+    #[serde(default)]
+    pub reject_status: Vec<u16>,
+    #[serde(default)]
+    pub capture: BTreeMap<String, S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProjection {
+    pub commands: Option<Vec<S<String>>>,
+    pub sample: Option<S<f64>>,
+    pub query: S<String>,
+    pub until: S<String>,
+    pub poll_interval: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerify {
+    pub commands: Option<Vec<S<String>>>,
+    pub settle: Option<S<String>>,
+    pub query: S<String>,
+    pub applied_refs: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAction {
+    pub at: S<String>,
+    pub name: Option<String>,
+    pub exec: Option<S<String>>,
+    pub http: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBus {
+    pub kind: S<String>,
+    pub brokers: S<String>,
+    pub topic: S<String>,
+    #[serde(rename = "ref")]
+    pub ref_pointer: Option<S<String>>,
+    #[serde(default)]
+    pub consumer_groups: Vec<String>,
+    #[serde(default)]
+    pub client: BTreeMap<String, S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafkaCommand {
+    pub topic: S<String>,
+    pub key: Option<S<String>>,
+}

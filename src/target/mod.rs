@@ -1,0 +1,95 @@
+//! Adapters to the system under test. The generator sees only `Target`: a rendered
+//! request goes in, a status and body (or a classified failure) come out.
+
+mod embedded;
+mod http;
+mod kafka;
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+pub use embedded::EmbeddedTarget;
+pub use http::HttpTarget;
+pub use kafka::KafkaTarget;
+
+/// A rendered request, ready to send.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: ::http::Method,
+    /// Path and query, relative to the target's base.
+    pub path: String,
+    pub body: Option<String>,
+    pub headers: Vec<(::http::HeaderName, ::http::HeaderValue)>,
+    /// Produce to Kafka instead: (topic, key); the body is the value.
+    pub kafka: Option<(String, String)>,
+}
+
+/// The answer of the target, read to the last byte.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+/// Why a request got no answer. A small closed set, so counting by it never grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// The connection could not be made.
+    Connect,
+    /// No complete answer within the target timeout.
+    Timeout,
+    /// The answer broke off or could not be read.
+    Body,
+    /// Anything else on the way (protocol error, request could not be built).
+    Transport,
+}
+
+impl Failure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Connect => "connect",
+            Failure::Timeout => "timeout",
+            Failure::Body => "body",
+            Failure::Transport => "transport",
+        }
+    }
+}
+
+/// A system under test.
+pub trait Target: Send + Sync + 'static {
+    /// Sends one request and reads the whole answer. Timeouts are applied by the caller.
+    fn send(&self, request: Request) -> impl Future<Output = Result<Reply, Failure>> + Send;
+}
+
+/// The adapters a scenario can choose; a closed set so the generator is monomorphic.
+pub enum AnyTarget {
+    Http(HttpTarget),
+    Embedded(EmbeddedTarget),
+}
+
+impl Target for AnyTarget {
+    async fn send(&self, request: Request) -> Result<Reply, Failure> {
+        match self {
+            AnyTarget::Http(t) => t.send(request).await,
+            AnyTarget::Embedded(t) => t.send(request).await,
+        }
+    }
+}
+
+/// The scenario's target, plus a Kafka producer when commands go over Kafka.
+pub struct Routed {
+    pub main: AnyTarget,
+    pub kafka: Option<KafkaTarget>,
+}
+
+impl Target for Routed {
+    async fn send(&self, request: Request) -> Result<Reply, Failure> {
+        match (&request.kafka, &self.kafka) {
+            (Some((topic, key)), Some(producer)) => producer.produce(topic, key, request.body.as_deref()).await,
+            (Some(_), None) => Err(Failure::Transport),
+            (None, _) => self.main.send(request).await,
+        }
+    }
+}

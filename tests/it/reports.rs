@@ -1,0 +1,153 @@
+//! The results folder a person and a CI system read: plots, report.html (rendered in
+//! headless Chromium), junit.xml, .hlog files that HdrHistogram's reader takes back,
+//! and the compare gate.
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+
+use crate::support::{Served, bench, result_json};
+
+fn quickstart(dir: &Path, extra: &[&str]) {
+    bench()
+        .args(["run", "scenarios/quickstart.toml", "--quiet", "--duration", "6s", "--out"])
+        .arg(dir)
+        .args(extra)
+        .assert()
+        .code(0);
+}
+
+fn count(dir: &Path, ext: &str) -> usize {
+    std::fs::read_dir(dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == ext)).count()
+}
+
+#[test]
+fn a_run_folder_holds_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    quickstart(dir.path(), &[]);
+    for file in ["result.json", "report.html", "junit.xml", "deposit.hlog", "get_account.hlog"] {
+        assert!(dir.path().join(file).is_file(), "{file}");
+    }
+    let plots = dir.path().join("plots");
+    assert!(count(&plots, "png") >= 3 && count(&plots, "svg") >= 3);
+    let png = std::fs::read(plots.join("latency-spectrum.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    let result = result_json(dir.path());
+    let slos = result["slo"].as_array().unwrap().len();
+    assert_eq!(junit.matches("<testcase ").count(), slos);
+    assert!(junit.contains(r#"failures="0""#));
+
+    // `report` rebuilds the views from result.json alone.
+    std::fs::remove_file(dir.path().join("report.html")).unwrap();
+    bench().arg("report").arg(dir.path()).assert().success();
+    assert!(dir.path().join("report.html").is_file());
+}
+
+#[test]
+fn hlog_files_round_trip_through_the_hdrhistogram_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    // No warmup: the .hlog (whole run) and result.json (measured window) hold the same operations.
+    quickstart(dir.path(), &["--set", r#"load.warmup="0s""#, "--set", "slo.min_throughput=100"]);
+    let result = result_json(dir.path());
+    for (name, op) in result["operations"].as_object().unwrap() {
+        let bytes = std::fs::read(dir.path().join(format!("{name}.hlog"))).unwrap();
+        let mut total = 0u64;
+        let mut intervals = 0;
+        for entry in IntervalLogIterator::new(&bytes) {
+            if let LogEntry::Interval(interval) = entry.expect("a well-formed log") {
+                let raw = base64::engine::general_purpose::STANDARD.decode(interval.encoded_histogram()).unwrap();
+                let h: hdrhistogram::Histogram<u64> = Deserializer::new().deserialize(&mut raw.as_slice()).unwrap();
+                total += h.len();
+                intervals += 1;
+            }
+        }
+        let answered = op["ok"].as_u64().unwrap() + op["rejected"].as_u64().unwrap();
+        assert_eq!(total, answered, "{name}: .hlog counts vs result.json");
+        assert!(intervals >= 5, "{name}: one interval per second");
+    }
+}
+
+/// Headless Chromium, as the probe of this machine starts it.
+fn chromium() -> Option<Command> {
+    let path = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists())?;
+    let mut cmd = Command::new(path);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]);
+    Some(cmd)
+}
+
+#[test]
+fn report_html_renders_in_headless_chromium() {
+    let Some(mut browser) = chromium() else {
+        eprintln!("SKIPPED report_html_renders_in_headless_chromium: chromium is not installed (.ci/run installs it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    quickstart(dir.path(), &[]);
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("report.html").display());
+    let output = browser
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(dom.contains(r#"id="verdict""#) && dom.contains("PASS"), "verdict in the rendered page");
+    assert!(dom.matches("<svg").count() >= 3, "plots inline in the rendered page");
+    assert!(dom.contains("command_latency_p95"), "SLO table");
+}
+
+fn run_against(served: &Served, dir: &Path) {
+    bench()
+        .args(["run", "scenarios/bank-http.toml", "--quiet", "--duration", "6s", "--target", &served.url, "--out"])
+        .arg(dir)
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn compare_passes_against_itself_and_fails_on_a_50ms_slower_command_path() {
+    let base = tempfile::tempdir().unwrap();
+    let slow = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    run_against(&Served::start(&[]), base.path());
+    // Every command applied, then answered 50 ms later.
+    run_against(&Served::start(&["--slow-every", "1", "--slow-delay", "50ms"]), slow.path());
+
+    bench()
+        .arg("compare")
+        .arg(base.path())
+        .arg("--baseline")
+        .arg(base.path())
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .code(0);
+    let assert = bench()
+        .arg("compare")
+        .arg(slow.path())
+        .arg("--baseline")
+        .arg(base.path())
+        .args(["--max-regression", "10%", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    assert!(stdout.contains("REGRESSION") && stdout.contains("command latency p50"), "{stdout}");
+    assert!(out.path().join("compare.md").is_file());
+    assert!(out.path().join("command-latency-spectrum.png").is_file());
+}
