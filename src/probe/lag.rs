@@ -3,6 +3,12 @@
 //! holds. Lag = send time of the first matching poll − the command's acknowledgement,
 //! so its resolution is the poll interval. Probes still unanswered at `timeout` are
 //! `late`. Probe polls are not part of the query figures; they are counted as probe load.
+//!
+//! Once a probe has waited `RELATIVE_RESOLUTION` poll intervals, it polls every
+//! 1/`RELATIVE_RESOLUTION` of the time waited so far instead (5 %): a read model seconds
+//! behind is not hammered by hundreds of probes every few milliseconds (which would
+//! slow the very projectors being measured), and a lag of L is still known to within
+//! max(poll interval, L/20).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +30,9 @@ use crate::target::Target;
 
 /// Probes running at once; a command sampled while all are busy is counted as skipped.
 const MAX_CONCURRENT_PROBES: usize = 512;
+/// A probe that has waited longer than this many poll intervals polls every 1/this of
+/// the time waited: the lag's resolution becomes relative (5 %).
+pub const RELATIVE_RESOLUTION: u32 = 20;
 
 /// One probe's outcome.
 #[derive(Debug, Clone, Copy)]
@@ -142,7 +151,8 @@ impl<T: Target> LagProbe<T> {
                     self.poll_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            tokio::time::sleep_until(tokio::time::Instant::from_std(sent + self.spec.poll_interval)).await;
+            let interval = self.spec.poll_interval.max(sent.saturating_duration_since(acked) / RELATIVE_RESOLUTION);
+            tokio::time::sleep_until(tokio::time::Instant::from_std(sent + interval)).await;
         }
     }
 }

@@ -141,21 +141,24 @@ async fn reset_clock(State(app): State<MemoryApp>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+/// `?for=DURATION` of the admin endpoints.
 #[derive(Deserialize)]
-struct For {
+pub(super) struct For {
     #[serde(rename = "for")]
     duration: Option<String>,
 }
 
-fn parse_for(q: &For, default: Duration) -> Result<Duration, String> {
-    match &q.duration {
-        None => Ok(default),
-        Some(text) => humantime::parse_duration(text).map_err(|e| format!("for={text}: {e}")),
+impl For {
+    pub(super) fn duration(&self, default: Duration) -> Result<Duration, String> {
+        match &self.duration {
+            None => Ok(default),
+            Some(text) => humantime::parse_duration(text).map_err(|e| format!("for={text}: {e}")),
+        }
     }
 }
 
 async fn stall(State(app): State<MemoryApp>, Query(q): Query<For>) -> Response {
-    match parse_for(&q, Duration::from_secs(1)) {
+    match q.duration(Duration::from_secs(1)) {
         Ok(d) => {
             app.stall_for(d);
             StatusCode::NO_CONTENT.into_response()
@@ -165,7 +168,7 @@ async fn stall(State(app): State<MemoryApp>, Query(q): Query<For>) -> Response {
 }
 
 async fn pause(State(app): State<MemoryApp>, Query(q): Query<For>) -> Response {
-    match parse_for(&q, Duration::from_secs(1)) {
+    match q.duration(Duration::from_secs(1)) {
         Ok(d) => {
             app.pause_for(d);
             StatusCode::NO_CONTENT.into_response()

@@ -9,6 +9,7 @@ mod config;
 mod event_sourced;
 mod http;
 mod memory;
+mod outbox;
 mod pg_sync;
 mod postgres;
 mod serve;

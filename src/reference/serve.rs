@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{Faults, MemoryConfig, SlowCommands, Window};
 use super::event_sourced::EventSourcedApp;
 use super::memory::MemoryApp;
+use super::outbox::{KafkaBus, MockBroker, OutboxApp, OutboxConfig};
 
 fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e} (e.g. 250ms, 2s)"))
@@ -16,18 +17,38 @@ fn duration(text: &str) -> Result<Duration, String> {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Reference system to serve: `memory`, or `pg-sync` (Postgres, read model in the command's transaction).
+    /// Reference system to serve: `memory` (in-process), `pg-sync` (Postgres, read model in
+    /// the command's transaction), `outbox` (Postgres + outbox, relay to Kafka, projectors
+    /// to Redis), `event-sourced` (Postgres event store, checkpointed projector).
     #[arg(long, default_value = "memory")]
     pub variant: String,
-    /// pg-sync: the Postgres to use.
+    /// pg-sync, outbox, event-sourced: the Postgres to use.
     #[arg(long, env = "CQRS_BENCH_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
     pub pg_url: String,
-    /// pg-sync: schema of this target's tables (created if missing), so runs don't share data.
+    /// Schema of this target's tables (created if missing), so runs don't share data; the
+    /// outbox variant also names its Redis key prefix, topic and consumer group after it.
     #[arg(long, default_value = "cqrs_bench")]
     pub schema: String,
-    /// pg-sync, event-sourced: connections in the pool.
+    /// pg-sync, outbox, event-sourced: connections in the pool.
     #[arg(long, default_value_t = 16)]
     pub pool: usize,
+    /// outbox: the Redis of the read model.
+    #[arg(long, env = "CQRS_BENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// outbox: Kafka bootstrap servers, or `mock` to start librdkafka's mock cluster in
+    /// this process (its address is printed for the harness's `[bus]` probe).
+    #[arg(long, env = "CQRS_BENCH_KAFKA_BROKERS", default_value = "mock")]
+    pub kafka: String,
+    /// outbox: partitions of the topic when it is created.
+    #[arg(long, default_value_t = 8)]
+    pub partitions: i32,
+    /// outbox: time each projector spends per event (awaited work, such as a call to
+    /// another service); one instance then applies at most 1/COST events per second.
+    #[arg(long, value_parser = duration)]
+    pub projector_cost: Option<Duration>,
+    /// outbox: how often the relay looks for unsent outbox rows when it found none.
+    #[arg(long, value_parser = duration, default_value = "2ms")]
+    pub relay_poll: Duration,
     /// event-sourced: a snapshot every K events of a stream.
     #[arg(long, default_value_t = 50)]
     pub snapshot_every: u64,
@@ -37,7 +58,7 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port; the first line printed names it).
     #[arg(long, default_value = "127.0.0.1:3030")]
     pub listen: String,
-    /// Projector tasks.
+    /// Projector tasks (outbox: consumer instances in the group).
     #[arg(long, default_value_t = 2)]
     pub projectors: usize,
     /// Seed of every injected fault.
@@ -147,6 +168,7 @@ pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::
             serve(listener, config, shutdown).await.context("serving")
         }
         "pg-sync" => {
+            args.allow_faults("pg-sync", &[]).map_err(usage)?;
             if !super::postgres::valid_schema(&args.schema) {
                 return Err(usage(anyhow::anyhow!("--schema `{}`: use lowercase letters, digits and _", args.schema)));
             }
@@ -157,7 +179,9 @@ pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::
                 .await
                 .context("serving")
         }
+        "outbox" => serve_outbox(&args, shutdown).await,
         "event-sourced" => {
+            args.allow_faults("event-sourced", &[]).map_err(usage)?;
             let app = event_sourced(&args.pg_url, &args.schema, args.pool, args.snapshot_every).await?;
             let projector = app.spawn_projector(args.projection_poll, shutdown.clone());
             let listener = bind(&args.listen).await?;
@@ -165,9 +189,82 @@ pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::
             projector.abort();
             served.context("serving")
         }
-        other => Err(usage(anyhow::anyhow!(
-            "variant `{other}` is not built yet; available: memory, pg-sync, event-sourced (outbox comes next)"
-        ))),
+        other => {
+            Err(usage(anyhow::anyhow!("unknown variant `{other}`; available: memory, pg-sync, outbox, event-sourced")))
+        }
+    }
+}
+
+/// `--variant outbox`: Kafka (the mock when asked), the app, then the listener.
+async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let usage = |e: anyhow::Error| -> anyhow::Error { crate::exit::Usage(e).into() };
+    args.allow_faults("outbox", &["projection-delay", "pause-at", "crash-at", "non-idempotent"]).map_err(usage)?;
+    if !super::postgres::valid_schema(&args.schema) {
+        return Err(usage(anyhow::anyhow!("--schema `{}`: use lowercase letters, digits and _", args.schema)));
+    }
+    anyhow::ensure!(args.partitions >= 1, crate::exit::Usage(anyhow::anyhow!("--partitions must be 1 or more")));
+    let mut config = OutboxConfig {
+        pg_url: args.pg_url.clone(),
+        schema: args.schema.clone(),
+        pool: args.pool,
+        redis_url: args.redis_url.clone(),
+        brokers: String::new(),
+        partitions: args.partitions,
+        projectors: args.projectors.max(1),
+        idempotent: !args.non_idempotent,
+        checkpoint_every: args.checkpoint_every.max(1),
+        projection_delay: args.projection_delay.unwrap_or_default(),
+        projector_cost: args.projector_cost.unwrap_or_default(),
+        crash_at: args.crash_at,
+        pause: args.pause_at.zip(args.pause_for).map(|(at, duration)| Window { at, duration }),
+        relay_poll: args.relay_poll,
+    };
+    // The mock cluster lives as long as this function: it is the broker.
+    let bus = if args.kafka == "mock" {
+        KafkaBus::Mock(MockBroker::start(&config.topic(), config.partitions)?)
+    } else {
+        KafkaBus::Brokers(args.kafka.clone())
+    };
+    config.brokers = bus.brokers();
+    let app = OutboxApp::start(config.clone()).await?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "kafka {} topic {} group {}", config.brokers, config.topic(), config.group())?;
+    let listener = bind(&args.listen).await?;
+    let served = axum::serve(listener, app.router()).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+    app.shutdown().await;
+    drop(bus);
+    served.context("serving")
+}
+
+impl ServeArgs {
+    /// Refuses fault flags the variant does not implement (a fault silently ignored
+    /// would make a run look healthier than asked).
+    fn allow_faults(&self, variant: &str, allowed: &[&str]) -> anyhow::Result<()> {
+        let set = [
+            ("projection-delay", self.projection_delay.is_some()),
+            ("projection-jitter", self.projection_jitter.is_some()),
+            ("drop-every", self.drop_every.is_some()),
+            ("duplicate-every", self.duplicate_every.is_some()),
+            ("reorder-window", self.reorder_window.is_some()),
+            ("pause-at", self.pause_at.is_some()),
+            ("crash-at", self.crash_at.is_some()),
+            ("non-idempotent", self.non_idempotent),
+            ("slow-every", self.slow_every.is_some()),
+            ("fail-every", self.fail_every.is_some()),
+            ("stall-at", self.stall_at.is_some()),
+        ];
+        let refused: Vec<String> = set
+            .iter()
+            .filter(|(name, on)| *on && !allowed.contains(name))
+            .map(|(name, _)| format!("--{name}"))
+            .collect();
+        anyhow::ensure!(
+            refused.is_empty(),
+            "the {variant} variant does not inject {}; the memory variant does{}",
+            refused.join(", "),
+            if allowed.is_empty() { String::new() } else { format!(" (this one supports --{})", allowed.join(", --")) }
+        );
+        Ok(())
     }
 }
 

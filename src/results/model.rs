@@ -221,7 +221,8 @@ pub struct ProjectionStats {
     /// Probe polls sent (probe load, not part of the query figures).
     pub polls: u64,
     pub poll_errors: u64,
-    /// The poll interval: lag is known to this resolution.
+    /// The poll interval: lag is known to this resolution, or to 5 % of the lag when that
+    /// is coarser (probes waiting long poll less often, see `probe::lag`).
     pub resolution_ms: f64,
     /// The probe timeout: a late probe's lag is at least this.
     pub timeout_ms: f64,

@@ -1,7 +1,7 @@
 //! Consistency probes against faults the reference target injects and therefore knows:
 //! every count is compared with the target's own ground truth, exactly.
 
-use crate::support::{Served, bench, result_json, scenario};
+use crate::support::{Served, bench, get_json, result_json, scenario};
 
 fn n(v: &serde_json::Value, pointer: &str) -> u64 {
     v.pointer(pointer).and_then(serde_json::Value::as_u64).unwrap_or_else(|| panic!("{pointer} missing in {v:#}"))
@@ -22,12 +22,6 @@ fn failed_slos(result: &serde_json::Value) -> Vec<String> {
 }
 
 /// GET a JSON document from the served target.
-fn get_json(url: &str) -> serde_json::Value {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let bytes = runtime.block_on(async { reqwest::get(url).await.unwrap().bytes().await.unwrap() });
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 #[test]
 fn drops_and_duplicates_match_the_ground_truth_embedded() {
     let dir = tempfile::tempdir().unwrap();

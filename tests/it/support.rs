@@ -30,10 +30,19 @@ pub fn result_json(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("result.json is JSON")
 }
 
+/// GETs `url` and parses the body as JSON.
+pub fn get_json(url: &str) -> serde_json::Value {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let bytes = runtime.block_on(async { reqwest::get(url).await.unwrap().bytes().await.unwrap() });
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 /// A `cqrs-bench target serve` process on a free loopback port; killed on drop.
 pub struct Served {
     child: Child,
     pub url: String,
+    /// The lines printed before `listening on` (the outbox variant's Kafka address).
+    pub banner: Vec<String>,
 }
 
 impl Served {
@@ -51,14 +60,25 @@ impl Served {
             .spawn()
             .expect("target serve starts");
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("reads the listening line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        Served { child, url }
+        let mut banner = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("reads target serve's output");
+            if let Some(url) = line.trim().strip_prefix("listening on ") {
+                return Served { child, url: url.to_owned(), banner };
+            }
+            banner.push(line);
+        }
+        let status = child.wait();
+        panic!("target serve --variant {variant} ended before listening ({status:?}); it printed {banner:?}")
+    }
+
+    /// The outbox variant's Kafka bootstrap servers (`kafka ADDR topic ...`).
+    pub fn kafka(&self) -> String {
+        self.banner
+            .iter()
+            .find_map(|line| line.strip_prefix("kafka ").and_then(|rest| rest.split_whitespace().next()))
+            .unwrap_or_else(|| panic!("no kafka line in {:?}", self.banner))
+            .to_owned()
     }
 }
 

@@ -1,8 +1,9 @@
 //! Reference variants on real infrastructure. They need the services named by
-//! CQRS_BENCH_PG_URL (and later CQRS_BENCH_REDIS_URL, CQRS_BENCH_KAFKA_BROKERS); without
-//! them each test says it skipped. `.ci/run` provides them.
+//! CQRS_BENCH_PG_URL and CQRS_BENCH_REDIS_URL; without them each test says it skipped.
+//! `.ci/run` provides them. Kafka is librdkafka's mock cluster, started by the served
+//! outbox target (`--kafka mock`), or the broker in CQRS_BENCH_KAFKA_BROKERS.
 
-use crate::support::{Served, bench, result_json};
+use crate::support::{Served, bench, get_json, result_json, scenario};
 
 fn pg_url() -> Option<String> {
     match std::env::var("CQRS_BENCH_PG_URL") {
@@ -129,4 +130,153 @@ fn event_sourced_accounts_exactly_with_lag_and_replays_100k_events() {
     eprintln!("{line}");
     let replayed: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"));
     assert!(replayed >= 100_000 + 1000, "{line}");
+}
+
+fn redis_url() -> Option<String> {
+    match std::env::var("CQRS_BENCH_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => None,
+    }
+}
+
+/// Deletes a test's Redis keys (`{prefix}:*`) when the test ends.
+struct DropKeys {
+    url: String,
+    prefix: String,
+}
+
+impl Drop for DropKeys {
+    fn drop(&mut self) {
+        let Ok(mut redis) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection()) else { return };
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{}:*", self.prefix)).query(&mut redis).unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut redis);
+        }
+    }
+}
+
+/// An outbox target on its own schema, key prefix, topic and consumer group.
+struct Outbox {
+    served: Served,
+    schema: String,
+    _schema: DropSchema,
+    _keys: DropKeys,
+}
+
+impl Outbox {
+    /// `None` (the test skips) without Postgres and Redis.
+    fn start(name: &str, extra: &[&str]) -> Option<Outbox> {
+        let (Some(pg), Some(redis)) = (pg_url(), redis_url()) else {
+            eprintln!("SKIPPED {name}: CQRS_BENCH_PG_URL and CQRS_BENCH_REDIS_URL must both be set");
+            return None;
+        };
+        let schema = format!("cqrs_bench_{name}_{}", std::process::id());
+        let cleanup = (
+            DropSchema { url: pg.clone(), schema: schema.clone() },
+            DropKeys { url: redis.clone(), prefix: schema.clone() },
+        );
+        let mut args = vec!["--pg-url", &pg, "--redis-url", &redis, "--schema", &schema];
+        args.extend_from_slice(extra);
+        let served = Served::start_variant("outbox", &args);
+        Some(Outbox { served, schema, _schema: cleanup.0, _keys: cleanup.1 })
+    }
+
+    fn ground_truth(&self) -> serde_json::Value {
+        get_json(&format!("{}/admin/ground-truth", self.served.url))
+    }
+
+    /// `cqrs-bench run SCENARIO` against this target, with the bus probe pointed at its
+    /// Kafka, topic and group; returns result.json.
+    fn run(&self, scenario: &std::path::Path, args: &[&str], expect_code: i32) -> serde_json::Value {
+        let dir = tempfile::tempdir().unwrap();
+        bench()
+            .env("CQRS_BENCH_KAFKA_BROKERS", self.served.kafka())
+            .arg("run")
+            .arg(scenario)
+            .args(args)
+            .args(["--target", &self.served.url, "--out"])
+            .arg(dir.path())
+            .assert()
+            .code(expect_code);
+        result_json(dir.path())
+    }
+}
+
+#[test]
+fn outbox_accounts_exactly_through_kafka_and_redis_with_lag() {
+    let Some(outbox) = Outbox::start("outbox", &[]) else { return };
+    let (topic, group) =
+        (format!("bus.topic={}.events", outbox.schema), format!("bus.consumer_groups.0={}.projectors", outbox.schema));
+    let result = outbox.run(
+        std::path::Path::new("scenarios/variants/outbox.toml"),
+        &["--duration", "8s", "--rate", "300", "--set", "slo.min_throughput=250", "--set", &topic, "--set", &group],
+        0,
+    );
+    let events = &result["events"];
+    let acked = events["acked"].as_u64().unwrap();
+    assert!(acked > 300, "{events}");
+    assert_eq!((events["missed"].as_u64(), events["duplicates"].as_u64()), (Some(0), Some(0)), "{events}");
+    assert_eq!(events["unexpected"], 0, "{events}");
+    // Relay, broker and consumer lie between the command and the read model.
+    let projection = &result["projection"];
+    assert!(projection["lag_ms"]["p50"].as_f64().unwrap() > 1.0, "{projection}");
+    assert!(projection["polls"].as_u64() > projection["probes"].as_u64(), "{projection}");
+    // On the topic itself: every acknowledged command exactly once.
+    let bus = &result["bus"];
+    assert_eq!(bus["seen"].as_u64(), Some(acked), "{bus}");
+    assert_eq!((bus["missed"].as_u64(), bus["duplicates"].as_u64()), (Some(0), Some(0)), "{bus}");
+    assert!(bus["consumer_lag"].get(format!("{}.projectors", outbox.schema)).is_some(), "{bus}");
+    assert_eq!(outbox.ground_truth()["accepted"].as_u64(), Some(acked));
+}
+
+/// The crash scenario against an outbox target; the verdict judges duplicates and missed
+/// events only (how long the group takes to rebalance after the kill depends on the
+/// broker's timing, see outbox-crash.toml).
+fn outbox_crash(name: &str, extra: &[&str], expect_code: i32) -> Option<(serde_json::Value, serde_json::Value)> {
+    let outbox = Outbox::start(name, &[&["--checkpoint-every", "1000"], extra].concat())?;
+    let result = outbox.run(&scenario("outbox-crash.toml"), &["--set", "slo.projection_lag_p50=1h"], expect_code);
+    let recovery = &result["recovery"][0];
+    eprintln!("{name}: {recovery}");
+    assert!((recovery["at_s"].as_f64().unwrap() - 3.0).abs() < 0.5, "the kill ran at 3 s: {recovery}");
+    Some((result, outbox.ground_truth()))
+}
+
+#[test]
+fn a_killed_non_idempotent_outbox_projector_applies_redelivered_events_twice() {
+    let Some((result, truth)) = outbox_crash("obcrash", &["--non-idempotent"], 1) else { return };
+    let duplicates = result["events"]["duplicates"].as_u64().unwrap();
+    let doubled = truth["duplicated_refs"].as_array().unwrap().len() as u64;
+    assert!(duplicates > 0, "{}", result["events"]);
+    assert_eq!(duplicates, doubled, "harness vs the target's own count");
+    assert_eq!(result["events"]["missed"], 0);
+    assert_eq!(truth["crashes"], 1);
+}
+
+#[test]
+fn an_idempotent_outbox_projector_survives_the_same_kill_without_duplicates() {
+    let Some((result, truth)) = outbox_crash("obcrashidem", &[], 0) else { return };
+    assert_eq!(result["events"]["duplicates"], 0, "{}", result["events"]);
+    assert_eq!(result["events"]["missed"], 0);
+    assert_eq!(truth["duplicated_refs"].as_array().unwrap().len(), 0);
+    assert_eq!(truth["crashes"], 1);
+}
+
+/// The capacity signal: at a rate one projector cannot keep up with, lag falls as
+/// instances are added (figures for 1, 2 and 4 come from benches/capacity.sh).
+#[test]
+fn outbox_lag_falls_when_projector_instances_are_added() {
+    let lag_p99 = |projectors: &str| {
+        let name = format!("obcap{projectors}");
+        let outbox = Outbox::start(&name, &["--projectors", projectors, "--projector-cost", "4ms"])?;
+        let result = outbox.run(&scenario("outbox-capacity.toml"), &["--set", "slo.projection_lag_p99=1h"], 0);
+        assert_eq!(result["events"]["missed"], 0, "{}", result["events"]);
+        Some(result["projection"]["lag_ms"]["p99"].as_f64().unwrap())
+    };
+    let Some(one) = lag_p99("1") else { return };
+    let four = lag_p99("4").unwrap();
+    eprintln!("outbox lag p99 at 400 events/s, 4 ms per event: 1 projector {one:.1} ms, 4 projectors {four:.1} ms");
+    // One instance applies at most 250 events/s: its backlog grows by about 150 a second.
+    assert!(one > 1000.0, "one projector should fall behind: p99 {one} ms");
+    assert!(one > 5.0 * four, "four projectors should keep up: p99 {four} ms vs {one} ms");
 }

@@ -1,0 +1,256 @@
+//! `outbox`: the bank with a transactional outbox (PRODUCT §7).
+//!
+//! - Write side, Postgres: a command locks its account row, updates it and inserts an
+//!   outbox row in the same transaction (`accounts`, `outbox` in the run's schema).
+//! - Relay: publishes unsent outbox rows to Kafka in `seq` order, key = account id (so
+//!   one account's events stay in one partition, in order), waits for the broker's
+//!   acknowledgements, then marks the rows sent. A relay that dies between publishing and
+//!   marking publishes again: Kafka sees at-least-once delivery.
+//! - Projectors: N consumers in one consumer group apply events to a Redis read model.
+//!   Idempotent projectors skip an event whose version the account already has; with
+//!   idempotency off a redelivered event is applied again, and the projector counts it in
+//!   the target's ground truth.
+//!
+//! Runs keep apart by schema: the Redis keys are prefixed `{schema}:`, the topic and the
+//! consumer group are named after it.
+
+mod bus;
+mod projector;
+mod read_model;
+mod relay;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use deadpool_postgres::Pool;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use bus::{KafkaBus, MockBroker};
+
+use super::bank::{Bank, Changed, Refusal, View};
+use super::config::Window;
+use super::http::For;
+use super::memory::GroundTruth;
+use super::postgres::{self, unavailable};
+use projector::Control;
+use read_model::ReadModel;
+
+/// How the outbox variant is deployed and which faults it injects.
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    pub pg_url: String,
+    pub schema: String,
+    pub pool: usize,
+    pub redis_url: String,
+    /// Kafka bootstrap servers (a real broker, or the mock cluster's address).
+    pub brokers: String,
+    pub partitions: i32,
+    /// Projector instances in the consumer group.
+    pub projectors: usize,
+    /// Projectors skip events whose version the account already has.
+    pub idempotent: bool,
+    /// Events between offset commits of a projector (what a crash redelivers).
+    pub checkpoint_every: u64,
+    /// An event becomes visible no earlier than this long after it was accepted.
+    pub projection_delay: Duration,
+    /// Work per event in a projector (awaited, as an I/O-bound projector's call would be):
+    /// one instance applies at most 1/cost events per second. The capacity knob.
+    pub projector_cost: Duration,
+    /// Projector 0 dies at this time (from start) and a new instance joins after `RESTART_DELAY`.
+    pub crash_at: Option<Duration>,
+    /// Projector 0 stops consuming during this window.
+    pub pause: Option<Window>,
+    /// How often the relay looks for unsent rows when it found none.
+    pub relay_poll: Duration,
+}
+
+impl OutboxConfig {
+    pub fn topic(&self) -> String {
+        format!("{}.events", self.schema)
+    }
+
+    pub fn group(&self) -> String {
+        format!("{}.projectors", self.schema)
+    }
+}
+
+/// The write side and read side the HTTP endpoints use; the relay and projectors run
+/// as tasks beside it.
+#[derive(Clone)]
+pub struct OutboxApp {
+    pool: Pool,
+    sql: Arc<Sql>,
+    read_model: ReadModel,
+    truth: Arc<Mutex<GroundTruth>>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    group: Option<Arc<projector::Group>>,
+}
+
+struct Sql {
+    open_account: String,
+    lock_account: String,
+    update_account: String,
+    insert_outbox: String,
+}
+
+impl OutboxApp {
+    /// Creates the tables and the topic if needed, then starts the relay and the
+    /// projectors; returns once the projectors' group owns every partition, so a run
+    /// does not start into the first rebalance.
+    pub async fn start(config: OutboxConfig) -> anyhow::Result<OutboxApp> {
+        let schema = &config.schema;
+        let pool = postgres::pool(&config.pg_url, schema, config.pool).await?;
+        pool.get()
+            .await
+            .context("a Postgres connection")?
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema};
+                 CREATE TABLE IF NOT EXISTS {schema}.accounts (
+                     id text PRIMARY KEY, balance bigint NOT NULL, version bigint NOT NULL);
+                 CREATE TABLE IF NOT EXISTS {schema}.outbox (
+                     seq bigserial PRIMARY KEY, account text NOT NULL, version bigint NOT NULL,
+                     delta bigint NOT NULL, ref text, at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                     sent_at timestamptz);
+                 CREATE INDEX IF NOT EXISTS outbox_unsent ON {schema}.outbox (seq) WHERE sent_at IS NULL;"
+            ))
+            .await
+            .context("creating the outbox tables")?;
+        let read_model = ReadModel::connect(&config.redis_url, schema).await?;
+        bus::ensure_topic(&config.brokers, &config.topic(), config.partitions).await?;
+
+        let sql = Sql {
+            open_account: format!(
+                "INSERT INTO {schema}.accounts (id, balance, version) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING"
+            ),
+            lock_account: format!("SELECT balance, version FROM {schema}.accounts WHERE id = $1 FOR UPDATE"),
+            update_account: format!("UPDATE {schema}.accounts SET balance = $2, version = $3 WHERE id = $1"),
+            insert_outbox: format!(
+                "INSERT INTO {schema}.outbox (account, version, delta, ref) VALUES ($1, $2, $3, $4)"
+            ),
+        };
+        let app = OutboxApp {
+            pool: pool.clone(),
+            sql: Arc::new(sql),
+            read_model: read_model.clone(),
+            truth: Arc::default(),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            group: None,
+        };
+        let relay = relay::Relay::new(pool, &config)?;
+        app.tasks.spawn(relay.run(app.shutdown.clone()));
+        let group = projector::Group::start(&config, read_model, app.truth.clone(), &app.tasks, &app.shutdown)?;
+        group.wait_until_assigned(config.partitions, Duration::from_secs(30)).await?;
+        let app = OutboxApp { group: Some(Arc::new(group)), ..app };
+        // Faults on the clock start now, with the group in place.
+        if let Some(at) = config.crash_at {
+            app.after(at, Control::Crash);
+        }
+        if let Some(window) = config.pause {
+            app.after(window.at, Control::Pause(window.duration));
+        }
+        Ok(app)
+    }
+
+    /// The bank endpoints, and `POST /admin/crash` and `POST /admin/pause?for=D`
+    /// (projector 0) for `[[action]]`s.
+    pub fn router(&self) -> axum::Router {
+        let admin = axum::Router::new()
+            .route("/admin/crash", post(crash))
+            .route("/admin/pause", post(pause))
+            .with_state(self.clone());
+        super::http::router(self.clone()).merge(admin)
+    }
+
+    /// Sends `order` to projector 0.
+    pub fn control(&self, order: Control) {
+        if let Some(group) = &self.group {
+            group.control(order);
+        }
+    }
+
+    /// Sends `order` to projector 0 once `at` has passed.
+    fn after(&self, at: Duration, order: Control) {
+        let (app, shutdown) = (self.clone(), self.shutdown.clone());
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(at) => app.control(order),
+            }
+        });
+    }
+
+    /// Stops the relay and the projectors and waits for them.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+async fn crash(State(app): State<OutboxApp>) -> StatusCode {
+    app.control(Control::Crash);
+    StatusCode::NO_CONTENT
+}
+
+async fn pause(State(app): State<OutboxApp>, Query(q): Query<For>) -> Response {
+    match q.duration(Duration::from_secs(1)) {
+        Ok(duration) => {
+            app.control(Control::Pause(duration));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
+    }
+}
+
+impl Bank for OutboxApp {
+    async fn open(&self, account: &str) -> Result<u64, Refusal> {
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        if tx.execute(&self.sql.open_account, &[&account]).await.map_err(unavailable)? == 0 {
+            return Err(Refusal::Exists);
+        }
+        // The opening travels the bus too, so the read model learns of the account.
+        tx.execute(&self.sql.insert_outbox, &[&account, &0i64, &0i64, &None::<&str>]).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(0)
+    }
+
+    async fn change(&self, account: &str, delta: i64, op_ref: &str) -> Result<Changed, Refusal> {
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        let row =
+            tx.query_opt(&self.sql.lock_account, &[&account]).await.map_err(unavailable)?.ok_or(Refusal::NotFound)?;
+        let (balance, version): (i64, i64) = (row.get(0), row.get(1));
+        if balance + delta < 0 {
+            return Err(Refusal::InsufficientFunds);
+        }
+        let (balance, version) = (balance + delta, version + 1);
+        // The outbox row is inserted under the account's row lock: an account's rows get
+        // increasing `seq` in version order, which the relay keeps.
+        tx.execute(&self.sql.update_account, &[&account, &balance, &version]).await.map_err(unavailable)?;
+        tx.execute(&self.sql.insert_outbox, &[&account, &version, &delta, &Some(op_ref)]).await.map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        self.truth.lock().unwrap_or_else(|e| e.into_inner()).accepted += 1;
+        Ok(Changed { version: version as u64, balance, answer_after: None })
+    }
+
+    async fn view(&self, account: &str) -> Result<Option<View>, Refusal> {
+        self.read_model.view(account).await
+    }
+
+    async fn top(&self, limit: usize) -> Result<Vec<(String, i64, u64)>, Refusal> {
+        self.read_model.top(limit).await
+    }
+
+    fn ground_truth(&self) -> GroundTruth {
+        self.truth.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}

@@ -1,0 +1,107 @@
+//! The relay: outbox rows to Kafka, in `seq` order, marked sent once the broker has them.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use deadpool_postgres::Pool;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio_util::sync::CancellationToken;
+
+use super::OutboxConfig;
+use super::bus::OutboxEvent;
+
+/// Rows published per transaction.
+const BATCH: i64 = 500;
+/// How long the broker may take to acknowledge a record before the batch is retried.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Relay {
+    pool: Pool,
+    producer: FutureProducer,
+    topic: String,
+    poll: Duration,
+    select_unsent: String,
+    mark_sent: String,
+}
+
+impl Relay {
+    pub fn new(pool: Pool, config: &OutboxConfig) -> anyhow::Result<Relay> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            // Retries keep the order of an account's events and write no duplicates.
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
+            .create()
+            .context("creating the relay's Kafka producer")?;
+        let schema = &config.schema;
+        Ok(Relay {
+            pool,
+            producer,
+            topic: config.topic(),
+            poll: config.relay_poll,
+            select_unsent: format!(
+                "SELECT seq, account, version, delta, ref, (extract(epoch FROM at) * 1000)::bigint
+                 FROM {schema}.outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
+            ),
+            mark_sent: format!("UPDATE {schema}.outbox SET sent_at = clock_timestamp() WHERE seq = ANY($1)"),
+        })
+    }
+
+    /// Publishes until `shutdown`; a failed batch is logged and retried (at-least-once).
+    pub async fn run(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let sent = match self.publish_batch().await {
+                Ok(sent) => sent,
+                Err(e) => {
+                    tracing::warn!("outbox relay: {e:#}; retrying");
+                    0
+                }
+            };
+            if sent < BATCH as usize {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(self.poll) => {}
+                }
+            }
+        }
+    }
+
+    /// One batch: read unsent rows, publish them all, wait for every acknowledgement,
+    /// mark them sent. Returns how many were sent.
+    async fn publish_batch(&self) -> anyhow::Result<usize> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let rows = tx.query(&self.select_unsent, &[&BATCH]).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut deliveries = Vec::with_capacity(rows.len());
+        let mut seqs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let event = OutboxEvent {
+                account: row.get(1),
+                version: row.get(2),
+                delta: row.get(3),
+                op_ref: row.get(4),
+                at_ms: row.get(5),
+            };
+            let payload = serde_json::to_vec(&event)?;
+            // Queued in order; the idempotent producer keeps that order per partition.
+            let delivery = self
+                .producer
+                .send_result(FutureRecord::to(&self.topic).key(&event.account).payload(&payload))
+                .map_err(|(e, _)| anyhow::anyhow!("queueing an outbox record: {e}"))?;
+            deliveries.push(delivery);
+            seqs.push(row.get::<_, i64>(0));
+        }
+        for delivery in deliveries {
+            delivery.await.context("the producer went away")?.map_err(|(e, _)| anyhow::anyhow!("publishing: {e}"))?;
+        }
+        tx.execute(&self.mark_sent, &[&seqs]).await?;
+        tx.commit().await?;
+        Ok(seqs.len())
+    }
+}
