@@ -240,6 +240,28 @@ fn tables(runs: &[(String, RunResult)], regressions: &[Regression]) -> (String, 
     (table, md)
 }
 
+/// One overlaid percentile plot, unless no run has the figure.
+fn spectrum(
+    out: &Path,
+    name: &str,
+    title: &str,
+    y_label: &str,
+    series: Vec<(String, Vec<(f64, f64)>)>,
+) -> anyhow::Result<()> {
+    if series.is_empty() {
+        return Ok(());
+    }
+    let plot = SpectrumPlot {
+        name: name.into(),
+        title: title.into(),
+        y_label: y_label.into(),
+        series,
+        thresholds: Vec::new(),
+    };
+    plots::render(&plot, out).with_context(|| format!("plot {title}"))?;
+    Ok(())
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_owned() } else { s.chars().take(n - 1).chain(['…']).collect() }
 }
@@ -248,7 +270,7 @@ fn truncate(s: &str, n: usize) -> String {
 pub fn write(out: &Path, comparison: &Comparison, runs: &[(String, RunResult)]) -> anyhow::Result<()> {
     results::write_atomic(&out.join("compare.md"), comparison.markdown.as_bytes())?;
     for (kind, title) in [("command", "Command latency by percentile"), ("query", "Query latency by percentile")] {
-        let series: Vec<(String, Vec<(f64, f64)>)> = runs
+        let series = runs
             .iter()
             .filter_map(|(name, r)| {
                 let mut merged = histogram::new_latency_histogram();
@@ -258,18 +280,17 @@ pub fn write(out: &Path, comparison: &Comparison, runs: &[(String, RunResult)]) 
                 (!merged.is_empty()).then(|| (name.clone(), SpectrumPlot::points(&merged)))
             })
             .collect();
-        if series.is_empty() {
-            continue;
-        }
-        let plot = SpectrumPlot {
-            name: format!("{kind}-latency-spectrum"),
-            title: title.into(),
-            y_label: "latency (ms)".into(),
-            series,
-            thresholds: Vec::new(),
-        };
-        plots::render(&plot, out).with_context(|| format!("plot {title}"))?;
+        spectrum(out, &format!("{kind}-latency-spectrum"), title, "latency (ms)", series)?;
     }
+    // How stale each run's read model was: the figure variants are compared on.
+    let series = runs
+        .iter()
+        .filter_map(|(name, r)| {
+            let lag = histogram::decode(&r.projection.as_ref()?.histogram).ok()?;
+            (!lag.is_empty()).then(|| (name.clone(), SpectrumPlot::points(&lag)))
+        })
+        .collect();
+    spectrum(out, "projection-lag-spectrum", "Projection lag by percentile", "projection lag (ms)", series)?;
     let series = runs
         .iter()
         .enumerate()

@@ -150,4 +150,5 @@ fn compare_passes_against_itself_and_fails_on_a_50ms_slower_command_path() {
     assert!(stdout.contains("REGRESSION") && stdout.contains("command latency p50"), "{stdout}");
     assert!(out.path().join("compare.md").is_file());
     assert!(out.path().join("command-latency-spectrum.png").is_file());
+    assert!(out.path().join("projection-lag-spectrum.png").is_file(), "lag overlaid when the runs probed it");
 }

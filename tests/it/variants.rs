@@ -182,6 +182,15 @@ impl Outbox {
         Some(Outbox { served, schema, _schema: cleanup.0, _keys: cleanup.1 })
     }
 
+    /// `--set` pointing a scenario's `[bus]` at this target's topic and group.
+    fn bus_topic(&self) -> String {
+        format!("bus.topic={}.events", self.schema)
+    }
+
+    fn bus_group(&self) -> String {
+        format!("bus.consumer_groups.0={}.projectors", self.schema)
+    }
+
     fn ground_truth(&self) -> serde_json::Value {
         get_json(&format!("{}/admin/ground-truth", self.served.url))
     }
@@ -206,8 +215,7 @@ impl Outbox {
 #[test]
 fn outbox_accounts_exactly_through_kafka_and_redis_with_lag() {
     let Some(outbox) = Outbox::start("outbox", &[]) else { return };
-    let (topic, group) =
-        (format!("bus.topic={}.events", outbox.schema), format!("bus.consumer_groups.0={}.projectors", outbox.schema));
+    let (topic, group) = (outbox.bus_topic(), outbox.bus_group());
     let result = outbox.run(
         std::path::Path::new("scenarios/variants/outbox.toml"),
         &["--duration", "8s", "--rate", "300", "--set", "slo.min_throughput=250", "--set", &topic, "--set", &group],
@@ -269,7 +277,11 @@ fn outbox_lag_falls_when_projector_instances_are_added() {
     let lag_p99 = |projectors: &str| {
         let name = format!("obcap{projectors}");
         let outbox = Outbox::start(&name, &["--projectors", projectors, "--projector-cost", "4ms"])?;
-        let result = outbox.run(&scenario("outbox-capacity.toml"), &["--set", "slo.projection_lag_p99=1h"], 0);
+        let result = outbox.run(
+            std::path::Path::new("scenarios/outbox-capacity.toml"),
+            &["--set", "slo.projection_lag_p99=1h", "--set", &outbox.bus_topic(), "--set", &outbox.bus_group()],
+            0,
+        );
         assert_eq!(result["events"]["missed"], 0, "{}", result["events"]);
         Some(result["projection"]["lag_ms"]["p99"].as_f64().unwrap())
     };
