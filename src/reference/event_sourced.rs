@@ -14,7 +14,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use deadpool_postgres::Pool;
 use tokio_postgres::error::SqlState;
 use tokio_util::sync::CancellationToken;
@@ -52,7 +51,7 @@ impl Replay {
 }
 
 impl EventSourcedApp {
-    /// Connects, creates the schema and tables if needed.
+    /// Connects and migrates the schema.
     pub async fn connect(
         url: &str,
         schema: &str,
@@ -60,24 +59,7 @@ impl EventSourcedApp {
         snapshot_every: u64,
     ) -> anyhow::Result<EventSourcedApp> {
         let pool = postgres::pool(url, schema, pool_size).await?;
-        let client = pool.get().await.context("a Postgres connection")?;
-        client
-            .batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema};
-                 CREATE TABLE IF NOT EXISTS {schema}.events (
-                     seq bigserial PRIMARY KEY, stream text NOT NULL, version bigint NOT NULL,
-                     delta bigint NOT NULL, ref text, at timestamptz NOT NULL DEFAULT now(),
-                     UNIQUE (stream, version));
-                 CREATE TABLE IF NOT EXISTS {schema}.snapshots (
-                     stream text PRIMARY KEY, version bigint NOT NULL, balance bigint NOT NULL);
-                 CREATE TABLE IF NOT EXISTS {schema}.account_views (
-                     id text PRIMARY KEY, balance bigint NOT NULL, version bigint NOT NULL,
-                     refs text[] NOT NULL DEFAULT '{{}}');
-                 CREATE TABLE IF NOT EXISTS {schema}.checkpoints (projector text PRIMARY KEY, seq bigint NOT NULL);
-                 INSERT INTO {schema}.checkpoints VALUES ('views', 0) ON CONFLICT DO NOTHING;"
-            ))
-            .await
-            .context("creating the event-sourced tables")?;
+        postgres::migrate(&pool, schema, postgres::migrations::event_sourced::migrations::runner()).await?;
         Ok(EventSourcedApp {
             pool,
             schema: schema.into(),

@@ -8,7 +8,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context as _;
 use deadpool_postgres::Pool;
 
 use super::bank::{Bank, Changed, Refusal, View};
@@ -35,25 +34,10 @@ struct Sql {
 }
 
 impl PgSyncApp {
-    /// Connects a pool of `pool_size` to `url` and creates the schema and tables if needed.
+    /// Connects a pool of `pool_size` to `url` and migrates the schema.
     pub async fn connect(url: &str, schema: &str, pool_size: usize) -> anyhow::Result<PgSyncApp> {
         let pool = postgres::pool(url, schema, pool_size).await?;
-        let client = pool.get().await.context("a Postgres connection")?;
-        client
-            .batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema};
-                 CREATE TABLE IF NOT EXISTS {schema}.accounts (
-                     id text PRIMARY KEY, balance bigint NOT NULL, version bigint NOT NULL);
-                 CREATE TABLE IF NOT EXISTS {schema}.events (
-                     seq bigserial PRIMARY KEY, account text NOT NULL, version bigint NOT NULL,
-                     delta bigint NOT NULL, ref text, at timestamptz NOT NULL DEFAULT now(),
-                     UNIQUE (account, version));
-                 CREATE TABLE IF NOT EXISTS {schema}.account_views (
-                     id text PRIMARY KEY, balance bigint NOT NULL, version bigint NOT NULL,
-                     refs text[] NOT NULL DEFAULT '{{}}');"
-            ))
-            .await
-            .context("creating the pg-sync tables")?;
+        postgres::migrate(&pool, schema, postgres::migrations::pg_sync::migrations::runner()).await?;
         let sql = Sql {
             open_account: format!(
                 "INSERT INTO {schema}.accounts (id, balance, version) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING"

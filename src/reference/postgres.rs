@@ -1,5 +1,6 @@
-//! What the Postgres variants share: the connection pool, schema names, and reading the
-//! read model (`account_views`: id, balance, version, refs), which both keep alike.
+//! What the Postgres variants share: the connection pool, schema names, migrations, and
+//! reading the read model (`account_views`: id, balance, version, refs), which pg-sync and
+//! event-sourced keep alike.
 
 use std::sync::Arc;
 
@@ -25,6 +26,39 @@ pub async fn pool(url: &str, schema: &str, size: usize) -> anyhow::Result<Pool> 
     let pool = Pool::builder(manager).max_size(size.max(2)).build().context("building the Postgres pool")?;
     drop(pool.get().await.with_context(|| format!("connecting to Postgres at {url}"))?);
     Ok(pool)
+}
+
+/// The migrations of each variant, from migrations/<variant>/ (compiled in).
+pub mod migrations {
+    pub mod pg_sync {
+        refinery::embed_migrations!("migrations/pg-sync");
+    }
+    pub mod outbox {
+        refinery::embed_migrations!("migrations/outbox");
+    }
+    pub mod event_sourced {
+        refinery::embed_migrations!("migrations/event-sourced");
+    }
+}
+
+/// Creates `schema` if needed and brings it up to date with `runner`'s migrations. They
+/// run with `search_path` set to the schema, so their statements and refinery's history
+/// table land in it.
+pub async fn migrate(pool: &Pool, schema: &str, runner: refinery::Runner) -> anyhow::Result<()> {
+    anyhow::ensure!(valid_schema(schema), "schema `{schema}`: use lowercase letters, digits and _");
+    let mut client = pool.get().await.context("a Postgres connection")?;
+    client
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"))
+        .await
+        .with_context(|| format!("creating schema {schema}"))?;
+    let report = runner.run_async(&mut **client).await;
+    // The connection goes back to the pool: every statement elsewhere names its schema anyway.
+    client.batch_execute("RESET search_path").await.context("resetting search_path")?;
+    let report = report.with_context(|| format!("migrating schema {schema}"))?;
+    for migration in report.applied_migrations() {
+        tracing::info!("schema {schema}: applied migration {migration}");
+    }
+    Ok(())
 }
 
 /// A store failure, as the HTTP layer reports it (503).

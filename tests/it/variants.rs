@@ -58,6 +58,12 @@ fn pg_sync_has_zero_projection_lag_and_exact_accounting() {
     assert_eq!(projection["polls"], projection["probes"], "one poll per probe");
     let p99 = projection["lag_ms"]["p99"].as_f64().unwrap();
     assert!(p99 < projection["resolution_ms"].as_f64().unwrap(), "lag p99 {p99} ms below one poll interval");
+
+    // A restart on the same schema finds its migrations applied and its data in place.
+    drop(served);
+    let again = Served::start_variant("pg-sync", &["--pg-url", &url, "--schema", &schema]);
+    let account = get_json(&format!("{}/accounts/acct-1", again.url));
+    assert!(account["version"].as_u64().unwrap() > 0, "{account}");
 }
 
 fn sql(url: &str, statements: &str) {

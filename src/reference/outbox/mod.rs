@@ -22,7 +22,6 @@ mod relay;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -101,27 +100,13 @@ struct Sql {
 }
 
 impl OutboxApp {
-    /// Creates the tables and the topic if needed, then starts the relay and the
+    /// Migrates the schema, creates the topic if needed, then starts the relay and the
     /// projectors; returns once the projectors' group owns every partition, so a run
     /// does not start into the first rebalance.
     pub async fn start(config: OutboxConfig) -> anyhow::Result<OutboxApp> {
         let schema = &config.schema;
         let pool = postgres::pool(&config.pg_url, schema, config.pool).await?;
-        pool.get()
-            .await
-            .context("a Postgres connection")?
-            .batch_execute(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {schema};
-                 CREATE TABLE IF NOT EXISTS {schema}.accounts (
-                     id text PRIMARY KEY, balance bigint NOT NULL, version bigint NOT NULL);
-                 CREATE TABLE IF NOT EXISTS {schema}.outbox (
-                     seq bigserial PRIMARY KEY, account text NOT NULL, version bigint NOT NULL,
-                     delta bigint NOT NULL, ref text, at timestamptz NOT NULL DEFAULT clock_timestamp(),
-                     sent_at timestamptz);
-                 CREATE INDEX IF NOT EXISTS outbox_unsent ON {schema}.outbox (seq) WHERE sent_at IS NULL;"
-            ))
-            .await
-            .context("creating the outbox tables")?;
+        postgres::migrate(&pool, schema, postgres::migrations::outbox::migrations::runner()).await?;
         let read_model = ReadModel::connect(&config.redis_url, schema).await?;
         bus::ensure_topic(&config.brokers, &config.topic(), config.partitions).await?;
 
