@@ -2,7 +2,7 @@
 //! as the command's event. Projection lag is zero by construction; the harness's lag
 //! probe must show it.
 //!
-//! Tables live in a schema of their own (`--schema`), created at start, so runs and tests
+//! Tables live in a schema of their own (`--schema`), migrated at start, so runs and tests
 //! do not see each other's data: `accounts` (write model), `events` (one row per change,
 //! unique per account and version), `account_views` (read model, with the applied refs).
 
@@ -12,7 +12,7 @@ use deadpool_postgres::Pool;
 
 use super::bank::{Bank, Changed, Refusal, View};
 use super::memory::GroundTruth;
-use super::postgres::{self, unavailable};
+use super::postgres::{self, Accounts, unavailable};
 
 #[derive(Clone)]
 pub struct PgSyncApp {
@@ -24,11 +24,9 @@ pub struct PgSyncApp {
 
 /// Statements with the schema filled in.
 struct Sql {
-    open_account: String,
+    accounts: Accounts,
     open_view: String,
     open_event: String,
-    lock_account: String,
-    update_account: String,
     insert_event: String,
     update_view: String,
 }
@@ -39,13 +37,9 @@ impl PgSyncApp {
         let pool = postgres::pool(url, schema, pool_size).await?;
         postgres::migrate(&pool, schema, postgres::migrations::pg_sync::migrations::runner()).await?;
         let sql = Sql {
-            open_account: format!(
-                "INSERT INTO {schema}.accounts (id, balance, version) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING"
-            ),
+            accounts: Accounts::new(schema),
             open_view: format!("INSERT INTO {schema}.account_views (id, balance, version) VALUES ($1, 0, 0)"),
             open_event: format!("INSERT INTO {schema}.events (account, version, delta) VALUES ($1, 0, 0)"),
-            lock_account: format!("SELECT balance, version FROM {schema}.accounts WHERE id = $1 FOR UPDATE"),
-            update_account: format!("UPDATE {schema}.accounts SET balance = $2, version = $3 WHERE id = $1"),
             insert_event: format!("INSERT INTO {schema}.events (account, version, delta, ref) VALUES ($1, $2, $3, $4)"),
             update_view: format!(
                 "UPDATE {schema}.account_views SET balance = $2, version = $3, refs = array_append(refs, $4) WHERE id = $1"
@@ -64,9 +58,7 @@ impl Bank for PgSyncApp {
     async fn open(&self, account: &str) -> Result<u64, Refusal> {
         let mut client = self.pool.get().await.map_err(unavailable)?;
         let tx = client.transaction().await.map_err(unavailable)?;
-        if tx.execute(&self.sql.open_account, &[&account]).await.map_err(unavailable)? == 0 {
-            return Err(Refusal::Exists);
-        }
+        self.sql.accounts.open(&tx, account).await?;
         tx.execute(&self.sql.open_event, &[&account]).await.map_err(unavailable)?;
         tx.execute(&self.sql.open_view, &[&account]).await.map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
@@ -76,15 +68,8 @@ impl Bank for PgSyncApp {
     async fn change(&self, account: &str, delta: i64, op_ref: &str) -> Result<Changed, Refusal> {
         let mut client = self.pool.get().await.map_err(unavailable)?;
         let tx = client.transaction().await.map_err(unavailable)?;
-        let row =
-            tx.query_opt(&self.sql.lock_account, &[&account]).await.map_err(unavailable)?.ok_or(Refusal::NotFound)?;
-        let (balance, version): (i64, i64) = (row.get(0), row.get(1));
-        if balance + delta < 0 {
-            return Err(Refusal::InsufficientFunds);
-        }
-        let (balance, version) = (balance + delta, version + 1);
+        let (balance, version) = self.sql.accounts.change(&tx, account, delta).await?;
         // The event and the read model commit together: visible the moment the command is acknowledged.
-        tx.execute(&self.sql.update_account, &[&account, &balance, &version]).await.map_err(unavailable)?;
         tx.execute(&self.sql.insert_event, &[&account, &version, &delta, &op_ref]).await.map_err(unavailable)?;
         tx.execute(&self.sql.update_view, &[&account, &balance, &version, &op_ref]).await.map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use tokio_postgres::NoTls;
 
 use super::bank::{Refusal, View};
@@ -59,6 +59,48 @@ pub async fn migrate(pool: &Pool, schema: &str, runner: refinery::Runner) -> any
         tracing::info!("schema {schema}: applied migration {migration}");
     }
     Ok(())
+}
+
+/// The `accounts` table pg-sync and outbox keep as their write model: what a command
+/// reads and changes inside its transaction, beside what each variant writes with it.
+pub struct Accounts {
+    open: String,
+    lock: String,
+    update: String,
+}
+
+impl Accounts {
+    pub fn new(schema: &str) -> Accounts {
+        Accounts {
+            open: format!(
+                "INSERT INTO {schema}.accounts (id, balance, version) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING"
+            ),
+            lock: format!("SELECT balance, version FROM {schema}.accounts WHERE id = $1 FOR UPDATE"),
+            update: format!("UPDATE {schema}.accounts SET balance = $2, version = $3 WHERE id = $1"),
+        }
+    }
+
+    /// A new account at version 0 (`Exists` if there is one).
+    pub async fn open(&self, tx: &Transaction<'_>, account: &str) -> Result<(), Refusal> {
+        match tx.execute(&self.open, &[&account]).await.map_err(unavailable)? {
+            0 => Err(Refusal::Exists),
+            _ => Ok(()),
+        }
+    }
+
+    /// Locks the account's row, refuses an overdraft, and writes the new balance and
+    /// version, which it returns. The lock holds until `tx` ends, so one account's
+    /// commands (and what they write beside it) commit in version order.
+    pub async fn change(&self, tx: &Transaction<'_>, account: &str, delta: i64) -> Result<(i64, i64), Refusal> {
+        let row = tx.query_opt(&self.lock, &[&account]).await.map_err(unavailable)?.ok_or(Refusal::NotFound)?;
+        let (balance, version): (i64, i64) = (row.get(0), row.get(1));
+        if balance + delta < 0 {
+            return Err(Refusal::InsufficientFunds);
+        }
+        let (balance, version) = (balance + delta, version + 1);
+        tx.execute(&self.update, &[&account, &balance, &version]).await.map_err(unavailable)?;
+        Ok((balance, version))
+    }
 }
 
 /// A store failure, as the HTTP layer reports it (503).

@@ -36,7 +36,7 @@ use super::bank::{Bank, Changed, Refusal, View};
 use super::config::Window;
 use super::http::For;
 use super::memory::GroundTruth;
-use super::postgres::{self, unavailable};
+use super::postgres::{self, Accounts, unavailable};
 use projector::Control;
 use read_model::ReadModel;
 
@@ -93,9 +93,7 @@ pub struct OutboxApp {
 }
 
 struct Sql {
-    open_account: String,
-    lock_account: String,
-    update_account: String,
+    accounts: Accounts,
     insert_outbox: String,
 }
 
@@ -111,11 +109,7 @@ impl OutboxApp {
         bus::ensure_topic(&config.brokers, &config.topic(), config.partitions).await?;
 
         let sql = Sql {
-            open_account: format!(
-                "INSERT INTO {schema}.accounts (id, balance, version) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING"
-            ),
-            lock_account: format!("SELECT balance, version FROM {schema}.accounts WHERE id = $1 FOR UPDATE"),
-            update_account: format!("UPDATE {schema}.accounts SET balance = $2, version = $3 WHERE id = $1"),
+            accounts: Accounts::new(schema),
             insert_outbox: format!(
                 "INSERT INTO {schema}.outbox (account, version, delta, ref) VALUES ($1, $2, $3, $4)"
             ),
@@ -199,9 +193,7 @@ impl Bank for OutboxApp {
     async fn open(&self, account: &str) -> Result<u64, Refusal> {
         let mut client = self.pool.get().await.map_err(unavailable)?;
         let tx = client.transaction().await.map_err(unavailable)?;
-        if tx.execute(&self.sql.open_account, &[&account]).await.map_err(unavailable)? == 0 {
-            return Err(Refusal::Exists);
-        }
+        self.sql.accounts.open(&tx, account).await?;
         // The opening travels the bus too, so the read model learns of the account.
         tx.execute(&self.sql.insert_outbox, &[&account, &0i64, &0i64, &None::<&str>]).await.map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
@@ -211,16 +203,9 @@ impl Bank for OutboxApp {
     async fn change(&self, account: &str, delta: i64, op_ref: &str) -> Result<Changed, Refusal> {
         let mut client = self.pool.get().await.map_err(unavailable)?;
         let tx = client.transaction().await.map_err(unavailable)?;
-        let row =
-            tx.query_opt(&self.sql.lock_account, &[&account]).await.map_err(unavailable)?.ok_or(Refusal::NotFound)?;
-        let (balance, version): (i64, i64) = (row.get(0), row.get(1));
-        if balance + delta < 0 {
-            return Err(Refusal::InsufficientFunds);
-        }
-        let (balance, version) = (balance + delta, version + 1);
+        let (balance, version) = self.sql.accounts.change(&tx, account, delta).await?;
         // The outbox row is inserted under the account's row lock: an account's rows get
         // increasing `seq` in version order, which the relay keeps.
-        tx.execute(&self.sql.update_account, &[&account, &balance, &version]).await.map_err(unavailable)?;
         tx.execute(&self.sql.insert_outbox, &[&account, &version, &delta, &Some(op_ref)]).await.map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         self.truth.lock().unwrap_or_else(|e| e.into_inner()).accepted += 1;
