@@ -54,7 +54,7 @@ pub async fn run<T: Target>(
                     kafka: None,
                 };
                 match target.send(request).await {
-                    Ok(reply) => ((200..300).contains(&reply.status), format!("HTTP {}", reply.status)),
+                    Ok(reply) => ((200..300).contains(&reply.status), http_detail(reply.status, &reply.body)),
                     Err(failure) => (false, format!("no answer: {}", failure.as_str())),
                 }
             }
@@ -68,6 +68,17 @@ pub async fn run<T: Target>(
         });
     }
     runs
+}
+
+/// `HTTP 200`, then the start of the answer when there is one (a replay's figures, an error).
+fn http_detail(status: u16, body: &[u8]) -> String {
+    let body = String::from_utf8_lossy(body);
+    let first = body.lines().next().unwrap_or("").trim();
+    if first.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status}: {}", first.chars().take(200).collect::<String>())
+    }
 }
 
 async fn exec(line: &str) -> (bool, String) {

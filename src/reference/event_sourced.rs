@@ -68,11 +68,6 @@ impl EventSourcedApp {
         })
     }
 
-    /// The HTTP endpoints.
-    pub fn router(&self) -> axum::Router {
-        super::http::router(self.clone())
-    }
-
     /// Runs the projector until `shutdown`, polling for new events every `poll`.
     pub fn spawn_projector(&self, poll: Duration, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let app = self.clone();
@@ -129,32 +124,43 @@ impl EventSourcedApp {
 
     /// Rebuilds the read model from the event store: empties it, rewinds the checkpoint,
     /// and projects until it has caught up with the store as it was when the replay began.
-    /// Run it with the served target stopped: a live projector would share the work.
+    /// On a live target the running projector shares the work (batches serialize on the
+    /// checkpoint row), so the figures count every event up to that point, whoever applied it.
     pub async fn replay(&self) -> anyhow::Result<Replay> {
         let s = &self.schema;
         let client = self.pool.get().await?;
-        let target: i64 = client.query_one(&format!("SELECT coalesce(max(seq), 0) FROM {s}.events"), &[]).await?.get(0);
+        let row = client.query_one(&format!("SELECT coalesce(max(seq), 0), count(*) FROM {s}.events"), &[]).await?;
+        let (target, events): (i64, i64) = (row.get(0), row.get(1));
+        let began = Instant::now();
         client
             .batch_execute(&format!(
                 "TRUNCATE {s}.account_views; UPDATE {s}.checkpoints SET seq = 0 WHERE projector = 'views';"
             ))
             .await?;
         drop(client);
-        let began = Instant::now();
-        let mut events = 0;
         loop {
             let applied = self.project_batch().await?;
-            events += applied;
             let client = self.pool.get().await?;
             let at: i64 = client
                 .query_one(&format!("SELECT seq FROM {s}.checkpoints WHERE projector = 'views'"), &[])
                 .await?
                 .get(0);
-            if at >= target || applied == 0 {
+            if at >= target {
                 break;
             }
+            if applied == 0 {
+                // The live projector holds the next batch: wait for it.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
-        Ok(Replay { events, elapsed: began.elapsed() })
+        Ok(Replay { events: events as u64, elapsed: began.elapsed() })
+    }
+
+    /// The bank endpoints, and `POST /admin/replay` (rebuild the read model now; answers
+    /// `{"events": N, "seconds": S, "events_per_s": R}`), for a scenario `[[action]]`.
+    pub fn router(&self) -> axum::Router {
+        let admin = axum::Router::new().route("/admin/replay", axum::routing::post(replay)).with_state(self.clone());
+        super::http::router(self.clone()).merge(admin)
     }
 
     /// Current (version, balance) of a stream: its snapshot plus the events after it.
@@ -225,6 +231,19 @@ impl EventSourcedApp {
         }
         tx.commit().await.map_err(unavailable)?;
         Ok(Some((version, balance)))
+    }
+}
+
+async fn replay(axum::extract::State(app): axum::extract::State<EventSourcedApp>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match app.replay().await {
+        Ok(replay) => axum::Json(serde_json::json!({
+            "events": replay.events,
+            "seconds": replay.elapsed.as_secs_f64(),
+            "events_per_s": replay.events_per_s(),
+        }))
+        .into_response(),
+        Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("replay failed: {e:#}")).into_response(),
     }
 }
 

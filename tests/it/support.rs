@@ -37,6 +37,16 @@ pub fn get_json(url: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// POSTs to `url` without a body and parses the answer as JSON.
+pub fn post_json(url: &str) -> serde_json::Value {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let bytes = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        client.post(url).send().await.unwrap().error_for_status().unwrap().bytes().await.unwrap()
+    });
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 /// A `cqrs-bench target serve` process on a free loopback port; killed on drop.
 pub struct Served {
     child: Child,

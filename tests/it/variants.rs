@@ -3,7 +3,7 @@
 //! `.ci/run` provides them. Kafka is librdkafka's mock cluster, started by the served
 //! outbox target (`--kafka mock`), or the broker in CQRS_BENCH_KAFKA_BROKERS.
 
-use crate::support::{Served, bench, get_json, result_json, scenario};
+use crate::support::{Served, bench, get_json, post_json, result_json, scenario};
 
 /// A service URL from the environment, when set and not empty.
 fn env_url(name: &str) -> Option<String> {
@@ -114,6 +114,11 @@ fn event_sourced_accounts_exactly_with_lag_and_replays_100k_events() {
             .arg(dir.path())
             .assert()
             .code(0);
+        // A live rebuild, as a scenario `[[action]]` would ask for it.
+        let replayed = post_json(&format!("{}/admin/replay", served.url));
+        let acked = result_json(dir.path())["events"]["acked"].as_u64().unwrap();
+        assert!(replayed["events"].as_u64().unwrap() >= 1000 + acked, "{replayed}");
+        assert!(replayed["events_per_s"].as_f64().unwrap() > 0.0, "{replayed}");
     }
     let result = result_json(dir.path());
     let events = &result["events"];
