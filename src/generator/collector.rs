@@ -35,6 +35,11 @@ pub struct Sample {
 /// Live counters shared by the generator, the collector and the progress display.
 #[derive(Debug, Default)]
 pub struct Gauges {
+    /// Worst per-operation latency p99 of the last closed second, µs (0: none yet).
+    pub last_second_p99_us: AtomicU64,
+    /// Projection lag of the latest probe, µs (at least 1); `LAG_NONE` before any,
+    /// `LAG_LATE` if it timed out.
+    pub last_lag_us: AtomicU64,
     pub offered: AtomicU64,
     pub dropped: AtomicU64,
     pub completed: AtomicU64,
@@ -44,6 +49,11 @@ pub struct Gauges {
     pub max_in_flight: AtomicU64,
     pub max_backlog: AtomicU64,
 }
+
+/// `Gauges::last_lag_us` before the first probe.
+pub const LAG_NONE: u64 = 0;
+/// `Gauges::last_lag_us` when the latest probe timed out.
+pub const LAG_LATE: u64 = u64::MAX;
 
 impl Gauges {
     pub fn enter_flight(&self) {
@@ -260,10 +270,12 @@ impl Collector {
         row.t_s = self.second;
         row.in_flight = self.gauges.in_flight.load(Ordering::Relaxed);
         row.backlog = self.gauges.backlog.load(Ordering::Relaxed);
+        let mut worst_p99 = 0;
         for (op, histogram) in self.interval.iter_mut().enumerate() {
             if histogram.is_empty() {
                 continue;
             }
+            worst_p99 = worst_p99.max(histogram.value_at_quantile(0.99));
             let ms = |v: u64| v as f64 / 1000.0;
             row.latency_ms.insert(
                 self.names[op].clone(),
@@ -277,6 +289,9 @@ impl Collector {
             let encoded = hist::encode(histogram);
             histogram.reset();
             self.collected.intervals.push(Interval { op, start_s: self.second, encoded });
+        }
+        if worst_p99 > 0 {
+            self.gauges.last_second_p99_us.store(worst_p99, Ordering::Relaxed);
         }
         self.collected.timeline.push(row);
         self.second += 1;

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use collector::{Collected, Gauges, Interval, OpFigures, Sample};
+pub use collector::{Collected, Gauges, Interval, LAG_LATE, LAG_NONE, OpFigures, Sample};
 pub use executor::Outcome;
 use executor::{Executor, PreparedOp};
 use mix::OpChooser;
@@ -281,7 +281,7 @@ async fn run_load<T: Target>(
         ))
     });
     drop(lag_tx);
-    let lag_collecting = tokio::spawn(lag_probe::collect(start, lag_rx));
+    let lag_collecting = tokio::spawn(lag_probe::collect(start, lag_rx, gauges.clone()));
     let actions_stop = shutdown.child_token();
     let acting =
         tokio::spawn(actions::run(scenario.actions.clone(), executor.target.clone(), start, actions_stop.clone()));

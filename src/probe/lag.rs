@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::generator::executor::{Executed, Executor, Outcome};
+use crate::generator::{Gauges, LAG_LATE};
 use crate::results::histogram::{new_latency_histogram, record};
 use crate::scenario::template::RenderContext;
 use crate::scenario::{Predicate, PredicateOp, ProjectionSpec};
@@ -206,14 +207,21 @@ pub struct LagFigures {
     pub records: Vec<(Duration, Option<Duration>)>,
 }
 
-pub async fn collect(start: Instant, mut records: mpsc::Receiver<LagRecord>) -> LagFigures {
+pub async fn collect(start: Instant, mut records: mpsc::Receiver<LagRecord>, gauges: Arc<Gauges>) -> LagFigures {
     let mut figures = LagFigures { histogram: new_latency_histogram(), probes: 0, late: 0, records: Vec::new() };
     while let Some(record_) = records.recv().await {
         figures.probes += 1;
-        match record_.lag {
-            Some(lag) => record(&mut figures.histogram, lag),
-            None => figures.late += 1,
-        }
+        let live = match record_.lag {
+            Some(lag) => {
+                record(&mut figures.histogram, lag);
+                (lag.as_micros() as u64).max(1)
+            }
+            None => {
+                figures.late += 1;
+                LAG_LATE
+            }
+        };
+        gauges.last_lag_us.store(live, Ordering::Relaxed);
         figures.records.push((record_.acked.saturating_duration_since(start), record_.lag));
     }
     figures

@@ -1,5 +1,6 @@
-//! Live progress while the load runs: elapsed/total, offered and achieved rate,
-//! errors, dropped, in flight. A bar (indicatif) on a terminal, a plain line every few
+//! Live progress while the load runs: elapsed/total, offered and achieved rate, the
+//! worst latency p99 of the last second, the latest projection lag, errors, dropped,
+//! in flight. A bar (indicatif) on a terminal, a plain line every few
 //! seconds otherwise (CI logs), nothing with `--quiet`. Reads the generator's atomic
 //! gauges only: no locks on the hot path.
 
@@ -13,7 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::generator::Gauges;
+use super::summary::fmt_ms;
+use crate::generator::{Gauges, LAG_LATE, LAG_NONE};
 
 /// How often a plain line is printed when stderr is not a terminal.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
@@ -50,14 +52,23 @@ pub fn spawn(gauges: Arc<Gauges>, total: Duration, quiet: bool, shutdown: Cancel
             let offered = gauges.offered.load(Ordering::Relaxed);
             let done = gauges.completed.load(Ordering::Relaxed);
             let seconds = last_at.elapsed().as_secs_f64().max(1e-3);
-            let line = format!(
-                "offered {:.0}/s achieved {:.0}/s errors {} dropped {} in flight {}",
+            let mut line = format!(
+                "offered {:.0}/s achieved {:.0}/s p99 {} errors {} dropped {} in flight {}",
                 (offered - last_offered) as f64 / seconds,
                 (done - last_done) as f64 / seconds,
+                match gauges.last_second_p99_us.load(Ordering::Relaxed) {
+                    0 => "-".to_owned(),
+                    us => format!("{} ms", fmt_ms(us as f64 / 1000.0)),
+                },
                 gauges.errors.load(Ordering::Relaxed),
                 gauges.dropped.load(Ordering::Relaxed),
                 gauges.in_flight.load(Ordering::Relaxed),
             );
+            match gauges.last_lag_us.load(Ordering::Relaxed) {
+                LAG_NONE => {}
+                LAG_LATE => line.push_str(" lag late"),
+                us => line.push_str(&format!(" lag {} ms", fmt_ms(us as f64 / 1000.0))),
+            }
             (last_offered, last_done, last_at) = (offered, done, Instant::now());
             match &bar {
                 Some(bar) => {

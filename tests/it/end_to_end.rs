@@ -12,10 +12,17 @@ fn f(v: &serde_json::Value, pointer: &str) -> f64 {
 fn quickstart_meets_its_slos_and_writes_results() {
     let dir = tempfile::tempdir().unwrap();
     bench()
-        .args(["run", "scenarios/quickstart.toml", "--quiet", "--duration", "8s", "--out"])
+        .args(["run", "scenarios/quickstart.toml", "--duration", "8s", "--out"])
         .arg(dir.path())
         .assert()
-        .code(0);
+        .code(0)
+        // Not a terminal: live progress comes as a plain line every 5 s.
+        .stderr(
+            predicate::str::is_match(
+                r"\[\s*5\.0s/8s\] offered \d+/s achieved \d+/s p99 [0-9.]+ ms errors 0 dropped 0 in flight \d+ lag [0-9.]+ ms",
+            )
+            .unwrap(),
+        );
     let result = result_json(dir.path());
     assert_eq!(result["verdict"], "pass");
     assert_eq!(result["interrupted"], false);
