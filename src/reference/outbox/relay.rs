@@ -13,6 +13,8 @@ use super::bus::OutboxEvent;
 
 /// Rows published per transaction.
 const BATCH: i64 = 500;
+/// Wait after a failed batch (broker or database away) before the next attempt.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// How long the broker may take to acknowledge a record before the batch is retried.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -53,18 +55,17 @@ impl Relay {
     /// Publishes until `shutdown`; a failed batch is logged and retried (at-least-once).
     pub async fn run(self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
-            let sent = match self.publish_batch().await {
-                Ok(sent) => sent,
+            let pause = match self.publish_batch().await {
+                Ok(sent) if sent == BATCH as usize => continue,
+                Ok(_) => self.poll,
                 Err(e) => {
-                    tracing::warn!("outbox relay: {e:#}; retrying");
-                    0
+                    tracing::warn!("outbox relay: {e:#}; retrying in {RETRY_AFTER:?}");
+                    RETRY_AFTER
                 }
             };
-            if sent < BATCH as usize {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(self.poll) => {}
-                }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
