@@ -24,6 +24,9 @@ use super::postgres::{self, unavailable};
 
 /// Events applied per projector transaction.
 const BATCH: i64 = 1000;
+/// Events applied per transaction by a replay: each batch rewrites every account row it
+/// touches (the refs array grows), so a rebuild takes fewer, larger batches.
+const REPLAY_BATCH: i64 = 50_000;
 /// Attempts of a command that keeps meeting concurrent writers.
 const MAX_ATTEMPTS: usize = 8;
 /// The advisory lock key that orders appends.
@@ -73,7 +76,7 @@ impl EventSourcedApp {
         let app = self.clone();
         tokio::spawn(async move {
             loop {
-                let applied = app.project_batch().await.unwrap_or(0);
+                let applied = app.project_batch(BATCH).await.unwrap_or(0);
                 if applied < BATCH as u64 {
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -87,7 +90,7 @@ impl EventSourcedApp {
     /// Applies the next batch of events after the checkpoint, in one statement (events
     /// grouped per account, refs in store order), and moves the checkpoint in the same
     /// transaction; returns how many events it applied.
-    async fn project_batch(&self) -> anyhow::Result<u64> {
+    async fn project_batch(&self, limit: i64) -> anyhow::Result<u64> {
         let s = &self.schema;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -100,7 +103,7 @@ impl EventSourcedApp {
                 &format!(
                     "SELECT count(*), max(seq) FROM (SELECT seq FROM {s}.events WHERE seq > $1 ORDER BY seq LIMIT $2) b"
                 ),
-                &[&checkpoint, &BATCH],
+                &[&checkpoint, &limit],
             )
             .await?;
         let (count, last): (i64, Option<i64>) = (bounds.get(0), bounds.get(1));
@@ -139,7 +142,7 @@ impl EventSourcedApp {
             .await?;
         drop(client);
         loop {
-            let applied = self.project_batch().await?;
+            let applied = self.project_batch(REPLAY_BATCH).await?;
             let client = self.pool.get().await?;
             let at: i64 = client
                 .query_one(&format!("SELECT seq FROM {s}.checkpoints WHERE projector = 'views'"), &[])

@@ -78,6 +78,16 @@ fn sql(url: &str, statements: &str) {
     });
 }
 
+/// The first column of the one row `query` returns, as text.
+fn sql_text(url: &str, query: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client.query_one(query, &[]).await.unwrap().get(0)
+    })
+}
+
 #[test]
 fn event_sourced_accounts_exactly_with_lag_and_replays_100k_events() {
     let Some(url) = pg_url() else {
@@ -144,6 +154,18 @@ fn event_sourced_accounts_exactly_with_lag_and_replays_100k_events() {
     eprintln!("{line}");
     let replayed: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{line}"));
     assert!(replayed >= 100_000 + 1000, "{line}");
+    // The rebuilt read model is the store folded: balances, versions and every ref.
+    let folded = sql_text(
+        &url,
+        &format!("SELECT format('%s %s %s', sum(delta), max(version), count(ref)) FROM {schema}.events"),
+    );
+    let rebuilt = sql_text(
+        &url,
+        &format!(
+            "SELECT format('%s %s %s', sum(balance), max(version), sum(cardinality(refs))) FROM {schema}.account_views"
+        ),
+    );
+    assert_eq!(rebuilt, folded, "read model after replay vs the event store");
 }
 
 fn redis_url() -> Option<String> {
