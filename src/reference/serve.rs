@@ -91,6 +91,9 @@ pub struct ServeArgs {
     /// Events between projector checkpoints.
     #[arg(long, default_value_t = 100)]
     pub checkpoint_every: u64,
+    /// outbox: also commit a projector's offsets this long after its last commit.
+    #[arg(long, value_parser = duration, default_value = "1s")]
+    pub commit_interval: Duration,
     /// Projectors apply redelivered events again (default: idempotent, they skip them).
     #[arg(long)]
     pub non_idempotent: bool,
@@ -213,6 +216,7 @@ async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::
         projectors: args.projectors.max(1),
         idempotent: !args.non_idempotent,
         checkpoint_every: args.checkpoint_every.max(1),
+        commit_interval: args.commit_interval,
         projection_delay: args.projection_delay.unwrap_or_default(),
         projector_cost: args.projector_cost.unwrap_or_default(),
         crash_at: args.crash_at,

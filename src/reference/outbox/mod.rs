@@ -56,6 +56,9 @@ pub struct OutboxConfig {
     pub idempotent: bool,
     /// Events between offset commits of a projector (what a crash redelivers).
     pub checkpoint_every: u64,
+    /// ... or this long after the last commit, whichever comes first (as a consumer's
+    /// auto-commit interval would).
+    pub commit_interval: Duration,
     /// An event becomes visible no earlier than this long after it was accepted.
     pub projection_delay: Duration,
     /// Work per event in a projector (awaited, as an I/O-bound projector's call would be):

@@ -1,7 +1,8 @@
 //! Projector instances: one consumer group on the outbox topic, applying events to the
 //! Redis read model. Offsets are stored after each applied event and committed every
-//! `checkpoint_every` events (and when the topic goes quiet), so a crashed instance's successor
-//! is redelivered what was applied after the last commit.
+//! `checkpoint_every` events or `commit_interval`, whichever comes first (and when the
+//! topic goes quiet), so a crashed instance's successor is redelivered what was applied
+//! after the last commit.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,8 +22,7 @@ use super::bus::OutboxEvent;
 use super::read_model::{Applied, ReadModel};
 use crate::reference::memory::{GroundTruth, RESTART_DELAY};
 
-/// After this long without an event, commit what was applied (under load, commits
-/// come every `checkpoint_every` events, which is what a crash redelivers).
+/// After this long without an event, commit what was applied.
 const IDLE_COMMIT: Duration = Duration::from_secs(1);
 /// Wait between attempts when Redis refuses an event.
 const APPLY_RETRY: Duration = Duration::from_millis(100);
@@ -146,8 +146,10 @@ struct Instance {
 
 impl Instance {
     async fn run(mut self, mut control: mpsc::Receiver<Control>, shutdown: CancellationToken) {
-        let checkpoint_every = self.shared.config.checkpoint_every;
+        let (checkpoint_every, commit_interval) =
+            (self.shared.config.checkpoint_every, self.shared.config.commit_interval);
         let mut uncommitted = 0u64;
+        let mut last_commit = Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -155,7 +157,7 @@ impl Instance {
                     Control::Crash => {
                         tracing::info!("projector {} crashes: its uncommitted offsets are redelivered", self.index);
                         self = self.crash_and_restart().await;
-                        uncommitted = 0;
+                        (uncommitted, last_commit) = (0, Instant::now());
                         continue;
                     }
                     Control::Pause(duration) => {
@@ -169,7 +171,7 @@ impl Instance {
                 _ = tokio::time::sleep(IDLE_COMMIT) => {
                     if uncommitted > 0 {
                         self.commit();
-                        uncommitted = 0;
+                        (uncommitted, last_commit) = (0, Instant::now());
                     }
                 }
                 message = self.consumer.recv() => match message {
@@ -180,9 +182,9 @@ impl Instance {
                     Err(e) => tracing::warn!("projector {}: {e}", self.index),
                 },
             }
-            if uncommitted >= checkpoint_every {
+            if uncommitted >= checkpoint_every || (uncommitted > 0 && last_commit.elapsed() >= commit_interval) {
                 self.commit();
-                uncommitted = 0;
+                (uncommitted, last_commit) = (0, Instant::now());
             }
         }
         // A clean stop keeps what it applied.
