@@ -76,7 +76,7 @@ impl EventSourcedApp {
         let app = self.clone();
         tokio::spawn(async move {
             loop {
-                let applied = app.project_batch(BATCH).await.unwrap_or(0);
+                let applied = app.project_batch(BATCH).await.map_or(0, |(applied, _)| applied);
                 if applied < BATCH as u64 {
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -89,8 +89,8 @@ impl EventSourcedApp {
 
     /// Applies the next batch of events after the checkpoint, in one statement (events
     /// grouped per account, refs in store order), and moves the checkpoint in the same
-    /// transaction; returns how many events it applied.
-    async fn project_batch(&self, limit: i64) -> anyhow::Result<u64> {
+    /// transaction; returns how many events it applied and the checkpoint after it.
+    async fn project_batch(&self, limit: i64) -> anyhow::Result<(u64, i64)> {
         let s = &self.schema;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -107,7 +107,7 @@ impl EventSourcedApp {
             )
             .await?;
         let (count, last): (i64, Option<i64>) = (bounds.get(0), bounds.get(1));
-        let Some(last) = last else { return Ok(0) };
+        let Some(last) = last else { return Ok((0, checkpoint)) };
         tx.execute(
             &format!(
                 "INSERT INTO {s}.account_views AS v (id, balance, version, refs)
@@ -122,7 +122,7 @@ impl EventSourcedApp {
         .await?;
         tx.execute(&format!("UPDATE {s}.checkpoints SET seq = $1 WHERE projector = 'views'"), &[&last]).await?;
         tx.commit().await?;
-        Ok(count as u64)
+        Ok((count as u64, last))
     }
 
     /// Rebuilds the read model from the event store: empties it, rewinds the checkpoint,
@@ -142,12 +142,7 @@ impl EventSourcedApp {
             .await?;
         drop(client);
         loop {
-            let applied = self.project_batch(REPLAY_BATCH).await?;
-            let client = self.pool.get().await?;
-            let at: i64 = client
-                .query_one(&format!("SELECT seq FROM {s}.checkpoints WHERE projector = 'views'"), &[])
-                .await?
-                .get(0);
+            let (applied, at) = self.project_batch(REPLAY_BATCH).await?;
             if at >= target {
                 break;
             }

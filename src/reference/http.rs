@@ -149,32 +149,29 @@ pub(super) struct For {
 }
 
 impl For {
-    pub(super) fn duration(&self, default: Duration) -> Result<Duration, String> {
-        match &self.duration {
-            None => Ok(default),
+    /// Runs `act` for the duration asked (1 s when not given): 204, or 400 when `for` is
+    /// not a duration.
+    pub(super) fn then(&self, act: impl FnOnce(Duration)) -> Response {
+        let parsed = match &self.duration {
+            None => Ok(Duration::from_secs(1)),
             Some(text) => humantime::parse_duration(text).map_err(|e| format!("for={text}: {e}")),
+        };
+        match parsed {
+            Ok(duration) => {
+                act(duration);
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
         }
     }
 }
 
 async fn stall(State(app): State<MemoryApp>, Query(q): Query<For>) -> Response {
-    match q.duration(Duration::from_secs(1)) {
-        Ok(d) => {
-            app.stall_for(d);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
-    }
+    q.then(|d| app.stall_for(d))
 }
 
 async fn pause(State(app): State<MemoryApp>, Query(q): Query<For>) -> Response {
-    match q.duration(Duration::from_secs(1)) {
-        Ok(d) => {
-            app.pause_for(d);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
-    }
+    q.then(|d| app.pause_for(d))
 }
 
 async fn crash(State(app): State<MemoryApp>) -> StatusCode {

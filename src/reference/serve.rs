@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{Faults, MemoryConfig, SlowCommands, Window};
 use super::event_sourced::EventSourcedApp;
 use super::memory::MemoryApp;
-use super::outbox::{KafkaBus, MockBroker, OutboxApp, OutboxConfig};
+use super::outbox::{MockBroker, OutboxApp, OutboxConfig};
 
 fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e} (e.g. 250ms, 2s)"))
@@ -161,9 +161,22 @@ pub async fn serve(
     result
 }
 
+/// A bad flag: exit 2, not 3.
+fn usage(e: anyhow::Error) -> anyhow::Error {
+    crate::exit::Usage(e).into()
+}
+
+/// `--schema` goes into SQL as it is: only a plain lowercase name passes.
+fn checked_schema(schema: &str) -> anyhow::Result<()> {
+    if super::postgres::valid_schema(schema) {
+        Ok(())
+    } else {
+        Err(usage(anyhow::anyhow!("--schema `{schema}`: use lowercase letters, digits and _")))
+    }
+}
+
 /// `cqrs-bench target serve`.
 pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let usage = |e: anyhow::Error| -> anyhow::Error { crate::exit::Usage(e).into() };
     match args.variant.as_str() {
         "memory" => {
             let config = args.config().map_err(usage)?;
@@ -172,9 +185,7 @@ pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::
         }
         "pg-sync" => {
             args.allow_faults("pg-sync", &[]).map_err(usage)?;
-            if !super::postgres::valid_schema(&args.schema) {
-                return Err(usage(anyhow::anyhow!("--schema `{}`: use lowercase letters, digits and _", args.schema)));
-            }
+            checked_schema(&args.schema)?;
             let app = super::pg_sync::PgSyncApp::connect(&args.pg_url, &args.schema, args.pool).await?;
             let listener = bind(&args.listen).await?;
             axum::serve(listener, app.router())
@@ -200,12 +211,11 @@ pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::
 
 /// `--variant outbox`: Kafka (the mock when asked), the app, then the listener.
 async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let usage = |e: anyhow::Error| -> anyhow::Error { crate::exit::Usage(e).into() };
     args.allow_faults("outbox", &["projection-delay", "pause-at", "crash-at", "non-idempotent"]).map_err(usage)?;
-    if !super::postgres::valid_schema(&args.schema) {
-        return Err(usage(anyhow::anyhow!("--schema `{}`: use lowercase letters, digits and _", args.schema)));
+    checked_schema(&args.schema)?;
+    if args.partitions < 1 {
+        return Err(usage(anyhow::anyhow!("--partitions must be 1 or more")));
     }
-    anyhow::ensure!(args.partitions >= 1, crate::exit::Usage(anyhow::anyhow!("--partitions must be 1 or more")));
     let mut config = OutboxConfig {
         pg_url: args.pg_url.clone(),
         schema: args.schema.clone(),
@@ -224,19 +234,15 @@ async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::
         relay_poll: args.relay_poll,
     };
     // The mock cluster lives as long as this function: it is the broker.
-    let bus = if args.kafka == "mock" {
-        KafkaBus::Mock(MockBroker::start(&config.topic(), config.partitions)?)
-    } else {
-        KafkaBus::Brokers(args.kafka.clone())
-    };
-    config.brokers = bus.brokers();
+    let mock = (args.kafka == "mock").then(|| MockBroker::start(&config.topic(), config.partitions)).transpose()?;
+    config.brokers = mock.as_ref().map_or_else(|| args.kafka.clone(), MockBroker::bootstrap_servers);
     let app = OutboxApp::start(config.clone()).await?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "kafka {} topic {} group {}", config.brokers, config.topic(), config.group())?;
     let listener = bind(&args.listen).await?;
     let served = axum::serve(listener, app.router()).with_graceful_shutdown(shutdown.cancelled_owned()).await;
     app.shutdown().await;
-    drop(bus);
+    drop(mock);
     served.context("serving")
 }
 
@@ -283,11 +289,7 @@ async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
 }
 
 async fn event_sourced(url: &str, schema: &str, pool: usize, snapshot_every: u64) -> anyhow::Result<EventSourcedApp> {
-    if !super::postgres::valid_schema(schema) {
-        return Err(
-            crate::exit::Usage(anyhow::anyhow!("--schema `{schema}`: use lowercase letters, digits and _")).into()
-        );
-    }
+    checked_schema(schema)?;
     EventSourcedApp::connect(url, schema, pool, snapshot_every).await
 }
 
@@ -306,7 +308,7 @@ pub struct ReplayArgs {
 /// Replays and prints `replayed N events in S s (R events/s)`.
 pub async fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     if args.variant != "event-sourced" {
-        return Err(crate::exit::Usage(anyhow::anyhow!("only the event-sourced variant can replay")).into());
+        return Err(usage(anyhow::anyhow!("only the event-sourced variant can replay")));
     }
     let app = event_sourced(&args.pg_url, &args.schema, 4, 50).await?;
     let replay = app.replay().await.context("replaying")?;

@@ -1,5 +1,5 @@
-//! The outbox variant's Kafka: a real broker, or librdkafka's in-process mock cluster
-//! (`--kafka mock`), the topic, and the event record both ends agree on.
+//! The outbox variant's Kafka: librdkafka's in-process mock cluster (`--kafka mock`)
+//! when there is no broker, the topic, and the event record both ends agree on.
 
 use std::time::Duration;
 
@@ -27,13 +27,6 @@ pub struct OutboxEvent {
     pub at_ms: i64,
 }
 
-/// Where the variant's Kafka is.
-pub enum KafkaBus {
-    Brokers(String),
-    /// In-process mock; dropping it stops the cluster.
-    Mock(MockBroker),
-}
-
 /// librdkafka's mock cluster, one broker, owned by the serving task (it is not `Send`).
 pub struct MockBroker {
     cluster: MockCluster<'static, DefaultProducerContext>,
@@ -50,15 +43,6 @@ impl MockBroker {
 
     pub fn bootstrap_servers(&self) -> String {
         self.cluster.bootstrap_servers()
-    }
-}
-
-impl KafkaBus {
-    pub fn brokers(&self) -> String {
-        match self {
-            KafkaBus::Brokers(brokers) => brokers.clone(),
-            KafkaBus::Mock(mock) => mock.bootstrap_servers(),
-        }
     }
 }
 

@@ -24,13 +24,13 @@ use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use bus::{KafkaBus, MockBroker};
+pub use bus::MockBroker;
 
 use super::bank::{Bank, Changed, Refusal, View};
 use super::config::Window;
@@ -92,7 +92,7 @@ pub struct OutboxApp {
     truth: Arc<Mutex<GroundTruth>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
-    group: Option<Arc<projector::Group>>,
+    group: Arc<projector::Group>,
 }
 
 struct Sql {
@@ -117,20 +117,11 @@ impl OutboxApp {
                 "INSERT INTO {schema}.outbox (account, version, delta, ref) VALUES ($1, $2, $3, $4)"
             ),
         };
-        let app = OutboxApp {
-            pool: pool.clone(),
-            sql: Arc::new(sql),
-            read_model: read_model.clone(),
-            truth: Arc::default(),
-            tasks: TaskTracker::new(),
-            shutdown: CancellationToken::new(),
-            group: None,
-        };
-        let relay = relay::Relay::new(pool, &config)?;
-        app.tasks.spawn(relay.run(app.shutdown.clone()));
-        let group = projector::Group::start(&config, read_model, app.truth.clone(), &app.tasks, &app.shutdown)?;
+        let (truth, tasks, shutdown) = (Arc::default(), TaskTracker::new(), CancellationToken::new());
+        tasks.spawn(relay::Relay::new(pool.clone(), &config)?.run(shutdown.clone()));
+        let group = projector::Group::start(&config, read_model.clone(), Arc::clone(&truth), &tasks, &shutdown)?;
         group.wait_until_assigned(config.partitions, Duration::from_secs(30)).await?;
-        let app = OutboxApp { group: Some(Arc::new(group)), ..app };
+        let app = OutboxApp { pool, sql: Arc::new(sql), read_model, truth, tasks, shutdown, group: Arc::new(group) };
         // Faults on the clock start now, with the group in place.
         if let Some(at) = config.crash_at {
             app.after(at, Control::Crash);
@@ -153,9 +144,7 @@ impl OutboxApp {
 
     /// Sends `order` to projector 0.
     pub fn control(&self, order: Control) {
-        if let Some(group) = &self.group {
-            group.control(order);
-        }
+        self.group.control(order);
     }
 
     /// Sends `order` to projector 0 once `at` has passed.
@@ -183,13 +172,7 @@ async fn crash(State(app): State<OutboxApp>) -> StatusCode {
 }
 
 async fn pause(State(app): State<OutboxApp>, Query(q): Query<For>) -> Response {
-    match q.duration(Duration::from_secs(1)) {
-        Ok(duration) => {
-            app.control(Control::Pause(duration));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
-    }
+    q.then(|duration| app.control(Control::Pause(duration)))
 }
 
 impl Bank for OutboxApp {
