@@ -88,7 +88,7 @@ pub struct RunArgs {
     /// This process runs shard I of N: 1/N of the rate and its own ref namespace.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<(u32, u32)>,
-    /// No progress lines and no summary (the exit code and results folder remain).
+    /// No live progress and no summary: one line with the verdict and the results folder.
     #[arg(long, short)]
     pub quiet: bool,
     /// Print result.json to stdout instead of the summary.

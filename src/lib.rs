@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use cli::RunArgs;
 use exit::{RunFailure, Usage};
 use results::{RunResult, Verdict};
-use scenario::{Scenario, Stage, TargetKind};
+use scenario::{Scenario, Stage, TargetKind, limits};
 use target::{AnyTarget, EmbeddedTarget, HttpTarget, KafkaTarget, Routed};
 
 /// What a finished run hands back to `main`.
@@ -43,7 +43,17 @@ pub struct RunOutcome {
 
 /// `cqrs-bench run`: every stage on one screen.
 pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<RunOutcome> {
+    let mut secrets = Vec::new();
+    run_stages(args, shutdown, &mut secrets).await.map_err(|e| redact_error(e, &secrets))
+}
+
+async fn run_stages(
+    args: RunArgs,
+    shutdown: CancellationToken,
+    secrets: &mut Vec<String>,
+) -> anyhow::Result<RunOutcome> {
     let mut scenario = scenario::load(&args.scenario, &args.overrides)?; // file -> checked plan
+    secrets.extend(scenario.bus.iter().flat_map(|b| b.client.iter().map(|(_, value)| value.clone())));
     apply_cli_adjustments(&mut scenario, &args)?;
     let out_dir = args.out.clone().unwrap_or_else(|| default_out_dir(&scenario));
     let target = Arc::new(connect(&scenario).await?); // adapter chosen by config
@@ -70,8 +80,11 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<R
         run_id: ids.run_id,
         target_label: target_label(&scenario),
     });
-    if let AnyTarget::Embedded(embedded) = &target.main {
-        result.target_truth = serde_json::to_value(embedded.app().ground_truth()).ok();
+    match &target.main {
+        AnyTarget::Embedded(embedded) => {
+            result.target_truth = serde_json::to_value(embedded.app().ground_truth()).ok();
+        }
+        AnyTarget::Http(http) => result.generator.truncated_bodies = http.truncated_bodies(),
     }
     let op_names: Vec<String> = scenario.operations.iter().map(|o| o.name.clone()).collect();
     let warnings = report::write_all(&result, &op_names, &outcome.collected.intervals, &out_dir)?; // even for interrupted runs
@@ -80,10 +93,32 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<R
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
-    } else if !args.quiet {
+    } else if args.quiet {
+        // Like k6: --quiet drops the live progress and the big summary, not the verdict.
+        println!("{} ({})", report::summary::verdict_line(&result), out_dir.display());
+    } else {
         print!("{}", report::summary::render(&result, &out_dir));
     }
     Ok(RunOutcome { result, out_dir })
+}
+
+/// An error that ends a run, as `main` will print it, without secrets (issue 16): URL
+/// userinfo and Kafka client option values (a broker library may quote them) are masked.
+/// The exit-code class (usage or run failure) is kept.
+fn redact_error(error: anyhow::Error, secrets: &[String]) -> anyhow::Error {
+    let text = format!("{error:#}");
+    let mut redacted = scenario::redact::redact_urls(&text);
+    for secret in secrets.iter().filter(|s| s.len() >= 3) {
+        redacted = redacted.replace(secret.as_str(), scenario::redact::MASK);
+    }
+    if redacted == text {
+        return error;
+    }
+    let message = anyhow::anyhow!(redacted);
+    match exit::code_for(&error) {
+        exit::USAGE => Usage(message).into(),
+        _ => RunFailure(message).into(),
+    }
 }
 
 /// Exit code of a finished run: 0 when every SLO holds, 1 otherwise; 3 when it was
@@ -109,13 +144,14 @@ async fn connect(scenario: &Scenario) -> anyhow::Result<Routed> {
 async fn connect_main(scenario: &Scenario) -> anyhow::Result<AnyTarget> {
     match &scenario.target.kind {
         TargetKind::Embedded(config) => Ok(AnyTarget::Embedded(EmbeddedTarget::start((**config).clone()))),
-        TargetKind::Http { base_url } => {
+        TargetKind::Http { base_url, label } => {
             let max_connections = match scenario.load.model {
                 scenario::LoadModel::Open { max_in_flight, .. } => max_in_flight,
                 scenario::LoadModel::Closed { .. } => schedule_users(scenario),
             };
-            let http = HttpTarget::new(base_url, scenario.target.timeout, max_connections).map_err(Usage)?;
-            preflight(base_url, scenario.target.timeout).await?;
+            let http = HttpTarget::new(base_url, scenario.target.timeout, max_connections, scenario.target.max_body)
+                .map_err(Usage)?;
+            preflight(base_url, label, scenario.target.timeout).await?;
             Ok(AnyTarget::Http(http))
         }
     }
@@ -126,16 +162,16 @@ fn schedule_users(scenario: &Scenario) -> usize {
 }
 
 /// Fails fast (exit 3) when nothing listens at the target, instead of a run of connect errors.
-async fn preflight(base_url: &str, timeout: Duration) -> anyhow::Result<()> {
-    let url = reqwest::Url::parse(base_url).with_context(|| format!("target base_url `{base_url}`")).map_err(Usage)?;
+/// Messages name the target by `label` (no userinfo, no `${ENV}` values).
+async fn preflight(base_url: &str, label: &str, timeout: Duration) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(base_url).with_context(|| format!("target base_url `{label}`")).map_err(Usage)?;
     let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host.as_str(), port))).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(RunFailure(anyhow::anyhow!("target {base_url} is unreachable: {e}")).into()),
+        Ok(Err(e)) => Err(RunFailure(anyhow::anyhow!("target {label} is unreachable: {e}")).into()),
         Err(_) => {
-            Err(RunFailure(anyhow::anyhow!("target {base_url} is unreachable: no connection within {timeout:?}"))
-                .into())
+            Err(RunFailure(anyhow::anyhow!("target {label} is unreachable: no connection within {timeout:?}")).into())
         }
     }
 }
@@ -145,7 +181,7 @@ fn target_label(scenario: &Scenario) -> String {
         TargetKind::Embedded(config) => {
             format!("embedded:memory ({} projectors)", config.projectors)
         }
-        TargetKind::Http { base_url } => base_url.clone(),
+        TargetKind::Http { label, .. } => label.clone(),
     }
 }
 
@@ -154,16 +190,21 @@ fn target_label(scenario: &Scenario) -> String {
 fn apply_cli_adjustments(scenario: &mut Scenario, args: &RunArgs) -> anyhow::Result<()> {
     let mut noted = serde_json::Map::new();
     if let Some(url) = &args.target {
-        scenario.target.kind = TargetKind::Http { base_url: url.clone() };
-        noted.insert("target".into(), url.clone().into());
+        let label = scenario::redact::redact_urls(url);
+        scenario.target.kind = TargetKind::Http { base_url: url.clone(), label: label.clone() };
+        noted.insert("target".into(), label.into());
     }
     if let Some(seed) = args.seed {
         scenario.seed = seed;
         noted.insert("seed".into(), seed.into());
     }
     if let Some(duration) = args.duration {
-        if duration.is_zero() {
-            return Err(Usage(anyhow::anyhow!("--duration must be more than zero")).into());
+        if duration.is_zero() || duration > limits::MAX_LOAD {
+            return Err(Usage(anyhow::anyhow!(
+                "--duration must be more than zero and at most {}",
+                limits::MAX_DURATION_TEXT
+            ))
+            .into());
         }
         scenario.load.stages = fit_stages(&scenario.load.stages, duration);
         noted.insert("duration".into(), humantime::format_duration(duration).to_string().into());
@@ -174,6 +215,18 @@ fn apply_cli_adjustments(scenario: &mut Scenario, args: &RunArgs) -> anyhow::Res
             return Err(
                 Usage(anyhow::anyhow!("--rate must be a positive number and the stages must have a rate")).into()
             );
+        }
+        // The bounds of the scenario file (issue 16: `--rate 1e308` never ended).
+        match scenario.load.model {
+            scenario::LoadModel::Closed { .. } if rate > limits::MAX_USERS => {
+                return Err(
+                    Usage(anyhow::anyhow!("--rate: a closed model has at most {} users", limits::MAX_USERS)).into()
+                );
+            }
+            scenario::LoadModel::Closed { .. } => {}
+            scenario::LoadModel::Open { .. } => {
+                limits::check_rate(rate, false).map_err(|e| Usage(anyhow::anyhow!("--rate: {e}")))?;
+            }
         }
         for stage in &mut scenario.load.stages {
             stage.from *= rate / peak;
@@ -232,6 +285,19 @@ mod tests {
 
     fn stage(secs: u64, from: f64, to: f64) -> Stage {
         Stage { duration: Duration::from_secs(secs), from, to }
+    }
+
+    #[test]
+    fn issue16_errors_are_redacted_and_keep_their_exit_code() {
+        let secrets = ["sasl-password-value".to_owned()];
+        let usage: anyhow::Error = Usage(anyhow::anyhow!("bad http://u:pw@h/ and sasl-password-value")).into();
+        let redacted = redact_error(usage, &secrets);
+        assert_eq!(format!("{redacted:#}"), "bad http://u:***@h/ and ***");
+        assert_eq!(exit::code_for(&redacted), exit::USAGE);
+        let failure: anyhow::Error = RunFailure(anyhow::anyhow!("target http://u:pw@h is unreachable")).into();
+        let redacted = redact_error(failure.context("connecting"), &secrets);
+        assert_eq!(format!("{redacted:#}"), "connecting: target http://u:***@h is unreachable");
+        assert_eq!(exit::code_for(&redacted), exit::RUN_FAILED);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::scenario::CaptureSpec;
+use crate::target::Reply;
+
 const SHARDS: usize = 64;
 
 /// `(name, value)` pairs of one key.
@@ -46,37 +49,57 @@ impl CaptureStore {
     }
 }
 
-/// Extracts `name -> pointer` values from a JSON body; strings as they are, other
-/// values in their JSON form. Missing pointers capture nothing.
-pub fn extract(body: &[u8], pointers: &[(String, String)]) -> Vec<(String, String)> {
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Vec::new();
-    };
-    pointers
+/// Takes each capture from an answer (its status, headers or JSON body); a capture the
+/// answer does not have takes nothing.
+pub fn extract(reply: &Reply, specs: &[(String, CaptureSpec)]) -> Vec<(String, String)> {
+    // The body is parsed once, and only when a capture reads it.
+    let json = specs
         .iter()
-        .filter_map(|(name, pointer)| {
-            let value = json.pointer(pointer)?;
-            let text = match value {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            Some((name.clone(), text))
-        })
+        .any(|(_, c)| c.from.reads_body())
+        .then(|| serde_json::from_slice::<serde_json::Value>(&reply.body).ok())
+        .flatten();
+    specs
+        .iter()
+        .filter_map(|(name, spec)| Some((name.clone(), spec.take(reply.status, &reply.headers, json.as_ref())?)))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::selector::{Scope, Selector};
+
+    fn reply(status: u16, location: &str, body: &str) -> Reply {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("location", http::HeaderValue::from_str(location).expect("valid"));
+        Reply { status, headers, body: bytes::Bytes::from(body.to_owned()) }
+    }
+
+    fn spec(from: &str, regex: Option<&str>) -> CaptureSpec {
+        CaptureSpec {
+            from: Selector::parse(from, Scope::Answer).expect("valid"),
+            regex: regex.map(|r| regex::Regex::new(r).expect("valid")),
+        }
+    }
 
     #[test]
     fn latest_capture_per_key_wins() {
         let store = CaptureStore::new();
-        let pointers = [("version".to_owned(), "/version".to_owned()), ("x".to_owned(), "/missing".to_owned())];
-        store.put(7, extract(br#"{"version": 3}"#, &pointers));
-        store.put(7, extract(br#"{"version": 4}"#, &pointers));
+        let specs = [("version".to_owned(), spec("/version", None)), ("x".to_owned(), spec("/missing", None))];
+        store.put(7, extract(&reply(200, "/", r#"{"version": 3}"#), &specs));
+        store.put(7, extract(&reply(200, "/", r#"{"version": 4}"#), &specs));
         assert_eq!(store.get(7), vec![("version".to_owned(), "4".to_owned())]);
         assert!(store.get(8).is_empty());
-        assert!(extract(b"not json", &pointers).is_empty());
+        assert!(extract(&reply(200, "/", "not json"), &specs).is_empty());
+    }
+
+    #[test]
+    fn captures_from_headers_and_status_without_a_body() {
+        let specs = [
+            ("id".to_owned(), spec("header:Location", Some("/todos/([^/?]+)"))),
+            ("status".to_owned(), spec("status", None)),
+        ];
+        let got = extract(&reply(201, "/todos/9f3a?x=1", ""), &specs);
+        assert_eq!(got, vec![("id".to_owned(), "9f3a".to_owned()), ("status".to_owned(), "201".to_owned())]);
     }
 }

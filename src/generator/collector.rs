@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -30,6 +30,8 @@ pub struct Sample {
     pub sent: Instant,
     pub done: Instant,
     pub outcome: Outcome,
+    /// The command's `[verify] deltas` change (0 when none, NaN when unknown).
+    pub delta: f64,
 }
 
 /// Live counters shared by the generator, the collector and the progress display.
@@ -48,6 +50,47 @@ pub struct Gauges {
     pub backlog: AtomicU64,
     pub max_in_flight: AtomicU64,
     pub max_backlog: AtomicU64,
+    /// Lag probes waiting for the read model right now.
+    pub probes_running: AtomicU64,
+    /// The current `Phase`, as its `u8`.
+    phase: AtomicU8,
+    /// When the current phase began, µs after `epoch`.
+    phase_since_us: AtomicU64,
+    epoch: Epoch,
+}
+
+/// What the run is doing, for the live progress: after the load it names the step that
+/// keeps the run going (issue 12), instead of a load line frozen at `offered 0/s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// `[[setup]]` requests before the load.
+    Setup = 0,
+    /// The scheduled operations.
+    Load = 1,
+    /// Waiting for the operations still in flight after the schedule ended.
+    Draining = 2,
+    /// Waiting for lag probes to see their command or time out.
+    Settling = 3,
+    /// `[verify]`: reading the read model back.
+    Verifying = 4,
+    /// `[bus]`: waiting for the event stream to go quiet.
+    BusDrain = 5,
+}
+
+impl Phase {
+    const ALL: [Phase; 6] =
+        [Phase::Setup, Phase::Load, Phase::Draining, Phase::Settling, Phase::Verifying, Phase::BusDrain];
+}
+
+/// The instant phase times are counted from.
+#[derive(Debug)]
+struct Epoch(Instant);
+
+impl Default for Epoch {
+    fn default() -> Self {
+        Epoch(Instant::now())
+    }
 }
 
 /// `Gauges::last_lag_us` before the first probe.
@@ -69,6 +112,21 @@ impl Gauges {
     }
     pub fn leave_backlog(&self) {
         self.backlog.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Enters `phase` now.
+    pub fn set_phase(&self, phase: Phase) {
+        let since = self.epoch.0.elapsed().as_micros() as u64;
+        self.phase_since_us.store(since, Ordering::Relaxed);
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    /// The current phase and how long it has lasted.
+    pub fn phase(&self) -> (Phase, Duration) {
+        let phase = self.phase.load(Ordering::Relaxed);
+        let since = Duration::from_micros(self.phase_since_us.load(Ordering::Relaxed));
+        let phase = Phase::ALL.into_iter().find(|p| *p as u8 == phase).expect("only set_phase stores a phase");
+        (phase, self.epoch.0.elapsed().saturating_sub(since))
     }
 }
 
@@ -186,7 +244,8 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// `verified` lists the operations whose outcomes go into the ledger (empty: no ledger);
+    /// `verified` lists the operations whose refs go into the ledger, `valued` those that
+    /// change `[verify] value` (both empty: no ledger);
     /// `time_acks` keeps sampled acknowledgement times for the bus probe.
     pub fn new(
         start: Instant,
@@ -194,13 +253,19 @@ impl Collector {
         ops: &[(String, OpKind)],
         gauges: Arc<Gauges>,
         verified: &[usize],
+        valued: &[usize],
         time_acks: bool,
     ) -> Collector {
         let n = ops.len();
         let mut verified_ops = vec![false; n];
-        for &op in verified {
+        for &op in verified.iter().chain(valued) {
             verified_ops[op] = true;
         }
+        let ledger = (!verified.is_empty() || !valued.is_empty()).then(|| {
+            let mut ledger = if time_acks { Ledger::timing_acks() } else { Ledger::default() };
+            ledger.refs_of = (0..n).map(|op| verified.contains(&op)).collect();
+            ledger
+        });
         Collector {
             start,
             warmup,
@@ -214,8 +279,7 @@ impl Collector {
                 timeline: Vec::new(),
                 intervals: Vec::new(),
                 completed: 0,
-                ledger: (!verified.is_empty())
-                    .then(|| if time_acks { Ledger::timing_acks() } else { Ledger::default() }),
+                ledger,
             },
             second: 0,
             row: TimelineRow::default(),
@@ -245,11 +309,13 @@ impl Collector {
     fn record(&mut self, sample: &Sample) {
         self.collected.completed += 1;
         self.gauges.completed.fetch_add(1, Ordering::Relaxed);
+        // `achieved` is goodput (issue 12): errors and timeouts are counted beside it.
         if sample.outcome.is_error() {
             self.gauges.errors.fetch_add(1, Ordering::Relaxed);
             self.row.errors += 1;
+        } else {
+            self.row.achieved += 1;
         }
-        self.row.achieved += 1;
         record(&mut self.collected.send_lag, sample.sent.saturating_duration_since(sample.intended));
         let in_warmup = sample.intended.saturating_duration_since(self.start) < self.warmup;
         let window = if in_warmup { &mut self.collected.warmup } else { &mut self.collected.measured };

@@ -12,7 +12,9 @@ use rand::rngs::SmallRng;
 
 use super::captures::{self, CaptureStore};
 use crate::refs::OpRef;
-use crate::scenario::RequestSpec;
+use super::collector::Sample;
+use super::created::{CreatedKeys, NO_KEY};
+use crate::scenario::{CaptureSpec, Delta, OperationSpec, RequestSpec};
 use crate::scenario::template::{CaptureLookup, RenderContext, Template};
 use crate::target::{Failure, Reply, Request, Target};
 
@@ -47,8 +49,14 @@ pub struct PreparedOp {
     headers: Vec<(HeaderName, Template)>,
     expect_status: Vec<u16>,
     reject_status: Vec<u16>,
-    captures: Vec<(String, String)>,
+    captures: Vec<(String, CaptureSpec)>,
     uses_captures: bool,
+    /// No template reads `{{key}}`.
+    keyless: bool,
+    /// `creates_key`: the capture that names a new entity.
+    creates_key: Option<String>,
+    /// `[verify] deltas`: this command's change to the read model's number.
+    pub delta: Option<Delta>,
     /// (topic, key template) for commands produced to Kafka.
     kafka: Option<(String, Template)>,
 }
@@ -74,8 +82,18 @@ impl PreparedOp {
             expect_status: spec.expect_status.clone(),
             reject_status: spec.reject_status.clone(),
             captures: spec.captures.clone(),
+            keyless: !spec.templates().any(|t| t.uses_key()),
+            creates_key: None,
+            delta: None,
             kafka: spec.kafka.as_ref().map(|k| (k.topic.clone(), k.key.clone())),
         })
+    }
+
+    /// An operation of the load: its request, plus what it creates.
+    pub fn for_operation(spec: &OperationSpec, common_headers: &[(String, Template)]) -> anyhow::Result<PreparedOp> {
+        let mut op = PreparedOp::new(&spec.name, &spec.request, common_headers)?;
+        op.creates_key = spec.creates_key.clone();
+        Ok(op)
     }
 
     fn classify(&self, status: u16) -> Outcome {
@@ -105,6 +123,8 @@ pub struct Executor<T> {
     pub timeout: Duration,
     /// Present when any template reads `{{capture.*}}` or any operation captures.
     pub captures: Option<Arc<CaptureStore>>,
+    /// Ids made by the target (`creates_key`), usable as keys.
+    pub created: Arc<CreatedKeys>,
     /// Sequence number of the next operation (setup and load share it, so refs never repeat).
     pub next_seq: std::sync::atomic::AtomicU64,
 }
@@ -118,9 +138,34 @@ pub struct Executed {
     pub body: bytes::Bytes,
     /// `capture` values taken from the answer.
     pub captured: Vec<(String, String)>,
+    /// The key the operation acted on: the drawn one, or the id a create made.
+    pub key: u64,
+    /// Its `[verify] deltas` change (NaN: its body had no number there; 0: none).
+    pub delta: f64,
+}
+
+impl Executed {
+    /// The sample the collector records.
+    pub fn sample(&self, op: usize, seq: u64, intended: Instant) -> Sample {
+        Sample {
+            op,
+            seq,
+            key: self.key,
+            intended,
+            sent: self.sent,
+            done: self.done,
+            outcome: self.outcome,
+            delta: self.delta,
+        }
+    }
 }
 
 impl<T> Executor<T> {
+    /// True when operation `op` reads no `{{key}}` (a global list).
+    pub fn is_keyless(&self, op: usize) -> bool {
+        self.ops[op].keyless
+    }
+
     /// Takes the next sequence number.
     pub fn next_seq(&self) -> u64 {
         self.next_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -132,23 +177,33 @@ impl<T: Target> Executor<T> {
     pub async fn execute(&self, op: usize, key: u64, seq: u64) -> Executed {
         let spec = &self.ops[op];
         let request = self.render(spec, key, seq, None);
+        let delta = match &spec.delta {
+            Some(delta) => request.body.as_deref().and_then(|b| delta.of_body(b)).unwrap_or(f64::NAN),
+            None => 0.0,
+        };
         let sent = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.target.send(request)).await;
         let done = Instant::now();
-        let (outcome, body) = match result {
-            Err(_elapsed) => (Outcome::Failed(Failure::Timeout), bytes::Bytes::new()),
-            Ok(Err(failure)) => (Outcome::Failed(failure), bytes::Bytes::new()),
-            Ok(Ok(reply)) => (spec.classify(reply.status), reply.body),
+        let (outcome, reply) = match result {
+            Err(_elapsed) => (Outcome::Failed(Failure::Timeout), None),
+            Ok(Err(failure)) => (Outcome::Failed(failure), None),
+            Ok(Ok(reply)) => (spec.classify(reply.status), Some(reply)),
         };
-        let captured = if outcome == Outcome::Ok && !spec.captures.is_empty() {
-            captures::extract(&body, &spec.captures)
-        } else {
-            Vec::new()
+        let captured = match &reply {
+            Some(reply) if outcome == Outcome::Ok && !spec.captures.is_empty() => captures::extract(reply, &spec.captures),
+            _ => Vec::new(),
         };
+        let mut key = key;
+        if let Some(name) = &spec.creates_key
+            && let Some((_, id)) = captured.iter().find(|(n, _)| n == name)
+        {
+            key = self.created.add(id.clone()).unwrap_or(NO_KEY);
+        }
         if let Some(store) = &self.captures {
             store.put(key, captured.clone());
         }
-        Executed { sent, done, outcome, body, captured }
+        let body = reply.map_or_else(bytes::Bytes::new, |r| r.body);
+        Executed { sent, done, outcome, body, captured, key, delta }
     }
 
     /// Sends operation `op` for a probe: same rendering, no figures, the command's own
@@ -161,6 +216,18 @@ impl<T: Target> Executor<T> {
         captures: Option<&Vec<(String, String)>>,
     ) -> Result<Reply, Failure> {
         let request = self.render(&self.ops[op], key, seq, captures);
+        self.send_for_probe(request).await
+    }
+
+    /// Reads page `page` of keyless query `op`: `PARAM=PAGE` appended to its query string.
+    pub async fn fetch_page(&self, op: usize, param: &str, page: u64) -> Result<Reply, Failure> {
+        let mut request = self.render(&self.ops[op], NO_KEY, 0, None);
+        let joiner = if request.path.contains('?') { '&' } else { '?' };
+        let _ = write!(request.path, "{joiner}{param}={page}");
+        self.send_for_probe(request).await
+    }
+
+    async fn send_for_probe(&self, request: Request) -> Result<Reply, Failure> {
         match tokio::time::timeout(self.timeout, self.target.send(request)).await {
             Ok(result) => result,
             Err(_elapsed) => Err(Failure::Timeout),
@@ -169,6 +236,10 @@ impl<T: Target> Executor<T> {
 
     /// The text of key `key` (prefix + index).
     pub fn key_text(&self, key: u64) -> String {
+        if key >= super::created::CREATED_BASE {
+            // A keyless operation renders no key; a created one its id.
+            return self.created.get(key).unwrap_or_default();
+        }
         let mut text = String::with_capacity(self.key_prefix.len() + 20);
         text.push_str(&self.key_prefix);
         let _ = write!(text, "{key}");

@@ -6,6 +6,7 @@
 
 mod captures;
 mod collector;
+pub mod created;
 pub mod executor;
 mod mix;
 mod open;
@@ -22,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use collector::{Collected, Gauges, Interval, LAG_LATE, LAG_NONE, OpFigures, Sample};
+pub use collector::{Collected, Gauges, Interval, LAG_LATE, LAG_NONE, OpFigures, Phase, Sample};
 pub use executor::Outcome;
 use executor::{Executor, PreparedOp};
 use mix::OpChooser;
@@ -35,7 +36,7 @@ use crate::probe::bus::{self, BusProbe};
 use crate::probe::lag::{self as lag_probe, LagFigures, LagProbe};
 use crate::probe::ledger as probe_ledger;
 use crate::probe::verify::{self, VerifyOutcome};
-use crate::scenario::{KeyPicker, LoadModel, OpKind, Scenario};
+use crate::scenario::{ExpectedValue, LoadModel, OpKind, Scenario};
 use crate::target::Target;
 
 /// Samples waiting for the collector; operations wait (never drop) when it is full.
@@ -121,8 +122,15 @@ pub async fn drive<T: Target>(
     let load_ops = scenario
         .operations
         .iter()
-        .map(|o| PreparedOp::new(&o.name, &o.request, common))
+        .map(|o| PreparedOp::for_operation(o, common))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // `[verify] deltas`: the commands that change the read model's number carry their change.
+    let mut load_ops = load_ops;
+    if let Some(ExpectedValue::Deltas { deltas, .. }) = scenario.verify.as_ref().and_then(|v| v.values.as_ref()).map(|v| &v.expected) {
+        for (op, delta) in deltas {
+            load_ops[*op].delta = Some(delta.clone());
+        }
+    }
     let setup_ops = scenario
         .setup
         .iter()
@@ -137,6 +145,7 @@ pub async fn drive<T: Target>(
         .any(|r| !r.captures.is_empty() || r.uses_captures());
     // Setup and load share one capture store and one sequence space.
     let captures = wants_captures.then(|| Arc::new(captures::CaptureStore::new()));
+    let created = Arc::new(created::CreatedKeys::default());
     let executor = |ops| {
         Arc::new(Executor {
             target: target.clone(),
@@ -147,6 +156,7 @@ pub async fn drive<T: Target>(
             seed: scenario.seed,
             timeout: scenario.target.timeout,
             captures: captures.clone(),
+            created: created.clone(),
             next_seq: AtomicU64::new(1),
         })
     };
@@ -156,9 +166,13 @@ pub async fn drive<T: Target>(
     let setup = run_setup(scenario, &setup_exec, &shutdown).await?;
     load_exec.next_seq.store(setup_exec.next_seq.load(Ordering::Relaxed), Ordering::Relaxed);
     if shutdown.is_cancelled() {
-        anyhow::bail!("interrupted during setup");
+        // Interrupted during setup (issue 16): no load, but still an outcome, so the run
+        // writes its (empty, interrupted) results. With the token cancelled, `run_load`
+        // sends nothing and skips reconciliation.
+        return run_load(scenario, load_exec, gauges, shutdown, setup).await;
     }
 
+    gauges.set_phase(Phase::Load);
     on_load_start();
     run_load(scenario, load_exec, gauges, shutdown, setup).await
 }
@@ -176,7 +190,7 @@ async fn run_setup<T: Target>(
         let ops = vec![(format!("setup{index}"), OpKind::Command)];
         let start = Instant::now() + START_LEAD;
         let (tx, rx) = mpsc::channel(SAMPLE_CHANNEL);
-        let collector = collector::Collector::new(start, Duration::ZERO, &ops, gauges.clone(), &[], false);
+        let collector = collector::Collector::new(start, Duration::ZERO, &ops, gauges.clone(), &[], &[], false);
         let collecting = tokio::spawn(collector.run(rx));
         let ctx = OpTaskContext {
             executor: executor.clone(),
@@ -211,19 +225,26 @@ async fn run_setup<T: Target>(
         .await
         .context("setup dispatcher")?;
         // Setup must complete, however slowly the target opens accounts: wait for every
-        // request (a stuck one still ends at the target timeout), up to SETUP_GRACE.
-        finish_operations(&ctx, SETUP_GRACE).await;
+        // request (a stuck one still ends at the target timeout), up to SETUP_GRACE; when
+        // interrupted, only a short grace, as for the load.
+        let interrupted = shutdown.is_cancelled();
+        let grace = if interrupted { scenario.target.timeout.min(Duration::from_secs(2)) } else { SETUP_GRACE };
+        finish_operations(&ctx, grace).await;
         drop(ctx);
         let collected = collecting.await.context("setup collector")?;
         let figures = &collected.measured[0];
+        if interrupted {
+            // Only what was sent: the rest of the keys were never attempted.
+            outcome.requests += figures.count;
+            outcome.ok += figures.ok + figures.rejected;
+            outcome.errors += figures.errors;
+            break;
+        }
         // Requests never answered (aborted at the grace) count as errors.
         let unanswered = keys.saturating_sub(figures.count);
         outcome.requests += keys;
         outcome.ok += figures.ok + figures.rejected;
         outcome.errors += figures.errors + unanswered;
-        if shutdown.is_cancelled() {
-            break;
-        }
     }
     outcome.duration = began.elapsed();
     Ok(outcome)
@@ -250,6 +271,11 @@ async fn run_load<T: Target>(
         }
         (None, None) => Vec::new(),
     };
+    // `[verify] deltas`: the commands whose changes the value accounting sums.
+    let valued: Vec<usize> = match scenario.verify.as_ref().and_then(|v| v.values.as_ref()).map(|v| &v.expected) {
+        Some(ExpectedValue::Deltas { deltas, .. }) => deltas.iter().map(|(op, _)| *op).collect(),
+        _ => Vec::new(),
+    };
     // The bus probe starts reading at the log end before the first operation.
     let bus_probe = match &scenario.bus {
         Some(spec) => Some(
@@ -265,6 +291,7 @@ async fn run_load<T: Target>(
         &op_meta,
         gauges.clone(),
         &verified,
+        &valued,
         scenario.bus.is_some(),
     );
     let collecting = tokio::spawn(collector.run(rx));
@@ -278,10 +305,13 @@ async fn run_load<T: Target>(
             scenario.operations.len(),
             scenario.seed,
             lag_tx.clone(),
+            gauges.clone(),
         ))
     });
     drop(lag_tx);
-    let lag_collecting = tokio::spawn(lag_probe::collect(start, lag_rx, gauges.clone()));
+    // Late probes are recorded at the probe timeout (issue 12).
+    let probe_timeout = scenario.projection.as_ref().map_or(Duration::ZERO, |spec| spec.timeout);
+    let lag_collecting = tokio::spawn(lag_probe::collect(start, probe_timeout, lag_rx, gauges.clone()));
     let actions_stop = shutdown.child_token();
     let acting =
         tokio::spawn(actions::run(scenario.actions.clone(), executor.target.clone(), start, actions_stop.clone()));
@@ -297,8 +327,7 @@ async fn run_load<T: Target>(
     };
     let stages = scenario.load.stages.clone();
     let mut rng = SmallRng::seed_from_u64(scenario.seed);
-    let mut keys = KeyPicker::new(&scenario.mix.keys);
-    let kinds: Vec<OpKind> = scenario.operations.iter().map(|o| o.kind).collect();
+    let mut keys = mix::OpKeys::new(scenario, executor.created.clone());
     let warmup = scenario.load.warmup;
 
     let (ctx, dispatched) = match scenario.load.model {
@@ -307,8 +336,8 @@ async fn run_load<T: Target>(
             let limits = Limits { max_in_flight, max_backlog };
             tokio::task::spawn_blocking(move || {
                 let pick = || {
-                    let op = chooser.choose(&mut rng);
-                    (op, keys.pick(kinds[op], &mut rng))
+                    let op = chooser.choose(&mut rng, keys.created_any());
+                    (op, keys.pick(op, &mut rng))
                 };
                 let dispatched = open::dispatch(&ctx, OpenSchedule::new(&stages), pick, start, warmup, limits, &stop);
                 (ctx, dispatched)
@@ -331,6 +360,7 @@ async fn run_load<T: Target>(
     } else {
         scenario.target.timeout + Duration::from_secs(1)
     };
+    gauges.set_phase(Phase::Draining);
     finish_operations(&ctx, grace).await;
     // What the abort left behind: never sent (still in the backlog) or never answered.
     let never_sent = gauges.backlog.load(Ordering::Relaxed);
@@ -339,6 +369,7 @@ async fn run_load<T: Target>(
     let lag_outcome = match (&lag, &scenario.projection) {
         (Some(probe), Some(spec)) => {
             let probe_grace = if interrupted { Duration::from_secs(1) } else { spec.timeout + Duration::from_secs(1) };
+            gauges.set_phase(Phase::Settling);
             probe.tracker.close();
             if tokio::time::timeout(probe_grace, probe.tracker.wait()).await.is_err() {
                 probe.abort.cancel();
@@ -362,13 +393,17 @@ async fn run_load<T: Target>(
     let ledger_bytes = ledger.as_ref().map_or(0, |l| l.approximate_bytes());
     let verify_outcome = match (&scenario.verify, ledger.clone()) {
         // An interrupted run is not reconciled: the user asked to stop, and settling can take `settle`.
-        (Some(spec), Some(ledger)) if !interrupted => Some(verify::reconcile(executor.clone(), spec, ledger).await),
+        (Some(spec), Some(ledger)) if !interrupted => {
+            gauges.set_phase(Phase::Verifying);
+            Some(verify::reconcile(executor.clone(), spec, ledger).await)
+        }
         _ => None,
     };
 
     let bus_outcome = match (bus_probe, &ledger) {
         (Some(probe), Some(ledger)) => {
             let settle = scenario.verify.as_ref().map_or(Duration::from_secs(10), |v| v.settle);
+            gauges.set_phase(Phase::BusDrain);
             Some(finish_bus(probe, ledger, settle, start, started_at, interrupted).await?)
         }
         _ => None,
@@ -376,8 +411,9 @@ async fn run_load<T: Target>(
 
     let mut dispatched = dispatched;
     if matches!(scenario.load.model, LoadModel::Closed { .. }) {
-        // Closed model: an operation is offered when a user starts it.
-        dispatched.offered_per_s = collected.timeline.iter().map(|r| r.achieved).collect();
+        // Closed model: an operation is offered when a user starts it; `achieved` is
+        // goodput, so the errors are added back (issue 12).
+        dispatched.offered_per_s = collected.timeline.iter().map(|r| r.achieved + r.errors).collect();
         dispatched.offered = collected.completed + unfinished;
         dispatched.offered_measured = collected.measured.iter().map(|f| f.count).sum::<u64>() + unfinished;
     }
@@ -471,15 +507,14 @@ async fn run_users<T: Target>(
     let chooser = Arc::new(chooser);
     let stages = Arc::new(scenario.load.stages.clone());
     let total = scenario.load_duration();
-    let kinds: Arc<Vec<OpKind>> = Arc::new(scenario.operations.iter().map(|o| o.kind).collect());
+    let end = tokio::time::Instant::from_std(start + total);
     tokio::time::sleep_until(tokio::time::Instant::from_std(start)).await;
     for user in 0..schedule::max_users(&stages) {
         let (executor, samples, gauges, lag) =
             (ctx.executor.clone(), ctx.samples.clone(), ctx.gauges.clone(), ctx.lag.clone());
-        let (chooser, stages, kinds, stop, abort) =
-            (chooser.clone(), stages.clone(), kinds.clone(), shutdown.clone(), ctx.abort.clone());
+        let (chooser, stages, stop, abort) = (chooser.clone(), stages.clone(), shutdown.clone(), ctx.abort.clone());
         let mut rng = SmallRng::seed_from_u64(scenario.seed.wrapping_add(user as u64 + 1));
-        let mut keys = KeyPicker::new(&scenario.mix.keys);
+        let mut keys = mix::OpKeys::new(scenario, ctx.executor.created.clone());
         ctx.tracker.spawn(async move {
             let user_loop = async {
                 loop {
@@ -489,11 +524,14 @@ async fn run_users<T: Target>(
                     }
                     if schedule::users_at(&stages, offset) <= user {
                         // Not this user's turn yet (ramp): look again shortly.
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
+                        tokio::select! {
+                            biased;
+                            _ = stop.cancelled() => break,
+                            _ = tokio::time::sleep(Duration::from_millis(10)) => continue,
+                        }
                     }
-                    let op = chooser.choose(&mut rng);
-                    let key = keys.pick(kinds[op], &mut rng);
+                    let op = chooser.choose(&mut rng, keys.created_any());
+                    let key = keys.pick(op, &mut rng);
                     let seq = executor.next_seq();
                     gauges.offered.fetch_add(1, Ordering::Relaxed);
                     gauges.enter_flight();
@@ -501,22 +539,21 @@ async fn run_users<T: Target>(
                     let executed = executor.execute(op, key, seq).await;
                     gauges.leave_flight();
                     if let Some(lag) = &lag {
-                        lag.after(op, key, seq, &executed);
+                        lag.after(op, seq, &executed);
                     }
-                    let sample = Sample {
-                        op,
-                        seq,
-                        key,
-                        intended,
-                        sent: executed.sent,
-                        done: executed.done,
-                        outcome: executed.outcome,
-                    };
+                    let sample = executed.sample(op, seq, intended);
                     if samples.send(sample).await.is_err() {
                         break;
                     }
                     if !think_time.is_zero() {
-                        tokio::time::sleep(think_time).await;
+                        // Cut at the end of the stages or on shutdown (issue 16: a 20 s think
+                        // time kept a 2 s run going for 22 s).
+                        tokio::select! {
+                            biased;
+                            _ = stop.cancelled() => break,
+                            _ = tokio::time::sleep_until(end) => break,
+                            _ = tokio::time::sleep(think_time) => {}
+                        }
                     }
                 }
             };

@@ -130,10 +130,9 @@ pub fn dispatch<T: Target>(
             gauges.leave_flight();
             drop(permit);
             if let Some(lag) = &lag {
-                lag.after(op, key, seq, &executed);
+                lag.after(op, seq, &executed);
             }
-            let sample =
-                Sample { op, seq, key, intended, sent: executed.sent, done: executed.done, outcome: executed.outcome };
+            let sample = executed.sample(op, seq, intended);
             // The collector outlives every operation; a send error means the run is over.
             let _ = samples.send(sample).await;
         };

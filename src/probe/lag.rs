@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
-use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,7 +25,7 @@ use crate::generator::executor::{Executed, Executor, Outcome};
 use crate::generator::{Gauges, LAG_LATE};
 use crate::results::histogram::{new_latency_histogram, record};
 use crate::scenario::template::RenderContext;
-use crate::scenario::{Predicate, PredicateOp, ProjectionSpec};
+use crate::scenario::ProjectionSpec;
 use crate::target::Target;
 
 /// Probes running at once; a command sampled while all are busy is counted as skipped.
@@ -55,6 +54,8 @@ pub struct LagProbe<T> {
     seed: u64,
     slots: Arc<Semaphore>,
     records: mpsc::Sender<LagRecord>,
+    /// `probes_running` is kept here, for the progress display.
+    gauges: Arc<Gauges>,
     pub tracker: TaskTracker,
     pub abort: CancellationToken,
     pub polls: AtomicU64,
@@ -69,6 +70,7 @@ impl<T: Target> LagProbe<T> {
         operations: usize,
         seed: u64,
         records: mpsc::Sender<LagRecord>,
+        gauges: Arc<Gauges>,
     ) -> LagProbe<T> {
         let mut probed = vec![false; operations];
         for &op in &spec.commands {
@@ -83,6 +85,7 @@ impl<T: Target> LagProbe<T> {
             seed,
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES)),
             records,
+            gauges,
             tracker: TaskTracker::new(),
             abort: CancellationToken::new(),
             polls: AtomicU64::new(0),
@@ -92,7 +95,9 @@ impl<T: Target> LagProbe<T> {
     }
 
     /// Called after every operation: starts a probe when it is a sampled, acknowledged command.
-    pub fn after(self: &Arc<Self>, op: usize, key: u64, seq: u64, executed: &Executed) {
+    pub fn after(self: &Arc<Self>, op: usize, seq: u64, executed: &Executed) {
+        // The key the command ended up on (a create's new id, for `creates_key`).
+        let key = executed.key;
         if !self.probed[op] || executed.outcome != Outcome::Ok || !self.sampled(seq) {
             return;
         }
@@ -107,8 +112,9 @@ impl<T: Target> LagProbe<T> {
         let expected = self.spec.until.value.render(&ctx, &mut SmallRng::seed_from_u64(seq));
         let (probe, acked, captured) = (self.clone(), executed.done, executed.captured.clone());
         let abort = self.abort.clone();
+        let running = Running::enter(self.gauges.clone());
         self.tracker.spawn(async move {
-            let _permit = permit;
+            let (_permit, _running) = (permit, running);
             tokio::select! {
                 biased;
                 _ = abort.cancelled() => {}
@@ -144,7 +150,7 @@ impl<T: Target> LagProbe<T> {
             }
             self.polls.fetch_add(1, Ordering::Relaxed);
             match self.executor.fetch(self.spec.query, key, seq, Some(captured)).await {
-                Ok(reply) if holds(&self.spec.until, &reply.body, expected) => {
+                Ok(reply) if self.spec.until.holds(&reply.body, expected) => {
                     return Some(sent.saturating_duration_since(acked));
                 }
                 Ok(_) => {}
@@ -158,56 +164,43 @@ impl<T: Target> LagProbe<T> {
     }
 }
 
-/// Does the answer satisfy `POINTER OP VALUE`?
-pub fn holds(predicate: &Predicate, body: &[u8], expected: &str) -> bool {
-    let Ok(json) = serde_json::from_slice::<Value>(body) else {
-        return false;
-    };
-    let Some(found) = json.pointer(&predicate.pointer) else {
-        return false;
-    };
-    match predicate.op {
-        PredicateOp::Contains => match found {
-            Value::Array(items) => items.iter().any(|item| equals(item, expected)),
-            Value::String(s) => s.contains(expected),
-            _ => false,
-        },
-        PredicateOp::Equal => equals(found, expected),
-        PredicateOp::GreaterOrEqual => match (number(found), expected.trim().parse::<f64>()) {
-            (Some(a), Ok(b)) => a >= b,
-            _ => false,
-        },
+/// Counts a probe in `Gauges::probes_running` while it lives (finished or aborted).
+struct Running(Arc<Gauges>);
+
+impl Running {
+    fn enter(gauges: Arc<Gauges>) -> Running {
+        gauges.probes_running.fetch_add(1, Ordering::Relaxed);
+        Running(gauges)
     }
 }
 
-fn equals(value: &Value, expected: &str) -> bool {
-    match value {
-        Value::String(s) => s == expected,
-        other => {
-            number(other).zip(expected.trim().parse::<f64>().ok()).is_some_and(|(a, b)| a == b) || *other == expected
-        }
-    }
-}
-
-fn number(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.probes_running.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// Gathers probe records: the lag histogram, late probes, and every record (compact)
 /// for the per-second series and recovery times.
 pub struct LagFigures {
+    /// Every probe's lag; a late one at the probe timeout (issue 12: a censored value, so
+    /// the percentiles, the per-second series and the SLO all tell the same story).
     pub histogram: Histogram<u64>,
     pub probes: u64,
     pub late: u64,
-    /// (acknowledgement offset from load start, lag) per probe, in arrival order.
+    /// (acknowledgement offset from load start, lag) per probe, in arrival order; `None`
+    /// for a late probe (recovery times need to know it was not seen).
     pub records: Vec<(Duration, Option<Duration>)>,
 }
 
-pub async fn collect(start: Instant, mut records: mpsc::Receiver<LagRecord>, gauges: Arc<Gauges>) -> LagFigures {
+/// Receives probe records until every probe is done; `timeout` is the probe timeout, the
+/// value late probes are recorded at.
+pub async fn collect(
+    start: Instant,
+    timeout: Duration,
+    mut records: mpsc::Receiver<LagRecord>,
+    gauges: Arc<Gauges>,
+) -> LagFigures {
     let mut figures = LagFigures { histogram: new_latency_histogram(), probes: 0, late: 0, records: Vec::new() };
     while let Some(record_) = records.recv().await {
         figures.probes += 1;
@@ -217,6 +210,7 @@ pub async fn collect(start: Instant, mut records: mpsc::Receiver<LagRecord>, gau
                 (lag.as_micros() as u64).max(1)
             }
             None => {
+                record(&mut figures.histogram, timeout);
                 figures.late += 1;
                 LAG_LATE
             }
@@ -227,25 +221,25 @@ pub async fn collect(start: Instant, mut records: mpsc::Receiver<LagRecord>, gau
     figures
 }
 
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::template::Template;
 
-    fn predicate(pointer: &str, op: PredicateOp) -> Predicate {
-        Predicate { pointer: pointer.into(), op, value: Template::literal("x") }
-    }
-
-    #[test]
-    fn predicates() {
-        let body = br#"{"refs": ["a", "b"], "version": 7, "name": "acct-1"}"#;
-        assert!(holds(&predicate("/refs", PredicateOp::Contains), body, "b"));
-        assert!(!holds(&predicate("/refs", PredicateOp::Contains), body, "c"));
-        assert!(holds(&predicate("/version", PredicateOp::GreaterOrEqual), body, "7"));
-        assert!(!holds(&predicate("/version", PredicateOp::GreaterOrEqual), body, "8"));
-        assert!(holds(&predicate("/version", PredicateOp::Equal), body, "7"));
-        assert!(holds(&predicate("/name", PredicateOp::Equal), body, "acct-1"));
-        assert!(!holds(&predicate("/missing", PredicateOp::Equal), body, "7"));
-        assert!(!holds(&predicate("/refs", PredicateOp::Contains), b"not json", "a"));
+    /// Issue 12: a late probe is a censored value, recorded at the timeout; its record
+    /// stays `None` (recovery times need to know it was never seen).
+    #[tokio::test]
+    async fn late_probes_are_recorded_at_the_timeout() {
+        let (tx, rx) = mpsc::channel(4);
+        let start = Instant::now();
+        tx.send(LagRecord { acked: start, lag: Some(Duration::from_millis(20)) }).await.unwrap();
+        tx.send(LagRecord { acked: start, lag: None }).await.unwrap();
+        drop(tx);
+        let gauges = Arc::new(Gauges::default());
+        let figures = collect(start, Duration::from_secs(2), rx, gauges.clone()).await;
+        assert_eq!((figures.probes, figures.late, figures.histogram.len()), (2, 1, 2));
+        assert!(figures.histogram.equivalent(figures.histogram.max(), 2_000_000));
+        assert_eq!(figures.records[1].1, None);
+        assert_eq!(gauges.last_lag_us.load(Ordering::Relaxed), LAG_LATE);
     }
 }

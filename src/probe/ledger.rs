@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use roaring::RoaringTreemap;
 
+use crate::generator::created::NO_KEY;
 use crate::generator::{Outcome, Sample};
 
 #[derive(Debug, Default)]
@@ -30,6 +31,25 @@ pub struct Ledger {
     /// times; kept only when `time_acks` (a `[bus]` probe runs).
     pub sampled_acks: HashMap<u64, Instant>,
     pub time_acks: bool,
+    /// Per operation: are its refs accounted (`[verify] commands`)? Empty: every recorded one.
+    pub refs_of: Vec<bool>,
+    /// Per key: how many of its commands were acknowledged, so the refs of a key that
+    /// could not be read are reported unknown, not missed.
+    pub acked_per_key: HashMap<u64, u64>,
+    /// Acknowledged refs of keyless commands (no `{{key}}`): a global list must show them.
+    pub keyless: u64,
+    /// Value accounting (`[verify] deltas`): per key, what the run changed.
+    pub values: HashMap<u64, KeyChange>,
+}
+
+/// What this run did to one key's number.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct KeyChange {
+    /// Sum of the acknowledged commands' deltas.
+    pub sum: f64,
+    /// A command with a delta got no answer (or its delta was not a number): the
+    /// expected value is not known.
+    pub unsure: bool,
 }
 
 impl Ledger {
@@ -40,6 +60,20 @@ impl Ledger {
 
     /// Records one finished command the verification covers.
     pub fn record(&mut self, sample: &Sample) {
+        if sample.delta != 0.0 && sample.key != NO_KEY {
+            let change = self.values.entry(sample.key).or_default();
+            match sample.outcome {
+                Outcome::Ok if sample.delta.is_finite() => change.sum += sample.delta,
+                Outcome::Ok | Outcome::Failed(_) => change.unsure = true,
+                Outcome::Rejected | Outcome::Status(_) => {}
+            }
+            if matches!(sample.outcome, Outcome::Ok | Outcome::Failed(_)) {
+                self.keys.insert(sample.key);
+            }
+        }
+        if !self.refs_of.is_empty() && !self.refs_of.get(sample.op).copied().unwrap_or(false) {
+            return;
+        }
         match sample.outcome {
             Outcome::Ok => {
                 self.acked.insert(sample.seq);
@@ -55,6 +89,14 @@ impl Ledger {
             }
             // A refusal or an error status: no event expected; if one shows up it is `unexpected`.
             Outcome::Rejected | Outcome::Status(_) => return,
+        }
+        if sample.key == NO_KEY {
+            // Keyless: read back from a global list, where order across entities means nothing.
+            self.keyless += u64::from(sample.outcome == Outcome::Ok);
+            return;
+        }
+        if sample.outcome == Outcome::Ok {
+            *self.acked_per_key.entry(sample.key).or_default() += 1;
         }
         self.keys.insert(sample.key);
         // Samples arrive roughly in completion order. A command sent before the latest
@@ -84,6 +126,8 @@ impl Ledger {
             + self.ambiguous_order.serialized_size()
             + self.last_done.capacity() * (8 + 16 + 8)
             + self.sampled_acks.capacity() * (8 + 16)
+            + self.acked_per_key.capacity() * (8 + 8)
+            + self.values.capacity() * (8 + 16)
     }
 }
 
@@ -102,6 +146,7 @@ mod tests {
             sent: t0 + Duration::from_millis(sent_ms),
             done: t0 + Duration::from_millis(done_ms),
             outcome,
+            delta: 0.0,
         }
     }
 

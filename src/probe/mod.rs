@@ -19,4 +19,5 @@ pub mod bus;
 pub mod lag;
 pub mod ledger;
 pub mod reconcile;
+pub mod values;
 pub mod verify;

@@ -1,106 +1,209 @@
-//! Reading the read model back after the load (`[verify]`): every written key is read
-//! with the verify query, its applied refs taken from the `applied_refs` pointer, and
-//! the lot classified against the ledger.
+//! Reading the read model back after the load (`[verify]`).
 //!
-//! When to read: the backlog may still be draining. Sweeps repeat until every
-//! acknowledged ref is visible and a second sweep changes nothing, or until nothing has
-//! changed for `max(1 s, settle/10)`, or until `settle` has passed; the last sweep counts.
+//! - A verify query with `{{key}}` is read once per written key; one without (a global
+//!   list, issue 12) once per sweep, page by page with `page = { param = "page" }`.
+//! - From each answer: the applications at `applied_refs` (refs found in lists of values
+//!   or of objects, inside strings too), classified against the ledger; and with `value`,
+//!   the key's number, checked against the deltas or the write side (`probe::values`).
+//! - A key that cannot be read is *unknown*, never missed (issue 16).
+//!
+//! When to read: the backlog may still be draining. Sweeps repeat until everything is
+//! accounted for and a second sweep changes nothing, or until nothing has changed for
+//! `max(1 s, settle/10)`, or until `settle` has passed; the last sweep counts.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::ledger::Ledger;
-use super::reconcile::{EventCounts, Reconciler};
+use super::reconcile::{Applied, EventCounts, Reconciler, applied_in};
+use super::values::{ValueCounts, expected_from_deltas};
 use crate::generator::executor::Executor;
-use crate::scenario::VerifySpec;
-use crate::target::Target;
+use crate::scenario::{ExpectedValue, Selector, VerifySpec};
+use crate::target::{Reply, Target};
 
 /// Reads at once during a sweep.
 const SWEEP_CONCURRENCY: usize = 32;
 /// Pause between sweeps.
 const SWEEP_PAUSE: Duration = Duration::from_millis(200);
+/// Pages of a global list read at most per sweep.
+const MAX_PAGES: u64 = 100_000;
 
 pub struct VerifyOutcome {
-    pub counts: EventCounts,
+    /// Ref accounting (`applied_refs`).
+    pub counts: Option<EventCounts>,
+    /// Value accounting (`value`).
+    pub values: Option<ValueCounts>,
     pub sweeps: u32,
     /// From the end of the load to the last sweep.
     pub settled_after: Duration,
+}
+
+/// One sweep's findings.
+#[derive(Clone, PartialEq)]
+struct Sweep {
+    counts: Option<EventCounts>,
+    values: Option<ValueCounts>,
+}
+
+impl Sweep {
+    /// Everything acknowledged is visible, every number right, every key read.
+    fn complete(&self) -> bool {
+        self.counts.as_ref().is_none_or(|c| c.missed == 0 && c.complete())
+            && self.values.as_ref().is_none_or(|v| v.mismatched == 0 && v.complete())
+    }
 }
 
 pub async fn reconcile<T: Target>(executor: Arc<Executor<T>>, spec: &VerifySpec, ledger: Arc<Ledger>) -> VerifyOutcome {
     let began = Instant::now();
     let deadline = began + spec.settle;
     let quiet_needed = (spec.settle / 10).max(Duration::from_secs(1));
-    let mut last: Option<(EventCounts, Instant)> = None;
+    let mut last: Option<(Sweep, Instant)> = None;
     let mut sweeps = 0;
     loop {
-        let counts = sweep(&executor, spec, &ledger).await;
+        let found = sweep(&executor, spec, &ledger).await;
         sweeps += 1;
         let now = Instant::now();
         let (unchanged_since, unchanged) = match &last {
-            Some((previous, since)) if same_applications(previous, &counts) => (*since, true),
+            Some((previous, since)) if *previous == found => (*since, true),
             _ => (now, false),
         };
-        let complete = counts.missed == 0 && counts.read_errors == 0;
-        if (complete && unchanged) || now - unchanged_since >= quiet_needed || now >= deadline {
-            return VerifyOutcome { counts, sweeps, settled_after: began.elapsed() };
+        if (found.complete() && unchanged) || now - unchanged_since >= quiet_needed || now >= deadline {
+            return VerifyOutcome {
+                counts: found.counts,
+                values: found.values,
+                sweeps,
+                settled_after: began.elapsed(),
+            };
         }
-        last = Some((counts, unchanged_since));
+        last = Some((found, unchanged_since));
         tokio::time::sleep(SWEEP_PAUSE.min(deadline.saturating_duration_since(now))).await;
     }
 }
 
-/// Same refs applied as often: nothing moved between two sweeps.
-fn same_applications(a: &EventCounts, b: &EventCounts) -> bool {
-    (a.missed, a.duplicates, a.unexpected, a.recovered, a.foreign)
-        == (b.missed, b.duplicates, b.unexpected, b.recovered, b.foreign)
-}
-
-async fn sweep<T: Target>(executor: &Arc<Executor<T>>, spec: &VerifySpec, ledger: &Arc<Ledger>) -> EventCounts {
+async fn sweep<T: Target>(executor: &Arc<Executor<T>>, spec: &VerifySpec, ledger: &Arc<Ledger>) -> Sweep {
+    let mut reconciler = spec.applied_refs.as_ref().map(|_| Reconciler::new(ledger));
+    if executor.is_keyless(spec.query) {
+        if let Some(reconciler) = &mut reconciler {
+            read_global_list(executor, spec, reconciler).await;
+        }
+        return Sweep { counts: reconciler.map(Reconciler::finish), values: None };
+    }
+    let mut values = spec.values.as_ref().map(|_| ValueCounts::default());
     let slots = Arc::new(Semaphore::new(SWEEP_CONCURRENCY));
     let mut reads = JoinSet::new();
-    let mut reconciler = Reconciler::new(ledger, executor.run_id, executor.shard);
-    for key in ledger.keys.iter() {
-        let permit = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
-        let (executor, query, pointer) = (executor.clone(), spec.query, spec.applied_refs.clone());
-        reads.spawn(async move {
-            let _permit = permit;
-            let reply = executor.fetch(query, key, 0, None).await.ok()?;
-            match reply.status {
-                200..=299 => applied_refs(&reply.body, &pointer),
-                // The read model has never seen the key: nothing applied.
-                404 => Some(Vec::new()),
-                _ => None,
-            }
-        });
+    let spec = Arc::new(spec.clone());
+    let mut keys = ledger.keys.iter();
+    loop {
+        let next = keys.next();
+        if let Some(key) = next {
+            let permit = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+            let (executor, spec, ledger) = (executor.clone(), spec.clone(), ledger.clone());
+            reads.spawn(async move {
+                let _permit = permit;
+                read_key(&executor, &spec, &ledger, key).await
+            });
+        }
         // Classify what has arrived so far, so answers do not pile up.
-        while let Some(done) = reads.try_join_next() {
-            reconciler.add_key(done.ok().flatten().as_deref());
+        let done = if next.is_some() { reads.try_join_next() } else { reads.join_next().await };
+        let Some(done) = done else {
+            if next.is_none() {
+                break;
+            }
+            continue;
+        };
+        let Ok(read) = done else { continue };
+        if let Some(reconciler) = &mut reconciler {
+            reconciler.add(Some(read.key), read.applied.as_deref());
+        }
+        if let (Some(values), Some((observed, expected))) = (&mut values, read.value) {
+            values.add(executor.key_text(read.key), observed, expected);
         }
     }
-    while let Some(done) = reads.join_next().await {
-        reconciler.add_key(done.ok().flatten().as_deref());
-    }
-    reconciler.finish()
+    Sweep { counts: reconciler.map(Reconciler::finish), values }
 }
 
-/// The refs at `pointer` (strings, or numbers as text); `None` when the answer has no such list.
-/// A 404 body or an empty list means nothing applied for the key.
-fn applied_refs(body: &[u8], pointer: &str) -> Option<Vec<String>> {
-    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
-    match json.pointer(pointer) {
-        Some(serde_json::Value::Array(items)) => Some(
-            items
-                .iter()
-                .map(|item| match item {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect(),
-        ),
+/// What one key's read found.
+struct KeyRead {
+    key: u64,
+    /// `None`: the read failed.
+    applied: Option<Vec<Applied>>,
+    /// (observed, expected) numbers, when value accounting is on.
+    value: Option<(Option<f64>, Option<f64>)>,
+}
+
+async fn read_key<T: Target>(executor: &Executor<T>, spec: &VerifySpec, ledger: &Ledger, key: u64) -> KeyRead {
+    let answer = executor.fetch(spec.query, key, 0, None).await.ok().and_then(|reply| answer_of(&reply));
+    let applied = spec.applied_refs.as_ref().and_then(|selector| {
+        let json = answer.as_ref()?;
+        let mut items = Vec::new();
+        if let Some(json) = json {
+            for node in selector.select(json) {
+                applied_in(node, executor.run_id, executor.shard, &mut items);
+            }
+        }
+        Some(items)
+    });
+    let value = match &spec.values {
+        None => None,
+        Some(values) => {
+            let observed = answer.as_ref().and_then(|json| number_at(json.as_ref(), &values.read));
+            let expected = match &values.expected {
+                ExpectedValue::Deltas { initial, .. } => expected_from_deltas(ledger, key, *initial),
+                ExpectedValue::WriteSide { query, read } => {
+                    let write = executor.fetch(*query, key, 0, None).await.ok().and_then(|r| answer_of(&r));
+                    write.and_then(|json| number_at(json.as_ref(), read))
+                }
+            };
+            Some((observed, expected))
+        }
+    };
+    KeyRead { key, applied, value }
+}
+
+/// A readable answer: `Some(json)` for a 2xx JSON body, `Some(None)` for a 404 (the
+/// read model has never seen the key: nothing applied); `None` for anything else.
+fn answer_of(reply: &Reply) -> Option<Option<Value>> {
+    match reply.status {
+        200..=299 => serde_json::from_slice(&reply.body).ok().map(Some),
+        404 => Some(None),
         _ => None,
+    }
+}
+
+/// The number at `selector` (a 404 reads as 0: the read model has nothing for the key).
+fn number_at(json: Option<&Value>, selector: &Selector) -> Option<f64> {
+    match json {
+        None => Some(0.0),
+        Some(json) => selector.select(json).first().and_then(|v| crate::scenario::selector::number(v)),
+    }
+}
+
+/// A keyless verify query: one read, or every page until one selects nothing.
+async fn read_global_list<T: Target>(executor: &Executor<T>, spec: &VerifySpec, reconciler: &mut Reconciler<'_>) {
+    let selector = spec.applied_refs.as_ref().expect("only called with applied_refs");
+    let pages = spec.page.as_ref().map_or(0..1, |p| p.start..p.start.saturating_add(MAX_PAGES));
+    for page in pages {
+        let reply = match &spec.page {
+            Some(paging) => executor.fetch_page(spec.query, &paging.param, page).await,
+            None => executor.fetch(spec.query, crate::generator::created::NO_KEY, 0, None).await,
+        };
+        let Some(json) = reply.ok().and_then(|r| answer_of(&r)) else {
+            reconciler.add(None, None);
+            return;
+        };
+        let mut items = Vec::new();
+        let nodes = json.as_ref().map(|j| selector.select(j)).unwrap_or_default();
+        let empty = nodes.is_empty();
+        for node in nodes {
+            applied_in(node, executor.run_id, executor.shard, &mut items);
+        }
+        reconciler.add(None, Some(&items));
+        if empty || spec.page.is_none() {
+            return;
+        }
     }
 }

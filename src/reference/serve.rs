@@ -27,8 +27,9 @@ pub struct ServeArgs {
     pub pg_url: String,
     /// Schema of this target's tables (created if missing), so runs don't share data; the
     /// outbox variant also names its Redis key prefix, topic and consumer group after it.
-    #[arg(long, default_value = "cqrs_bench")]
-    pub schema: String,
+    /// [default: cqrs_bench_<variant>, e.g. cqrs_bench_pg_sync]
+    #[arg(long)]
+    pub schema: Option<String>,
     /// pg-sync, outbox, event-sourced: connections in the pool.
     #[arg(long, default_value_t = 16)]
     pub pool: usize,
@@ -113,7 +114,19 @@ pub struct ServeArgs {
     pub stall_for: Option<Duration>,
 }
 
+/// The schema a variant uses when `--schema` is not given: one per variant (issue 12),
+/// since each migrates its own tables (`migrations/<variant>/`) and two variants on one
+/// schema refuse each other's migrations.
+pub fn default_schema(variant: &str) -> String {
+    format!("cqrs_bench_{}", variant.replace('-', "_"))
+}
+
 impl ServeArgs {
+    /// `--schema`, or the variant's own default.
+    pub fn schema(&self) -> String {
+        self.schema.clone().unwrap_or_else(|| default_schema(&self.variant))
+    }
+
     pub fn config(&self) -> anyhow::Result<MemoryConfig> {
         for (name, value) in [
             ("drop-every", self.drop_every),
@@ -185,8 +198,9 @@ pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::
         }
         "pg-sync" => {
             args.allow_faults("pg-sync", &[]).map_err(usage)?;
-            checked_schema(&args.schema)?;
-            let app = super::pg_sync::PgSyncApp::connect(&args.pg_url, &args.schema, args.pool).await?;
+            let schema = args.schema();
+            checked_schema(&schema)?;
+            let app = super::pg_sync::PgSyncApp::connect(&args.pg_url, &schema, args.pool).await?;
             let listener = bind(&args.listen).await?;
             axum::serve(listener, app.router())
                 .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -196,7 +210,7 @@ pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::
         "outbox" => serve_outbox(&args, shutdown).await,
         "event-sourced" => {
             args.allow_faults("event-sourced", &[]).map_err(usage)?;
-            let app = event_sourced(&args.pg_url, &args.schema, args.pool, args.snapshot_every).await?;
+            let app = event_sourced(&args.pg_url, &args.schema(), args.pool, args.snapshot_every).await?;
             let projector = app.spawn_projector(args.projection_poll, shutdown.clone());
             let listener = bind(&args.listen).await?;
             let served = axum::serve(listener, app.router()).with_graceful_shutdown(shutdown.cancelled_owned()).await;
@@ -212,13 +226,14 @@ pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::
 /// `--variant outbox`: Kafka (the mock when asked), the app, then the listener.
 async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     args.allow_faults("outbox", &["projection-delay", "pause-at", "crash-at", "non-idempotent"]).map_err(usage)?;
-    checked_schema(&args.schema)?;
+    let schema = args.schema();
+    checked_schema(&schema)?;
     if args.partitions < 1 {
         return Err(usage(anyhow::anyhow!("--partitions must be 1 or more")));
     }
     let mut config = OutboxConfig {
         pg_url: args.pg_url.clone(),
-        schema: args.schema.clone(),
+        schema,
         pool: args.pool,
         redis_url: args.redis_url.clone(),
         brokers: String::new(),
@@ -301,8 +316,9 @@ pub struct ReplayArgs {
     pub variant: String,
     #[arg(long, env = "CQRS_BENCH_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
     pub pg_url: String,
-    #[arg(long, default_value = "cqrs_bench")]
-    pub schema: String,
+    /// The served target's schema [default: cqrs_bench_<variant>, as `target serve`'s].
+    #[arg(long)]
+    pub schema: Option<String>,
 }
 
 /// Replays and prints `replayed N events in S s (R events/s)`.
@@ -310,7 +326,8 @@ pub async fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     if args.variant != "event-sourced" {
         return Err(usage(anyhow::anyhow!("only the event-sourced variant can replay")));
     }
-    let app = event_sourced(&args.pg_url, &args.schema, 4, 50).await?;
+    let schema = args.schema.clone().unwrap_or_else(|| default_schema(&args.variant));
+    let app = event_sourced(&args.pg_url, &schema, 4, 50).await?;
     let replay = app.replay().await.context("replaying")?;
     println!(
         "replayed {} events in {:.3} s ({:.0} events/s)",
@@ -319,4 +336,33 @@ pub async fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         replay.events_per_s()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::{Cli, Command, TargetCommand};
+
+    fn served_schema(args: &[&str]) -> String {
+        let cli = Cli::try_parse_from(["cqrs-bench", "target", "serve"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Target(TargetCommand::Serve(serve)) => serve.schema(),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    /// Issue 12: `serve --variant pg-sync` then `--variant outbox`, both with defaults, met
+    /// on one schema and refused each other's migrations.
+    #[test]
+    fn each_variant_has_its_own_default_schema() {
+        assert_eq!(served_schema(&["--variant", "pg-sync"]), "cqrs_bench_pg_sync");
+        assert_eq!(served_schema(&["--variant", "outbox"]), "cqrs_bench_outbox");
+        assert_eq!(served_schema(&["--variant", "event-sourced"]), "cqrs_bench_event_sourced");
+        assert_eq!(served_schema(&["--variant", "outbox", "--schema", "mine"]), "mine");
+        for variant in ["pg-sync", "outbox", "event-sourced"] {
+            assert!(crate::reference::postgres::valid_schema(&default_schema(variant)), "{variant}");
+        }
+    }
 }

@@ -21,18 +21,19 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "{:<16} {:>4} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "operation", "kind", "count", "ok", "err", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "svc p99"
+        "{:<16} {:>4} {:>8} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "operation", "kind", "count", "ok", "rejected", "err", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "svc p99"
     );
     for (name, op) in &result.operations {
         let kind = if op.kind == "command" { "cmd" } else { "qry" };
         let _ = writeln!(
             s,
-            "{:<16} {:>4} {:>8} {:>8} {:>6} {}  {:>9}",
+            "{:<16} {:>4} {:>8} {:>8} {:>8} {:>6} {}  {:>9}",
             truncate(name, 16),
             kind,
             op.count,
-            op.ok + op.rejected,
+            op.ok,
+            op.rejected,
             op.errors,
             latency_cells(&op.latency_ms),
             fmt_ms(op.service_time_ms.p99)
@@ -42,9 +43,10 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "throughput: offered {:.1}/s, achieved {:.1}/s, dropped {}, unfinished {}   send lag p50 {} ms, p99 {} ms",
+        "throughput: offered {:.1}/s, achieved {:.1}/s (ok + rejected), errors {:.1}/s, dropped {}, unfinished {}   send lag p50 {} ms, p99 {} ms",
         t.offered_per_s,
         t.achieved_per_s,
+        t.errors_per_s,
         t.dropped,
         t.unfinished,
         fmt_ms(result.generator.send_lag_ms.p50),
@@ -105,6 +107,14 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
         }
     }
     let _ = writeln!(s);
+    let _ = writeln!(s, "{}", verdict_line(result));
+    let _ = writeln!(s, "results: {}", out_dir.display());
+    s
+}
+
+/// `PASS: all SLOs met` or `FAIL: 2 SLO(s) violated: a, b`: the summary's last word, also
+/// all that `--quiet` prints.
+pub fn verdict_line(result: &RunResult) -> String {
     let verdict = match result.verdict {
         Verdict::Pass => "PASS: all SLOs met".to_owned(),
         Verdict::Fail => {
@@ -112,21 +122,27 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
             format!("FAIL: {} SLO(s) violated: {}", failed.len(), failed.join(", "))
         }
     };
-    let _ = writeln!(s, "{verdict}");
-    let _ = writeln!(s, "results: {}", out_dir.display());
-    s
+    if result.interrupted { format!("{verdict}  [INTERRUPTED]") } else { verdict }
 }
 
 /// `172 probes, p50 18.0 ms, …`: the projection probe in one line (terminal and HTML).
+/// Late probes count at the timeout, so a percentile there reads `≥ 10000 ms`.
 pub fn projection_line(p: &ProjectionStats) -> String {
+    let lag = |ms: f64| match p.censored_at_ms {
+        Some(at) if ms >= at => format!("≥ {} ms", fmt_ms(at)),
+        _ => format!("{} ms", fmt_ms(ms)),
+    };
+    let late = match (p.late, p.censored_at_ms) {
+        (0, _) | (_, None) => format!("{} late", p.late),
+        (n, Some(at)) => format!("{n} late (counted at the {} ms timeout)", fmt_ms(at)),
+    };
     format!(
-        "{} probes, p50 {} ms, p99 {} ms, max {} ms (resolution {} ms), {} late, {} probe polls ({} failed)",
+        "{} probes, p50 {}, p99 {}, max {} (resolution {} ms), {late}, {} probe polls ({} failed)",
         p.probes,
-        fmt_ms(p.lag_ms.p50),
-        fmt_ms(p.lag_ms.p99),
-        fmt_ms(p.lag_ms.max),
+        lag(p.lag_ms.p50),
+        lag(p.lag_ms.p99),
+        lag(p.lag_ms.max),
         fmt_ms(p.resolution_ms),
-        p.late,
         p.polls,
         p.poll_errors
     )
@@ -174,4 +190,79 @@ pub fn fmt_ms(ms: f64) -> String {
 
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_owned() } else { s.chars().take(n - 1).chain(['…']).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::results::model::{OperationStats, Throughput};
+
+    fn result() -> RunResult {
+        let mut result = RunResult::default();
+        result.operations.insert(
+            "withdraw".into(),
+            OperationStats { kind: "command".into(), count: 100, ok: 90, rejected: 7, errors: 3, ..Default::default() },
+        );
+        result.throughput = Throughput { achieved_per_s: 97.0, errors_per_s: 3.0, ..Default::default() };
+        result
+    }
+
+    /// Issue 12: refused commands have their own column instead of hiding under `ok`.
+    #[test]
+    fn the_table_has_a_rejected_column() {
+        let text = render(&result(), Path::new("reports/x"));
+        let header = text.lines().find(|l| l.starts_with("operation")).unwrap();
+        let columns: Vec<&str> = header.split_whitespace().take(6).collect();
+        assert_eq!(columns, ["operation", "kind", "count", "ok", "rejected", "err"]);
+        let row = text.lines().find(|l| l.starts_with("withdraw")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().take(6).collect();
+        assert_eq!(cells, ["withdraw", "cmd", "100", "90", "7", "3"]);
+        assert!(text.contains("achieved 97.0/s (ok + rejected), errors 3.0/s"), "{text}");
+    }
+
+    #[test]
+    fn the_verdict_line_ends_the_summary() {
+        let mut result = result();
+        let text = render(&result, Path::new("reports/x"));
+        assert!(text.ends_with("PASS: all SLOs met\nresults: reports/x\n"), "{text}");
+        result.verdict = Verdict::Fail;
+        result.slo = ["command_latency_p95", "late_ratio"]
+            .iter()
+            .map(|name| SloResult {
+                name: (*name).into(),
+                threshold: 0.0,
+                observed: None,
+                pass: false,
+                comparison: "<=".into(),
+                unit: "ms".into(),
+            })
+            .collect();
+        assert_eq!(verdict_line(&result), "FAIL: 2 SLO(s) violated: command_latency_p95, late_ratio");
+        result.interrupted = true;
+        assert!(verdict_line(&result).ends_with("[INTERRUPTED]"));
+    }
+
+    /// Issue 12: late probes are recorded at the timeout, so a percentile there is a bound.
+    #[test]
+    fn a_percentile_at_the_timeout_is_shown_as_a_bound() {
+        let lag_ms = Percentiles { p50: 18.0, p99: 10_000.0, max: 10_000.0, ..Default::default() };
+        let projection = ProjectionStats {
+            probes: 200,
+            late: 4,
+            timeout_ms: 10_000.0,
+            censored_at_ms: Some(10_000.0),
+            resolution_ms: 5.0,
+            lag_ms,
+            ..Default::default()
+        };
+        let line = projection_line(&projection);
+        assert!(
+            line.starts_with("200 probes, p50 18.0 ms, p99 ≥ 10000 ms, max ≥ 10000 ms (resolution 5.00 ms), 4 late (counted at the 10000 ms timeout)"),
+            "{line}"
+        );
+        let visible = ProjectionStats { late: 0, lag_ms: Percentiles { p99: 40.0, ..Default::default() }, ..projection };
+        assert!(projection_line(&visible).contains("p99 40.0 ms, max 0.00 ms (resolution 5.00 ms), 0 late,"));
+    }
 }

@@ -51,7 +51,9 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
             service_time_ms: percentiles(&all.service_time),
         }
     };
-    let achieved: u64 = collected.measured.iter().map(|f| f.count).sum();
+    // Goodput (issue 12): a 500 or a timeout is not throughput; a business refusal is.
+    let achieved: u64 = collected.measured.iter().map(|f| f.ok + f.rejected).sum();
+    let errors: u64 = collected.measured.iter().map(|f| f.errors).sum();
     let per_s = |n: u64| {
         if measured_s > 0.0 { n as f64 / measured_s } else { 0.0 }
     };
@@ -60,6 +62,8 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         achieved_per_s: per_s(achieved),
         offered: outcome.dispatched.offered_measured,
         achieved,
+        errors,
+        errors_per_s: per_s(errors),
         dropped: outcome.dispatched.dropped_measured,
         unfinished: outcome.unfinished,
     };
@@ -96,6 +100,8 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
             send_lag_ms: percentiles(&collected.send_lag),
             max_in_flight: outcome.max_in_flight,
             max_backlog: outcome.max_backlog,
+            // Set by the caller, which owns the HTTP target (issue 16).
+            truncated_bodies: 0,
         },
         setup: SetupStats {
             requests: outcome.setup.requests,
@@ -110,6 +116,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         },
         projection: None,
         events: None,
+        values: None,
         verify: None,
         bus: None,
         actions: outcome.probes.actions.clone(),
@@ -127,6 +134,7 @@ fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome
     let probes = &outcome.probes;
     if let (Some(lag), Some(spec)) = (&probes.lag, &scenario.projection) {
         let figures = &lag.figures;
+        let timeout_ms = spec.timeout.as_secs_f64() * 1000.0;
         result.projection = Some(ProjectionStats {
             probes: figures.probes,
             late: figures.late,
@@ -134,11 +142,12 @@ fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome
             polls: lag.polls,
             poll_errors: lag.poll_errors,
             resolution_ms: lag.resolution.as_secs_f64() * 1000.0,
-            timeout_ms: spec.timeout.as_secs_f64() * 1000.0,
-            lag_ms: percentiles(&figures.histogram),
+            timeout_ms,
+            censored_at_ms: Some(timeout_ms),
+            lag_ms: censored(percentiles(&figures.histogram), timeout_ms),
             histogram: encode(&figures.histogram),
         });
-        add_lag_timeline(&mut result.timeline, &figures.records);
+        add_lag_timeline(&mut result.timeline, &figures.records, spec.timeout);
         // Recovery is judged against the projection-lag SLO (its tightest threshold), or
         // against the probe timeout when the scenario sets none.
         let threshold = scenario
@@ -181,7 +190,8 @@ fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome
         });
     }
     if let Some(verify) = &probes.verify {
-        result.events = Some(verify.counts.clone());
+        result.events = verify.counts.clone();
+        result.values = verify.values.clone();
         result.verify = Some(VerifyStats {
             sweeps: verify.sweeps,
             settled_after_s: verify.settled_after.as_secs_f64(),
@@ -193,21 +203,43 @@ fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome
 /// Lag must stay under its threshold this long to count as recovered.
 const RECOVERY_HOLD: Duration = Duration::from_secs(1);
 
-/// Per second of acknowledgement: lag p99 of the probes and how many were late.
-fn add_lag_timeline(timeline: &mut [TimelineRow], records: &[(Duration, Option<Duration>)]) {
+/// Per second of acknowledgement: lag p99 of the probes (late ones at `timeout`, as in
+/// the whole-run histogram) and how many were late.
+fn add_lag_timeline(timeline: &mut [TimelineRow], records: &[(Duration, Option<Duration>)], timeout: Duration) {
     let mut per_second: BTreeMap<u64, (Histogram<u64>, u64)> = BTreeMap::new();
     for (acked, lag) in records {
         let (histogram, late) = per_second.entry(acked.as_secs()).or_insert_with(|| (new_latency_histogram(), 0));
         match lag {
             Some(lag) => record(histogram, *lag),
-            None => *late += 1,
+            None => {
+                record(histogram, timeout);
+                *late += 1;
+            }
         }
     }
+    let timeout_ms = timeout.as_secs_f64() * 1000.0;
     for row in timeline {
         if let Some((histogram, late)) = per_second.get(&row.t_s) {
-            row.projection_lag_p99_ms = percentile_ms(histogram, 99.0);
+            row.projection_lag_p99_ms = percentile_ms(histogram, 99.0).map(|p99| p99.min(timeout_ms));
             row.projection_late = *late;
         }
+    }
+}
+
+/// Caps every figure at the censoring point. The histogram keeps 3 significant digits, so
+/// a late probe recorded at a 10 s timeout reads back as up to 10.008 s; no probe is
+/// visible after the timeout, so anything above it is that rounding.
+fn censored(p: Percentiles, at_ms: f64) -> Percentiles {
+    let cap = |v: f64| v.min(at_ms);
+    Percentiles {
+        min: cap(p.min),
+        mean: cap(p.mean),
+        p50: cap(p.p50),
+        p90: cap(p.p90),
+        p95: cap(p.p95),
+        p99: cap(p.p99),
+        p999: cap(p.p999),
+        max: cap(p.max),
     }
 }
 

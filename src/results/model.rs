@@ -13,6 +13,7 @@ pub use crate::probe::reconcile::EventCounts;
 pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Default))] // tests fill in what they look at
 pub struct RunResult {
     pub schema_version: u32,
     pub tool_version: String,
@@ -51,6 +52,10 @@ pub struct RunResult {
     /// Event accounting from the read model after the load (`[verify]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<EventCounts>,
+    /// Value accounting from the read model after the load (`[verify] value`): per key,
+    /// the number against the sum of acknowledged deltas or the write side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<crate::probe::values::ValueCounts>,
     /// How the reconciliation went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyStats>,
@@ -73,13 +78,16 @@ pub struct RunResult {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Default))]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    #[cfg_attr(test, default)]
     Pass,
     Fail,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Default))]
 pub struct Environment {
     pub host: String,
     pub os: String,
@@ -105,6 +113,7 @@ pub struct Percentiles {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Default))]
 pub struct OperationStats {
     /// `command` or `query`.
     pub kind: String,
@@ -146,11 +155,21 @@ pub struct KindStats {
 pub struct Throughput {
     /// Operations scheduled per second of the measured window.
     pub offered_per_s: f64,
-    /// Operations completed per second of the measured window.
+    /// Goodput: operations per second of the measured window that succeeded or were
+    /// refused by a business rule (`ok` + `rejected`); errors and timeouts are not in it
+    /// (issue 12). `min_throughput` judges this figure.
     pub achieved_per_s: f64,
     /// Operations scheduled in the measured window.
     pub offered: u64,
+    /// Goodput: operations of the measured window answered `ok` or `rejected`.
     pub achieved: u64,
+    /// Operations of the measured window that failed: unexpected statuses, transport
+    /// errors and timeouts. `achieved` + `errors` = every completed operation.
+    #[serde(default)]
+    pub errors: u64,
+    /// `errors` per second of the measured window.
+    #[serde(default)]
+    pub errors_per_s: f64,
     /// Scheduled operations never sent because `max_in_flight` and `max_backlog` were full.
     pub dropped: u64,
     /// Sent but not answered when the run ended (interrupted or past the drain grace).
@@ -165,6 +184,10 @@ pub struct GeneratorStats {
     pub max_in_flight: u64,
     /// Most operations waiting for a slot at once.
     pub max_backlog: u64,
+    /// Answers longer than `[target] max_body`: their first `max_body` bytes were kept, the
+    /// rest read and dropped (issue 16).
+    #[serde(default)]
+    pub truncated_bodies: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -188,8 +211,9 @@ pub struct TimelineRow {
     pub t_s: u64,
     /// Operations scheduled in this second.
     pub offered: u64,
-    /// Operations completed in this second.
+    /// Goodput: operations completed `ok` or `rejected` in this second.
     pub achieved: u64,
+    /// Operations that failed (unexpected status, transport error, timeout) in this second.
     pub errors: u64,
     pub dropped: u64,
     /// Requests outstanding at the end of the second.
@@ -198,7 +222,8 @@ pub struct TimelineRow {
     pub backlog: u64,
     /// Per operation: latency p50 / p99 of the operations completed in this second.
     pub latency_ms: BTreeMap<String, IntervalLatency>,
-    /// Projection lag p99 of the probes whose command was acknowledged in this second.
+    /// Projection lag p99 of the probes whose command was acknowledged in this second;
+    /// late probes count at the probe timeout, as in `projection.lag_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projection_lag_p99_ms: Option<f64>,
     /// Probes acknowledged in this second that were late.
@@ -226,9 +251,17 @@ pub struct ProjectionStats {
     pub resolution_ms: f64,
     /// The probe timeout: a late probe's lag is at least this.
     pub timeout_ms: f64,
-    /// Acknowledgement → first poll that shows the command, over visible probes.
+    /// Late probes are recorded at the timeout: a percentile equal to it means ≥ timeout
+    /// (the lag is censored there). Equals `timeout_ms`; `null` in files written before
+    /// issue 12, whose figures cover visible probes only.
+    #[serde(default)]
+    pub censored_at_ms: Option<f64>,
+    /// Acknowledgement → first poll that shows the command, over every probe, late ones
+    /// at `censored_at_ms` (so p99 reaches the timeout when more than 1 % are late).
+    /// Percentiles are capped at `censored_at_ms`.
     pub lag_ms: Percentiles,
-    /// The lag histogram, HdrHistogram V2 + deflate, base64, microseconds.
+    /// The lag histogram (late probes at the timeout), HdrHistogram V2 + deflate, base64,
+    /// microseconds.
     pub histogram: String,
 }
 

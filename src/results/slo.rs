@@ -1,6 +1,7 @@
 //! SLO verdicts: each `[slo]` rule against the observed figure in the result.
 
 use super::model::{RunResult, SloResult};
+use crate::probe::reconcile::EventCounts;
 use crate::results::histogram;
 use crate::scenario::{SloMetric, SloRule};
 
@@ -33,11 +34,12 @@ fn unit(metric: &SloMetric) -> &'static str {
         | SloMetric::ProjectionLag(_) => "ms",
         SloMetric::BusEndToEnd(_) => "ms",
         SloMetric::Duplicates
+        | SloMetric::ValueMismatches
         | SloMetric::Missed
         | SloMetric::Unexpected
         | SloMetric::Dropped
         | SloMetric::ConsumerLagMax => "count",
-        SloMetric::CommandErrorRate | SloMetric::QueryErrorRate => "ratio",
+        SloMetric::CommandErrorRate | SloMetric::QueryErrorRate | SloMetric::LateRatio => "ratio",
         SloMetric::MinThroughput => "ops/s",
     }
 }
@@ -52,6 +54,15 @@ fn kind_percentile(result: &RunResult, kind: &str, percentile: f64) -> Option<f6
     histogram::percentile_ms(&merged, percentile)
 }
 
+/// A count from the read model when `[verify]` ran (none when some key could not be
+/// read), else from the bus.
+fn verified(events: Option<&EventCounts>, bus: Option<u64>, count: impl Fn(&EventCounts) -> u64) -> Option<f64> {
+    match events {
+        Some(e) => e.complete().then(|| count(e) as f64),
+        None => bus.map(|n| n as f64),
+    }
+}
+
 fn observe(metric: &SloMetric, result: &RunResult) -> Option<f64> {
     let events = result.events.as_ref();
     let bus = result.bus.as_ref();
@@ -62,26 +73,26 @@ fn observe(metric: &SloMetric, result: &RunResult) -> Option<f64> {
             let stats = result.operations.get(operation)?;
             histogram::percentile_ms(&histogram::decode(&stats.histogram).ok()?, *percentile)
         }
+        // Late probes are in the histogram at the timeout (issue 12): a percentile that
+        // reaches into them reads as the timeout, capped there as in `projection.lag_ms`.
         SloMetric::ProjectionLag(p) => {
             let projection = result.projection.as_ref()?;
-            // Late probes have a lag beyond the probe timeout: a percentile that reaches
-            // into them is at least the timeout, so it is not reported as met.
-            let visible = projection.probes.saturating_sub(projection.late);
-            let within = (projection.probes as f64 * p / 100.0).ceil() as u64;
-            if projection.probes == 0 {
-                return None;
-            }
-            if within > visible {
-                return Some(projection.timeout_ms);
-            }
-            let lag = histogram::decode(&projection.histogram).ok()?;
-            // The percentile over all probes = the matching rank among the visible ones.
-            histogram::percentile_ms(&lag, 100.0 * within as f64 / visible.max(1) as f64)
+            let lag = histogram::percentile_ms(&histogram::decode(&projection.histogram).ok()?, *p)?;
+            Some(projection.censored_at_ms.map_or(lag, |at| lag.min(at)))
+        }
+        SloMetric::LateRatio => {
+            let projection = result.projection.as_ref().filter(|p| p.probes > 0)?;
+            Some(projection.late as f64 / projection.probes as f64)
         }
         // From the read model when `[verify]` ran, else from the bus.
-        SloMetric::Duplicates => events.map(|e| e.duplicates).or(bus.map(|b| b.duplicates)).map(|n| n as f64),
-        SloMetric::Missed => events.map(|e| e.missed).or(bus.map(|b| b.missed)).map(|n| n as f64),
-        SloMetric::Unexpected => events.map(|e| e.unexpected).or(bus.map(|b| b.unexpected)).map(|n| n as f64),
+        // A read model that could not be read entirely is not verified: no figure, so the
+        // SLO fails as "could not verify" rather than passing on what could be read.
+        SloMetric::Duplicates => verified(events, bus.map(|b| b.duplicates), |e| e.duplicates),
+        SloMetric::Missed => verified(events, bus.map(|b| b.missed), |e| e.missed),
+        SloMetric::Unexpected => verified(events, bus.map(|b| b.unexpected), |e| e.unexpected),
+        SloMetric::ValueMismatches => {
+            result.values.as_ref().filter(|v| v.complete() && v.unsure == 0).map(|v| v.mismatched as f64)
+        }
         SloMetric::CommandErrorRate => (result.commands.count > 0).then_some(result.commands.error_rate),
         SloMetric::QueryErrorRate => (result.queries.count > 0).then_some(result.queries.error_rate),
         SloMetric::MinThroughput => Some(result.throughput.achieved_per_s),
@@ -93,5 +104,56 @@ fn observe(metric: &SloMetric, result: &RunResult) -> Option<f64> {
             let bus = result.bus.as_ref()?;
             histogram::percentile_ms(&histogram::decode(&bus.e2e_histogram).ok()?, *p)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::results::model::ProjectionStats;
+
+    fn rule(name: &str, metric: SloMetric, threshold: f64) -> SloRule {
+        SloRule { name: name.into(), metric, threshold }
+    }
+
+    /// Issue 12: the lag SLO reads the histogram, where late probes sit at the timeout,
+    /// capped there as `projection.lag_ms` is; `late_ratio` is late / probes.
+    #[test]
+    fn lag_slos_read_the_censored_histogram() {
+        let mut lag = histogram::new_latency_histogram();
+        for _ in 0..95 {
+            histogram::record(&mut lag, Duration::from_millis(20));
+        }
+        for _ in 0..5 {
+            histogram::record(&mut lag, Duration::from_secs(10)); // late: at the timeout
+        }
+        let mut result = RunResult::default();
+        result.projection = Some(ProjectionStats {
+            probes: 100,
+            late: 5,
+            timeout_ms: 10_000.0,
+            censored_at_ms: Some(10_000.0),
+            histogram: histogram::encode(&lag),
+            ..Default::default()
+        });
+        let rules = [
+            rule("projection_lag_p99", SloMetric::ProjectionLag(99.0), 500.0),
+            rule("projection_lag_p90", SloMetric::ProjectionLag(90.0), 500.0),
+            rule("late_ratio", SloMetric::LateRatio, 0.01),
+        ];
+        let judged = evaluate(&rules, &result);
+        assert_eq!(judged[0].observed, Some(10_000.0), "p99 reaches the late probes: the timeout, not 10.008 s");
+        assert!(!judged[0].pass);
+        assert!(judged[1].observed.is_some_and(|v| (v - 20.0).abs() < 0.1) && judged[1].pass);
+        assert_eq!(judged[2].observed, Some(0.05));
+        assert!(!judged[2].pass);
+        assert_eq!(judged[2].unit, "ratio");
+
+        // No probes: no data, which fails.
+        result.projection = Some(ProjectionStats::default());
+        let judged = evaluate(&rules, &result);
+        assert!(judged.iter().all(|s| s.observed.is_none() && !s.pass), "{judged:?}");
     }
 }

@@ -37,9 +37,12 @@ impl ScenarioError {
         let end = floor_char_boundary(source, span.end.clamp(start, source.len()));
         let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
-        let line_text = source[line_start..line_end].trim_end_matches('\r').to_owned();
-        let column = source[line_start..start].chars().count() + 1;
-        let width = source[start..end.min(line_end)].chars().count().max(1);
+        // A literal password in a URL on the shown line is masked (issue 16); the caret
+        // follows the masked text.
+        let line_text = super::redact::redact_urls(source[line_start..line_end].trim_end_matches('\r'));
+        let line_chars = line_text.chars().count();
+        let column = (super::redact::redact_urls(&source[line_start..start]).chars().count() + 1).min(line_chars + 1);
+        let width = source[start..end.min(line_end)].chars().count().clamp(1, (line_chars + 1 - column).max(1));
         ScenarioError::Located(Box::new(Located {
             path: path.to_owned(),
             line: source[..start].matches('\n').count() + 1,

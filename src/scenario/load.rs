@@ -9,6 +9,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::ScenarioError;
+use super::limits;
 use super::raw::*;
 use super::template::Template;
 use super::*;
@@ -29,7 +30,8 @@ pub fn load_str(text: &str, path: &Path, overrides: &[String]) -> Result<Scenari
     })?;
     let recorded: toml::Table = toml::from_str(&text)
         .map_err(|e| ScenarioError::at(path, &text, e.span().unwrap_or(0..0), e.message().to_owned()))?;
-    let recorded = serde_json::to_value(&recorded).unwrap_or(serde_json::Value::Null);
+    let mut recorded = serde_json::to_value(&recorded).unwrap_or(serde_json::Value::Null);
+    super::redact::redact_recorded(&mut recorded);
     Checker { path, text: &text }.check(raw, recorded)
 }
 
@@ -139,12 +141,24 @@ impl Checker<'_> {
         })
     }
 
+    /// A duration string, at most `limits::MAX_DURATION` (issue 16: a longer one reached
+    /// `Duration` arithmetic that panics).
     fn duration(&self, value: &Spanned<String>) -> Result<Duration> {
         let text = self.string(value)?;
-        humantime::parse_duration(text.trim()).map_err(|e| {
+        let duration = humantime::parse_duration(text.trim()).map_err(|e| {
             self.error(value, format!("`{text}` is not a duration ({e})"))
                 .with_hint("write a number and a unit, e.g. \"250ms\", \"30s\", \"5m\"")
-        })
+        })?;
+        self.bounded_duration(value, &text, duration)
+    }
+
+    fn bounded_duration<T>(&self, at: &Spanned<T>, text: &str, duration: Duration) -> Result<Duration> {
+        if duration > limits::MAX_DURATION {
+            return Err(self
+                .error(at, format!("`{}` is too long", text.trim()))
+                .with_hint(format!("a duration is at most {}", limits::MAX_DURATION_TEXT)));
+        }
+        Ok(duration)
     }
 
     fn duration_or(&self, value: &Option<Spanned<String>>, default: Duration) -> Result<Duration> {
@@ -175,7 +189,7 @@ impl Checker<'_> {
         let target = self.target(&raw.target, seed)?;
         let load = self.load(&raw.load)?;
         let mix = self.mix(&raw.mix)?;
-        let setup = raw.setup.iter().map(|s| self.setup(s)).collect::<Result<Vec<_>>>()?;
+        let setup = raw.setup.iter().map(|s| self.setup(s, mix.keys.count)).collect::<Result<Vec<_>>>()?;
         let mut operations = Vec::new();
         for (kind, ops) in [(OpKind::Command, &raw.command), (OpKind::Query, &raw.query)] {
             for op in ops {
@@ -208,6 +222,7 @@ impl Checker<'_> {
         if !has(OpKind::Query) && !has(OpKind::Command) {
             return Err(ScenarioError::at(self.path, self.text, 0..0, "every operation has weight 0"));
         }
+        self.created_keys(&raw, &operations)?;
         let projection = raw.projection.as_ref().map(|p| self.projection(p, &operations)).transpose()?;
         let verify = raw.verify.as_ref().map(|v| self.verify(v, &operations)).transpose()?;
         let bus = raw.bus.as_ref().map(|b| self.bus(b.get_ref(), target.timeout)).transpose()?;
@@ -249,6 +264,7 @@ impl Checker<'_> {
                 self.error(raw.timeout.as_ref().expect("zero only when set"), "the timeout must be more than zero")
             );
         }
+        let max_body = raw.max_body.as_ref().map_or(Ok(limits::DEFAULT_MAX_BODY), |m| self.size(m))?;
         let headers =
             raw.headers.iter().map(|(k, v)| Ok((k.clone(), self.template(v)?))).collect::<Result<Vec<_>>>()?;
         let embedded_only =
@@ -267,10 +283,11 @@ impl Checker<'_> {
                 let url =
                     raw.base_url.as_ref().ok_or_else(|| self.error(&raw.kind, "kind = \"http\" needs base_url"))?;
                 let base_url = self.string(url)?;
+                let label = super::redact::redact_urls(url.get_ref());
                 if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-                    return Err(self.error(url, format!("`{base_url}` is not an http:// URL")));
+                    return Err(self.error(url, format!("`{label}` is not an http:// URL")));
                 }
-                TargetKind::Http { base_url }
+                TargetKind::Http { base_url, label }
             }
             "embedded" => {
                 if let Some(variant) = &raw.variant
@@ -297,7 +314,22 @@ impl Checker<'_> {
                 );
             }
         };
-        Ok(TargetSpec { kind, timeout, headers })
+        Ok(TargetSpec { kind, timeout, max_body, headers })
+    }
+
+    /// `max_body`: a byte count or a size string, 1 byte to `limits::MAX_BODY`.
+    fn size(&self, value: &Spanned<toml::Value>) -> Result<usize> {
+        let bytes = match value.get_ref() {
+            toml::Value::Integer(n) => u64::try_from(*n).ok(),
+            toml::Value::String(text) => limits::parse_size(text),
+            _ => None,
+        };
+        let hint = || format!("write a byte count or a size such as \"64KiB\" or \"1MiB\", from 1 byte to 1 GiB");
+        match bytes {
+            Some(n) if n >= 1 && n <= limits::MAX_BODY as u64 => Ok(n as usize),
+            Some(_) => Err(self.error(value, "max_body is out of range").with_hint(hint())),
+            None => Err(self.error(value, "max_body is not a size").with_hint(hint())),
+        }
     }
 
     fn faults(&self, raw: &RawFaults) -> Result<Faults> {
@@ -318,7 +350,14 @@ impl Checker<'_> {
             projection_jitter: self.duration_or(&raw.projection_jitter, Duration::ZERO)?,
             drop_every: every(&raw.drop_every)?,
             duplicate_every: every(&raw.duplicate_every)?,
-            reorder_window: every(&raw.reorder_window)?.map(|n| n as usize),
+            reorder_window: match &raw.reorder_window {
+                Some(n) if *n.get_ref() > limits::MAX_REORDER_WINDOW => {
+                    return Err(self
+                        .error(n, "reorder_window is too large")
+                        .with_hint(format!("from 1 to {} events", limits::MAX_REORDER_WINDOW)));
+                }
+                _ => every(&raw.reorder_window)?.map(|n| n as usize),
+            },
             pause_projector: window(&raw.pause_projector)?,
             crash_projector_at: raw.crash_projector_at.as_ref().map(|d| self.duration(d)).transpose()?,
             checkpoint_every: every(&raw.checkpoint_every)?.unwrap_or(100),
@@ -343,10 +382,17 @@ impl Checker<'_> {
                     return Err(self.error(t, "think_time is for model = \"closed\""));
                 }
                 let max_in_flight = raw.max_in_flight.as_ref().map_or(Ok(1024), |m| match *m.get_ref() {
-                    0 => Err(self.error(m, "max_in_flight must be 1 or more")),
-                    n => Ok(n as usize),
+                    n @ 1..=limits::MAX_IN_FLIGHT => Ok(n as usize),
+                    _ => Err(self
+                        .error(m, "max_in_flight is out of range")
+                        .with_hint(format!("from 1 to {}", limits::MAX_IN_FLIGHT))),
                 })?;
-                let max_backlog = raw.max_backlog.as_ref().map_or(100_000, |m| *m.get_ref() as usize);
+                let max_backlog = raw.max_backlog.as_ref().map_or(Ok(100_000), |m| match *m.get_ref() {
+                    n @ 0..=limits::MAX_BACKLOG => Ok(n as usize),
+                    _ => Err(self
+                        .error(m, "max_backlog is out of range")
+                        .with_hint(format!("from 0 to {}", limits::MAX_BACKLOG))),
+                })?;
                 LoadModel::Open { max_in_flight, max_backlog }
             }
             Some("closed") => {
@@ -363,13 +409,22 @@ impl Checker<'_> {
                 ));
             }
         };
-        let stages = raw.stages.get_ref().iter().map(|s| self.stage(s)).collect::<Result<Vec<_>>>()?;
+        let closed = matches!(model, LoadModel::Closed { .. });
+        let stages = raw.stages.get_ref().iter().map(|s| self.stage(s, closed)).collect::<Result<Vec<_>>>()?;
         if stages.is_empty() {
             return Err(
                 self.error(&raw.stages, "at least one stage is needed, e.g. { duration = \"30s\", rate = 100 }")
             );
         }
-        let total: Duration = stages.iter().map(|s| s.duration).sum();
+        // Checked: a sum that overflows panicked in `Scenario::load_duration` (issue 16).
+        let total = stages
+            .iter()
+            .try_fold(Duration::ZERO, |sum, s| sum.checked_add(s.duration))
+            .filter(|total| *total <= limits::MAX_LOAD)
+            .ok_or_else(|| {
+                self.error(&raw.stages, "the stages together are too long")
+                    .with_hint(format!("the load lasts at most {} in all", limits::MAX_DURATION_TEXT))
+            })?;
         let warmup = self.duration_or(&raw.warmup, Duration::ZERO)?;
         if warmup >= total {
             return Err(self.error(
@@ -380,7 +435,8 @@ impl Checker<'_> {
         Ok(LoadSpec { model, warmup, stages })
     }
 
-    fn stage(&self, raw: &Spanned<RawStage>) -> Result<Stage> {
+    /// One stage; `closed`: its rates are user counts.
+    fn stage(&self, raw: &Spanned<RawStage>, closed: bool) -> Result<Stage> {
         let stage = raw.get_ref();
         let duration = self.duration(&stage.duration)?;
         if duration.is_zero() {
@@ -395,6 +451,22 @@ impl Checker<'_> {
         };
         if !(from.is_finite() && to.is_finite() && from >= 0.0 && to >= 0.0) {
             return Err(self.error(raw, "rates must be zero or more"));
+        }
+        for rate in [from, to] {
+            if closed {
+                if rate > limits::MAX_USERS {
+                    return Err(self
+                        .error(raw, format!("{rate} users is too many"))
+                        .with_hint(format!("a closed-model stage has 0 to {} users", limits::MAX_USERS)));
+                }
+            } else if let Err(message) = limits::check_rate(rate, true) {
+                // Above the bound the schedule never ends (issue 16: `--rate 1e308`).
+                return Err(self.error(raw, message).with_hint(format!(
+                    "0 pauses the load; otherwise from {} to {:.0} operations/s",
+                    limits::MIN_RATE,
+                    limits::MAX_RATE
+                )));
+            }
         }
         Ok(Stage { duration, from, to })
     }
@@ -426,8 +498,10 @@ impl Checker<'_> {
             None | Some("uniform") => KeyDistribution::Uniform,
             Some("zipf") => {
                 let exponent = keys.exponent.unwrap_or(1.0);
-                if !(exponent.is_finite() && exponent > 0.0) {
-                    return Err(self.error(&raw.keys, "zipf needs exponent > 0"));
+                if !(exponent > 0.0 && exponent <= limits::MAX_ZIPF_EXPONENT) {
+                    return Err(self
+                        .error(&raw.keys, "zipf needs exponent > 0")
+                        .with_hint(format!("an exponent in (0, {}]; 1.1 is typical", limits::MAX_ZIPF_EXPONENT)));
                 }
                 KeyDistribution::Zipf { exponent }
             }
@@ -461,7 +535,7 @@ impl Checker<'_> {
         headers: &std::collections::BTreeMap<String, Spanned<String>>,
         expect_status: &[u16],
         reject_status: &[u16],
-        capture: &std::collections::BTreeMap<String, Spanned<String>>,
+        capture: &std::collections::BTreeMap<String, Spanned<toml::Value>>,
     ) -> Result<RequestSpec> {
         let method = match method {
             None => default_method,
@@ -478,12 +552,7 @@ impl Checker<'_> {
         }
         let captures = capture
             .iter()
-            .map(|(name, pointer)| {
-                if !(pointer.get_ref().is_empty() || pointer.get_ref().starts_with('/')) {
-                    return Err(self.error(pointer, "a capture is a JSON pointer such as \"/version\""));
-                }
-                Ok((name.clone(), pointer.get_ref().clone()))
-            })
+            .map(|(name, value)| Ok((name.clone(), self.capture(value)?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(RequestSpec {
             method,
@@ -497,7 +566,41 @@ impl Checker<'_> {
         })
     }
 
-    fn setup(&self, raw: &RawSetup) -> Result<SetupSpec> {
+    /// `"SELECTOR"` or `{ from = "SELECTOR", regex = "…(…)…" }`.
+    fn capture(&self, value: &Spanned<toml::Value>) -> Result<CaptureSpec> {
+        let hint = "a capture is a selector (\"/id\", \"$.data[0].id\", \"header:location\", \"status\") \
+                    or { from = \"header:location\", regex = \"/todos/(\\\\w+)\" }";
+        let (from, regex) = match value.get_ref() {
+            toml::Value::String(from) => (from.clone(), None),
+            toml::Value::Table(table) => {
+                if let Some(unknown) = table.keys().find(|k| *k != "from" && *k != "regex") {
+                    return Err(self.error(value, format!("unknown capture key `{unknown}`: expected `from`, `regex`")));
+                }
+                let text = |k: &str| table.get(k).map(|v| v.as_str().map(str::to_owned).ok_or(()));
+                match (text("from"), text("regex")) {
+                    (Some(Ok(from)), None) => (from, None),
+                    (Some(Ok(from)), Some(Ok(regex))) => (from, Some(regex)),
+                    _ => {
+                        return Err(self.error(value, "`from` and `regex` are strings; `from` is required").with_hint(hint));
+                    }
+                }
+            }
+            _ => return Err(self.error(value, "expected a selector string or a table").with_hint(hint)),
+        };
+        let from = Selector::parse(&from, selector::Scope::Answer).map_err(|m| self.error(value, m).with_hint(hint))?;
+        let regex = regex
+            .map(|r| {
+                regex::Regex::new(&r).map_err(|e| self.error(value, format!("`{r}` is not a regular expression: {e}")))
+            })
+            .transpose()?;
+        Ok(CaptureSpec { from, regex })
+    }
+
+    fn selector(&self, value: &Spanned<String>, scope: selector::Scope) -> Result<Selector> {
+        Selector::parse(value.get_ref(), scope).map_err(|m| self.error(value, m))
+    }
+
+    fn setup(&self, raw: &RawSetup, keys: u64) -> Result<SetupSpec> {
         let request = self.request(
             &raw.method,
             http::Method::POST,
@@ -510,9 +613,27 @@ impl Checker<'_> {
         )?;
         let rate = match &raw.rate {
             None => 1000.0,
-            Some(r) if r.get_ref().is_finite() && *r.get_ref() > 0.0 => *r.get_ref(),
-            Some(r) => return Err(self.error(r, "the setup rate must be more than zero")),
+            Some(r) => match limits::check_rate(*r.get_ref(), false) {
+                Ok(()) => *r.get_ref(),
+                Err(message) => {
+                    return Err(self.error(r, format!("setup: {message}")).with_hint(format!(
+                        "from {} to {:.0} setup requests/s",
+                        limits::MIN_RATE,
+                        limits::MAX_RATE
+                    )));
+                }
+            },
         };
+        // One request per key at `rate`: the setup must end within the duration bound.
+        let span = keys as f64 / rate;
+        if span > limits::MAX_DURATION.as_secs_f64() {
+            let message = format!("{keys} keys at {rate} requests/s would take longer than 30 days");
+            let error = match &raw.rate {
+                Some(r) => self.error(r, message),
+                None => self.error(&raw.path, message),
+            };
+            return Err(error.with_hint("raise the setup rate or lower [mix] keys.count"));
+        }
         Ok(SetupSpec { request, rate })
     }
 
@@ -548,7 +669,7 @@ impl Checker<'_> {
                     .as_ref()
                     .map_or(Ok(Template::compile("{{key}}").expect("valid")), |key| self.template(key))?,
             });
-            return Ok(OperationSpec { name, kind, weight, request });
+            return self.keyed(raw, OperationSpec { name, kind, weight, request, keys: KeySource::Mix, creates_key: None });
         }
         let path = raw.path.as_ref().ok_or_else(|| {
             self.error(
@@ -566,7 +687,44 @@ impl Checker<'_> {
             &raw.reject_status,
             &raw.capture,
         )?;
-        Ok(OperationSpec { name, kind, weight, request })
+        self.keyed(raw, OperationSpec { name, kind, weight, request, keys: KeySource::Mix, creates_key: None })
+    }
+
+    /// Operations on created keys need a creator, and something else to run while none exists.
+    fn created_keys(&self, raw: &RawScenario, operations: &[OperationSpec]) -> Result<()> {
+        let Some(index) = operations.iter().position(|o| o.keys == KeySource::Created) else {
+            return Ok(());
+        };
+        let raw_op = raw.command.iter().chain(&raw.query).find(|r| *r.name.get_ref() == operations[index].name).expect("same operations");
+        let at = raw_op.keys.as_ref().expect("set when Created");
+        if !operations.iter().any(|o| o.creates_key.is_some() && o.weight > 0) {
+            return Err(self
+                .error(at, "no operation creates keys: give the create command `creates_key = \"NAME\"` (a capture)")
+                .with_hint("capture = { id = { from = \"header:location\", regex = \"([^/]+)$\" } }, creates_key = \"id\""));
+        }
+        Ok(())
+    }
+
+    /// `keys = "created"` and `creates_key = "NAME"`.
+    fn keyed(&self, raw: &RawOperation, mut op: OperationSpec) -> Result<OperationSpec> {
+        if let Some(keys) = &raw.keys {
+            op.keys = match keys.get_ref().as_str() {
+                "created" => KeySource::Created,
+                "mix" => KeySource::Mix,
+                other => {
+                    return Err(self.error(keys, format!("unknown key source `{other}`: expected `created` or `mix`")));
+                }
+            };
+        }
+        if let Some(name) = &raw.creates_key {
+            if !op.request.captures.iter().any(|(n, _)| n == name.get_ref()) {
+                return Err(self
+                    .error(name, format!("`{}` is not one of this operation's captures", name.get_ref()))
+                    .with_hint(format!("add capture = {{ {} = \"header:location\" }} (or a body selector)", name.get_ref())));
+            }
+            op.creates_key = Some(name.get_ref().clone());
+        }
+        Ok(op)
     }
 
     /// An operation named `name` of `kind`, as an index.
@@ -599,10 +757,19 @@ impl Checker<'_> {
         if poll_interval.is_zero() {
             return Err(self.error(p.poll_interval.as_ref().expect("set"), "poll_interval must be more than zero"));
         }
+        let commands = self.commands(&p.commands, operations)?;
+        let query = self.find(&p.query, OpKind::Query, operations)?;
+        if !operations[query].is_keyless()
+            && let Some(op) = commands.iter().map(|&i| &operations[i]).find(|o| o.is_keyless() && o.creates_key.is_none())
+        {
+            return Err(self
+                .error(&p.query, format!("`{}` reads one key, but command `{}` has no key to read it with", p.query.get_ref(), op.name))
+                .with_hint("probe with a query that lists everything (no {{key}}), or give the command `creates_key`"));
+        }
         Ok(ProjectionSpec {
-            commands: self.commands(&p.commands, operations)?,
+            commands,
             sample,
-            query: self.find(&p.query, OpKind::Query, operations)?,
+            query,
             until: self.predicate(&p.until)?,
             poll_interval,
             timeout: self.duration_or(&p.timeout, Duration::from_secs(10))?,
@@ -610,36 +777,97 @@ impl Checker<'_> {
     }
 
     fn predicate(&self, raw: &Spanned<String>) -> Result<Predicate> {
-        let text = raw.get_ref();
-        for (word, op) in
-            [(" contains ", PredicateOp::Contains), (" >= ", PredicateOp::GreaterOrEqual), (" == ", PredicateOp::Equal)]
-        {
-            if let Some((pointer, value)) = text.split_once(word) {
-                let pointer = pointer.trim();
-                if !pointer.starts_with('/') {
-                    break;
-                }
-                let value = Template::compile(value.trim())
-                    .map_err(|e| self.error(raw, format!("template error: {}", e.message)))?;
-                return Ok(Predicate { pointer: pointer.to_owned(), op, value });
-            }
-        }
-        Err(self.error(raw, format!("`{text}` is not a predicate")).with_hint(
-            "write \"/json/pointer contains {{ref}}\", \"/version >= {{capture.version}}\" or \"/pointer == VALUE\"",
-        ))
+        Predicate::parse(raw.get_ref()).map_err(|m| self.error(raw, m).with_hint(selector::PREDICATE_HINT))
     }
 
     fn verify(&self, raw: &Spanned<RawVerify>, operations: &[OperationSpec]) -> Result<VerifySpec> {
         let v = raw.get_ref();
-        if !v.applied_refs.get_ref().starts_with('/') {
-            return Err(self.error(&v.applied_refs, "applied_refs is a JSON pointer such as \"/refs\""));
+        let query = self.find(&v.query, OpKind::Query, operations)?;
+        let applied_refs = v.applied_refs.as_ref().map(|a| self.selector(a, selector::Scope::Body)).transpose()?;
+        let values = match &v.value {
+            None => {
+                if let Some(extra) = v.deltas.values().next().or(v.write_query.as_ref()).or(v.write_value.as_ref()) {
+                    return Err(self.error(extra, "`deltas` and `write_query` need `value`: the read model's number"));
+                }
+                None
+            }
+            Some(value) => Some(ValueSpec { read: self.selector(value, selector::Scope::Body)?, expected: self.expected(v, value, operations)? }),
+        };
+        if applied_refs.is_none() && values.is_none() {
+            return Err(self
+                .error(raw, "[verify] checks nothing: give `applied_refs` (refs in the read model) or `value` (a number per key)")
+                .with_hint("applied_refs = \"/refs\" or \"$.data[*].describe\"; value = \"/quantity\" with deltas = { restock = \"/amount\" }"));
+        }
+        let keyless = operations[query].is_keyless();
+        if keyless && let Some(value) = &v.value {
+            return Err(self
+                .error(value, format!("value accounting reads one key at a time, but `{}` has no {{{{key}}}}", v.query.get_ref()))
+                .with_hint("verify values with a query such as GET /items/{{key}}"));
+        }
+        let page = match &v.page {
+            Some(page) if !keyless => {
+                return Err(self.error(page, "paging is for a verify query that lists everything (no {{key}} in it)"));
+            }
+            Some(page) => {
+                let p = page.get_ref();
+                let param = p.param.get_ref().trim().to_owned();
+                if param.is_empty() || param.contains(['&', '=', '?', ' ']) {
+                    return Err(self.error(&p.param, "a query parameter name such as \"page\""));
+                }
+                Some(PageSpec { param, start: p.start.unwrap_or(1) })
+            }
+            None => None,
+        };
+        let commands = self.commands(&v.commands, operations)?;
+        if !keyless && let Some(op) = commands.iter().map(|&i| &operations[i]).find(|o| o.is_keyless() && o.creates_key.is_none()) {
+            return Err(self
+                .error(&v.query, format!("`{}` reads one key, but command `{}` has no key: its refs could not be found", v.query.get_ref(), op.name))
+                .with_hint("verify with a query that lists everything (no {{key}}), or give the command `creates_key`"));
         }
         Ok(VerifySpec {
-            commands: self.commands(&v.commands, operations)?,
+            commands,
             settle: self.duration_or(&v.settle, Duration::from_secs(30))?,
-            query: self.find(&v.query, OpKind::Query, operations)?,
-            applied_refs: v.applied_refs.get_ref().clone(),
+            query,
+            applied_refs,
+            values,
+            page,
         })
+    }
+
+    /// `deltas` (+ `initial`) or `write_query` + `write_value`.
+    fn expected(&self, v: &RawVerify, value: &Spanned<String>, operations: &[OperationSpec]) -> Result<ExpectedValue> {
+        match (&v.write_query, &v.write_value, v.deltas.is_empty()) {
+            (Some(query), Some(read), true) => Ok(ExpectedValue::WriteSide {
+                query: self.find(query, OpKind::Query, operations)?,
+                read: self.selector(read, selector::Scope::Body)?,
+            }),
+            (None, None, false) => {
+                let mut deltas = Vec::new();
+                for (name, pointer) in &v.deltas {
+                    let op = operations.iter().position(|o| o.name == *name && o.kind == OpKind::Command).ok_or_else(|| {
+                        self.error(pointer, format!("no [[command]] named `{name}`"))
+                    })?;
+                    let text = pointer.get_ref().trim();
+                    let (negate, text) = match text.strip_prefix('-') {
+                        Some(rest) => (true, rest),
+                        None => (false, text),
+                    };
+                    if !text.starts_with('/') {
+                        return Err(self
+                            .error(pointer, "a delta is a JSON pointer into the command's request body, e.g. \"/amount\" or \"-/amount\"")
+                            .with_hint("\"-\" in front subtracts the amount"));
+                    }
+                    deltas.push((op, Delta { pointer: text.to_owned(), negate }));
+                }
+                let initial = match &v.initial {
+                    Some(i) if !i.get_ref().is_finite() => return Err(self.error(i, "initial is a finite number")),
+                    Some(i) => *i.get_ref(),
+                    None => 0.0,
+                };
+                Ok(ExpectedValue::Deltas { initial, deltas })
+            }
+            _ => Err(self.error(value, "value accounting needs either `deltas` (per command, what it adds) or both `write_query` and `write_value`")),
+        }
     }
 
     fn bus(&self, raw: &RawBus, timeout: Duration) -> Result<crate::probe::bus::BusSpec> {
@@ -701,7 +929,7 @@ impl Checker<'_> {
         let metric = parse_slo_name(name, operations).ok_or_else(|| {
             self.error(key, format!("unknown SLO `{name}`")).with_hint(
                 "expected command_latency_pNN, query_latency_pNN, <operation>_latency_pNN, projection_lag_pNN (pNN: p50, p95, p99, p999, p99.9), \
-                 duplicates, missed, unexpected, command_error_rate, query_error_rate, min_throughput, max_dropped, consumer_lag_max, bus_e2e_pNN",
+                 late_ratio, duplicates, missed, unexpected, value_mismatches, command_error_rate, query_error_rate, min_throughput, max_dropped, consumer_lag_max, bus_e2e_pNN",
             )
         })?;
         let is_time = matches!(
@@ -716,7 +944,8 @@ impl Checker<'_> {
             (true, toml::Value::String(text)) => {
                 let d = humantime::parse_duration(text.trim())
                     .map_err(|e| self.error(value, format!("`{text}` is not a duration ({e})")))?;
-                d.as_secs_f64() * 1000.0
+                // Bounded: the threshold goes back into a `Duration` (recovery) and onto plots.
+                self.bounded_duration(value, text, d)?.as_secs_f64() * 1000.0
             }
             (true, _) => {
                 return Err(self.error(value, "a latency threshold is a duration string, e.g. \"200ms\""));
@@ -725,8 +954,19 @@ impl Checker<'_> {
             (false, toml::Value::Float(f)) if f.is_finite() && *f >= 0.0 => *f,
             (false, _) => return Err(self.error(value, "expected a number of zero or more")),
         };
-        if matches!(metric, SloMetric::CommandErrorRate | SloMetric::QueryErrorRate) && threshold > 1.0 {
-            return Err(self.error(value, "an error rate is a fraction: 0.001 means 0.1 %"));
+        if matches!(metric, SloMetric::CommandErrorRate | SloMetric::QueryErrorRate | SloMetric::LateRatio)
+            && threshold > 1.0
+        {
+            return Err(self.error(value, "a rate or ratio is a fraction: 0.001 means 0.1 %"));
+        }
+        // Thresholds reach plot axes and comparisons: keep them to what a run can observe.
+        if metric == SloMetric::MinThroughput && threshold > limits::MAX_RATE {
+            return Err(self
+                .error(value, "min_throughput is out of range")
+                .with_hint(format!("from 0 to {:.0} operations/s", limits::MAX_RATE)));
+        }
+        if !is_time && threshold > limits::MAX_COUNT {
+            return Err(self.error(value, "the threshold is out of range").with_hint("from 0 to 1e15"));
         }
         Ok(SloRule { name: name.to_owned(), metric, threshold })
     }
@@ -753,6 +993,8 @@ fn parse_slo_name(name: &str, operations: &[OperationSpec]) -> Option<SloMetric>
         "unexpected" => Some(SloMetric::Unexpected),
         "command_error_rate" => Some(SloMetric::CommandErrorRate),
         "query_error_rate" => Some(SloMetric::QueryErrorRate),
+        "late_ratio" => Some(SloMetric::LateRatio),
+        "value_mismatches" => Some(SloMetric::ValueMismatches),
         "min_throughput" => Some(SloMetric::MinThroughput),
         "max_dropped" => Some(SloMetric::Dropped),
         "consumer_lag_max" => Some(SloMetric::ConsumerLagMax),

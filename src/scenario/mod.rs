@@ -4,9 +4,12 @@
 mod error;
 mod init;
 mod keys;
+pub mod limits;
 mod load;
 mod model;
 mod raw;
+pub mod redact;
+pub mod selector;
 pub mod template;
 #[cfg(test)]
 mod tests;

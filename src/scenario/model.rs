@@ -10,6 +10,8 @@ use std::time::Duration;
 use crate::reference::MemoryConfig;
 use crate::scenario::template::Template;
 
+pub use super::selector::{Predicate, Selector};
+
 /// One workload against one target (PRODUCT §4).
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -58,6 +60,10 @@ pub struct TargetSpec {
     pub kind: TargetKind,
     /// Per-request timeout; a request still unanswered by then is a `timeout` error.
     pub timeout: Duration,
+    /// Response bytes kept per answer (`[target] max_body`, default 1 MiB): enough for
+    /// captures and predicates; the rest is read and dropped, and the answer counted as
+    /// truncated, so a target sending huge bodies cannot grow the harness's memory.
+    pub max_body: usize,
     /// Extra headers on every request (templates; `${ENV}` already interpolated).
     pub headers: Vec<(String, Template)>,
 }
@@ -65,7 +71,12 @@ pub struct TargetSpec {
 #[derive(Debug, Clone)]
 pub enum TargetKind {
     /// An external system over HTTP/1.1 keep-alive.
-    Http { base_url: String },
+    Http {
+        base_url: String,
+        /// The base URL as it may be shown (result.json, report, terminal, errors): userinfo
+        /// redacted, `${ENV}` not interpolated (issue 16).
+        label: String,
+    },
     /// The `memory` reference target inside this process: no sockets.
     Embedded(Box<MemoryConfig>),
 }
@@ -156,6 +167,29 @@ pub struct OperationSpec {
     /// Relative weight among operations of the same kind.
     pub weight: u32,
     pub request: RequestSpec,
+    /// Where `{{key}}` comes from: `[mix] keys`, or ids this run created.
+    pub keys: KeySource,
+    /// `creates_key = "NAME"`: the capture NAME of a successful answer is a new entity's
+    /// id, usable as `{{key}}` by operations with `keys = "created"`.
+    pub creates_key: Option<String>,
+}
+
+impl OperationSpec {
+    /// No template reads `{{key}}`: no key is drawn (a create whose id the server makes,
+    /// a global list).
+    pub fn is_keyless(&self) -> bool {
+        self.keys == KeySource::Mix && !self.request.templates().any(|t| t.uses_key())
+            && self.request.kafka.as_ref().is_none_or(|k| !k.key.uses_key())
+    }
+}
+
+/// Where an operation's `{{key}}` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// The `[mix] keys` distribution.
+    Mix,
+    /// Uniformly among the ids captured by `creates_key` operations so far.
+    Created,
 }
 
 #[derive(Debug, Clone)]
@@ -169,8 +203,8 @@ pub struct RequestSpec {
     pub expect_status: Vec<u16>,
     /// Statuses that are a business refusal: neither success nor error, and no event expected.
     pub reject_status: Vec<u16>,
-    /// `name -> JSON pointer` into the response body; stored per key for `{{capture.NAME}}`.
-    pub captures: Vec<(String, String)>,
+    /// `name -> what to take from the answer`; stored per key for `{{capture.NAME}}`.
+    pub captures: Vec<(String, CaptureSpec)>,
     /// Produce the rendered body to Kafka instead of sending an HTTP request.
     pub kafka: Option<KafkaSend>,
 }
@@ -214,19 +248,26 @@ pub struct ProjectionSpec {
     pub timeout: Duration,
 }
 
-/// `POINTER contains TEMPLATE`, `POINTER >= TEMPLATE` or `POINTER == TEMPLATE`.
+/// One `capture = { NAME = "SELECTOR" }` entry, or `{ from = "SELECTOR", regex = "…(…)…" }`.
 #[derive(Debug, Clone)]
-pub struct Predicate {
-    pub pointer: String,
-    pub op: PredicateOp,
-    pub value: Template,
+pub struct CaptureSpec {
+    pub from: Selector,
+    /// Keeps the first group of the first match (or the whole match without a group).
+    pub regex: Option<regex::Regex>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PredicateOp {
-    Contains,
-    GreaterOrEqual,
-    Equal,
+impl CaptureSpec {
+    /// The captured text of an answer, if the answer has it.
+    pub fn take(&self, status: u16, headers: &http::HeaderMap, json: Option<&serde_json::Value>) -> Option<String> {
+        let text = self.from.capture(status, headers, json)?;
+        match &self.regex {
+            None => Some(text),
+            Some(re) => {
+                let found = re.captures(&text)?;
+                found.get(1).or_else(|| found.get(0)).map(|m| m.as_str().to_owned())
+            }
+        }
+    }
 }
 
 /// `[verify]`: reconciliation after the load.
@@ -235,10 +276,57 @@ pub struct VerifySpec {
     /// Indices into `Scenario::operations` whose refs must appear exactly once.
     pub commands: Vec<usize>,
     pub settle: Duration,
-    /// Index of the query that reads one key's read model.
+    /// Index of the query that reads the read model: one key's (`{{key}}` in it) or
+    /// everything at once (no `{{key}}`: read once per sweep, page by page).
     pub query: usize,
-    /// JSON pointer to the list of applied refs in that query's response.
-    pub applied_refs: String,
+    /// Where the applied refs are in that query's answer; `None`: no ref accounting.
+    pub applied_refs: Option<Selector>,
+    /// Value accounting: a number per key checked against what the run sent.
+    pub values: Option<ValueSpec>,
+    /// Paging of a keyless verify query.
+    pub page: Option<PageSpec>,
+}
+
+/// `[verify] value = "/quantity"` with `deltas` or `write_query`.
+#[derive(Debug, Clone)]
+pub struct ValueSpec {
+    /// The read model's number in the verify query's answer.
+    pub read: Selector,
+    pub expected: ExpectedValue,
+}
+
+/// What a key's number must equal.
+#[derive(Debug, Clone)]
+pub enum ExpectedValue {
+    /// `initial` + the sum of the acknowledged commands' deltas.
+    Deltas { initial: f64, deltas: Vec<(usize, Delta)> },
+    /// The same number read from the write side: `write_query`, at `write_value`.
+    WriteSide { query: usize, read: Selector },
+}
+
+/// A command's change to the number: the value at a JSON pointer of the request body it
+/// sent, negated for `"-/amount"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delta {
+    pub pointer: String,
+    pub negate: bool,
+}
+
+impl Delta {
+    /// The change a rendered request body carries; `None` when it has no number there.
+    pub fn of_body(&self, body: &str) -> Option<f64> {
+        let json: serde_json::Value = serde_json::from_str(body).ok()?;
+        let value = super::selector::number(json.pointer(&self.pointer)?)?;
+        Some(if self.negate { -value } else { value })
+    }
+}
+
+/// `[verify] page = { param = "page", start = 1 }`: a keyless verify query is read page
+/// by page (`?param=N` appended) until a page selects nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageSpec {
+    pub param: String,
+    pub start: u64,
 }
 
 /// `[[action]]`: something done to the system at a time of the load.
@@ -277,13 +365,19 @@ pub enum SloMetric {
         operation: String,
         percentile: f64,
     },
+    /// Lag percentile over every probe; late probes count at the probe timeout.
     ProjectionLag(f64),
+    /// Late probes / probes, a fraction (0..=1).
+    LateRatio,
+    /// Keys whose `[verify] value` differs from the expected number (unknown when a key
+    /// could not be read or its expected number is not known).
+    ValueMismatches,
     Duplicates,
     Missed,
     Unexpected,
     CommandErrorRate,
     QueryErrorRate,
-    /// Lower bound: achieved operations/s over the measured window.
+    /// Lower bound: goodput (operations answered ok or refused)/s over the measured window.
     MinThroughput,
     /// Upper bound on operations the generator could not send.
     Dropped,

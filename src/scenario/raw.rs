@@ -41,6 +41,8 @@ pub struct RawTarget {
     pub kind: S<String>,
     pub base_url: Option<S<String>>,
     pub timeout: Option<S<String>>,
+    /// Response bytes kept per answer: a byte count or a size string ("1MiB").
+    pub max_body: Option<S<toml::Value>>,
     #[serde(default)]
     pub headers: BTreeMap<String, S<String>>,
     // embedded
@@ -134,7 +136,7 @@ pub struct RawSetup {
     #[serde(default)]
     pub reject_status: Vec<u16>,
     #[serde(default)]
-    pub capture: BTreeMap<String, S<String>>,
+    pub capture: BTreeMap<String, S<toml::Value>>,
     pub rate: Option<S<f64>>,
 }
 
@@ -155,7 +157,11 @@ pub struct RawOperation {
     #[serde(default)]
     pub reject_status: Vec<u16>,
     #[serde(default)]
-    pub capture: BTreeMap<String, S<String>>,
+    pub capture: BTreeMap<String, S<toml::Value>>,
+    /// `"created"`: `{{key}}` is an id captured by a `creates_key` operation.
+    pub keys: Option<S<String>>,
+    /// The name of a capture that is a new entity's id.
+    pub creates_key: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,7 +181,21 @@ pub struct RawVerify {
     pub commands: Option<Vec<S<String>>>,
     pub settle: Option<S<String>>,
     pub query: S<String>,
-    pub applied_refs: S<String>,
+    pub applied_refs: Option<S<String>>,
+    pub value: Option<S<String>>,
+    #[serde(default)]
+    pub deltas: BTreeMap<String, S<String>>,
+    pub initial: Option<S<f64>>,
+    pub write_query: Option<S<String>>,
+    pub write_value: Option<S<String>>,
+    pub page: Option<S<RawPage>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPage {
+    pub param: S<String>,
+    pub start: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -119,8 +119,7 @@ impl Template {
                     let _ = write!(out, "{}", rng.random_range(*low..=*high));
                 }
                 Segment::Float { low, high, decimals } => {
-                    let value = if low < high { rng.random_range(*low..*high) } else { *low };
-                    let _ = write!(out, "{value:.decimals$}");
+                    let _ = write!(out, "{:.decimals$}", uniform_float(*low, *high, rng));
                 }
                 Segment::Choice(words) => {
                     out.push_str(&words[rng.random_range(0..words.len())]);
@@ -180,6 +179,21 @@ impl Template {
             Segment::Capture(name) => Some(name.as_str()),
             _ => None,
         })
+    }
+}
+
+/// A uniform value in `low..high` (finite bounds, checked at compile). When the span
+/// `high - low` overflows to infinity (`{{float -1e308 1e308}}`), rand's range sampler
+/// panics, so the value is drawn as a convex combination instead, which stays finite
+/// (issue 16).
+fn uniform_float(low: f64, high: f64, rng: &mut impl Rng) -> f64 {
+    if low >= high {
+        low
+    } else if (high - low).is_finite() {
+        rng.random_range(low..high)
+    } else {
+        let u: f64 = rng.random();
+        (low * (1.0 - u) + high * u).clamp(low, high)
     }
 }
 
@@ -298,5 +312,27 @@ mod tests {
         assert!(Template::compile("{{nope}}").unwrap_err().message.contains("unknown template"));
         assert!(Template::compile("{{int 9 1}}").is_err());
         assert!(Template::compile("{{float 1 nan}}").is_err());
+        assert!(Template::compile("{{float 1 inf}}").is_err());
+        assert!(Template::compile("{{float -1e400 1}}").is_err());
+    }
+
+    #[test]
+    fn issue16_huge_ranges_render() {
+        for text in [
+            "{{float -1.7976931348623157e308 1.7976931348623157e308}}",
+            "{{float 1e308 1.7976931348623157e308}}",
+            "{{float -1.7976931348623157e308 -1e308}}",
+            "{{float 5 5}}",
+            "{{int -9223372036854775808 9223372036854775807}}",
+            "{{int 9223372036854775807 9223372036854775807}}",
+        ] {
+            let t = Template::compile(text).expect("compiles");
+            let ctx = RenderContext { key: "k", op_ref: "r", captures: &NoCaptures };
+            for seed in 0..200 {
+                let out = t.render(&ctx, &mut SmallRng::seed_from_u64(seed));
+                let value: f64 = out.parse().unwrap_or_else(|_| panic!("{text} gave {out}"));
+                assert!(value.is_finite(), "{text} gave {out}");
+            }
+        }
     }
 }

@@ -50,8 +50,9 @@ impl Target for EmbeddedTarget {
             Ok(response) => response,
             Err(infallible) => match infallible {},
         };
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await.map_err(|_| Failure::Body)?.to_bytes();
-        Ok(Reply { status, body })
+        let (parts, body) = response.into_parts();
+        let (status, headers) = (parts.status.as_u16(), parts.headers);
+        let body = body.collect().await.map_err(|_| Failure::Body)?.to_bytes();
+        Ok(Reply { status, headers, body })
     }
 }

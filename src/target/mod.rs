@@ -29,6 +29,8 @@ pub struct Request {
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
+    /// The answer's headers (for `capture = { id = "header:location" }`).
+    pub headers: ::http::HeaderMap,
     pub body: Bytes,
 }
 

@@ -1,10 +1,14 @@
 //! One integration-test binary (one link step): the real `cqrs-bench` binary driven
 //! end to end against the reference target, embedded and over HTTP.
 
+mod apps;
 mod cli;
 mod consistency;
 mod end_to_end;
+mod goodput_and_lag;
+mod hardening;
 mod kafka;
+mod read_models;
 mod reports;
 mod support;
 mod variants;

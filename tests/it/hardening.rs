@@ -1,0 +1,348 @@
+//! Issue 16 (hardening) with the real binary: runs end when they should, a signal during
+//! setup still writes results, secrets never reach an output, and a target sending huge
+//! or endless bodies does not grow the harness's memory.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{BIN, Served, bench, result_json, root};
+
+/// The quickstart with each `(from, to)` replaced once (each `from` must be there).
+fn quickstart_with(edits: &[(&str, &str)]) -> String {
+    let mut text = std::fs::read_to_string(root().join("scenarios/quickstart.toml")).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "quickstart has `{from}`");
+        text = text.replacen(from, to, 1);
+    }
+    text
+}
+
+/// The quickstart without `[projection]` and `[verify]` (no probes, no settle wait).
+fn quickstart_without_probes(edits: &[(&str, &str)]) -> String {
+    let text = quickstart_with(edits);
+    let (start, end) = (text.find("[projection]").unwrap(), text.find("[slo]").unwrap());
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+#[test]
+fn issue16_validate_rejects_what_run_cannot_carry_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.toml");
+    std::fs::write(&path, quickstart_with(&[("max_in_flight = 512", "max_in_flight = 9223372036854775807")])).unwrap();
+    bench()
+        .arg("validate")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("huge.toml:"))
+        .stderr(predicates::str::contains("from 1 to 1000000"));
+    // The command line is held to the same bounds (`--rate 1e308` never ended).
+    for args in [["--rate", "1e308"], ["--duration", "1000000h"]] {
+        bench()
+            .args(["run", "scenarios/quickstart.toml", "--quiet"])
+            .args(args)
+            .arg("--out")
+            .arg(dir.path().join("never"))
+            .timeout(Duration::from_secs(30))
+            .assert()
+            .code(2);
+    }
+    assert!(!dir.path().join("never").exists());
+}
+
+#[test]
+fn issue16_closed_model_think_time_is_cut_at_the_end_of_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("closed.toml");
+    let text = quickstart_without_probes(&[
+        ("model = \"open\"\nmax_in_flight = 512", "model = \"closed\"\nthink_time = \"20s\""),
+        (r#"warmup = "3s""#, r#"warmup = "0s""#),
+        (r#"{ duration = "3s", from = 50, to = 500 },"#, ""),
+        (r#"{ duration = "17s", rate = 500 }"#, r#"{ duration = "10s", rate = 4 }"#),
+    ]);
+    std::fs::write(&scenario, text).unwrap();
+    let began = Instant::now();
+    let output = bench()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--duration", "2s", "--quiet", "--out"])
+        .arg(dir.path().join("out"))
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let elapsed = began.elapsed();
+    assert!(matches!(output.status.code(), Some(0 | 1)), "{output:?}");
+    // Users asleep in their 20 s think time used to keep the run going for 22 s.
+    assert!(elapsed < Duration::from_secs(8), "a 2 s closed-model run took {elapsed:?}");
+    let result = result_json(&dir.path().join("out"));
+    assert_eq!(result["interrupted"], false);
+}
+
+#[test]
+fn issue16_a_signal_during_setup_writes_an_interrupted_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("slow-setup.toml");
+    // 1000 keys at 10 setup requests/s: 100 s of setup.
+    std::fs::write(&scenario, quickstart_with(&[("rate = 5000", "rate = 10")])).unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(BIN)
+        .current_dir(root())
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500)); // well into the setup
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(began.elapsed() < Duration::from_secs(30), "no exit 30 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    let result = result_json(&out);
+    assert_eq!(result["interrupted"], true, "{result:#}");
+    let setup = result["setup"]["requests"].as_u64().unwrap();
+    assert!(setup < 1000, "the setup was cut short: {setup} requests");
+    assert_eq!(result["commands"]["count"].as_u64().unwrap_or(0), 0, "no load after an interrupted setup");
+}
+
+/// Every file under `dir` (recursively), as bytes.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            found.push((path, bytes));
+        }
+    }
+    found
+}
+
+fn assert_no_secret(secret: &str, out: &Path, stdout: &[u8], stderr: &[u8]) {
+    let contains = |bytes: &[u8]| bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+    let files = files_under(out);
+    assert!(files.iter().any(|(p, _)| p.ends_with("result.json")) && files.len() >= 3, "{files:?}");
+    for (path, bytes) in &files {
+        assert!(!contains(bytes), "{} holds the secret", path.display());
+    }
+    assert!(!contains(stdout), "stdout holds the secret: {}", String::from_utf8_lossy(stdout));
+    assert!(!contains(stderr), "stderr holds the secret: {}", String::from_utf8_lossy(stderr));
+}
+
+#[test]
+fn issue16_secrets_in_the_target_url_are_never_written() {
+    let served = Served::start(&[]);
+    let address = served.url.trim_start_matches("http://").trim_end_matches('/');
+    let dir = tempfile::tempdir().unwrap();
+    let quick = ["--duration", "2s", "--rate", "50", "--set", "load.warmup=0s", "--set", "verify.settle=1s"];
+
+    // A literal password given with --target (recorded under `cli.target`).
+    let secret = "SECRETVALUE123";
+    let out = dir.path().join("cli");
+    let output = bench()
+        .args(["run", "scenarios/bank-http.toml", "--target", &format!("http://user:{secret}@{address}")])
+        .args(quick)
+        .arg("--out")
+        .arg(&out)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(matches!(output.status.code(), Some(0 | 1)), "{output:?}");
+    assert_no_secret(secret, &out, &output.stdout, &output.stderr);
+    let result = result_json(&out);
+    assert_eq!(result["environment"]["target"], format!("http://user:***@{address}"));
+
+    // `${ENV}` in the userinfo of base_url, and a Kafka client option.
+    let secret = "ENVSECRET456";
+    let text = std::fs::read_to_string(root().join("scenarios/bank-http.toml")).unwrap().replacen(
+        "http://127.0.0.1:3030",
+        &format!("http://user:${{CQRS_BENCH_TEST_TOKEN}}@{address}"),
+        1,
+    );
+    let scenario = dir.path().join("env.toml");
+    std::fs::write(&scenario, text).unwrap();
+    let out = dir.path().join("env");
+    let output = bench()
+        .arg("run")
+        .arg(&scenario)
+        .args(quick)
+        .arg("--out")
+        .arg(&out)
+        .env("CQRS_BENCH_TEST_TOKEN", secret)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(matches!(output.status.code(), Some(0 | 1)), "{output:?}");
+    assert_no_secret(secret, &out, &output.stdout, &output.stderr);
+
+    // Unreachable: the error names the target without its password.
+    let output = bench()
+        .args(["run", "scenarios/bank-http.toml", "--quiet", "--target", "http://user:SECRETVALUE789@127.0.0.1:9"])
+        .arg("--out")
+        .arg(dir.path().join("unreachable"))
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("user:***@127.0.0.1:9") && !stderr.contains("SECRETVALUE789"), "{stderr}");
+}
+
+/// A target answering `GET /big` with 50 MB and `GET /endless` with a chunked body that
+/// never ends (64 KiB every 2 ms), on a loopback port; runs until the test process ends.
+/// Plain HTTP/1.1 over tokio: an endless body through axum needs a `Stream` type that the
+/// crate's dependencies don't offer.
+fn start_hostile_target() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    const BIG: usize = 50 * 1000 * 1000;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let big = std::sync::Arc::new(vec![b'x'; BIG]);
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else { continue };
+                let big = big.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    loop {
+                        // One request head (GET, no body) at a time on a keep-alive connection.
+                        let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match socket.read(&mut buffer).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&buffer[..n]),
+                            }
+                            continue;
+                        };
+                        let request = String::from_utf8_lossy(&head[..end]).into_owned();
+                        head.drain(..end + 4);
+                        if request.starts_with("GET /big") {
+                            let status = format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG}\r\n\r\n");
+                            if socket.write_all(status.as_bytes()).await.is_err()
+                                || socket.write_all(&big).await.is_err()
+                            {
+                                return;
+                            }
+                        } else {
+                            let status = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+                            if socket.write_all(status.as_bytes()).await.is_err() {
+                                return;
+                            }
+                            let mut chunk = b"10000\r\n".to_vec();
+                            chunk.extend_from_slice(&[b'y'; 0x10000]);
+                            chunk.extend_from_slice(b"\r\n");
+                            let mut tick = tokio::time::interval(Duration::from_millis(2));
+                            loop {
+                                tick.tick().await;
+                                if socket.write_all(&chunk).await.is_err() {
+                                    return; // the harness gave up (its timeout) and closed
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    });
+    format!("http://{address}")
+}
+
+/// Peak resident memory (VmHWM) of process `pid`, in KiB; `None` once it has exited.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn issue16_huge_and_endless_bodies_keep_memory_bounded() {
+    if !Path::new("/proc/self/status").exists() {
+        eprintln!("skipped: no /proc to read the harness's memory from");
+        return;
+    }
+    let base_url = start_hostile_target();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("hostile.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"# Queries only: one answers 50 MB, the other never ends.
+name = "hostile"
+
+[target]
+kind = "http"
+base_url = "{base_url}"
+timeout = "2s"
+
+[load]
+stages = [{{ duration = "4s", rate = 6 }}]
+
+[mix]
+keys = {{ count = 1 }}
+
+[[query]]
+name = "big"
+path = "/big"
+
+[[query]]
+name = "endless"
+path = "/endless"
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(BIN)
+        .current_dir(root())
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (pid, began) = (child.id(), Instant::now());
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Some(kib) = peak_rss_kib(pid) {
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(began.elapsed() < Duration::from_secs(60), "the run did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert!(matches!(status.code(), Some(0 | 1)), "{status:?}: {stderr}");
+    eprintln!("peak RSS {:.1} MiB", peak_kib as f64 / 1024.0);
+    assert!(peak_kib > 0 && peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
+    let result = result_json(&out);
+    let truncated = result["generator"]["truncated_bodies"].as_u64().unwrap();
+    assert!(truncated > 0, "{:#}", result["generator"]);
+    let big = &result["operations"]["big"];
+    assert!(big["ok"].as_u64().unwrap() > 0, "{big:#}");
+    // The endless body ends at the target timeout, as a timeout.
+    let endless = &result["operations"]["endless"];
+    assert_eq!(endless["ok"].as_u64().unwrap(), 0, "{endless:#}");
+    assert!(endless["errors_by_class"]["timeout"].as_u64().unwrap() > 0, "{endless:#}");
+}
