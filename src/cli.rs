@@ -22,6 +22,10 @@ pub enum Command {
         /// Override a key by dotted path, e.g. `load.stages.0.rate=500`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Also read one answer of each probe and verify query from this target (GETs only)
+        /// and warn where a selector does not fit its shape.
+        #[arg(long, value_name = "URL")]
+        target: Option<String>,
     },
     /// Rebuild plots, report.html and junit.xml of run folders from their result.json.
     Report {

@@ -49,17 +49,24 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
             let outcome = cqrs_bench::run(args, shutdown).await?;
             Ok(cqrs_bench::verdict_code(&outcome.result))
         }
-        Command::Validate { scenarios, overrides } => {
+        Command::Validate { scenarios, overrides, target } => {
             let mut code = exit::PASS;
             for path in &scenarios {
                 match cqrs_bench::scenario::load(path, &overrides) {
-                    Ok(scenario) => println!(
-                        "{}: ok ({} commands, {} queries, {:.0?} of load)",
-                        path.display(),
-                        scenario.commands().count(),
-                        scenario.queries().count(),
-                        scenario.load_duration()
-                    ),
+                    Ok(scenario) => {
+                        println!(
+                            "{}: ok ({} commands, {} queries, {:.0?} of load)",
+                            path.display(),
+                            scenario.commands().count(),
+                            scenario.queries().count(),
+                            scenario.load_duration()
+                        );
+                        if let Some(url) = &target {
+                            for warning in cqrs_bench::check_probe_answers(&scenario, url).await? {
+                                eprintln!("warning: {}: {warning}", path.display());
+                            }
+                        }
+                    }
                     Err(e) => {
                         eprintln!("{e}");
                         code = exit::USAGE;

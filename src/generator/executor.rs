@@ -43,6 +43,7 @@ impl Outcome {
 
 /// An operation ready to render: templates compiled, header names parsed.
 pub struct PreparedOp {
+    name: String,
     method: http::Method,
     path: Template,
     body: Option<Template>,
@@ -74,6 +75,7 @@ impl PreparedOp {
             .collect::<anyhow::Result<Vec<_>>>()
             .with_context(|| format!("operation `{name}`"))?;
         Ok(PreparedOp {
+            name: name.to_owned(),
             method: spec.method.clone(),
             path: spec.path.clone(),
             body: spec.body.clone(),
@@ -161,6 +163,11 @@ impl Executed {
 }
 
 impl<T> Executor<T> {
+    /// The scenario's name of operation `op`.
+    pub fn op_name(&self, op: usize) -> String {
+        self.ops[op].name.clone()
+    }
+
     /// True when operation `op` reads no `{{key}}` (a global list).
     pub fn is_keyless(&self, op: usize) -> bool {
         self.ops[op].keyless

@@ -89,6 +89,8 @@ pub struct LagOutcome {
     pub poll_errors: u64,
     pub skipped: u64,
     pub resolution: Duration,
+    /// Why `until` may never hold (from the first late probe), if it looked so.
+    pub misfit: Option<String>,
 }
 
 /// What the load produced.
@@ -380,6 +382,7 @@ async fn run_load<T: Target>(
                 probe.poll_errors.load(Ordering::Relaxed),
                 probe.skipped.load(Ordering::Relaxed),
                 spec.poll_interval,
+                probe.misfit.get().cloned(),
             ))
         }
         _ => None,
@@ -421,12 +424,13 @@ async fn run_load<T: Target>(
     dispatched.dropped_measured += never_sent;
     Ok(LoadOutcome {
         probes: ProbeOutcome {
-            lag: lag_outcome.map(|(polls, poll_errors, skipped, resolution)| LagOutcome {
+            lag: lag_outcome.map(|(polls, poll_errors, skipped, resolution, misfit)| LagOutcome {
                 figures: lag_figures,
                 polls,
                 poll_errors,
                 skipped,
                 resolution,
+                misfit,
             }),
             verify: verify_outcome,
             bus: bus_outcome,

@@ -61,6 +61,8 @@ pub struct LagProbe<T> {
     pub polls: AtomicU64,
     pub poll_errors: AtomicU64,
     pub skipped: AtomicU64,
+    /// Why the predicate may never hold, from the first late probe's last answer.
+    pub misfit: std::sync::OnceLock<String>,
 }
 
 impl<T: Target> LagProbe<T> {
@@ -91,6 +93,7 @@ impl<T: Target> LagProbe<T> {
             polls: AtomicU64::new(0),
             poll_errors: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            misfit: std::sync::OnceLock::new(),
         }
     }
 
@@ -134,6 +137,27 @@ impl<T: Target> LagProbe<T> {
         x < self.threshold || self.threshold == u64::MAX
     }
 
+    /// On the first late probe: why might `until` never hold on such answers? (issue 12:
+    /// a predicate for plain lists on a list of objects silently made every probe late.)
+    fn explain_late(&self, last: Option<&crate::target::Reply>) {
+        if self.misfit.get().is_some() {
+            return;
+        }
+        let query = &self.executor.op_name(self.spec.query);
+        let why = match last {
+            None => return,
+            Some(reply) => match serde_json::from_slice::<serde_json::Value>(&reply.body) {
+                Err(_) if (200..300).contains(&reply.status) => format!("its answer (status {}) is not JSON", reply.status),
+                Err(_) => return, // a 404 while the read model catches up: just late
+                Ok(json) => match super::shape::predicate_misfit(&self.spec.until, &json) {
+                    Some(why) if (200..300).contains(&reply.status) => why,
+                    _ => return,
+                },
+            },
+        };
+        let _ = self.misfit.set(format!("a lag probe was late and `[projection] until` may never hold on `{query}`: {why}"));
+    }
+
     async fn poll_until_visible(
         &self,
         key: u64,
@@ -143,9 +167,11 @@ impl<T: Target> LagProbe<T> {
         captured: &Vec<(String, String)>,
     ) -> Option<Duration> {
         let deadline = acked + self.spec.timeout;
+        let mut last_answer = None;
         loop {
             let sent = Instant::now();
             if sent > deadline {
+                self.explain_late(last_answer.as_ref());
                 return None;
             }
             self.polls.fetch_add(1, Ordering::Relaxed);
@@ -153,7 +179,7 @@ impl<T: Target> LagProbe<T> {
                 Ok(reply) if self.spec.until.holds(&reply.body, expected) => {
                     return Some(sent.saturating_duration_since(acked));
                 }
-                Ok(_) => {}
+                Ok(reply) => last_answer = Some(reply),
                 Err(_) => {
                     self.poll_errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -220,7 +246,6 @@ pub async fn collect(
     }
     figures
 }
-
 
 #[cfg(test)]
 mod tests {

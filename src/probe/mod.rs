@@ -19,5 +19,6 @@ pub mod bus;
 pub mod lag;
 pub mod ledger;
 pub mod reconcile;
+pub mod shape;
 pub mod values;
 pub mod verify;

@@ -98,7 +98,7 @@ fn slo_table(h: &mut String, result: &RunResult) {
         "<h2>SLOs</h2><table id=\"slo\"><tr><th>SLO</th><th>observed</th><th></th><th>threshold</th><th>verdict</th></tr>"
     );
     for s in &result.slo {
-        let observed = s.observed.map_or("no data".to_owned(), |v| format_value(v, &s.unit));
+        let observed = crate::report::summary::observed_text(s);
         let (class, word) = if s.pass { ("ok", "ok") } else { ("fail", "FAIL") };
         let _ = writeln!(
             h,

@@ -24,7 +24,7 @@ pub fn render(result: &RunResult) -> String {
         escape(&result.started_at)
     );
     for slo in &result.slo {
-        let observed = slo.observed.map_or("no data".to_owned(), |v| format_value(v, &slo.unit));
+        let observed = crate::report::summary::observed_text(slo);
         let threshold = format_value(slo.threshold, &slo.unit);
         let _ = write!(xml, "    <testcase classname=\"slo\" name=\"{}\" time=\"0\"", escape(&slo.name));
         if slo.pass {

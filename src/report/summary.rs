@@ -22,7 +22,18 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
     let _ = writeln!(
         s,
         "{:<16} {:>4} {:>8} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "operation", "kind", "count", "ok", "rejected", "err", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "svc p99"
+        "operation",
+        "kind",
+        "count",
+        "ok",
+        "rejected",
+        "err",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "svc p99"
     );
     for (name, op) in &result.operations {
         let kind = if op.kind == "command" { "cmd" } else { "qry" };
@@ -75,6 +86,23 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
             e.reordered,
             if e.foreign > 0 { format!(", {} foreign", e.foreign) } else { String::new() }
         );
+        if !e.complete() {
+            let _ = writeln!(
+                s,
+                "events: could not verify {} acknowledged refs: {} of {} reads of the read model failed",
+                e.unknown, e.read_errors, e.keys_checked
+            );
+        }
+    }
+    if let Some(v) = &result.values {
+        let _ = writeln!(
+            s,
+            "values: {} keys checked, {} match, {} mismatched (largest difference {}, total {}), {} unsure, {} unreadable",
+            v.keys_checked, v.matched, v.mismatched, v.largest_difference, v.total_difference, v.unsure, v.unreadable
+        );
+        for m in v.mismatches.iter().take(5) {
+            let _ = writeln!(s, "  {}: expected {}, read model has {}", m.key, m.expected, m.observed);
+        }
     }
     if let Some(b) = &result.bus {
         let _ = writeln!(
@@ -150,15 +178,27 @@ pub fn projection_line(p: &ProjectionStats) -> String {
 
 /// `command_latency_p95   412.3 ms  <=  200 ms  FAIL`
 pub fn slo_line(slo: &SloResult) -> String {
-    let observed = slo.observed.map_or("no data".to_owned(), |v| format_value(v, &slo.unit));
-    format!(
+    let line = format!(
         "{:<28} {:>14} {:>4} {:>14}  {}",
         slo.name,
-        observed,
+        slo.observed.map_or("no data".to_owned(), |v| format_value(v, &slo.unit)),
         slo.comparison,
         format_value(slo.threshold, &slo.unit),
         if slo.pass { "ok" } else { "FAIL" }
-    )
+    );
+    match &slo.unknown_because {
+        Some(why) => format!("{line} ({why})"),
+        None => line,
+    }
+}
+
+/// The observed figure, or "no data" and why.
+pub fn observed_text(slo: &SloResult) -> String {
+    match (slo.observed, &slo.unknown_because) {
+        (Some(v), _) => format_value(v, &slo.unit),
+        (None, Some(why)) => format!("no data: {why}"),
+        (None, None) => "no data".to_owned(),
+    }
 }
 
 pub fn format_value(value: f64, unit: &str) -> String {
@@ -200,13 +240,13 @@ mod tests {
     use crate::results::model::{OperationStats, Throughput};
 
     fn result() -> RunResult {
-        let mut result = RunResult::default();
-        result.operations.insert(
-            "withdraw".into(),
-            OperationStats { kind: "command".into(), count: 100, ok: 90, rejected: 7, errors: 3, ..Default::default() },
-        );
-        result.throughput = Throughput { achieved_per_s: 97.0, errors_per_s: 3.0, ..Default::default() };
-        result
+        let withdraw =
+            OperationStats { kind: "command".into(), count: 100, ok: 90, rejected: 7, errors: 3, ..Default::default() };
+        RunResult {
+            operations: [("withdraw".to_owned(), withdraw)].into(),
+            throughput: Throughput { achieved_per_s: 97.0, errors_per_s: 3.0, ..Default::default() },
+            ..Default::default()
+        }
     }
 
     /// Issue 12: refused commands have their own column instead of hiding under `ok`.
@@ -237,6 +277,7 @@ mod tests {
                 pass: false,
                 comparison: "<=".into(),
                 unit: "ms".into(),
+                unknown_because: None,
             })
             .collect();
         assert_eq!(verdict_line(&result), "FAIL: 2 SLO(s) violated: command_latency_p95, late_ratio");
@@ -262,7 +303,8 @@ mod tests {
             line.starts_with("200 probes, p50 18.0 ms, p99 ≥ 10000 ms, max ≥ 10000 ms (resolution 5.00 ms), 4 late (counted at the 10000 ms timeout)"),
             "{line}"
         );
-        let visible = ProjectionStats { late: 0, lag_ms: Percentiles { p99: 40.0, ..Default::default() }, ..projection };
+        let visible =
+            ProjectionStats { late: 0, lag_ms: Percentiles { p99: 40.0, ..Default::default() }, ..projection };
         assert!(projection_line(&visible).contains("p99 40.0 ms, max 0.00 ms (resolution 5.00 ms), 0 late,"));
     }
 }

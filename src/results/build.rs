@@ -124,6 +124,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         target_truth: None,
         timeline,
         slo: Vec::new(),
+        warnings: Vec::new(),
     };
     add_probes(&mut result, scenario, outcome);
     judge(&mut result, scenario);
@@ -134,6 +135,7 @@ fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome
     let probes = &outcome.probes;
     if let (Some(lag), Some(spec)) = (&probes.lag, &scenario.projection) {
         let figures = &lag.figures;
+        result.warnings.extend(lag.misfit.clone());
         let timeout_ms = spec.timeout.as_secs_f64() * 1000.0;
         result.projection = Some(ProjectionStats {
             probes: figures.probes,

@@ -75,6 +75,10 @@ pub struct RunResult {
     /// One row per second of the load.
     pub timeline: Vec<TimelineRow>,
     pub slo: Vec<SloResult>,
+    /// Things the run noticed that may make its figures misleading (a probe predicate that
+    /// does not fit the read model's answers, …); also printed on stderr.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +310,9 @@ pub struct SloResult {
     /// `<=` or `>=`: how observed is compared with threshold.
     pub comparison: String,
     pub unit: String,
+    /// Why there is no observed figure (e.g. "could not verify: 3 keys unreadable").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_because: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

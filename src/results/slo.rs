@@ -21,6 +21,7 @@ pub fn evaluate(rules: &[SloRule], result: &RunResult) -> Vec<SloResult> {
                 pass,
                 comparison: if lower_bound { ">=" } else { "<=" }.into(),
                 unit: unit(&rule.metric).into(),
+                unknown_because: if observed.is_none() { unknown_because(&rule.metric, result) } else { None },
             }
         })
         .collect()
@@ -52,6 +53,32 @@ fn kind_percentile(result: &RunResult, kind: &str, percentile: f64) -> Option<f6
         merged.add(histogram::decode(&stats.histogram).ok()?).ok()?;
     }
     histogram::percentile_ms(&merged, percentile)
+}
+
+/// Why a rule has no figure, when the run knows.
+fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
+    match metric {
+        SloMetric::Duplicates | SloMetric::Missed | SloMetric::Unexpected => match &result.events {
+            Some(e) if !e.complete() => Some(format!(
+                "could not verify: {} of {} reads of the read model failed ({} acknowledged refs unknown)",
+                e.read_errors, e.keys_checked, e.unknown
+            )),
+            None if result.verify.is_none() && result.bus.is_none() => Some("no [verify] or [bus] ran".into()),
+            _ => None,
+        },
+        SloMetric::ValueMismatches => match &result.values {
+            Some(v) if !v.complete() => {
+                Some(format!("could not verify: {} of {} keys unreadable", v.unreadable, v.keys_checked))
+            }
+            Some(v) if v.unsure > 0 => Some(format!(
+                "could not verify: {} keys had commands without an answer (their value is unknown)",
+                v.unsure
+            )),
+            Some(_) => None,
+            None => Some("no [verify] value accounting ran".into()),
+        },
+        _ => None,
+    }
 }
 
 /// A count from the read model when `[verify]` ran (none when some key could not be
@@ -129,15 +156,15 @@ mod tests {
         for _ in 0..5 {
             histogram::record(&mut lag, Duration::from_secs(10)); // late: at the timeout
         }
-        let mut result = RunResult::default();
-        result.projection = Some(ProjectionStats {
+        let projection = ProjectionStats {
             probes: 100,
             late: 5,
             timeout_ms: 10_000.0,
             censored_at_ms: Some(10_000.0),
             histogram: histogram::encode(&lag),
             ..Default::default()
-        });
+        };
+        let mut result = RunResult { projection: Some(projection), ..Default::default() };
         let rules = [
             rule("projection_lag_p99", SloMetric::ProjectionLag(99.0), 500.0),
             rule("projection_lag_p90", SloMetric::ProjectionLag(90.0), 500.0),

@@ -324,11 +324,11 @@ impl Checker<'_> {
             toml::Value::String(text) => limits::parse_size(text),
             _ => None,
         };
-        let hint = || format!("write a byte count or a size such as \"64KiB\" or \"1MiB\", from 1 byte to 1 GiB");
+        let hint = "write a byte count or a size such as \"64KiB\" or \"1MiB\", from 1 byte to 1 GiB";
         match bytes {
             Some(n) if n >= 1 && n <= limits::MAX_BODY as u64 => Ok(n as usize),
-            Some(_) => Err(self.error(value, "max_body is out of range").with_hint(hint())),
-            None => Err(self.error(value, "max_body is not a size").with_hint(hint())),
+            Some(_) => Err(self.error(value, "max_body is out of range").with_hint(hint)),
+            None => Err(self.error(value, "max_body is not a size").with_hint(hint)),
         }
     }
 

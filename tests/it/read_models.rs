@@ -77,3 +77,72 @@ fn issue12_quantities_checked_against_deltas_and_the_write_side() {
         run.code(1);
     }
 }
+
+#[test]
+fn issue12_selectors_that_do_not_fit_the_answers_are_called_out() {
+    // `validate --target` reads one answer of the verify query and explains the misfit.
+    let app = stock::start(1_000);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let url = format!("{}/items/sku-0/restock", app.url);
+        reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(r#"{"quantity": 3}"#)
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    });
+    bench()
+        .args(["validate", "--target", &app.url, "--set", "verify.value=\"/qty\""])
+        .arg(scenario("stock-app.toml"))
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("`/qty` selects nothing in an object with fields `quantity`, `sku`"));
+
+    // `run`: a predicate that compares whole objects is late on every probe; the run says why.
+    let todo = todo::start(todo::Faults { duplicate_every: 1_000, drop_every: 1_000 });
+    let out = tempfile::tempdir().unwrap();
+    let assert = bench()
+        .args(["run", "--quiet", "--duration", "1s", "--target", &todo.url, "--out"])
+        .arg(out.path())
+        .args(["--set", "projection.until=\"$.data == {{ref}}\"", "--set", "projection.timeout=\"500ms\""])
+        .arg(scenario("todo-app.toml"))
+        .assert();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("`$.data` selects 1 object(s) with fields"), "{stderr}");
+    let warnings = result_json(out.path())["warnings"].clone();
+    assert!(warnings.to_string().contains("may never hold on `get_todo`"), "{warnings}");
+}
+
+#[test]
+fn issue16_a_killed_target_leaves_events_unknown_not_missed() {
+    let served = crate::support::Served::start(&[]);
+    let out = tempfile::tempdir().unwrap();
+    let mut run = std::process::Command::new(crate::support::BIN)
+        .current_dir(crate::support::root())
+        .args(["run", "--quiet", "--duration", "3s", "--set", "verify.settle=\"2s\"", "--target", &served.url, "--out"])
+        .arg(out.path())
+        .arg(crate::support::root().join("scenarios/bank-http.toml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Setup (1,000 keys at 5,000/s) and part of the load, then the target dies (SIGKILL).
+    std::thread::sleep(std::time::Duration::from_millis(2_000));
+    drop(served);
+    let output = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let result = result_json(out.path());
+    let events = &result["events"];
+    println!("{events}\n{stdout}");
+    assert!(events["acked"].as_u64().unwrap() > 0);
+    assert_eq!(events["read_errors"], events["keys_checked"], "every read failed");
+    assert_eq!(events["missed"], 0, "nothing can be called missed");
+    assert_eq!(events["unknown"], events["acked"]);
+    let missed = result["slo"].as_array().unwrap().iter().find(|s| s["name"] == "missed").expect("missed SLO").clone();
+    assert_eq!(missed["pass"], false);
+    assert!(missed["unknown_because"].as_str().unwrap().starts_with("could not verify"), "{missed}");
+    assert_ne!(output.status.code(), Some(0));
+}

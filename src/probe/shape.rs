@@ -1,0 +1,105 @@
+//! Does a selector fit the answer it will read? Real read models are lists of objects,
+//! quantities, paged lists; a predicate written for a list of plain values silently never
+//! holds on them (issue 12). These checks explain the mismatch on a sample answer:
+//! `validate --target` reads one answer of each probe query, `run` looks at the last
+//! answer of its first late probe.
+
+use serde_json::Value;
+
+use crate::scenario::selector::{Predicate, Selector, Test};
+
+/// A warning when `predicate` cannot hold on answers shaped like `json`.
+pub fn predicate_misfit(predicate: &Predicate, json: &Value) -> Option<String> {
+    let selected = predicate.selector.select(json);
+    let selector = &predicate.selector;
+    if selected.is_empty() {
+        return Some(format!("`{selector}` selects nothing in {}", describe(json)));
+    }
+    let structured = selected.iter().all(|v| v.is_object() || v.is_array());
+    match predicate.test {
+        Test::Compare(_) | Test::Matches if structured => Some(format!(
+            "`{selector}` selects {}, which `{}` cannot compare; select a field of them, e.g. {}",
+            describe_many(&selected),
+            if predicate.test == Test::Matches { "matches" } else { "==, >=, …" },
+            field_hint(selector, &selected)
+        )),
+        _ => None,
+    }
+}
+
+/// A warning when `selector` (a number per key, `[verify] value`) selects no number.
+pub fn value_misfit(selector: &Selector, json: &Value) -> Option<String> {
+    let selected = selector.select(json);
+    match selected.first() {
+        None => Some(format!("`{selector}` selects nothing in {}", describe(json))),
+        Some(v) if crate::scenario::selector::number(v).is_none() => {
+            Some(format!("`{selector}` selects {}, not a number", describe_many(&selected)))
+        }
+        Some(_) => None,
+    }
+}
+
+/// A warning when `applied_refs` selects nothing at all.
+pub fn refs_misfit(selector: &Selector, json: &Value) -> Option<String> {
+    selector.select(json).is_empty().then(|| format!("`{selector}` selects nothing in {}", describe(json)))
+}
+
+fn describe(json: &Value) -> String {
+    match json {
+        Value::Object(fields) if fields.is_empty() => "an empty object".into(),
+        Value::Object(fields) => format!("an object with fields {}", names(fields)),
+        Value::Array(items) => format!("a list of {} {}", items.len(), kind(items.first())),
+        other => format!("the value {other}"),
+    }
+}
+
+fn describe_many(values: &[&Value]) -> String {
+    format!("{} {}", values.len(), kind(values.first().copied()))
+}
+
+fn kind(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::Object(fields)) => format!("object(s) with fields {}", names(fields)),
+        Some(Value::Array(_)) => "list(s)".into(),
+        Some(Value::String(_)) => "string(s)".into(),
+        Some(Value::Number(_)) => "number(s)".into(),
+        Some(Value::Bool(_)) => "boolean(s)".into(),
+        Some(Value::Null) => "null(s)".into(),
+        None => "values".into(),
+    }
+}
+
+fn names(fields: &serde_json::Map<String, Value>) -> String {
+    let mut names: Vec<String> = fields.keys().take(8).map(|k| format!("`{k}`")).collect();
+    if fields.len() > 8 {
+        names.push("…".into());
+    }
+    names.join(", ")
+}
+
+fn field_hint(selector: &Selector, selected: &[&Value]) -> String {
+    let field = selected.iter().find_map(|v| v.as_object()?.keys().next().cloned()).unwrap_or_else(|| "FIELD".into());
+    match selector {
+        Selector::Path(path) => format!("`{path}[*].{field}`"),
+        other => format!("`$…{}[*].{field}`", other.to_string().replace('/', ".")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn explains_predicates_that_cannot_hold() {
+        let answer = json!({"data": [{"_id": "1", "describe": "x"}]});
+        let misfit = |p: &str| predicate_misfit(&Predicate::parse(p).expect("parses"), &answer);
+        assert!(misfit("/refs contains {{ref}}").expect("misfit").contains("selects nothing in an object with fields `data`"));
+        let objects = misfit("$.data == {{ref}}").expect("misfit");
+        assert!(objects.contains("1 object(s) with fields `_id`, `describe`"), "{objects}");
+        assert_eq!(misfit("/data contains {{ref}}"), None, "contains looks inside objects");
+        assert_eq!(misfit("$.data[*].describe == {{ref}}"), None);
+        let number = Selector::parse("/data", crate::scenario::selector::Scope::Body).expect("parses");
+        assert!(value_misfit(&number, &answer).expect("misfit").contains("not a number"));
+    }
+}
