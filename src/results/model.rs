@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::probe::actions::ActionRun;
 pub use crate::probe::reconcile::EventCounts;
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Default))] // tests fill in what they look at

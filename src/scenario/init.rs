@@ -64,17 +64,28 @@ weight = 9
 path = "/accounts/{{key}}"
 expect_status = [200, 404]
 
+# A create whose id the server makes: no {{key}}, capture the id, reuse it.
+# [[command]]
+# name = "create"
+# path = "/things"
+# capture = { id = { from = "header:location", regex = "/things/([^/?]+)$" } }  # or "/id", "$.data.id", "status"
+# creates_key = "id"
+# [[command]] ... keys = "created" ... path = "/things/{{key}}/rename"
+
 [projection]                           # read-your-write lag probe
 sample = 0.1
 query = "get_account"
-until = "/refs contains {{ref}}"
+until = "/refs contains {{ref}}"       # SELECTOR contains|matches VALUE, SELECTOR ==|!=|>=|>|<=|< VALUE, count(SELECTOR) >= N
+                                       # SELECTOR: JSON pointer "/refs" or JSONPath "$.data[*].describe"
 poll_interval = "5ms"
 timeout = "5s"
 
 [verify]                               # every acknowledged ref applied exactly once
 settle = "10s"
-query = "get_account"
-applied_refs = "/refs"
+query = "get_account"                  # a query without {{key}} (a global list) is read once; page = { param = "page" }
+applied_refs = "/refs"                 # refs are found inside strings and objects too
+# value = "/balance"                   # value accounting: the number must equal initial + deltas
+# deltas = { deposit = "/amount", withdraw = "-/amount" }
 
 [slo]
 command_latency_p95 = "200ms"
@@ -82,6 +93,7 @@ query_latency_p95 = "100ms"
 projection_lag_p99 = "500ms"
 duplicates = 0
 missed = 0
+# value_mismatches = 0
 command_error_rate = 0.001
 query_error_rate = 0.001
 "#;
