@@ -124,55 +124,17 @@ fn redact_error(error: anyhow::Error, secrets: &[String]) -> anyhow::Error {
 /// `validate --target URL`: reads one answer of each probe and verify query (GETs only,
 /// with the first key) and says where a selector does not fit its shape (issue 12).
 pub async fn check_probe_answers(scenario: &Scenario, base_url: &str) -> anyhow::Result<Vec<String>> {
-    use probe::shape;
-    use rand::SeedableRng as _;
-    use target::Target as _;
     let http = HttpTarget::new(base_url, scenario.target.timeout, 4, scenario.target.max_body).map_err(Usage)?;
     preflight(base_url, &scenario::redact::redact_urls(base_url), scenario.target.timeout).await?;
-    let key = format!("{}0", scenario.mix.keys.prefix);
-    let mut checks: Vec<(usize, &str, Box<dyn Fn(&serde_json::Value) -> Option<String> + '_>)> = Vec::new();
-    if let Some(p) = &scenario.projection {
-        checks.push((p.query, "[projection] until", Box::new(move |json| shape::predicate_misfit(&p.until, json))));
-    }
-    if let Some(v) = &scenario.verify {
-        if let Some(refs) = &v.applied_refs {
-            checks.push((v.query, "[verify] applied_refs", Box::new(move |json| shape::refs_misfit(refs, json))));
-        }
-        if let Some(values) = &v.values {
-            checks.push((v.query, "[verify] value", Box::new(move |json| shape::value_misfit(&values.read, json))));
-        }
-    }
-    let mut warnings = Vec::new();
-    for (query, what, check) in checks {
-        let op = &scenario.operations[query];
-        if op.request.method != http::Method::GET || op.keys == scenario::KeySource::Created {
-            warnings.push(format!("{what}: `{}` was not sampled (not a GET on a `[mix]` key)", op.name));
-            continue;
-        }
-        let captures = Vec::new();
-        let ctx = scenario::template::RenderContext { key: &key, op_ref: "", captures: &captures };
-        let path = op.request.path.render(&ctx, &mut rand::rngs::SmallRng::seed_from_u64(0));
-        let request = target::Request { method: http::Method::GET, path: path.clone(), body: None, headers: Vec::new(), kafka: None };
-        let why = match http.send(request).await {
-            Err(failure) => Some(format!("no answer ({})", failure.as_str())),
-            Ok(reply) if reply.status == 404 => Some("404: the key is not there yet (run the setup first?)".into()),
-            Ok(reply) => match serde_json::from_slice::<serde_json::Value>(&reply.body) {
-                Err(_) => Some(format!("the answer (status {}) is not JSON", reply.status)),
-                Ok(json) => check(&json),
-            },
-        };
-        if let Some(why) = why {
-            warnings.push(format!("{what} on `{}` (GET {path}): {why}", op.name));
-        }
-    }
-    Ok(warnings)
+    Ok(probe::shape::check_sample_answers(scenario, &http).await)
 }
 
 /// Exit code of a finished run: 0 when every SLO holds, 1 otherwise; 3 when it was
-/// interrupted (its results are written, but it is not a verdict on the whole scenario).
+/// interrupted or no operation got a successful answer (`verdict_reason`: its results are
+/// written, but it is not a verdict on the scenario; issue 18).
 pub fn verdict_code(result: &RunResult) -> i32 {
     match result.verdict {
-        _ if result.interrupted => exit::RUN_FAILED,
+        _ if result.interrupted || result.verdict_reason.is_some() => exit::RUN_FAILED,
         Verdict::Pass => exit::PASS,
         Verdict::Fail => exit::SLO_VIOLATED,
     }

@@ -119,23 +119,29 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
     }
 }
 
-/// Ctrl-C or SIGTERM: stop generating, drain, still write results. A second one exits at once.
+/// Ctrl-C or SIGTERM: stop generating, drain, still write results; a signal after the
+/// load cuts the drain, the probe grace, `[verify]` and the bus drain short. A second
+/// one (either kind) exits at once with exit 3 (issue 18: it waited for Ctrl-C only).
 async fn watch_signals(shutdown: CancellationToken) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminate = async {
-        match term.as_mut() {
-            Some(s) => {
-                s.recv().await;
+    for _ in 0..2 {
+        let terminate = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            None => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
+        if shutdown.is_cancelled() {
+            eprintln!("aborted: no results written");
+            std::process::exit(exit::RUN_FAILED);
+        }
+        eprintln!("stopping: cutting the run short and writing results (again to abort)");
+        shutdown.cancel();
     }
-    eprintln!("stopping: draining in-flight requests and writing results (again to abort)");
-    shutdown.cancel();
-    let _ = tokio::signal::ctrl_c().await;
-    std::process::exit(130);
 }

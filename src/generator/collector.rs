@@ -37,6 +37,8 @@ pub struct Sample {
 /// Live counters shared by the generator, the collector and the progress display.
 #[derive(Debug, Default)]
 pub struct Gauges {
+    /// A warning for the user while the run goes on (the first late probe's explanation).
+    pub warning: std::sync::OnceLock<String>,
     /// Worst per-operation latency p99 of the last closed second, µs (0: none yet).
     pub last_second_p99_us: AtomicU64,
     /// Projection lag of the latest probe, µs (at least 1); `LAG_NONE` before any,

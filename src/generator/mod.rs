@@ -27,7 +27,7 @@ pub use collector::{Collected, Gauges, Interval, LAG_LATE, LAG_NONE, OpFigures, 
 pub use executor::Outcome;
 use executor::{Executor, PreparedOp};
 use mix::OpChooser;
-pub use open::Dispatched;
+pub use open::{BACKLOG_SLOT_BYTES, Dispatched};
 use open::{Limits, OpTaskContext};
 use schedule::OpenSchedule;
 
@@ -363,7 +363,12 @@ async fn run_load<T: Target>(
         scenario.target.timeout + Duration::from_secs(1)
     };
     gauges.set_phase(Phase::Draining);
-    finish_operations(&ctx, grace).await;
+    // A signal during the drain cuts it (issue 18), as it cuts every phase after the load.
+    tokio::select! {
+        biased;
+        _ = finish_operations(&ctx, grace) => {}
+        _ = shutdown.cancelled(), if !interrupted => finish_operations(&ctx, Duration::ZERO).await,
+    }
     // What the abort left behind: never sent (still in the backlog) or never answered.
     let never_sent = gauges.backlog.load(Ordering::Relaxed);
     let unfinished = gauges.in_flight.load(Ordering::Relaxed);
@@ -373,7 +378,12 @@ async fn run_load<T: Target>(
             let probe_grace = if interrupted { Duration::from_secs(1) } else { spec.timeout + Duration::from_secs(1) };
             gauges.set_phase(Phase::Settling);
             probe.tracker.close();
-            if tokio::time::timeout(probe_grace, probe.tracker.wait()).await.is_err() {
+            let waited = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => false,
+                waited = tokio::time::timeout(probe_grace, probe.tracker.wait()) => waited.is_ok(),
+            };
+            if !waited {
                 probe.abort.cancel();
                 probe.tracker.wait().await;
             }
@@ -394,11 +404,17 @@ async fn run_load<T: Target>(
 
     let ledger = collected.ledger.take().map(Arc::new);
     let ledger_bytes = ledger.as_ref().map_or(0, |l| l.approximate_bytes());
+    // Nothing answered (a target that accepts and never answers, issue 18): the run could
+    // not be carried out, and reading every written key back would only wait out its
+    // timeouts.
+    let answered: u64 = collected.measured.iter().chain(&collected.warmup).map(|f| f.ok + f.rejected).sum();
     let verify_outcome = match (&scenario.verify, ledger.clone()) {
-        // An interrupted run is not reconciled: the user asked to stop, and settling can take `settle`.
-        (Some(spec), Some(ledger)) if !interrupted => {
+        // An interrupted run is not reconciled: the user asked to stop, and settling can take
+        // `settle`. A signal during the reconciliation cuts it short (issue 18).
+        // (A signal after the load gives an outcome with `cut_short`, so the result says so.)
+        (Some(spec), Some(ledger)) if !interrupted && answered > 0 => {
             gauges.set_phase(Phase::Verifying);
-            Some(verify::reconcile(executor.clone(), spec, ledger).await)
+            Some(verify::reconcile(executor.clone(), spec, ledger, &shutdown).await)
         }
         _ => None,
     };
@@ -407,7 +423,7 @@ async fn run_load<T: Target>(
         (Some(probe), Some(ledger)) => {
             let settle = scenario.verify.as_ref().map_or(Duration::from_secs(10), |v| v.settle);
             gauges.set_phase(Phase::BusDrain);
-            Some(finish_bus(probe, ledger, settle, start, started_at, interrupted).await?)
+            Some(finish_bus(probe, ledger, settle, start, started_at, &shutdown).await?)
         }
         _ => None,
     };
@@ -444,7 +460,8 @@ async fn run_load<T: Target>(
         // A run that was not interrupted covered its whole schedule (the last operation is due
         // just before the end), so rates are per scheduled second.
         load_elapsed: if interrupted { load_elapsed.min(scenario.load_duration()) } else { scenario.load_duration() },
-        interrupted,
+        // A signal after the load (drain, probe grace, verify, bus) also marks the run.
+        interrupted: shutdown.is_cancelled(),
         unfinished,
         max_in_flight: gauges.max_in_flight.load(Ordering::Relaxed),
         max_backlog: gauges.max_backlog.load(Ordering::Relaxed),
@@ -459,12 +476,16 @@ async fn finish_bus(
     settle: Duration,
     start: Instant,
     started_at: SystemTime,
-    interrupted: bool,
+    stop: &CancellationToken,
 ) -> anyhow::Result<BusOutcome> {
-    let deadline = Instant::now() + if interrupted { Duration::ZERO } else { settle };
+    let deadline = Instant::now() + settle;
     let (mut last, mut quiet_since) = (probe.messages_read(), Instant::now());
-    while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_secs(1) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    while !stop.is_cancelled() && Instant::now() < deadline && quiet_since.elapsed() < Duration::from_secs(1) {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
         let now = probe.messages_read();
         if now != last {
             (last, quiet_since) = (now, Instant::now());

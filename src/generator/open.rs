@@ -2,17 +2,25 @@
 //! whatever happened to the ones before it.
 //!
 //! It runs on a dedicated OS thread and paces with `nanosleep` (tens of microseconds
-//! of overshoot, against tokio's 1 ms timer wheel), and spawns every operation onto
-//! the runtime. An operation takes one of `max_in_flight` slots; when none is free it
+//! of overshoot, against tokio's 1 ms timer wheel). An operation takes one of
+//! `max_in_flight` lanes: a task on the runtime that sends it. When every lane is busy it
 //! waits in the backlog, its latency still counting from its intended start (that is
 //! what makes the figures coordinated-omission-correct); when the backlog is full too,
 //! it is counted as dropped and never sent.
+//!
+//! The backlog is a queue of schedule slots (intended start, operation, key, sequence:
+//! `BACKLOG_SLOT_BYTES` each), not of tasks: a lane that finishes takes the oldest slot
+//! and renders it only then (issue 17: a task per waiting operation cost ~6 KB, and a
+//! saturated target inflated the harness to 608 MB).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, mpsc};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -23,6 +31,26 @@ use crate::target::Target;
 
 /// Longest single sleep, so a stop request is seen promptly at low rates.
 const MAX_NAP: Duration = Duration::from_millis(5);
+
+/// Memory one backlogged operation holds: its slot in the queue.
+pub const BACKLOG_SLOT_BYTES: usize = std::mem::size_of::<Slot>();
+
+/// A scheduled operation waiting for a lane.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    intended: Instant,
+    op: usize,
+    key: u64,
+    seq: u64,
+}
+
+/// Lanes in use and the slots waiting for one, under one lock so a slot is never left
+/// behind by a lane that just finished.
+#[derive(Default)]
+struct Lanes {
+    busy: usize,
+    backlog: VecDeque<Slot>,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -64,6 +92,44 @@ pub struct OpTaskContext<T> {
     pub lag: Option<Arc<LagProbe<T>>>,
 }
 
+/// A lane: sends `first`, then every backlogged slot it finds, until the backlog is empty.
+fn spawn_lane<T: Target>(ctx: &OpTaskContext<T>, lanes: Arc<Mutex<Lanes>>, first: Slot) {
+    let (executor, samples, gauges, abort, lag) =
+        (ctx.executor.clone(), ctx.samples.clone(), ctx.gauges.clone(), ctx.abort.clone(), ctx.lag.clone());
+    let lane = async move {
+        let mut slot = first;
+        loop {
+            gauges.enter_flight();
+            let executed = executor.execute(slot.op, slot.key, slot.seq).await;
+            gauges.leave_flight();
+            if let Some(lag) = &lag {
+                lag.after(slot.op, slot.seq, &executed);
+            }
+            // The collector outlives every operation; a send error means the run is over.
+            let _ = samples.send(executed.sample(slot.op, slot.seq, slot.intended)).await;
+            let mut state = lanes.lock().unwrap_or_else(|e| e.into_inner());
+            match state.backlog.pop_front() {
+                Some(next) => {
+                    drop(state);
+                    gauges.leave_backlog();
+                    slot = next;
+                }
+                None => {
+                    state.busy -= 1;
+                    return;
+                }
+            }
+        }
+    };
+    ctx.runtime.spawn(ctx.tracker.track_future(async move {
+        tokio::select! {
+            biased;
+            _ = abort.cancelled() => {}
+            _ = lane => {}
+        }
+    }));
+}
+
 /// Paces `schedule` (offsets from `start`) until it ends or `stop` fires.
 /// `pick` chooses (operation, key) for the next operation. Blocks: run it on its own thread.
 #[allow(clippy::disallowed_methods)] // std::thread::sleep: this is the pacing thread, off the runtime.
@@ -76,7 +142,8 @@ pub fn dispatch<T: Target>(
     limits: Limits,
     stop: &CancellationToken,
 ) -> Dispatched {
-    let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    let lanes = Arc::new(Mutex::new(Lanes::default()));
+    let max_in_flight = limits.max_in_flight.max(1);
     let mut dispatched = Dispatched::default();
     'schedule: for offset in schedule {
         let intended = start + offset;
@@ -98,51 +165,25 @@ pub fn dispatch<T: Target>(
         Dispatched::count(&mut dispatched.offered_per_s, second);
         ctx.gauges.offered.fetch_add(1, Ordering::Relaxed);
 
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) if ctx.gauges.backlog.load(Ordering::Relaxed) < limits.max_backlog as u64 => {
-                ctx.gauges.enter_backlog();
-                None
-            }
-            Err(_) => {
-                dispatched.dropped += 1;
-                dispatched.dropped_measured += u64::from(measured);
-                Dispatched::count(&mut dispatched.dropped_per_s, second);
-                ctx.gauges.dropped.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot { intended, op, key, seq: ctx.executor.next_seq() };
+        {
+            let mut state = lanes.lock().unwrap_or_else(|e| e.into_inner());
+            if state.busy >= max_in_flight {
+                if state.backlog.len() < limits.max_backlog {
+                    state.backlog.push_back(slot);
+                    ctx.gauges.enter_backlog();
+                } else {
+                    drop(state);
+                    dispatched.dropped += 1;
+                    dispatched.dropped_measured += u64::from(measured);
+                    Dispatched::count(&mut dispatched.dropped_per_s, second);
+                    ctx.gauges.dropped.fetch_add(1, Ordering::Relaxed);
+                }
                 continue;
             }
-        };
-        let seq = ctx.executor.next_seq();
-        let slots = slots.clone();
-        let (executor, samples, gauges, abort, lag) =
-            (ctx.executor.clone(), ctx.samples.clone(), ctx.gauges.clone(), ctx.abort.clone(), ctx.lag.clone());
-        let operation = async move {
-            let permit = match permit {
-                Some(permit) => permit,
-                None => {
-                    let permit = slots.acquire_owned().await.expect("the semaphore is never closed");
-                    gauges.leave_backlog();
-                    permit
-                }
-            };
-            gauges.enter_flight();
-            let executed = executor.execute(op, key, seq).await;
-            gauges.leave_flight();
-            drop(permit);
-            if let Some(lag) = &lag {
-                lag.after(op, seq, &executed);
-            }
-            let sample = executed.sample(op, seq, intended);
-            // The collector outlives every operation; a send error means the run is over.
-            let _ = samples.send(sample).await;
-        };
-        ctx.runtime.spawn(ctx.tracker.track_future(async move {
-            tokio::select! {
-                biased;
-                _ = abort.cancelled() => {}
-                _ = operation => {}
-            }
-        }));
+            state.busy += 1;
+        }
+        spawn_lane(ctx, lanes.clone(), slot);
     }
     dispatched
 }

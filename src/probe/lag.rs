@@ -155,7 +155,10 @@ impl<T: Target> LagProbe<T> {
                 },
             },
         };
-        let _ = self.misfit.set(format!("a lag probe was late and `[projection] until` may never hold on `{query}`: {why}"));
+        let why = format!("a lag probe was late and `[projection] until` may never hold on `{query}`: {why}");
+        // Shown live too, so a long run can be stopped early.
+        let _ = self.gauges.warning.set(why.clone());
+        let _ = self.misfit.set(why);
     }
 
     async fn poll_until_visible(

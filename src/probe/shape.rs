@@ -7,6 +7,72 @@
 use serde_json::Value;
 
 use crate::scenario::selector::{Predicate, Selector, Test};
+use crate::scenario::{KeySource, Scenario};
+use crate::target::{Request, Target};
+
+/// What to check in a sample answer.
+enum Check<'s> {
+    Until(&'s Predicate),
+    Refs(&'s Selector),
+    Value(&'s Selector),
+}
+
+impl Check<'_> {
+    fn what(&self) -> &'static str {
+        match self {
+            Check::Until(_) => "[projection] until",
+            Check::Refs(_) => "[verify] applied_refs",
+            Check::Value(_) => "[verify] value",
+        }
+    }
+
+    fn misfit(&self, json: &Value) -> Option<String> {
+        match self {
+            Check::Until(predicate) => predicate_misfit(predicate, json),
+            Check::Refs(selector) => refs_misfit(selector, json),
+            Check::Value(selector) => value_misfit(selector, json),
+        }
+    }
+}
+
+/// Reads one answer of each probe and verify query from `target` (GETs on the first
+/// `[mix]` key only: nothing is written) and returns a warning per selector that does not fit.
+pub async fn check_sample_answers(scenario: &Scenario, target: &impl Target) -> Vec<String> {
+    use rand::SeedableRng as _;
+    let mut checks = Vec::new();
+    if let Some(p) = &scenario.projection {
+        checks.push((p.query, Check::Until(&p.until)));
+    }
+    if let Some(v) = &scenario.verify {
+        checks.extend(v.applied_refs.as_ref().map(|refs| (v.query, Check::Refs(refs))));
+        checks.extend(v.values.as_ref().map(|values| (v.query, Check::Value(&values.read))));
+    }
+    let key = format!("{}0", scenario.mix.keys.prefix);
+    let mut warnings = Vec::new();
+    for (query, check) in checks {
+        let op = &scenario.operations[query];
+        if op.request.method != http::Method::GET || op.keys == KeySource::Created {
+            warnings.push(format!("{}: `{}` was not sampled (not a GET on a `[mix]` key)", check.what(), op.name));
+            continue;
+        }
+        let captures = Vec::new();
+        let ctx = crate::scenario::template::RenderContext { key: &key, op_ref: "", captures: &captures };
+        let path = op.request.path.render(&ctx, &mut rand::rngs::SmallRng::seed_from_u64(0));
+        let request = Request { method: http::Method::GET, path: path.clone(), body: None, headers: Vec::new(), kafka: None };
+        let why = match target.send(request).await {
+            Err(failure) => Some(format!("no answer ({})", failure.as_str())),
+            Ok(reply) if reply.status == 404 => Some("404: the key is not there yet (run the setup first?)".into()),
+            Ok(reply) => match serde_json::from_slice::<Value>(&reply.body) {
+                Err(_) => Some(format!("the answer (status {}) is not JSON", reply.status)),
+                Ok(json) => check.misfit(&json),
+            },
+        };
+        if let Some(why) = why {
+            warnings.push(format!("{} on `{}` (GET {path}): {why}", check.what(), op.name));
+        }
+    }
+    warnings
+}
 
 /// A warning when `predicate` cannot hold on answers shaped like `json`.
 pub fn predicate_misfit(predicate: &Predicate, json: &Value) -> Option<String> {

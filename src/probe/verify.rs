@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::ledger::Ledger;
 use super::reconcile::{Applied, EventCounts, Reconciler, applied_in};
@@ -40,6 +41,8 @@ pub struct VerifyOutcome {
     pub sweeps: u32,
     /// From the end of the load to the last sweep.
     pub settled_after: Duration,
+    /// Stopped by a signal before the read model settled (issue 18).
+    pub cut_short: bool,
 }
 
 /// One sweep's findings.
@@ -57,14 +60,36 @@ impl Sweep {
     }
 }
 
-pub async fn reconcile<T: Target>(executor: Arc<Executor<T>>, spec: &VerifySpec, ledger: Arc<Ledger>) -> VerifyOutcome {
+/// Sweeps until the read model settles (see the module docs). `stop` (Ctrl-C, SIGTERM
+/// after the load; issue 18) cuts it short: between sweeps, and during one, whose partial
+/// reads are dropped; the last whole sweep counts (none: nothing was verified).
+pub async fn reconcile<T: Target>(
+    executor: Arc<Executor<T>>,
+    spec: &VerifySpec,
+    ledger: Arc<Ledger>,
+    stop: &CancellationToken,
+) -> VerifyOutcome {
     let began = Instant::now();
     let deadline = began + spec.settle;
     let quiet_needed = (spec.settle / 10).max(Duration::from_secs(1));
     let mut last: Option<(Sweep, Instant)> = None;
     let mut sweeps = 0;
+    let cut_short = |last: Option<(Sweep, Instant)>, sweeps| {
+        let found = last.map(|(found, _)| found);
+        VerifyOutcome {
+            counts: found.as_ref().and_then(|f| f.counts.clone()),
+            values: found.and_then(|f| f.values),
+            sweeps,
+            settled_after: began.elapsed(),
+            cut_short: true,
+        }
+    };
     loop {
-        let found = sweep(&executor, spec, &ledger).await;
+        let found = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return cut_short(last, sweeps),
+            found = sweep(&executor, spec, &ledger) => found,
+        };
         sweeps += 1;
         let now = Instant::now();
         let (unchanged_since, unchanged) = match &last {
@@ -77,10 +102,15 @@ pub async fn reconcile<T: Target>(executor: Arc<Executor<T>>, spec: &VerifySpec,
                 values: found.values,
                 sweeps,
                 settled_after: began.elapsed(),
+                cut_short: false,
             };
         }
         last = Some((found, unchanged_since));
-        tokio::time::sleep(SWEEP_PAUSE.min(deadline.saturating_duration_since(now))).await;
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return cut_short(last, sweeps),
+            _ = tokio::time::sleep(SWEEP_PAUSE.min(deadline.saturating_duration_since(now))) => {}
+        }
     }
 }
 

@@ -81,6 +81,9 @@ pub fn render(result: &RunResult, figures: &[Figure]) -> String {
 fn verdict(h: &mut String, result: &RunResult) {
     let failed: Vec<&str> = result.slo.iter().filter(|s| !s.pass).map(|s| s.name.as_str()).collect();
     let (class, text, detail) = match result.verdict {
+        _ if result.verdict_reason.is_some() => {
+            ("fail", "COULD NOT RUN".to_owned(), result.verdict_reason.clone().unwrap_or_default())
+        }
         Verdict::Pass => ("pass", "PASS".to_owned(), format!("all {} SLOs met", result.slo.len())),
         Verdict::Fail => ("fail", "FAIL".to_owned(), format!("violated: {}", failed.join(", "))),
     };

@@ -8,18 +8,19 @@ use crate::results::model::RunResult;
 pub fn render(result: &RunResult) -> String {
     let name = result.scenario.get("name").and_then(|v| v.as_str()).unwrap_or("scenario");
     let failures = result.slo.iter().filter(|s| !s.pass).count();
+    // A run that could not be carried out (issue 18) is one more test case, in error.
+    let errors = usize::from(result.verdict_reason.is_some());
+    let tests = result.slo.len() + errors;
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
-        "<testsuites name=\"cqrs-bench\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
-        result.slo.len(),
+        "<testsuites name=\"cqrs-bench\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">",
         result.duration_s
     );
     let _ = writeln!(
         xml,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{:.3}\" timestamp=\"{}\">",
+        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\" timestamp=\"{}\">",
         escape(name),
-        result.slo.len(),
         result.duration_s,
         escape(&result.started_at)
     );
@@ -38,6 +39,14 @@ pub fn render(result: &RunResult) -> String {
                 escape(&message)
             );
         }
+    }
+    if let Some(reason) = &result.verdict_reason {
+        let _ = writeln!(
+            xml,
+            "    <testcase classname=\"run\" name=\"could_not_run\" time=\"0\">\n      <error message=\"{}\" type=\"CouldNotRun\">{}</error>\n    </testcase>",
+            escape(reason),
+            escape(reason)
+        );
     }
     if result.interrupted {
         xml.push_str("    <system-err>the run was interrupted; figures cover what ran</system-err>\n");

@@ -45,7 +45,18 @@ pub fn spawn(gauges: Arc<Gauges>, total: Duration, quiet: bool, shutdown: Cancel
         // Plain lines: when the phase has lasted this long (every PLAIN_EVERY of the load,
         // so `[  5.0s/60s]` is at 5 s of it; at once when another phase begins).
         let mut plain_due = PLAIN_EVERY;
+        let mut warned = false;
         loop {
+            if !warned && let Some(warning) = gauges.warning.get() {
+                warned = true;
+                let line = format!("warning: {warning}");
+                match &bar {
+                    Some(bar) => bar.println(line),
+                    None => {
+                        let _ = writeln!(std::io::stderr(), "{line}");
+                    }
+                }
+            }
             let (phase, in_phase) = gauges.phase();
             if phase != shown_phase {
                 shown_phase = phase;

@@ -143,9 +143,11 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
 /// `PASS: all SLOs met` or `FAIL: 2 SLO(s) violated: a, b`: the summary's last word, also
 /// all that `--quiet` prints.
 pub fn verdict_line(result: &RunResult) -> String {
-    let verdict = match result.verdict {
-        Verdict::Pass => "PASS: all SLOs met".to_owned(),
-        Verdict::Fail => {
+    let verdict = match (result.verdict, &result.verdict_reason) {
+        // No successful answer (issue 18): not an SLO verdict, whatever the SLOs say.
+        (_, Some(reason)) => format!("COULD NOT RUN: {reason}"),
+        (Verdict::Pass, None) => "PASS: all SLOs met".to_owned(),
+        (Verdict::Fail, None) => {
             let failed: Vec<&str> = result.slo.iter().filter(|s| !s.pass).map(|s| s.name.as_str()).collect();
             format!("FAIL: {} SLO(s) violated: {}", failed.len(), failed.join(", "))
         }

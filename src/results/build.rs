@@ -84,6 +84,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         schema_version: SCHEMA_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").into(),
         verdict: Verdict::Pass,
+        verdict_reason: None,
         interrupted: outcome.interrupted,
         started_at: humantime::format_rfc3339_millis(outcome.started_at).to_string(),
         duration_s,
@@ -100,6 +101,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
             send_lag_ms: percentiles(&collected.send_lag),
             max_in_flight: outcome.max_in_flight,
             max_backlog: outcome.max_backlog,
+            max_backlog_bytes: outcome.max_backlog * crate::generator::BACKLOG_SLOT_BYTES as u64,
             // Set by the caller, which owns the HTTP target (issue 16).
             truncated_bodies: 0,
         },
@@ -198,6 +200,7 @@ fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome
             sweeps: verify.sweeps,
             settled_after_s: verify.settled_after.as_secs_f64(),
             ledger_bytes: probes.ledger_bytes as u64,
+            cut_short: verify.cut_short,
         });
     }
 }
@@ -245,10 +248,49 @@ fn censored(p: Percentiles, at_ms: f64) -> Percentiles {
     }
 }
 
-/// (Re)computes the SLO table and the verdict.
+/// (Re)computes the SLO table and the verdict. A run in which no operation got a
+/// successful answer fails whatever its SLOs say, and is "could not run" (issue 18: a
+/// target answering garbage passed `min_throughput` on errors, `missed = 0` on nothing).
 pub fn judge(result: &mut RunResult, scenario: &Scenario) {
     result.slo = slo::evaluate(&scenario.slo, result);
-    result.verdict = if result.slo.iter().all(|s| s.pass) { Verdict::Pass } else { Verdict::Fail };
+    let unanswered = no_successful_answer(result);
+    result.verdict =
+        if unanswered.is_none() && result.slo.iter().all(|s| s.pass) { Verdict::Pass } else { Verdict::Fail };
+    result.verdict_reason = unanswered;
+}
+
+/// `Some(why)` when no load operation (warmup included) was answered ok or refused by a
+/// business rule.
+fn no_successful_answer(result: &RunResult) -> Option<String> {
+    let warmup_answered = result.warmup.count.saturating_sub(result.warmup.errors);
+    if result.throughput.achieved + warmup_answered > 0 {
+        return None;
+    }
+    let failed = result.throughput.errors + result.warmup.errors;
+    let unfinished = result.throughput.unfinished;
+    if failed == 0 {
+        return Some(if unfinished > 0 {
+            format!("no operation got an answer: {unfinished} sent, none answered before the run ended")
+        } else {
+            "no operation ran".into()
+        });
+    }
+    let mut by_class: BTreeMap<String, u64> = BTreeMap::new();
+    for stats in result.operations.values() {
+        for (class, n) in &stats.errors_by_class {
+            if class == "status" {
+                for (status, n) in &stats.errors_by_status {
+                    *by_class.entry(format!("status {status}")).or_default() += n;
+                }
+            } else {
+                *by_class.entry(class.clone()).or_default() += n;
+            }
+        }
+    }
+    let classes: Vec<String> = by_class.iter().map(|(class, n)| format!("{class}: {n}")).collect();
+    let detail = if classes.is_empty() { String::new() } else { format!(" ({})", classes.join(", ")) };
+    let unfinished = if unfinished > 0 { format!(", {unfinished} unanswered") } else { String::new() };
+    Some(format!("no operation got a successful answer: {failed} failed{detail}{unfinished}"))
 }
 
 fn operation_stats(kind: OpKind, figures: &OpFigures) -> OperationStats {

@@ -17,8 +17,15 @@ pub const SCHEMA_VERSION: u32 = 2;
 pub struct RunResult {
     pub schema_version: u32,
     pub tool_version: String,
-    /// `pass` when every SLO holds, else `fail`.
+    /// `pass` when every SLO holds, else `fail`; always `fail` when no operation got a
+    /// successful answer (issue 18: a gate with nothing to judge must not pass).
     pub verdict: Verdict,
+    /// Why the run could not be carried out although it ran (exit 3, like `interrupted`):
+    /// no operation got a successful answer (every one failed, timed out or was never
+    /// answered). The verdict is then `fail` whatever the SLOs say. Absent when the SLOs
+    /// decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict_reason: Option<String>,
     /// True when the run was stopped early (Ctrl-C, SIGTERM); figures cover what ran.
     pub interrupted: bool,
     /// UTC start of the load, RFC 3339.
@@ -188,6 +195,10 @@ pub struct GeneratorStats {
     pub max_in_flight: u64,
     /// Most operations waiting for a slot at once.
     pub max_backlog: u64,
+    /// What the backlog held at its peak: `max_backlog` × the bytes of one waiting slot
+    /// (issue 17: a waiting operation is a schedule slot, rendered when a lane takes it).
+    #[serde(default)]
+    pub max_backlog_bytes: u64,
     /// Answers longer than `[target] max_body`: their first `max_body` bytes were kept, the
     /// rest read and dropped (issue 16).
     #[serde(default)]
@@ -277,6 +288,10 @@ pub struct VerifyStats {
     pub settled_after_s: f64,
     /// Memory held by the ledger of refs, in bytes.
     pub ledger_bytes: u64,
+    /// Stopped by Ctrl-C or SIGTERM before the read model settled (issue 18): the counts
+    /// are those of the last whole sweep, or absent when none finished.
+    #[serde(default)]
+    pub cut_short: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

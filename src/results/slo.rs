@@ -58,11 +58,17 @@ fn kind_percentile(result: &RunResult, kind: &str, percentile: f64) -> Option<f6
 /// Why a rule has no figure, when the run knows.
 fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
     match metric {
+        SloMetric::Duplicates | SloMetric::Missed if acked(result) == Some(0) => {
+            Some("no data: nothing was acknowledged (nothing to verify)".into())
+        }
         SloMetric::Duplicates | SloMetric::Missed | SloMetric::Unexpected => match &result.events {
             Some(e) if !e.complete() => Some(format!(
                 "could not verify: {} of {} reads of the read model failed ({} acknowledged refs unknown)",
                 e.read_errors, e.keys_checked, e.unknown
             )),
+            None if result.verify.as_ref().is_some_and(|v| v.cut_short) => {
+                Some("could not verify: interrupted before a sweep of the read model finished".into())
+            }
             None if result.verify.is_none() && result.bus.is_none() => Some("no [verify] or [bus] ran".into()),
             _ => None,
         },
@@ -78,6 +84,16 @@ fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
             None => Some("no [verify] value accounting ran".into()),
         },
         _ => None,
+    }
+}
+
+/// Commands acknowledged (the refs `missed` and `duplicates` are about): from the read
+/// model's accounting, else from the bus (acknowledged refs seen or missed on it).
+fn acked(result: &RunResult) -> Option<u64> {
+    match (&result.events, &result.bus) {
+        (Some(e), _) => Some(e.acked),
+        (None, Some(b)) => Some(b.missed + b.seen.saturating_sub(b.unexpected)),
+        (None, None) => None,
     }
 }
 
@@ -114,6 +130,8 @@ fn observe(metric: &SloMetric, result: &RunResult) -> Option<f64> {
         // From the read model when `[verify]` ran, else from the bus.
         // A read model that could not be read entirely is not verified: no figure, so the
         // SLO fails as "could not verify" rather than passing on what could be read.
+        // Nothing acknowledged: nothing was verified, so `missed = 0` is no evidence (issue 18).
+        SloMetric::Duplicates | SloMetric::Missed if acked(result) == Some(0) => None,
         SloMetric::Duplicates => verified(events, bus.map(|b| b.duplicates), |e| e.duplicates),
         SloMetric::Missed => verified(events, bus.map(|b| b.missed), |e| e.missed),
         SloMetric::Unexpected => verified(events, bus.map(|b| b.unexpected), |e| e.unexpected),

@@ -117,10 +117,11 @@ fn issue12_selectors_that_do_not_fit_the_answers_are_called_out() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // std::thread::sleep: a plain test thread, not a runtime worker
 fn issue16_a_killed_target_leaves_events_unknown_not_missed() {
     let served = crate::support::Served::start(&[]);
     let out = tempfile::tempdir().unwrap();
-    let mut run = std::process::Command::new(crate::support::BIN)
+    let run = std::process::Command::new(crate::support::BIN)
         .current_dir(crate::support::root())
         .args(["run", "--quiet", "--duration", "3s", "--set", "verify.settle=\"2s\"", "--target", &served.url, "--out"])
         .arg(out.path())
