@@ -56,6 +56,7 @@ async fn run_stages(
     secrets.extend(scenario.bus.iter().flat_map(|b| b.client.iter().map(|(_, value)| value.clone())));
     apply_cli_adjustments(&mut scenario, &args)?;
     let out_dir = args.out.clone().unwrap_or_else(|| default_out_dir(&scenario));
+    report::prepare_dir(&out_dir)?; // before the first request (issue 18)
     let target = Arc::new(connect(&scenario).await?); // adapter chosen by config
     let ids = generator::RunIds { run_id: rand::random(), shard: args.shard.map_or(0, |(i, _)| i) };
     let gauges = Arc::new(generator::Gauges::default());
@@ -212,6 +213,18 @@ fn apply_cli_adjustments(scenario: &mut Scenario, args: &RunArgs) -> anyhow::Res
             return Err(Usage(anyhow::anyhow!(
                 "--duration must be more than zero and at most {}",
                 limits::MAX_DURATION_TEXT
+            ))
+            .into());
+        }
+        // The warmup is excluded from every SLO figure: a load no longer than it leaves every
+        // SLO without data (issue 18). Refused as the scenario file's own check does.
+        if duration <= scenario.load.warmup {
+            let shown = |d: Duration| humantime::format_duration(d).to_string();
+            return Err(Usage(anyhow::anyhow!(
+                "--duration {}: the load ({}) is shorter than its warmup ({}); lengthen it or pass --set load.warmup=…",
+                shown(duration),
+                shown(duration),
+                shown(scenario.load.warmup)
             ))
             .into());
         }

@@ -226,9 +226,10 @@ impl<T: Target> Executor<T> {
         self.send_for_probe(request).await
     }
 
-    /// Reads page `page` of keyless query `op`: `PARAM=PAGE` appended to its query string.
-    pub async fn fetch_page(&self, op: usize, param: &str, page: u64) -> Result<Reply, Failure> {
-        let mut request = self.render(&self.ops[op], NO_KEY, 0, None);
+    /// Reads page `page` of query `op` on `key` (`NO_KEY` for a keyless one): `PARAM=PAGE`
+    /// appended to its query string.
+    pub async fn fetch_page(&self, op: usize, key: u64, param: &str, page: u64) -> Result<Reply, Failure> {
+        let mut request = self.render(&self.ops[op], key, 0, None);
         let joiner = if request.path.contains('?') { '&' } else { '?' };
         let _ = write!(request.path, "{joiner}{param}={page}");
         self.send_for_probe(request).await

@@ -40,7 +40,7 @@ pub struct EventCounts {
 impl EventCounts {
     /// True when every acknowledged ref could be looked for.
     pub fn complete(&self) -> bool {
-        self.read_errors == 0
+        self.read_errors == 0 && self.unknown == 0
     }
 }
 
@@ -133,6 +133,12 @@ impl<'l> Reconciler<'l> {
                 highest_ordered = highest_ordered.max(seq);
             }
         }
+    }
+
+    /// Acknowledged refs that no read can find: a create whose answer had no id to
+    /// capture, checked by a per-key query. Unknown, like those of unreadable keys.
+    pub fn add_unfindable(&mut self, acked: u64) {
+        self.unreadable_acked += acked;
     }
 
     pub fn finish(mut self) -> EventCounts {

@@ -1,7 +1,8 @@
 //! Reading the read model back after the load (`[verify]`).
 //!
 //! - A verify query with `{{key}}` is read once per written key; one without (a global
-//!   list, issue 12) once per sweep, page by page with `page = { param = "page" }`.
+//!   list, issue 12) once per sweep. With `page = { param = "page" }` either is read page
+//!   by page until a page selects nothing (a key's pages: issue 18).
 //! - From each answer: the applications at `applied_refs` (refs found in lists of values
 //!   or of objects, inside strings too), classified against the ledger; and with `value`,
 //!   the key's number, checked against the deltas or the write side (`probe::values`).
@@ -122,6 +123,10 @@ async fn sweep<T: Target>(executor: &Arc<Executor<T>>, spec: &VerifySpec, ledger
         }
         return Sweep { counts: reconciler.map(Reconciler::finish), values: None };
     }
+    if let Some(reconciler) = &mut reconciler {
+        // Keyless commands (a create whose id could not be captured) have no key to read.
+        reconciler.add_unfindable(ledger.keyless);
+    }
     let mut values = spec.values.as_ref().map(|_| ValueCounts::default());
     let slots = Arc::new(Semaphore::new(SWEEP_CONCURRENCY));
     let mut reads = JoinSet::new();
@@ -166,17 +171,32 @@ struct KeyRead {
 }
 
 async fn read_key<T: Target>(executor: &Executor<T>, spec: &VerifySpec, ledger: &Ledger, key: u64) -> KeyRead {
-    let answer = executor.fetch(spec.query, key, 0, None).await.ok().and_then(|reply| answer_of(&reply));
-    let applied = spec.applied_refs.as_ref().and_then(|selector| {
+    let reply = match &spec.page {
+        Some(paging) => executor.fetch_page(spec.query, key, &paging.param, paging.start).await,
+        None => executor.fetch(spec.query, key, 0, None).await,
+    };
+    let answer = reply.ok().and_then(|reply| answer_of(&reply));
+    let mut applied = spec.applied_refs.as_ref().and_then(|selector| {
         let json = answer.as_ref()?;
         let mut items = Vec::new();
-        if let Some(json) = json {
-            for node in selector.select(json) {
-                applied_in(node, executor.run_id, executor.shard, &mut items);
+        let selected = json.as_ref().is_some_and(|json| applied_on_page(executor, selector, json, &mut items));
+        Some((items, selected))
+    });
+    // A paged key (issue 18: bounded answers): the next pages, until one selects nothing.
+    // A page that cannot be read makes the whole key unreadable.
+    if let (Some(paging), Some(selector), Some((items, true))) = (&spec.page, &spec.applied_refs, &mut applied) {
+        for page in paging.start.saturating_add(1)..paging.start.saturating_add(MAX_PAGES) {
+            let reply = executor.fetch_page(spec.query, key, &paging.param, page).await;
+            let Some(json) = reply.ok().and_then(|r| answer_of(&r)) else {
+                applied = None;
+                break;
+            };
+            if !json.as_ref().is_some_and(|json| applied_on_page(executor, selector, json, items)) {
+                break;
             }
         }
-        Some(items)
-    });
+    }
+    let applied = applied.map(|(items, _)| items);
     let value = match &spec.values {
         None => None,
         Some(values) => {
@@ -192,6 +212,16 @@ async fn read_key<T: Target>(executor: &Executor<T>, spec: &VerifySpec, ledger: 
         }
     };
     KeyRead { key, applied, value }
+}
+
+/// Adds the applications `selector` finds in one page of an answer; `false` when it
+/// selects nothing (the last page).
+fn applied_on_page<T>(executor: &Executor<T>, selector: &Selector, json: &Value, items: &mut Vec<Applied>) -> bool {
+    let nodes = selector.select(json);
+    for node in &nodes {
+        applied_in(node, executor.run_id, executor.shard, items);
+    }
+    !nodes.is_empty()
 }
 
 /// A readable answer: `Some(json)` for a 2xx JSON body, `Some(None)` for a 404 (the
@@ -218,7 +248,7 @@ async fn read_global_list<T: Target>(executor: &Executor<T>, spec: &VerifySpec, 
     let pages = spec.page.as_ref().map_or(0..1, |p| p.start..p.start.saturating_add(MAX_PAGES));
     for page in pages {
         let reply = match &spec.page {
-            Some(paging) => executor.fetch_page(spec.query, &paging.param, page).await,
+            Some(paging) => executor.fetch_page(spec.query, crate::generator::created::NO_KEY, &paging.param, page).await,
             None => executor.fetch(spec.query, crate::generator::created::NO_KEY, 0, None).await,
         };
         let Some(json) = reply.ok().and_then(|r| answer_of(&r)) else {

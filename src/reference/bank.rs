@@ -36,8 +36,31 @@ pub struct View {
     pub id: String,
     pub balance: i64,
     pub version: u64,
-    /// Refs of the applied commands, in the order they were applied.
+    /// The requested slice (`RefSlice`) of the refs of the applied commands, in the order
+    /// they were applied.
     pub refs: Vec<Arc<str>>,
+    /// How many refs the account has applied in all.
+    pub refs_total: u64,
+}
+
+/// Which of an account's applied refs a read returns. Every answer is bounded (issue 18:
+/// `GET /accounts/{id}` with every ref ever applied grew to 485 KB and the target collapsed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefSlice {
+    /// The last `n` applied.
+    Last(usize),
+    /// `len` refs from position `start` (0-based, in the order applied).
+    Range { start: usize, len: usize },
+}
+
+impl RefSlice {
+    /// The positions this slice covers among `total` refs.
+    pub fn bounds(self, total: usize) -> std::ops::Range<usize> {
+        match self {
+            RefSlice::Last(n) => total.saturating_sub(n)..total,
+            RefSlice::Range { start, len } => start.min(total)..start.saturating_add(len).min(total),
+        }
+    }
 }
 
 /// A reference CQRS system of the bank domain.
@@ -49,8 +72,9 @@ pub trait Bank: Clone + Send + Sync + 'static {
     fn open(&self, account: &str) -> impl Future<Output = Result<u64, Refusal>> + Send;
     /// `delta > 0` deposits, `delta < 0` withdraws.
     fn change(&self, account: &str, delta: i64, op_ref: &str) -> impl Future<Output = Result<Changed, Refusal>> + Send;
-    /// The read model's view of one account (`Ok(None)`: not there).
-    fn view(&self, account: &str) -> impl Future<Output = Result<Option<View>, Refusal>> + Send;
+    /// The read model's view of one account with `refs` of its applied refs (`Ok(None)`:
+    /// not there).
+    fn view(&self, account: &str, refs: RefSlice) -> impl Future<Output = Result<Option<View>, Refusal>> + Send;
     /// The `limit` accounts with the highest balance in the read model: (id, balance, version).
     fn top(&self, limit: usize) -> impl Future<Output = Result<Vec<(String, i64, u64)>, Refusal>> + Send;
     /// What the system did, from its own books.

@@ -18,7 +18,7 @@ use deadpool_postgres::Pool;
 use tokio_postgres::error::SqlState;
 use tokio_util::sync::CancellationToken;
 
-use super::bank::{Bank, Changed, Refusal, View};
+use super::bank::{Bank, Changed, RefSlice, Refusal, View};
 use super::memory::GroundTruth;
 use super::postgres::{self, unavailable};
 
@@ -276,8 +276,8 @@ impl Bank for EventSourcedApp {
         Err(Refusal::Unavailable(format!("{account}: still conflicting after {MAX_ATTEMPTS} attempts")))
     }
 
-    async fn view(&self, account: &str) -> Result<Option<View>, Refusal> {
-        postgres::read_view(&self.pool, &self.schema, account).await
+    async fn view(&self, account: &str, refs: RefSlice) -> Result<Option<View>, Refusal> {
+        postgres::read_view(&self.pool, &self.schema, account, refs).await
     }
 
     async fn top(&self, limit: usize) -> Result<Vec<(String, i64, u64)>, Refusal> {

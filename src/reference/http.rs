@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::bank::{Bank, Refusal};
+use super::bank::{Bank, RefSlice, Refusal};
 use super::memory::MemoryApp;
 
 /// The bank endpoints over `bank`.
@@ -21,6 +21,7 @@ pub fn router<B: Bank>(bank: B) -> Router {
         .route("/health", get(|| async { "ok" }))
         .route("/accounts", get(top_accounts::<B>))
         .route("/accounts/{id}", get(get_account::<B>))
+        .route("/accounts/{id}/refs", get(account_refs::<B>))
         .route("/accounts/{id}/open", post(open::<B>))
         .route("/accounts/{id}/deposit", post(deposit::<B>))
         .route("/accounts/{id}/withdraw", post(withdraw::<B>))
@@ -100,12 +101,43 @@ async fn change<B: Bank>(
     }
 }
 
+/// Refs in `GET /accounts/{id}`: the most recent ones only, so the answer stays small
+/// however long the run (issue 18); all of them are on `/accounts/{id}/refs`.
+pub const RECENT_REFS: usize = 100;
+/// Refs per page of `GET /accounts/{id}/refs?page=N`.
+pub const REFS_PAGE: usize = 1000;
+
+/// `{id, balance, version, refs_total, refs}`: `refs` are the last `RECENT_REFS` applied.
 async fn get_account<B: Bank>(State(bank): State<B>, Path(id): Path<String>) -> Response {
     bank.before_request().await;
-    match bank.view(&id).await {
+    match bank.view(&id, RefSlice::Last(RECENT_REFS)).await {
         Ok(Some(view)) => {
             let refs: Vec<&str> = view.refs.iter().map(|r| &**r).collect();
-            Json(json!({ "id": view.id, "balance": view.balance, "version": view.version, "refs": refs }))
+            let (balance, version, total) = (view.balance, view.version, view.refs_total);
+            Json(json!({ "id": view.id, "balance": balance, "version": version, "refs_total": total, "refs": refs }))
+                .into_response()
+        }
+        Ok(None) => refusal(Refusal::NotFound),
+        Err(r) => refusal(r),
+    }
+}
+
+#[derive(Deserialize)]
+struct Page {
+    page: Option<usize>,
+}
+
+/// `GET /accounts/{id}/refs?page=N` (from 1): `REFS_PAGE` refs in the order applied;
+/// a page past the end has `refs: []`. What `[verify]` reads, page by page.
+async fn account_refs<B: Bank>(State(bank): State<B>, Path(id): Path<String>, Query(q): Query<Page>) -> Response {
+    bank.before_request().await;
+    let page = q.page.unwrap_or(1).max(1);
+    let slice = RefSlice::Range { start: (page - 1).saturating_mul(REFS_PAGE), len: REFS_PAGE };
+    match bank.view(&id, slice).await {
+        Ok(Some(view)) => {
+            let refs: Vec<&str> = view.refs.iter().map(|r| &**r).collect();
+            let (version, total) = (view.version, view.refs_total);
+            Json(json!({ "id": view.id, "version": version, "page": page, "refs_total": total, "refs": refs }))
                 .into_response()
         }
         Ok(None) => refusal(Refusal::NotFound),

@@ -18,7 +18,7 @@ use rand::{RngExt as _, SeedableRng as _};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::bank::{Bank, Changed, Refusal, View};
+use super::bank::{Bank, Changed, RefSlice, Refusal, View};
 use super::config::{MemoryConfig, Window};
 
 const SHARDS: usize = 64;
@@ -272,9 +272,17 @@ impl Inner {
         Ok(())
     }
 
-    pub fn view(&self, account: &str) -> Option<AccountView> {
+    /// One account's view with `refs` of its refs: copies only that slice (issue 18:
+    /// cloning every ref on each read made reads cost more as the run went on).
+    pub fn view(&self, account: &str, refs: RefSlice) -> Option<View> {
         let shard = self.read[shard_of(account)].read().unwrap_or_else(|e| e.into_inner());
-        shard.get(account).cloned()
+        shard.get(account).map(|v| View {
+            id: v.id.clone(),
+            balance: v.balance,
+            version: v.version,
+            refs: v.refs[refs.bounds(v.refs.len())].to_vec(),
+            refs_total: v.refs.len() as u64,
+        })
     }
 
     /// The `limit` accounts with the highest balance in the read model.
@@ -415,8 +423,8 @@ impl Bank for MemoryApp {
         Ok(Changed { version, balance, answer_after })
     }
 
-    async fn view(&self, account: &str) -> Result<Option<View>, Refusal> {
-        Ok(self.inner.view(account).map(|v| View { id: v.id, balance: v.balance, version: v.version, refs: v.refs }))
+    async fn view(&self, account: &str, refs: RefSlice) -> Result<Option<View>, Refusal> {
+        Ok(self.inner.view(account, refs))
     }
 
     async fn top(&self, limit: usize) -> Result<Vec<(String, i64, u64)>, Refusal> {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::Pool;
 
-use super::bank::{Bank, Changed, Refusal, View};
+use super::bank::{Bank, Changed, RefSlice, Refusal, View};
 use super::memory::GroundTruth;
 use super::postgres::{self, Accounts, unavailable};
 
@@ -77,8 +77,8 @@ impl Bank for PgSyncApp {
         Ok(Changed { version: version as u64, balance, answer_after: None })
     }
 
-    async fn view(&self, account: &str) -> Result<Option<View>, Refusal> {
-        postgres::read_view(&self.pool, &self.schema, account).await
+    async fn view(&self, account: &str, refs: RefSlice) -> Result<Option<View>, Refusal> {
+        postgres::read_view(&self.pool, &self.schema, account, refs).await
     }
 
     async fn top(&self, limit: usize) -> Result<Vec<(String, i64, u64)>, Refusal> {

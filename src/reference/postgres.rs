@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use tokio_postgres::NoTls;
 
-use super::bank::{Refusal, View};
+use super::bank::{RefSlice, Refusal, View};
 
 /// A schema name safe to put into SQL as it is.
 pub fn valid_schema(name: &str) -> bool {
@@ -109,12 +109,20 @@ pub fn unavailable(e: impl std::fmt::Display) -> Refusal {
 }
 
 /// One account of `{schema}.account_views`.
-pub async fn read_view(pool: &Pool, schema: &str, account: &str) -> Result<Option<View>, Refusal> {
+pub async fn read_view(pool: &Pool, schema: &str, account: &str, slice: RefSlice) -> Result<Option<View>, Refusal> {
     let client = pool.get().await.map_err(unavailable)?;
-    let row = client
-        .query_opt(&format!("SELECT id, balance, version, refs FROM {schema}.account_views WHERE id = $1"), &[&account])
-        .await
-        .map_err(unavailable)?;
+    // Only the slice leaves the database (issue 18); `refs[lo:hi]` is 1-based, inclusive.
+    let (last, start, len) = match slice {
+        RefSlice::Last(n) => (true, 0, n),
+        RefSlice::Range { start, len } => (false, start, len),
+    };
+    let int = |n: usize| n.min(i32::MAX as usize / 2) as i32;
+    let offset = "(CASE WHEN $4 THEN greatest(coalesce(cardinality(refs), 0) - $3, 0) ELSE $2 END)";
+    let sql = format!(
+        "SELECT id, balance, version, coalesce(refs[{offset} + 1:{offset} + $3], '{{}}'), cardinality(refs) \
+         FROM {schema}.account_views WHERE id = $1"
+    );
+    let row = client.query_opt(&sql, &[&account, &int(start), &int(len), &last]).await.map_err(unavailable)?;
     Ok(row.map(|row| {
         let refs: Vec<String> = row.get(3);
         View {
@@ -122,6 +130,7 @@ pub async fn read_view(pool: &Pool, schema: &str, account: &str) -> Result<Optio
             balance: row.get(1),
             version: row.get::<_, i64>(2) as u64,
             refs: refs.into_iter().map(Arc::from).collect(),
+            refs_total: row.get::<_, Option<i32>>(4).unwrap_or(0).max(0) as u64,
         }
     }))
 }

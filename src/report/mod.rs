@@ -18,6 +18,59 @@ use anyhow::Context as _;
 use crate::generator::Interval;
 use crate::results::{self, RunResult};
 
+/// Files and folders of a results folder, all written by [`write_all`].
+const RUN_FILES: [&str; 4] = ["result.json", "report.html", "junit.xml", "plots"];
+
+/// Gets `out_dir` ready before the first request (issue 18: a bad `--out` was found only
+/// after the whole load): creates it, checks that a file can be written there, and
+/// empties a previous run's folder of the files this tool writes (result.json, *.hlog,
+/// plots/, report.html, junit.xml), so the new run's files never mix with the old ones.
+/// A folder holding anything else is refused rather than mixed into (exit 2). Errors
+/// name the folder; a full disk is exit 3, the rest exit 2.
+pub fn prepare_dir(out_dir: &Path) -> anyhow::Result<()> {
+    let fail = |e: std::io::Error, what: String| -> anyhow::Error {
+        let error = anyhow::Error::new(e).context(what);
+        if error.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull) {
+            crate::exit::RunFailure(error).into()
+        } else {
+            crate::exit::Usage(error).into()
+        }
+    };
+    let shown = out_dir.display();
+    if out_dir.exists() && !out_dir.is_dir() {
+        return Err(crate::exit::Usage(anyhow::anyhow!("--out {shown}: exists and is not a folder")).into());
+    }
+    std::fs::create_dir_all(out_dir).map_err(|e| fail(e, format!("--out {shown}: cannot create the folder")))?;
+    let entries = std::fs::read_dir(out_dir).map_err(|e| fail(e, format!("--out {shown}: cannot read the folder")))?;
+    let mut ours = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| fail(e, format!("--out {shown}: cannot read the folder")))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_ours = RUN_FILES.contains(&name.as_str())
+            || name.ends_with(".hlog")
+            || (name.starts_with('.') && name.contains(".tmp")); // left by a crash mid-write
+        if !is_ours {
+            return Err(crate::exit::Usage(anyhow::anyhow!(
+                "--out {shown}: the folder holds `{name}`, which is not from a cqrs-bench run; \
+                 choose an empty or new folder (a previous run's folder is emptied and reused)"
+            ))
+            .into());
+        }
+        ours.push(entry.path());
+    }
+    for path in ours {
+        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        removed.map_err(|e| fail(e, format!("--out {shown}: cannot remove the previous run's {}", path.display())))?;
+    }
+    let probe = out_dir.join(format!(".write-check.tmp{}", std::process::id()));
+    let written = std::fs::write(&probe, b"cqrs-bench").and_then(|()| std::fs::remove_file(&probe));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&probe);
+        return Err(fail(e, format!("--out {shown}: cannot write there")));
+    }
+    Ok(())
+}
+
 /// Writes every file of the results folder: result.json first (a failure there is an
 /// error), then .hlog files, plots, report.html and junit.xml, each atomically and
 /// independently so one failing reporter loses nothing else. Returns warnings.

@@ -89,7 +89,7 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
         if !e.complete() {
             let _ = writeln!(
                 s,
-                "events: could not verify {} acknowledged refs: {} of {} reads of the read model failed",
+                "events: could not verify {} acknowledged refs ({} of {} reads of the read model failed)",
                 e.unknown, e.read_errors, e.keys_checked
             );
         }

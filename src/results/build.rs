@@ -330,3 +330,38 @@ fn environment(target: String) -> Environment {
         target,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 18: a run whose every operation failed is "could not run", whatever its SLOs.
+    #[test]
+    fn issue18_no_successful_answer_is_named() {
+        let mut result = RunResult::default();
+        assert_eq!(no_successful_answer(&result).as_deref(), Some("no operation ran"));
+        result.throughput.unfinished = 7;
+        assert_eq!(
+            no_successful_answer(&result).as_deref(),
+            Some("no operation got an answer: 7 sent, none answered before the run ended")
+        );
+        result.throughput.errors = 10;
+        result.warmup = WarmupStats { count: 2, errors: 2, ..Default::default() };
+        let op = OperationStats {
+            errors_by_class: [("status".to_owned(), 4), ("timeout".to_owned(), 6)].into(),
+            errors_by_status: [("502".to_owned(), 4)].into(),
+            ..Default::default()
+        };
+        result.operations.insert("deposit".into(), op);
+        assert_eq!(
+            no_successful_answer(&result).as_deref(),
+            Some("no operation got a successful answer: 12 failed (status 502: 4, timeout: 6), 7 unanswered")
+        );
+        // One success anywhere (a business refusal counts, as in goodput): the SLOs decide.
+        result.warmup.errors = 1;
+        assert_eq!(no_successful_answer(&result), None);
+        result.warmup.errors = 2;
+        result.throughput.achieved = 1;
+        assert_eq!(no_successful_answer(&result), None);
+    }
+}

@@ -63,8 +63,8 @@ fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
         }
         SloMetric::Duplicates | SloMetric::Missed | SloMetric::Unexpected => match &result.events {
             Some(e) if !e.complete() => Some(format!(
-                "could not verify: {} of {} reads of the read model failed ({} acknowledged refs unknown)",
-                e.read_errors, e.keys_checked, e.unknown
+                "could not verify: {} acknowledged refs unknown ({} of {} reads of the read model failed)",
+                e.unknown, e.read_errors, e.keys_checked
             )),
             None if result.verify.as_ref().is_some_and(|v| v.cut_short) => {
                 Some("could not verify: interrupted before a sweep of the read model finished".into())
@@ -161,6 +161,25 @@ mod tests {
 
     fn rule(name: &str, metric: SloMetric, threshold: f64) -> SloRule {
         SloRule { name: name.into(), metric, threshold }
+    }
+
+    /// Issue 18: `missed = 0` with nothing acknowledged verified nothing: no data, fails.
+    #[test]
+    fn issue18_nothing_acknowledged_is_no_data() {
+        let rules = [rule("missed", SloMetric::Missed, 0.0), rule("duplicates", SloMetric::Duplicates, 0.0)];
+        let mut result = RunResult { events: Some(EventCounts::default()), ..Default::default() };
+        for judged in evaluate(&rules, &result) {
+            assert!(!judged.pass && judged.observed.is_none(), "{judged:?}");
+            assert_eq!(judged.unknown_because.as_deref(), Some("no data: nothing was acknowledged (nothing to verify)"));
+        }
+        result.events = Some(EventCounts { acked: 3, ..Default::default() });
+        assert!(evaluate(&rules, &result).iter().all(|j| j.pass && j.observed == Some(0.0)));
+        // From the bus: acknowledged refs are those seen (not unexpected) or missed.
+        result.events = None;
+        result.bus = Some(crate::results::model::BusStats { seen: 2, unexpected: 2, ..Default::default() });
+        assert!(evaluate(&rules, &result).iter().all(|j| !j.pass));
+        result.bus = Some(crate::results::model::BusStats { seen: 3, unexpected: 2, ..Default::default() });
+        assert!(evaluate(&rules, &result).iter().all(|j| j.pass));
     }
 
     /// Issue 12: the lag SLO reads the histogram, where late probes sit at the timeout,

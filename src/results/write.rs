@@ -13,9 +13,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let file_name = path.file_name().context("a file path")?.to_string_lossy();
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    let written = std::fs::File::create(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))
+        .and_then(|mut file| {
+            file.write_all(bytes).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", tmp.display()))
+        })
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+        });
+    if written.is_err() {
+        // A full disk must not leave `.NAME.tmpPID` behind (issue 18).
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 pub fn write_json(path: &Path, result: &RunResult) -> anyhow::Result<()> {

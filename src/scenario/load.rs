@@ -17,7 +17,14 @@ use crate::reference::{Faults, MemoryConfig, SlowCommands, Window};
 
 /// Reads, overrides and checks the scenario at `path`.
 pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+    // Invalid UTF-8 is located like any other error (issue 18: it had no line).
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let shown = String::from_utf8_lossy(e.as_bytes()); // same bytes up to `at`
+        ScenarioError::at(path, &shown, at..at + 1, "invalid UTF-8: a scenario file is UTF-8 text")
+            .with_hint("save the file as UTF-8")
+    })?;
     load_str(&text, path, overrides)
 }
 
@@ -131,6 +138,16 @@ type Result<T, E = ScenarioError> = std::result::Result<T, E>;
 impl Checker<'_> {
     fn error<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> ScenarioError {
         ScenarioError::at(self.path, self.text, spanned.span(), message)
+    }
+
+    /// A header name HTTP accepts (issue 18: `X-Tést` passed `validate` and failed the
+    /// run); the error points at its value (the key has no span of its own).
+    fn header_name(&self, name: &str, value: &Spanned<String>) -> Result<String> {
+        http::HeaderName::try_from(name).map_err(|_| {
+            self.error(value, format!("header `{name}`: not a valid HTTP header name"))
+                .with_hint("a header name is ASCII letters, digits and `-` (e.g. X-Test)")
+        })?;
+        Ok(name.to_owned())
     }
 
     /// A string value with `${ENV}` references resolved.
@@ -265,8 +282,11 @@ impl Checker<'_> {
             );
         }
         let max_body = raw.max_body.as_ref().map_or(Ok(limits::DEFAULT_MAX_BODY), |m| self.size(m))?;
-        let headers =
-            raw.headers.iter().map(|(k, v)| Ok((k.clone(), self.template(v)?))).collect::<Result<Vec<_>>>()?;
+        let headers = raw
+            .headers
+            .iter()
+            .map(|(k, v)| Ok((self.header_name(k, v)?, self.template(v)?)))
+            .collect::<Result<Vec<_>>>()?;
         let embedded_only =
             |field: &Option<Spanned<String>>| field.as_ref().map(|f| self.error(f, "only for kind = \"embedded\""));
         let kind = match raw.kind.get_ref().as_str() {
@@ -558,7 +578,10 @@ impl Checker<'_> {
             method,
             path: self.template(path)?,
             body: body.as_ref().map(|b| self.template(b)).transpose()?,
-            headers: headers.iter().map(|(k, v)| Ok((k.clone(), self.template(v)?))).collect::<Result<Vec<_>>>()?,
+            headers: headers
+                .iter()
+                .map(|(k, v)| Ok((self.header_name(k, v)?, self.template(v)?)))
+                .collect::<Result<Vec<_>>>()?,
             expect_status: expect_status.to_vec(),
             reject_status: reject_status.to_vec(),
             captures,
@@ -804,10 +827,9 @@ impl Checker<'_> {
                 .error(value, format!("value accounting reads one key at a time, but `{}` has no {{{{key}}}}", v.query.get_ref()))
                 .with_hint("verify values with a query such as GET /items/{{key}}"));
         }
+        // Paging: a global list page by page, or one key's refs page by page (issue 18: the
+        // reference bank's `/accounts/{id}/refs?page=N`).
         let page = match &v.page {
-            Some(page) if !keyless => {
-                return Err(self.error(page, "paging is for a verify query that lists everything (no {{key}} in it)"));
-            }
             Some(page) => {
                 let p = page.get_ref();
                 let param = p.param.get_ref().trim().to_owned();
@@ -887,9 +909,31 @@ impl Checker<'_> {
             topic: self.string(&raw.topic)?,
             ref_pointer,
             consumer_groups: raw.consumer_groups.clone(),
-            client: raw.client.iter().map(|(k, v)| Ok((k.clone(), self.string(v)?))).collect::<Result<Vec<_>>>()?,
+            client: raw
+                .client
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), self.kafka_option(k, v)?)))
+                .collect::<Result<Vec<_>>>()?,
             timeout,
         })
+    }
+
+    /// A `[bus] client` option librdkafka knows, with a value it accepts (issue 18: an
+    /// unknown key passed `validate` and failed the run). Checked by setting it on a
+    /// native configuration: nothing connects. The value is never quoted (it may be a secret).
+    fn kafka_option(&self, key: &str, value: &Spanned<String>) -> Result<String> {
+        let text = self.string(value)?;
+        if let Err(e) = rdkafka::ClientConfig::new().set(key, &text).create_native_config() {
+            let why = match &e {
+                rdkafka::error::KafkaError::ClientConfig(_, desc, _, _) => desc.clone(),
+                other => other.to_string(),
+            };
+            let why = if text.len() >= 3 { why.replace(&text, super::redact::MASK) } else { why };
+            return Err(self
+                .error(value, format!("Kafka client option `{key}`: {why}"))
+                .with_hint("see librdkafka's CONFIGURATION.md for the option names"));
+        }
+        Ok(text)
     }
 
     fn action(&self, raw: &RawAction) -> Result<ActionSpec> {

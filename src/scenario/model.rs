@@ -283,7 +283,7 @@ pub struct VerifySpec {
     pub applied_refs: Option<Selector>,
     /// Value accounting: a number per key checked against what the run sent.
     pub values: Option<ValueSpec>,
-    /// Paging of a keyless verify query.
+    /// Paging of the verify query: of a global list, or of each key's answer.
     pub page: Option<PageSpec>,
 }
 
@@ -321,8 +321,8 @@ impl Delta {
     }
 }
 
-/// `[verify] page = { param = "page", start = 1 }`: a keyless verify query is read page
-/// by page (`?param=N` appended) until a page selects nothing.
+/// `[verify] page = { param = "page", start = 1 }`: the verify query (keyless, or once per
+/// key) is read page by page (`?param=N` appended) until a page selects nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageSpec {
     pub param: String,

@@ -80,6 +80,7 @@ fn issue16_closed_model_think_time_is_cut_at_the_end_of_the_load() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // std::thread::sleep: a plain test thread watching a child process
 fn issue16_a_signal_during_setup_writes_an_interrupted_result() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("slow-setup.toml");
@@ -273,6 +274,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // std::thread::sleep: a plain test thread watching a child process
 fn issue16_huge_and_endless_bodies_keep_memory_bounded() {
     if !Path::new("/proc/self/status").exists() {
         eprintln!("skipped: no /proc to read the harness's memory from");

@@ -5,6 +5,8 @@ mod apps;
 mod cli;
 mod consistency;
 mod end_to_end;
+mod gate;
+mod fuzz_corpus;
 mod goodput_and_lag;
 mod hardening;
 mod kafka;

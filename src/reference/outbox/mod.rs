@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 
 pub use bus::MockBroker;
 
-use super::bank::{Bank, Changed, Refusal, View};
+use super::bank::{Bank, Changed, RefSlice, Refusal, View};
 use super::config::Window;
 use super::http::For;
 use super::memory::GroundTruth;
@@ -198,8 +198,8 @@ impl Bank for OutboxApp {
         Ok(Changed { version: version as u64, balance, answer_after: None })
     }
 
-    async fn view(&self, account: &str) -> Result<Option<View>, Refusal> {
-        self.read_model.view(account).await
+    async fn view(&self, account: &str, refs: RefSlice) -> Result<Option<View>, Refusal> {
+        self.read_model.view(account, refs).await
     }
 
     async fn top(&self, limit: usize) -> Result<Vec<(String, i64, u64)>, Refusal> {

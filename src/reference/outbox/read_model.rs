@@ -9,7 +9,7 @@ use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
 
 use super::bus::OutboxEvent;
-use crate::reference::bank::{Refusal, View};
+use crate::reference::bank::{RefSlice, Refusal, View};
 
 /// Applies one event atomically. Returns 1 when applied, 0 when skipped as already
 /// applied (idempotent), 2 when applied although the account already had its version
@@ -76,12 +76,23 @@ impl ReadModel {
         })
     }
 
-    pub async fn view(&self, account: &str) -> Result<Option<View>, Refusal> {
+    /// One account with `slice` of its refs: only that slice leaves Redis (issue 18).
+    pub async fn view(&self, account: &str, slice: RefSlice) -> Result<Option<View>, Refusal> {
         let mut redis = self.redis.clone();
-        let (balance, version, refs): (Option<i64>, Option<u64>, Vec<String>) = redis::pipe()
+        // LRANGE takes inclusive indices; negative ones count from the end.
+        let (first, last) = match slice {
+            RefSlice::Last(0) | RefSlice::Range { len: 0, .. } => (1, 0),
+            RefSlice::Last(n) => (-(n.min(isize::MAX as usize) as isize), -1),
+            RefSlice::Range { start, len } => {
+                let start = start.min(isize::MAX as usize / 2) as isize;
+                (start, start + len.min(isize::MAX as usize / 2) as isize - 1)
+            }
+        };
+        let (balance, version, refs, total): (Option<i64>, Option<u64>, Vec<String>, u64) = redis::pipe()
             .hget(self.key("acct", account), "balance")
             .hget(self.key("acct", account), "version")
-            .lrange(self.key("refs", account), 0, -1)
+            .lrange(self.key("refs", account), first, last)
+            .llen(self.key("refs", account))
             .query_async(&mut redis)
             .await
             .map_err(unavailable)?;
@@ -90,6 +101,7 @@ impl ReadModel {
             balance,
             version,
             refs: refs.into_iter().map(Arc::from).collect(),
+            refs_total: total,
         }))
     }
 

@@ -107,20 +107,46 @@ pub fn render<P: Plot>(plot: &P, dir: &Path) -> anyhow::Result<String> {
     crate::results::write_atomic(&dir.join(format!("{}.svg", plot.name())), svg.as_bytes())?;
     let png = dir.join(format!("{}.png", plot.name()));
     let tmp = dir.join(format!(".{}.tmp{}.png", plot.name(), std::process::id()));
-    {
+    let drawn = (|| {
         let root = BitMapBackend::new(&tmp, (WIDTH, HEIGHT)).into_drawing_area();
         plot.draw(&root)?;
-        root.present().map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
+        root.present().map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))
+    })();
+    if drawn.is_err() {
+        let _ = std::fs::remove_file(&tmp); // a full disk leaves no temporary file (issue 18)
     }
-    std::fs::rename(&tmp, &png).with_context(|| format!("writing {}", png.display()))?;
+    drawn?;
+    let renamed = std::fs::rename(&tmp, &png).with_context(|| format!("writing {}", png.display()));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed?;
     Ok(svg)
 }
 
-/// Draws the SLO threshold lines (dashed, across `x_from..x_to`) and the legend box.
+/// How far above the data (its largest value, at least `THRESHOLD_FLOOR`) a threshold
+/// still stretches the y axis. A farther one is named in the legend as off the chart
+/// (issue 18: `min_throughput = 1.7976931348623157e308` made the axis infinite and
+/// drawing never ended).
+pub const THRESHOLD_REACH: f64 = 100.0;
+/// See `THRESHOLD_REACH`.
+pub const THRESHOLD_FLOOR: f64 = 1000.0;
+
+/// The values a y axis must show: the finite data, and the thresholds within reach of it.
+pub fn axis_values(data: impl Iterator<Item = f64>, thresholds: &[Threshold]) -> Vec<f64> {
+    let mut values: Vec<f64> = data.filter(|v| v.is_finite()).collect();
+    let reach = values.iter().fold(THRESHOLD_FLOOR, |m, v| m.max(v.abs())) * THRESHOLD_REACH;
+    values.extend(thresholds.iter().map(|t| t.value).filter(|v| v.is_finite() && v.abs() <= reach));
+    values
+}
+
+/// Draws the SLO threshold lines (dashed, across `x_from..x_to`) and the legend box;
+/// a threshold outside `y_from..=y_to` is only named in the legend.
 pub(crate) fn thresholds_and_legend<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     thresholds: &[Threshold],
     (x_from, x_to): (f64, f64),
+    (y_from, y_to): (f64, f64),
     position: SeriesLabelPosition,
 ) -> anyhow::Result<()>
 where
@@ -129,6 +155,14 @@ where
     Y: Ranged<ValueType = f64>,
 {
     for t in thresholds {
+        if !(y_from..=y_to).contains(&t.value) {
+            chart
+                .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+                .map_err(err)?
+                .label(format!("{} (off the chart)", t.label))
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], THRESHOLD));
+            continue;
+        }
         chart
             .draw_series(DashedLineSeries::new([(x_from, t.value), (x_to, t.value)], 8, 5, THRESHOLD.stroke_width(1)))
             .map_err(err)?
@@ -160,6 +194,9 @@ pub fn colour(i: usize) -> RGBColor {
 pub fn nice_max(max: f64) -> f64 {
     if !(max.is_finite() && max > 0.0) {
         return 1.0;
+    }
+    if max > f64::MAX / 20.0 {
+        return max; // no rounder bound is finite
     }
     let magnitude = 10f64.powf(max.log10().floor());
     for step in [1.0, 2.0, 5.0, 10.0] {
@@ -198,6 +235,45 @@ pub fn tick(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 18: `min_throughput = 1.7976931348623157e308` made the y axis infinite and
+    /// drawing never ended. Every plot shape, with absurd thresholds, draws in a moment.
+    #[test]
+    fn issue18_absurd_thresholds_do_not_stretch_the_axis() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for value in [f64::MAX, 1e300, -f64::MAX, 1e-300] {
+                let thresholds = vec![Threshold { label: format!("SLO {value}"), value }];
+                let series = vec![Series { name: "achieved".into(), points: vec![(0.5, 400.0), (1.5, 500.0)], secondary: false, colour: 0 }];
+                for log_y in [false, true] {
+                    let plot = TimeSeriesPlot {
+                        name: format!("t{log_y}"),
+                        title: "t".into(),
+                        y_label: "ops/s".into(),
+                        series: series.iter().map(|s| Series { points: s.points.clone(), name: s.name.clone(), ..*s }).collect(),
+                        thresholds: thresholds.clone(),
+                        markers: Vec::new(),
+                        duration_s: 2.0,
+                        log_y,
+                    };
+                    render(&plot, &path).unwrap();
+                }
+                let spectrum = SpectrumPlot {
+                    name: "s".into(),
+                    title: "s".into(),
+                    y_label: "ms".into(),
+                    series: vec![("q".into(), vec![(0.0, 1.0), (99.0, 5.0)])],
+                    thresholds,
+                };
+                render(&spectrum, &path).unwrap();
+            }
+            let _ = done.send(());
+        });
+        finished.recv_timeout(std::time::Duration::from_secs(60)).expect("plots with absurd thresholds finish");
+        assert!(!std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp")));
+    }
 
     #[test]
     fn nice_bounds() {

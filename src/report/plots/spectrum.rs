@@ -55,14 +55,10 @@ impl Plot for SpectrumPlot {
         root.fill(&WHITE).map_err(err)?;
         let max_x =
             self.series.iter().flat_map(|(_, p)| p.iter().map(|(q, _)| x_of(*q))).fold(100.0, f64::max).max(1000.0);
-        let values = || {
-            self.series
-                .iter()
-                .flat_map(|(_, p)| p.iter().map(|(_, v)| *v))
-                .chain(self.thresholds.iter().map(|t| t.value))
-        };
+        let values =
+            super::axis_values(self.series.iter().flat_map(|(_, p)| p.iter().map(|(_, v)| *v)), &self.thresholds);
         // Log scale: sub-millisecond medians and a 500 ms SLO line both stay readable.
-        let (low, high) = log_bounds(values());
+        let (low, high) = log_bounds(values.into_iter());
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FONT, TITLE_SIZE))
             .margin(16)
@@ -90,7 +86,13 @@ impl Plot for SpectrumPlot {
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour(i).stroke_width(LINE_WIDTH)));
         }
-        super::thresholds_and_legend(&mut chart, &self.thresholds, (1.0, max_x), SeriesLabelPosition::UpperLeft)?;
+        super::thresholds_and_legend(
+            &mut chart,
+            &self.thresholds,
+            (1.0, max_x),
+            (low, high),
+            SeriesLabelPosition::UpperLeft,
+        )?;
         Ok(())
     }
 }

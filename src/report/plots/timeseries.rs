@@ -41,17 +41,12 @@ impl Plot for TimeSeriesPlot {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
         root.fill(&WHITE).map_err(err)?;
-        let values = || {
-            self.series
-                .iter()
-                .flat_map(|s| s.points.iter().map(|(_, v)| *v))
-                .chain(self.thresholds.iter().map(|t| t.value))
-        };
+        let values = super::axis_values(self.series.iter().flat_map(|s| s.points.iter().map(|(_, v)| *v)), &self.thresholds);
         if self.log_y {
-            let (low, high) = log_bounds(values());
+            let (low, high) = log_bounds(values.into_iter());
             self.draw_on(root, (low..high).log_scale(), low, high)
         } else {
-            let top = nice_max(values().fold(0.0, f64::max));
+            let top = nice_max(values.into_iter().fold(0.0, f64::max));
             self.draw_on(root, 0.0..top, 0.0, top)
         }
     }
@@ -103,7 +98,13 @@ impl TimeSeriesPlot {
                 .map_err(err)?;
             drawn.label(&series.name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
         }
-        super::thresholds_and_legend(&mut chart, &self.thresholds, (0.0, max_x), SeriesLabelPosition::UpperRight)?;
+        super::thresholds_and_legend(
+            &mut chart,
+            &self.thresholds,
+            (0.0, max_x),
+            (bottom, top),
+            SeriesLabelPosition::UpperRight,
+        )?;
         Ok(())
     }
 }
