@@ -110,8 +110,9 @@ fn spawn_lane<T: Target>(ctx: &OpTaskContext<T>, lanes: Arc<Mutex<Lanes>>, first
             let mut state = lanes.lock().unwrap_or_else(|e| e.into_inner());
             match state.backlog.pop_front() {
                 Some(next) => {
-                    drop(state);
+                    // Under the lock, as `enter_backlog`: the gauge is the queue's length.
                     gauges.leave_backlog();
+                    drop(state);
                     slot = next;
                 }
                 None => {

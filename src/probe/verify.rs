@@ -248,7 +248,9 @@ async fn read_global_list<T: Target>(executor: &Executor<T>, spec: &VerifySpec, 
     let pages = spec.page.as_ref().map_or(0..1, |p| p.start..p.start.saturating_add(MAX_PAGES));
     for page in pages {
         let reply = match &spec.page {
-            Some(paging) => executor.fetch_page(spec.query, crate::generator::created::NO_KEY, &paging.param, page).await,
+            Some(paging) => {
+                executor.fetch_page(spec.query, crate::generator::created::NO_KEY, &paging.param, page).await
+            }
             None => executor.fetch(spec.query, crate::generator::created::NO_KEY, 0, None).await,
         };
         let Some(json) = reply.ok().and_then(|r| answer_of(&r)) else {

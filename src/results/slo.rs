@@ -170,7 +170,10 @@ mod tests {
         let mut result = RunResult { events: Some(EventCounts::default()), ..Default::default() };
         for judged in evaluate(&rules, &result) {
             assert!(!judged.pass && judged.observed.is_none(), "{judged:?}");
-            assert_eq!(judged.unknown_because.as_deref(), Some("no data: nothing was acknowledged (nothing to verify)"));
+            assert_eq!(
+                judged.unknown_because.as_deref(),
+                Some("no data: nothing was acknowledged (nothing to verify)")
+            );
         }
         result.events = Some(EventCounts { acked: 3, ..Default::default() });
         assert!(evaluate(&rules, &result).iter().all(|j| j.pass && j.observed == Some(0.0)));

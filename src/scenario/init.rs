@@ -49,6 +49,7 @@ weight = 3
 path = "/accounts/{{key}}/deposit"
 body = '{"amount": {{int 1 100}}, "ref": "{{ref}}"}'
 expect_status = [200]
+capture = { version = "/version" }     # the account's version after it, for [projection]
 
 [[command]]
 name = "withdraw"
@@ -56,12 +57,19 @@ weight = 1
 path = "/accounts/{{key}}/withdraw"
 body = '{"amount": {{int 1 20}}, "ref": "{{ref}}"}'
 expect_status = [200]
+capture = { version = "/version" }
 reject_status = [409]                  # a business refusal: not an error, no event
 
 [[query]]
 name = "get_account"
 weight = 9
-path = "/accounts/{{key}}"
+path = "/accounts/{{key}}"               # balance, version and the last 100 refs
+expect_status = [200, 404]
+
+[[query]]
+name = "account_refs"
+weight = 0                             # not in the load: [verify] reads it
+path = "/accounts/{{key}}/refs"        # every applied ref, 1000 a page (?page=N)
 expect_status = [200, 404]
 
 # A create whose id the server makes: no {{key}}, capture the id, reuse it.
@@ -75,15 +83,16 @@ expect_status = [200, 404]
 [projection]                           # read-your-write lag probe
 sample = 0.1
 query = "get_account"
-until = "/refs contains {{ref}}"       # SELECTOR contains|matches VALUE, SELECTOR ==|!=|>=|>|<=|< VALUE, count(SELECTOR) >= N
+until = "/version >= {{capture.version}}"  # or "/refs contains {{ref}}"; SELECTOR contains|matches VALUE, SELECTOR ==|!=|>=|>|<=|< VALUE, count(SELECTOR) >= N
                                        # SELECTOR: JSON pointer "/refs" or JSONPath "$.data[*].describe"
 poll_interval = "5ms"
 timeout = "5s"
 
 [verify]                               # every acknowledged ref applied exactly once
 settle = "10s"
-query = "get_account"                  # a query without {{key}} (a global list) is read once; page = { param = "page" }
+query = "account_refs"                 # a query without {{key}} (a global list) is read once per sweep
 applied_refs = "/refs"                 # refs are found inside strings and objects too
+page = { param = "page", start = 1 }   # read page after page (&page=N) until one has no refs
 # value = "/balance"                   # value accounting: the number must equal initial + deltas
 # deltas = { deposit = "/amount", withdraw = "-/amount" }
 

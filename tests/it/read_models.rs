@@ -123,7 +123,8 @@ fn issue16_a_killed_target_leaves_events_unknown_not_missed() {
     let out = tempfile::tempdir().unwrap();
     let run = std::process::Command::new(crate::support::BIN)
         .current_dir(crate::support::root())
-        .args(["run", "--quiet", "--duration", "3s", "--set", "verify.settle=\"2s\"", "--target", &served.url, "--out"])
+        .args(["run", "--quiet", "--duration", "3s", "--set", "verify.settle=\"2s\"", "--set", "load.warmup=\"1s\""])
+        .args(["--target", &served.url, "--out"])
         .arg(out.path())
         .arg(crate::support::root().join("scenarios/bank-http.toml"))
         .stdout(std::process::Stdio::piped())

@@ -55,6 +55,9 @@ fn hlog_files_round_trip_through_the_hdrhistogram_reader() {
     quickstart(dir.path(), &["--set", r#"load.warmup="0s""#, "--set", "slo.min_throughput=100"]);
     let result = result_json(dir.path());
     for (name, op) in result["operations"].as_object().unwrap() {
+        if op["count"] == 0 {
+            continue; // `account_refs` has weight 0: [verify] reads it, the load does not
+        }
         let bytes = std::fs::read(dir.path().join(format!("{name}.hlog"))).unwrap();
         let mut total = 0u64;
         let mut intervals = 0;

@@ -246,13 +246,21 @@ mod tests {
         std::thread::spawn(move || {
             for value in [f64::MAX, 1e300, -f64::MAX, 1e-300] {
                 let thresholds = vec![Threshold { label: format!("SLO {value}"), value }];
-                let series = vec![Series { name: "achieved".into(), points: vec![(0.5, 400.0), (1.5, 500.0)], secondary: false, colour: 0 }];
+                let series = [Series {
+                    name: "achieved".into(),
+                    points: vec![(0.5, 400.0), (1.5, 500.0)],
+                    secondary: false,
+                    colour: 0,
+                }];
                 for log_y in [false, true] {
                     let plot = TimeSeriesPlot {
                         name: format!("t{log_y}"),
                         title: "t".into(),
                         y_label: "ops/s".into(),
-                        series: series.iter().map(|s| Series { points: s.points.clone(), name: s.name.clone(), ..*s }).collect(),
+                        series: series
+                            .iter()
+                            .map(|s| Series { points: s.points.clone(), name: s.name.clone(), ..*s })
+                            .collect(),
                         thresholds: thresholds.clone(),
                         markers: Vec::new(),
                         duration_s: 2.0,
@@ -272,7 +280,9 @@ mod tests {
             let _ = done.send(());
         });
         finished.recv_timeout(std::time::Duration::from_secs(60)).expect("plots with absurd thresholds finish");
-        assert!(!std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp")));
+        assert!(
+            !std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp"))
+        );
     }
 
     #[test]

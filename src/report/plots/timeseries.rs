@@ -41,7 +41,8 @@ impl Plot for TimeSeriesPlot {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
         root.fill(&WHITE).map_err(err)?;
-        let values = super::axis_values(self.series.iter().flat_map(|s| s.points.iter().map(|(_, v)| *v)), &self.thresholds);
+        let values =
+            super::axis_values(self.series.iter().flat_map(|s| s.points.iter().map(|(_, v)| *v)), &self.thresholds);
         if self.log_y {
             let (low, high) = log_bounds(values.into_iter());
             self.draw_on(root, (low..high).log_scale(), low, high)
