@@ -11,11 +11,11 @@ use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
 
 use super::captures::{self, CaptureStore};
-use crate::refs::OpRef;
 use super::collector::Sample;
 use super::created::{CreatedKeys, NO_KEY};
-use crate::scenario::{CaptureSpec, Delta, OperationSpec, RequestSpec};
+use crate::refs::OpRef;
 use crate::scenario::template::{CaptureLookup, RenderContext, Template};
+use crate::scenario::{CaptureSpec, Delta, OperationSpec, RequestSpec};
 use crate::target::{Failure, Reply, Request, Target};
 
 /// How one operation ended.
@@ -197,7 +197,9 @@ impl<T: Target> Executor<T> {
             Ok(Ok(reply)) => (spec.classify(reply.status), Some(reply)),
         };
         let captured = match &reply {
-            Some(reply) if outcome == Outcome::Ok && !spec.captures.is_empty() => captures::extract(reply, &spec.captures),
+            Some(reply) if outcome == Outcome::Ok && !spec.captures.is_empty() => {
+                captures::extract(reply, &spec.captures)
+            }
             _ => Vec::new(),
         };
         let mut key = key;

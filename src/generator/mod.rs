@@ -121,14 +121,13 @@ pub async fn drive<T: Target>(
     on_load_start: impl FnOnce(),
 ) -> anyhow::Result<LoadOutcome> {
     let common = &scenario.target.headers;
-    let load_ops = scenario
-        .operations
-        .iter()
-        .map(|o| PreparedOp::for_operation(o, common))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let load_ops =
+        scenario.operations.iter().map(|o| PreparedOp::for_operation(o, common)).collect::<anyhow::Result<Vec<_>>>()?;
     // `[verify] deltas`: the commands that change the read model's number carry their change.
     let mut load_ops = load_ops;
-    if let Some(ExpectedValue::Deltas { deltas, .. }) = scenario.verify.as_ref().and_then(|v| v.values.as_ref()).map(|v| &v.expected) {
+    if let Some(ExpectedValue::Deltas { deltas, .. }) =
+        scenario.verify.as_ref().and_then(|v| v.values.as_ref()).map(|v| &v.expected)
+    {
         for (op, delta) in deltas {
             load_ops[*op].delta = Some(delta.clone());
         }

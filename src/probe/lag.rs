@@ -24,8 +24,8 @@ use tokio_util::task::TaskTracker;
 use crate::generator::executor::{Executed, Executor, Outcome};
 use crate::generator::{Gauges, LAG_LATE};
 use crate::results::histogram::{new_latency_histogram, record};
-use crate::scenario::template::RenderContext;
 use crate::scenario::ProjectionSpec;
+use crate::scenario::template::RenderContext;
 use crate::target::Target;
 
 /// Probes running at once; a command sampled while all are busy is counted as skipped.
@@ -147,7 +147,9 @@ impl<T: Target> LagProbe<T> {
         let why = match last {
             None => return,
             Some(reply) => match serde_json::from_slice::<serde_json::Value>(&reply.body) {
-                Err(_) if (200..300).contains(&reply.status) => format!("its answer (status {}) is not JSON", reply.status),
+                Err(_) if (200..300).contains(&reply.status) => {
+                    format!("its answer (status {}) is not JSON", reply.status)
+                }
                 Err(_) => return, // a 404 while the read model catches up: just late
                 Ok(json) => match super::shape::predicate_misfit(&self.spec.until, &json) {
                     Some(why) if (200..300).contains(&reply.status) => why,

@@ -61,7 +61,11 @@ pub fn applied_in(value: &serde_json::Value, run_id: u32, shard: u32, out: &mut 
         out.push(Applied::Foreign(hash_of(&crate::scenario::selector::text_of(value))));
     }
     for r in refs {
-        out.push(if r.run_id == run_id && r.shard == shard { Applied::Ours(r.seq) } else { Applied::Foreign(hash_of(&r.to_string())) });
+        out.push(if r.run_id == run_id && r.shard == shard {
+            Applied::Ours(r.seq)
+        } else {
+            Applied::Foreign(hash_of(&r.to_string()))
+        });
     }
 }
 
@@ -208,7 +212,11 @@ mod tests {
             &ledger,
             RUN,
             0,
-            [(1, Some(a.iter().map(String::as_str).collect())), (2, Some(b.iter().map(String::as_str).collect())), (3, None)],
+            [
+                (1, Some(a.iter().map(String::as_str).collect())),
+                (2, Some(b.iter().map(String::as_str).collect())),
+                (3, None),
+            ],
         );
         assert_eq!(
             counts,

@@ -58,7 +58,8 @@ pub async fn check_sample_answers(scenario: &Scenario, target: &impl Target) -> 
         let captures = Vec::new();
         let ctx = crate::scenario::template::RenderContext { key: &key, op_ref: "", captures: &captures };
         let path = op.request.path.render(&ctx, &mut rand::rngs::SmallRng::seed_from_u64(0));
-        let request = Request { method: http::Method::GET, path: path.clone(), body: None, headers: Vec::new(), kafka: None };
+        let request =
+            Request { method: http::Method::GET, path: path.clone(), body: None, headers: Vec::new(), kafka: None };
         let why = match target.send(request).await {
             Err(failure) => Some(format!("no answer ({})", failure.as_str())),
             Ok(reply) if reply.status == 404 => Some("404: the key is not there yet (run the setup first?)".into()),
@@ -160,7 +161,11 @@ mod tests {
     fn explains_predicates_that_cannot_hold() {
         let answer = json!({"data": [{"_id": "1", "describe": "x"}]});
         let misfit = |p: &str| predicate_misfit(&Predicate::parse(p).expect("parses"), &answer);
-        assert!(misfit("/refs contains {{ref}}").expect("misfit").contains("selects nothing in an object with fields `data`"));
+        assert!(
+            misfit("/refs contains {{ref}}")
+                .expect("misfit")
+                .contains("selects nothing in an object with fields `data`")
+        );
         let objects = misfit("$.data == {{ref}}").expect("misfit");
         assert!(objects.contains("1 object(s) with fields `_id`, `describe`"), "{objects}");
         assert_eq!(misfit("/data contains {{ref}}"), None, "contains looks inside objects");

@@ -570,10 +570,8 @@ impl Checker<'_> {
                 return Err(self.error(path, format!("status {status} is not an HTTP status")));
             }
         }
-        let captures = capture
-            .iter()
-            .map(|(name, value)| Ok((name.clone(), self.capture(value)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let captures =
+            capture.iter().map(|(name, value)| Ok((name.clone(), self.capture(value)?))).collect::<Result<Vec<_>>>()?;
         Ok(RequestSpec {
             method,
             path: self.template(path)?,
@@ -604,7 +602,9 @@ impl Checker<'_> {
                     (Some(Ok(from)), None) => (from, None),
                     (Some(Ok(from)), Some(Ok(regex))) => (from, Some(regex)),
                     _ => {
-                        return Err(self.error(value, "`from` and `regex` are strings; `from` is required").with_hint(hint));
+                        return Err(self
+                            .error(value, "`from` and `regex` are strings; `from` is required")
+                            .with_hint(hint));
                     }
                 }
             }
@@ -692,7 +692,8 @@ impl Checker<'_> {
                     .as_ref()
                     .map_or(Ok(Template::compile("{{key}}").expect("valid")), |key| self.template(key))?,
             });
-            return self.keyed(raw, OperationSpec { name, kind, weight, request, keys: KeySource::Mix, creates_key: None });
+            return self
+                .keyed(raw, OperationSpec { name, kind, weight, request, keys: KeySource::Mix, creates_key: None });
         }
         let path = raw.path.as_ref().ok_or_else(|| {
             self.error(
@@ -718,12 +719,19 @@ impl Checker<'_> {
         let Some(index) = operations.iter().position(|o| o.keys == KeySource::Created) else {
             return Ok(());
         };
-        let raw_op = raw.command.iter().chain(&raw.query).find(|r| *r.name.get_ref() == operations[index].name).expect("same operations");
+        let raw_op = raw
+            .command
+            .iter()
+            .chain(&raw.query)
+            .find(|r| *r.name.get_ref() == operations[index].name)
+            .expect("same operations");
         let at = raw_op.keys.as_ref().expect("set when Created");
         if !operations.iter().any(|o| o.creates_key.is_some() && o.weight > 0) {
             return Err(self
                 .error(at, "no operation creates keys: give the create command `creates_key = \"NAME\"` (a capture)")
-                .with_hint("capture = { id = { from = \"header:location\", regex = \"([^/]+)$\" } }, creates_key = \"id\""));
+                .with_hint(
+                    "capture = { id = { from = \"header:location\", regex = \"([^/]+)$\" } }, creates_key = \"id\"",
+                ));
         }
         Ok(())
     }
@@ -743,7 +751,10 @@ impl Checker<'_> {
             if !op.request.captures.iter().any(|(n, _)| n == name.get_ref()) {
                 return Err(self
                     .error(name, format!("`{}` is not one of this operation's captures", name.get_ref()))
-                    .with_hint(format!("add capture = {{ {} = \"header:location\" }} (or a body selector)", name.get_ref())));
+                    .with_hint(format!(
+                        "add capture = {{ {} = \"header:location\" }} (or a body selector)",
+                        name.get_ref()
+                    )));
             }
             op.creates_key = Some(name.get_ref().clone());
         }
@@ -783,11 +794,21 @@ impl Checker<'_> {
         let commands = self.commands(&p.commands, operations)?;
         let query = self.find(&p.query, OpKind::Query, operations)?;
         if !operations[query].is_keyless()
-            && let Some(op) = commands.iter().map(|&i| &operations[i]).find(|o| o.is_keyless() && o.creates_key.is_none())
+            && let Some(op) =
+                commands.iter().map(|&i| &operations[i]).find(|o| o.is_keyless() && o.creates_key.is_none())
         {
             return Err(self
-                .error(&p.query, format!("`{}` reads one key, but command `{}` has no key to read it with", p.query.get_ref(), op.name))
-                .with_hint("probe with a query that lists everything (no {{key}}), or give the command `creates_key`"));
+                .error(
+                    &p.query,
+                    format!(
+                        "`{}` reads one key, but command `{}` has no key to read it with",
+                        p.query.get_ref(),
+                        op.name
+                    ),
+                )
+                .with_hint(
+                    "probe with a query that lists everything (no {{key}}), or give the command `creates_key`",
+                ));
         }
         Ok(ProjectionSpec {
             commands,
@@ -814,7 +835,10 @@ impl Checker<'_> {
                 }
                 None
             }
-            Some(value) => Some(ValueSpec { read: self.selector(value, selector::Scope::Body)?, expected: self.expected(v, value, operations)? }),
+            Some(value) => Some(ValueSpec {
+                read: self.selector(value, selector::Scope::Body)?,
+                expected: self.expected(v, value, operations)?,
+            }),
         };
         if applied_refs.is_none() && values.is_none() {
             return Err(self
@@ -824,7 +848,10 @@ impl Checker<'_> {
         let keyless = operations[query].is_keyless();
         if keyless && let Some(value) = &v.value {
             return Err(self
-                .error(value, format!("value accounting reads one key at a time, but `{}` has no {{{{key}}}}", v.query.get_ref()))
+                .error(
+                    value,
+                    format!("value accounting reads one key at a time, but `{}` has no {{{{key}}}}", v.query.get_ref()),
+                )
                 .with_hint("verify values with a query such as GET /items/{{key}}"));
         }
         // Paging: a global list page by page, or one key's refs page by page (issue 18: the
@@ -841,10 +868,22 @@ impl Checker<'_> {
             None => None,
         };
         let commands = self.commands(&v.commands, operations)?;
-        if !keyless && let Some(op) = commands.iter().map(|&i| &operations[i]).find(|o| o.is_keyless() && o.creates_key.is_none()) {
+        if !keyless
+            && let Some(op) =
+                commands.iter().map(|&i| &operations[i]).find(|o| o.is_keyless() && o.creates_key.is_none())
+        {
             return Err(self
-                .error(&v.query, format!("`{}` reads one key, but command `{}` has no key: its refs could not be found", v.query.get_ref(), op.name))
-                .with_hint("verify with a query that lists everything (no {{key}}), or give the command `creates_key`"));
+                .error(
+                    &v.query,
+                    format!(
+                        "`{}` reads one key, but command `{}` has no key: its refs could not be found",
+                        v.query.get_ref(),
+                        op.name
+                    ),
+                )
+                .with_hint(
+                    "verify with a query that lists everything (no {{key}}), or give the command `creates_key`",
+                ));
         }
         Ok(VerifySpec {
             commands,

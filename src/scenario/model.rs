@@ -178,7 +178,8 @@ impl OperationSpec {
     /// No template reads `{{key}}`: no key is drawn (a create whose id the server makes,
     /// a global list).
     pub fn is_keyless(&self) -> bool {
-        self.keys == KeySource::Mix && !self.request.templates().any(|t| t.uses_key())
+        self.keys == KeySource::Mix
+            && !self.request.templates().any(|t| t.uses_key())
             && self.request.kafka.as_ref().is_none_or(|k| !k.key.uses_key())
     }
 }

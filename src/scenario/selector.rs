@@ -90,7 +90,9 @@ impl Selector {
             }
         }
         let also = if scope == Scope::Answer { ", `header:NAME` or `status`" } else { "" };
-        Err(format!("`{text}` is not a selector: expected a JSON pointer (\"/refs\") or a JSONPath (\"$.data[*].id\"){also}"))
+        Err(format!(
+            "`{text}` is not a selector: expected a JSON pointer (\"/refs\") or a JSONPath (\"$.data[*].id\"){also}"
+        ))
     }
 
     /// True when the selector reads the body (needs JSON).
@@ -247,9 +249,12 @@ impl Predicate {
                 Err(_) => false,
             },
             Test::Compare(c) => selected.iter().any(|v| compare(v, expected, c)),
-            Test::Count(c) => {
-                expected.trim().parse::<f64>().ok().and_then(|n| (selected.len() as f64).partial_cmp(&n)).is_some_and(|o| c.holds(o))
-            }
+            Test::Count(c) => expected
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(|n| (selected.len() as f64).partial_cmp(&n))
+                .is_some_and(|o| c.holds(o)),
         }
     }
 }

@@ -8,7 +8,8 @@ use crate::support::root;
 
 fn inputs(folder: &str) -> Vec<(String, Vec<u8>)> {
     let dir = root().join("fuzz/corpus").join(folder);
-    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("the corpus is committed").map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(&dir).expect("the corpus is committed").map(|e| e.unwrap().path()).collect();
     files.sort();
     files.into_iter().map(|p| (p.display().to_string(), std::fs::read(&p).unwrap())).collect()
 }
@@ -28,7 +29,9 @@ fn issue16_scenario_corpus_loads_or_errors_without_panic() {
             };
             let _ = scenario.load_duration();
             let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
-            for request in scenario.operations.iter().map(|o| &o.request).chain(scenario.setup.iter().map(|s| &s.request)) {
+            for request in
+                scenario.operations.iter().map(|o| &o.request).chain(scenario.setup.iter().map(|s| &s.request))
+            {
                 for template in request.templates() {
                     let _ = template.render(&ctx, &mut rng);
                 }

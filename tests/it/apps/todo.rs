@@ -88,7 +88,9 @@ struct Paging {
 async fn list(State(state): State<Shared>, Query(paging): Query<Paging>) -> Json<Value> {
     let todos = state.lock().unwrap();
     let rows: Vec<Value> = match (paging.page, paging.limit) {
-        (Some(page), Some(limit)) => todos.rows.iter().skip(page.saturating_sub(1) * limit).take(limit).cloned().collect(),
+        (Some(page), Some(limit)) => {
+            todos.rows.iter().skip(page.saturating_sub(1) * limit).take(limit).cloned().collect()
+        }
         _ => todos.rows.clone(),
     };
     Json(json!({ "data": rows }))
