@@ -45,6 +45,8 @@ peak = max(b for _, b in rows)
 base = next((b for t, b in rows if t >= 3), rows[0][1])
 g, t = r["generator"], r["throughput"]
 print(f"offered {t['offered_per_s']:.0f}/s, achieved {t['achieved_per_s']:.0f}/s, dropped {t['dropped']}")
+print(f"send lag p50 {g['send_lag_ms']['p50']} ms, p99 {g['send_lag_ms']['p99']} ms; verdict {r['verdict']}; "
+      f"command p99 {r['commands']['latency_ms']['p99']} ms, query p99 {r['queries']['latency_ms']['p99']} ms")
 print(f"peak backlog {g['max_backlog']} operations ({g['max_backlog_bytes']} bytes of slots)")
 print(f"RSS: at 3 s {base/1024:.1f} MiB, peak {peak/1024:.1f} MiB, end {rows[-1][1]/1024:.1f} MiB")
 print(f"operations: {t['offered']} offered; RSS slope after 60 s: "

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{BIN, bench, result_json, root};
+use crate::support::{BIN, bench, result_json, root, run_quiet};
 
 /// A small embedded scenario: 1 s of load at 100/s on 50 accounts, no warmup; `extra`
 /// is appended (sections such as `[verify]` and `[slo]`).
@@ -123,14 +123,7 @@ fn issue18_missed_and_duplicates_fail_when_nothing_was_acknowledged() {
                  [slo]\nmissed = 0\nduplicates = 0\n";
     let scenario = write(dir.path(), "unacked.toml", &tiny(false, extra));
     let out = dir.path().join("out");
-    bench()
-        .arg("run")
-        .arg(&scenario)
-        .args(["--quiet", "--out"])
-        .arg(&out)
-        .timeout(Duration::from_secs(30))
-        .assert()
-        .code(1);
+    run_quiet(&scenario, &out).timeout(Duration::from_secs(30)).assert().code(1);
     let result = result_json(&out);
     assert_eq!(result["events"]["acked"], 0);
     for slo in result["slo"].as_array().unwrap() {
@@ -160,11 +153,7 @@ fn issue18_out_is_checked_before_the_first_request() {
     }
     for (out, why) in cases {
         let began = Instant::now();
-        bench()
-            .arg("run")
-            .arg(&scenario)
-            .args(["--quiet", "--out"])
-            .arg(&out)
+        run_quiet(&scenario, &out)
             .timeout(Duration::from_secs(30))
             .assert()
             .code(2)
@@ -189,14 +178,7 @@ fn issue18_a_reused_out_folder_holds_only_the_new_run() {
     for stale in ["result.json", "old_operation.hlog", "plots/old.svg", ".result.json.tmp12345"] {
         write(&out, stale, "{}");
     }
-    bench()
-        .arg("run")
-        .arg(&scenario)
-        .args(["--quiet", "--out"])
-        .arg(&out)
-        .timeout(Duration::from_secs(30))
-        .assert()
-        .code(0);
+    run_quiet(&scenario, &out).timeout(Duration::from_secs(30)).assert().code(0);
     let mut names: Vec<String> =
         std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
@@ -263,14 +245,7 @@ fn issue18_a_target_that_never_answers_ends_on_time_and_could_not_run() {
         write(dir.path(), "silent.toml", &tiny_http(&url, extra).replace("duration = \"1s\"", "duration = \"2s\""));
     let out = dir.path().join("out");
     let began = Instant::now();
-    bench()
-        .arg("run")
-        .arg(&scenario)
-        .args(["--quiet", "--out"])
-        .arg(&out)
-        .timeout(Duration::from_secs(60))
-        .assert()
-        .code(3);
+    run_quiet(&scenario, &out).timeout(Duration::from_secs(60)).assert().code(3);
     let elapsed = began.elapsed();
     // 2 s of load + the 1 s timeout + the 1 s drain grace; 20 s used to take 49 s.
     assert!(elapsed < Duration::from_secs(8), "a 2 s run against a silent target took {elapsed:?}");
@@ -284,14 +259,7 @@ fn issue18_report_with_an_absurd_threshold_finishes() {
     let slo = "[slo]\nmin_throughput = 1\nquery_latency_p95 = \"1s\"\n";
     let scenario = write(dir.path(), "t.toml", &tiny(true, slo));
     let out = dir.path().join("out");
-    bench()
-        .arg("run")
-        .arg(&scenario)
-        .args(["--quiet", "--out"])
-        .arg(&out)
-        .timeout(Duration::from_secs(60))
-        .assert()
-        .code(0);
+    run_quiet(&scenario, &out).timeout(Duration::from_secs(60)).assert().code(0);
     // The scenario check refuses such thresholds now (issue 16); a result.json written
     // before it, or edited, still has them: `report` drew plots forever.
     let mut result = result_json(&out);
@@ -323,7 +291,23 @@ fn signal_during_verify(signals: usize) -> (std::process::ExitStatus, String, te
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    pause(Duration::from_secs(5)); // setup, 1 s of load, 2 s drain: now verifying
+    // Wait for the progress line of the verify phase (stderr is not a terminal: plain
+    // lines, one at once when a phase begins), so the signal lands in it however busy
+    // the machine is.
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.starts_with("[verify]")) {
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no [verify] phase within 60 s: {seen:?}"),
+        }
+    }
     for _ in 0..signals {
         assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
         pause(Duration::from_millis(100));
@@ -336,7 +320,9 @@ fn signal_during_verify(signals: usize) -> (std::process::ExitStatus, String, te
         assert!(began.elapsed() < Duration::from_secs(30), "no exit 30 s after SIGTERM");
         pause(Duration::from_millis(50));
     };
-    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    reader.join().unwrap();
+    seen.extend(lines.try_iter());
+    let stderr = seen.join("\n");
     (status, stderr, dir, began.elapsed())
 }
 
@@ -344,7 +330,8 @@ fn signal_during_verify(signals: usize) -> (std::process::ExitStatus, String, te
 fn issue18_a_signal_during_verify_cuts_it_short() {
     let (status, stderr, dir, after) = signal_during_verify(1);
     assert_eq!(status.code(), Some(3), "{stderr}");
-    assert!(after < Duration::from_secs(5), "exit {after:?} after the signal");
+    // Far sooner than `settle` (10 minutes); loose, as the machine may be busy.
+    assert!(after < Duration::from_secs(15), "exit {after:?} after the signal");
     let result = result_json(&dir.path().join("out"));
     assert_eq!(result["interrupted"], true);
     assert_eq!(result["verify"]["cut_short"], true, "{}", result["verify"]);
@@ -355,7 +342,7 @@ fn issue18_a_signal_during_verify_cuts_it_short() {
 fn issue18_a_second_signal_aborts_at_once() {
     let (status, stderr, dir, after) = signal_during_verify(2);
     assert_eq!(status.code(), Some(3), "{stderr}");
-    assert!(after < Duration::from_secs(2), "exit {after:?} after the second signal");
+    assert!(after < Duration::from_secs(10), "exit {after:?} after the second signal");
     assert!(stderr.contains("aborted"), "{stderr}");
     drop(dir);
 }

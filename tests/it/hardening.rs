@@ -3,10 +3,10 @@
 //! or endless bodies does not grow the harness's memory.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{BIN, Served, bench, result_json, root};
+use crate::support::{Served, bench, result_json, root, spawn_run};
 
 /// The quickstart with each `(from, to)` replaced once (each `from` must be there).
 fn quickstart_with(edits: &[(&str, &str)]) -> String {
@@ -87,16 +87,7 @@ fn issue16_a_signal_during_setup_writes_an_interrupted_result() {
     // 1000 keys at 10 setup requests/s: 100 s of setup.
     std::fs::write(&scenario, quickstart_with(&[("rate = 5000", "rate = 10")])).unwrap();
     let out = dir.path().join("out");
-    let mut child = Command::new(BIN)
-        .current_dir(root())
-        .arg("run")
-        .arg(&scenario)
-        .args(["--quiet", "--out"])
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&scenario, &out);
     std::thread::sleep(Duration::from_millis(1500)); // well into the setup
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
@@ -312,16 +303,7 @@ path = "/endless"
     )
     .unwrap();
     let out = dir.path().join("out");
-    let mut child = Command::new(BIN)
-        .current_dir(root())
-        .arg("run")
-        .arg(&scenario)
-        .args(["--quiet", "--out"])
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&scenario, &out);
     let (pid, began) = (child.id(), Instant::now());
     let mut peak_kib = 0;
     let status = loop {

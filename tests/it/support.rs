@@ -24,6 +24,27 @@ pub fn bench() -> assert_cmd::Command {
     cmd
 }
 
+/// `cqrs-bench run SCENARIO --quiet --out OUT`, to assert on.
+pub fn run_quiet(scenario: &Path, out: &Path) -> assert_cmd::Command {
+    let mut cmd = bench();
+    cmd.arg("run").arg(scenario).args(["--quiet", "--out"]).arg(out);
+    cmd
+}
+
+/// The same run as a child process (stdout dropped, stderr piped), for tests that signal it.
+pub fn spawn_run(scenario: &Path, out: &Path) -> Child {
+    std::process::Command::new(BIN)
+        .current_dir(root())
+        .arg("run")
+        .arg(scenario)
+        .args(["--quiet", "--out"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cqrs-bench starts")
+}
+
 /// Reads a run folder's result.json as JSON.
 pub fn result_json(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("result.json")).expect("result.json written");
