@@ -164,8 +164,8 @@ impl Executed {
 
 impl<T> Executor<T> {
     /// The scenario's name of operation `op`.
-    pub fn op_name(&self, op: usize) -> String {
-        self.ops[op].name.clone()
+    pub fn op_name(&self, op: usize) -> &str {
+        &self.ops[op].name
     }
 
     /// True when operation `op` reads no `{{key}}` (a global list).

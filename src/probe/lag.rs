@@ -143,7 +143,7 @@ impl<T: Target> LagProbe<T> {
         if self.misfit.get().is_some() {
             return;
         }
-        let query = &self.executor.op_name(self.spec.query);
+        let query = self.executor.op_name(self.spec.query);
         let why = match last {
             None => return,
             Some(reply) => match serde_json::from_slice::<serde_json::Value>(&reply.body) {

@@ -323,9 +323,10 @@ fn compare(value: &Value, expected: &str, comparison: Comparison) -> bool {
     if let (Some(a), Ok(b)) = (number(value), expected.parse::<f64>()) {
         return a.partial_cmp(&b).is_some_and(|o| comparison.holds(o));
     }
-    let text = match value {
-        Value::String(s) => s.clone(),
-        Value::Null | Value::Bool(_) | Value::Number(_) => value.to_string(),
+    // Borrowed for strings: a probe compares on every poll.
+    let text: std::borrow::Cow<'_, str> = match value {
+        Value::String(s) => s.as_str().into(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => value.to_string().into(),
         Value::Array(_) | Value::Object(_) => return false,
     };
     match comparison {
