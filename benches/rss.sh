@@ -8,15 +8,20 @@
 #   machine, so the backlog fills and the rest is dropped.
 # - Soak (issue 16): `benches/rss.sh scenarios/ceiling.toml 10000 1000s` sends 10 million
 #   operations the target keeps up with.
+# - Flat memory over 10 million operations (issue 11):
+#   `benches/rss.sh scenarios/ceiling.toml 20000 500s` = 10 million operations at 20,000/s.
 #
 # Prints the peak backlog, RSS at 3 s / peak / end, the slope, and the results folder's
-# size. CSV: /tmp/rss.csv.
+# size. CSV: /tmp/rss.csv. Plot: RSS (MiB) over time (s), titled with the scenario, rate,
+# operations and the flatness figure (RSS slope after the first 60 s, MiB/min), written to
+# ${RSS_PNG:-/tmp/rss.png} (matplotlib, installed with pip if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenario=${1:-scenarios/bank-http.toml}
 rate=${2:-5000}
 duration=${3:-600s}
 port=${BACKLOG_PORT:-3938}
+png=${RSS_PNG:-/tmp/rss.png}
 bin=${CQRS_BENCH_BIN:-target/release/cqrs-bench}
 [ -n "${CQRS_BENCH_BIN:-}" ] || cargo build --release --quiet
 $bin target serve --variant memory --listen 127.0.0.1:$port >/dev/null &
@@ -54,4 +59,36 @@ print(f"operations: {t['offered']} offered; RSS slope after 60 s: "
       if rows[-1][0] > 120 else "")
 PY
 du -sh "$out"
+python3 -c 'import matplotlib' 2>/dev/null || pip install -q matplotlib
+python3 - "$out/result.json" /tmp/rss.csv "$png" "$scenario" "$rate" <<'PY'
+import csv, json, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+result, rss_csv, png, scenario, rate = sys.argv[1:]
+t = json.load(open(result))["throughput"]
+rows = [(int(a), int(b) / 1024) for a, b in list(csv.reader(open(rss_csv)))[1:]]
+xs, ys = zip(*rows)
+fig, ax = plt.subplots(figsize=(10, 5))
+ax.plot(xs, ys, lw=1.2, label="RSS, sampled every second")
+# Flatness: the slope printed above, from the RSS at 60 s to the RSS at the end.
+if xs[-1] > 120:
+    t60, r60 = next((a, b) for a, b in rows if a >= 60)
+    slope = (ys[-1] - r60) / max(1, (xs[-1] - 60) / 60)
+    flat = f"RSS slope after 60 s: {slope:+.2f} MiB/min"
+    ax.plot([t60, xs[-1]], [r60, ys[-1]], "--", color="tab:red", lw=1, label=flat)
+    ax.axvline(60, color="grey", lw=0.6, ls=":")
+else:
+    flat = "RSS slope after 60 s: n/a (run of 120 s or less)"
+ax.set_title(f"cqrs-bench RSS: {scenario} at {float(rate):,.0f} ops/s, {t['offered']:,} operations\n"
+             f"{flat}; peak {max(ys):.1f} MiB, end {ys[-1]:.1f} MiB")
+ax.set_xlabel("time (s)")
+ax.set_ylabel("RSS (MiB)")
+ax.set_ylim(0, max(ys) * 1.15)
+ax.grid(alpha=0.3)
+ax.legend(loc="lower right")
+fig.tight_layout()
+fig.savefig(png, dpi=100)
+print(f"plot: {png}")
+PY
 rm -rf "$out"

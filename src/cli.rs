@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// Print result.json to stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
+    /// Generator threads, each with its own connections and share of the schedule
+    /// [default: the machine's cores]. Like `wrk -t`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
 }
 
 fn parse_shard(text: &str) -> Result<(u32, u32), String> {

@@ -4,9 +4,14 @@
 //!
 //! ```text
 //! scenario file ──scenario::load──▶ Scenario ──target::connect──▶ Target
-//!      ──generator::drive──▶ LoadOutcome ──results::build──▶ RunResult (+ SLO verdicts)
+//!      ──run::drive──▶ LoadOutcome ──results::build──▶ RunResult (+ SLO verdicts)
 //!      ──report──▶ summary, result.json, … ──▶ exit code
 //! ```
+//!
+//! `run` wires a run: the `generator` paces and sends, the `probe`s observe and read
+//! back; neither imports the other. Both reach the target through `operation` (one
+//! operation, rendered and classified) and `target` (the adapters); `live` holds the
+//! counters they share with the progress display.
 //!
 //! `reference/` holds the reference CQRS systems the harness tests itself against;
 //! it is reached only through a `Target`, like any external system.
@@ -14,11 +19,14 @@
 pub mod cli;
 pub mod exit;
 pub mod generator;
+pub mod live;
+pub mod operation;
 pub mod probe;
 pub mod reference;
 pub mod refs;
 pub mod report;
 pub mod results;
+pub mod run;
 pub mod scenario;
 pub mod target;
 
@@ -58,8 +66,8 @@ async fn run_stages(
     let out_dir = args.out.clone().unwrap_or_else(|| default_out_dir(&scenario));
     report::prepare_dir(&out_dir)?; // before the first request (issue 18)
     let target = Arc::new(connect(&scenario).await?); // adapter chosen by config
-    let ids = generator::RunIds { run_id: rand::random(), shard: args.shard.map_or(0, |(i, _)| i) };
-    let gauges = Arc::new(generator::Gauges::default());
+    let ids = run::RunIds { run_id: rand::random(), shard: args.shard.map_or(0, |(i, _)| i) };
+    let gauges = Arc::new(live::Gauges::default());
     let progress_stop = shutdown.child_token();
     let progress = report::progress::spawn(
         gauges.clone(),
@@ -72,7 +80,8 @@ async fn run_stages(
             embedded.app().restart_fault_clock();
         }
     };
-    let outcome = generator::drive(&scenario, target.clone(), ids, shutdown, gauges, on_load_start).await?;
+    let threads = generator_threads(&args);
+    let outcome = run::drive(&scenario, target.clone(), ids, threads, shutdown, gauges, on_load_start).await?;
     progress_stop.cancel();
     let _ = progress.await;
     let mut result = results::build(results::BuildInput {
@@ -165,6 +174,11 @@ async fn connect_main(scenario: &Scenario) -> anyhow::Result<AnyTarget> {
             Ok(AnyTarget::Http(http))
         }
     }
+}
+
+/// `--threads`, or one generator thread per core.
+fn generator_threads(args: &RunArgs) -> usize {
+    args.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from)
 }
 
 fn schedule_users(scenario: &Scenario) -> usize {

@@ -7,7 +7,7 @@ use rand::rngs::SmallRng;
 
 use std::sync::Arc;
 
-use super::created::{CreatedKeys, NO_KEY};
+use crate::operation::created::{CreatedKeys, NO_KEY};
 use crate::scenario::{KeyPicker, KeySource, OpKind, Scenario};
 
 pub struct OpChooser {

@@ -21,8 +21,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::generator::executor::{Executed, Executor, Outcome};
-use crate::generator::{Gauges, LAG_LATE};
+use crate::live::{Gauges, LAG_LATE};
+use crate::operation::{Executed, Executor, Outcome};
 use crate::results::histogram::{new_latency_histogram, record};
 use crate::scenario::ProjectionSpec;
 use crate::scenario::template::RenderContext;
@@ -58,6 +58,8 @@ pub struct LagProbe<T> {
     gauges: Arc<Gauges>,
     pub tracker: TaskTracker,
     pub abort: CancellationToken,
+    /// The run's runtime: probes outlive the generator threads whose operations start them.
+    runtime: tokio::runtime::Handle,
     pub polls: AtomicU64,
     pub poll_errors: AtomicU64,
     pub skipped: AtomicU64,
@@ -66,6 +68,7 @@ pub struct LagProbe<T> {
 }
 
 impl<T: Target> LagProbe<T> {
+    /// Must be called on the run's runtime (its probes run there).
     pub fn new(
         executor: Arc<Executor<T>>,
         spec: ProjectionSpec,
@@ -90,6 +93,7 @@ impl<T: Target> LagProbe<T> {
             gauges,
             tracker: TaskTracker::new(),
             abort: CancellationToken::new(),
+            runtime: tokio::runtime::Handle::current(),
             polls: AtomicU64::new(0),
             poll_errors: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
@@ -116,16 +120,19 @@ impl<T: Target> LagProbe<T> {
         let (probe, acked, captured) = (self.clone(), executed.done, executed.captured.clone());
         let abort = self.abort.clone();
         let running = Running::enter(self.gauges.clone());
-        self.tracker.spawn(async move {
-            let (_permit, _running) = (permit, running);
-            tokio::select! {
-                biased;
-                _ = abort.cancelled() => {}
-                lag = probe.poll_until_visible(key, seq, acked, &expected, &captured) => {
-                    let _ = probe.records.send(LagRecord { acked, lag }).await;
+        self.tracker.spawn_on(
+            async move {
+                let (_permit, _running) = (permit, running);
+                tokio::select! {
+                    biased;
+                    _ = abort.cancelled() => {}
+                    lag = probe.poll_until_visible(key, seq, acked, &expected, &captured) => {
+                        let _ = probe.records.send(LagRecord { acked, lag }).await;
+                    }
                 }
-            }
-        });
+            },
+            &self.runtime,
+        );
     }
 
     fn sampled(&self, seq: u64) -> bool {

@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use roaring::RoaringTreemap;
 
-use crate::generator::created::NO_KEY;
-use crate::generator::{Outcome, Sample};
+use crate::operation::created::NO_KEY;
+use crate::operation::{Outcome, Sample};
 
 #[derive(Debug, Default)]
 pub struct Ledger {

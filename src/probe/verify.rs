@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::ledger::Ledger;
 use super::reconcile::{Applied, EventCounts, Reconciler, applied_in};
 use super::values::{ValueCounts, expected_from_deltas};
-use crate::generator::executor::Executor;
+use crate::operation::Executor;
 use crate::scenario::{ExpectedValue, Selector, VerifySpec};
 use crate::target::{Reply, Target};
 
@@ -249,9 +249,9 @@ async fn read_global_list<T: Target>(executor: &Executor<T>, spec: &VerifySpec, 
     for page in pages {
         let reply = match &spec.page {
             Some(paging) => {
-                executor.fetch_page(spec.query, crate::generator::created::NO_KEY, &paging.param, page).await
+                executor.fetch_page(spec.query, crate::operation::created::NO_KEY, &paging.param, page).await
             }
-            None => executor.fetch(spec.query, crate::generator::created::NO_KEY, 0, None).await,
+            None => executor.fetch(spec.query, crate::operation::created::NO_KEY, 0, None).await,
         };
         let Some(json) = reply.ok().and_then(|r| answer_of(&r)) else {
             reconciler.add(None, None);

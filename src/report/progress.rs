@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::summary::fmt_ms;
-use crate::generator::{Gauges, LAG_LATE, LAG_NONE, Phase};
+use crate::live::{Gauges, LAG_LATE, LAG_NONE, Phase};
 
 /// How often a plain line is printed when stderr is not a terminal (and at each new phase).
 const PLAIN_EVERY: Duration = Duration::from_secs(5);

@@ -9,8 +9,9 @@ use hdrhistogram::Histogram;
 use super::histogram::{encode, new_latency_histogram, percentile_ms, percentiles, record};
 use super::model::*;
 use super::slo;
-use crate::generator::{LoadOutcome, OpFigures};
+use crate::generator::OpFigures;
 use crate::probe::actions::recovery_after;
+use crate::run::LoadOutcome;
 use crate::scenario::{OpKind, Scenario, SloMetric};
 
 pub struct BuildInput<'a> {

@@ -10,8 +10,8 @@ use http::{HeaderName, HeaderValue};
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
 
+use super::Sample;
 use super::captures::{self, CaptureStore};
-use super::collector::Sample;
 use super::created::{CreatedKeys, NO_KEY};
 use crate::refs::OpRef;
 use crate::scenario::template::{CaptureLookup, RenderContext, Template};

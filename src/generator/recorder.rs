@@ -1,0 +1,223 @@
+//! A worker's own figures: every operation it finishes is recorded where it finished,
+//! with no channel per sample. Over the whole run: latency and service time per
+//! operation (measured window and warmup apart) and send lag. Per second: a latency
+//! histogram per operation and the counts of the timeline row, handed to the collector
+//! at each second boundary (`SecondReport`), where the workers' seconds are added up.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::live::Gauges;
+use crate::operation::{Outcome, Sample};
+use crate::results::histogram::{new_latency_histogram, record};
+
+/// Figures of one operation over a window.
+#[derive(Debug, Clone)]
+pub struct OpFigures {
+    pub latency: Histogram<u64>,
+    pub service_time: Histogram<u64>,
+    pub count: u64,
+    pub ok: u64,
+    pub rejected: u64,
+    pub errors: u64,
+    pub errors_by_class: BTreeMap<&'static str, u64>,
+    pub errors_by_status: BTreeMap<u16, u64>,
+}
+
+impl Default for OpFigures {
+    fn default() -> Self {
+        OpFigures {
+            latency: new_latency_histogram(),
+            service_time: new_latency_histogram(),
+            count: 0,
+            ok: 0,
+            rejected: 0,
+            errors: 0,
+            errors_by_class: BTreeMap::new(),
+            errors_by_status: BTreeMap::new(),
+        }
+    }
+}
+
+impl OpFigures {
+    pub fn record(&mut self, sample: &Sample) {
+        self.count += 1;
+        match sample.outcome {
+            Outcome::Ok => self.ok += 1,
+            Outcome::Rejected => self.rejected += 1,
+            Outcome::Status(code) => {
+                self.errors += 1;
+                *self.errors_by_class.entry("status").or_default() += 1;
+                *self.errors_by_status.entry(code).or_default() += 1;
+            }
+            Outcome::Failed(failure) => {
+                self.errors += 1;
+                *self.errors_by_class.entry(failure.as_str()).or_default() += 1;
+            }
+        }
+        // Latency is known only when the target answered; failures are counted above.
+        if sample.outcome.answered() {
+            record(&mut self.latency, sample.done.saturating_duration_since(sample.intended));
+            record(&mut self.service_time, sample.done.saturating_duration_since(sample.sent));
+        }
+    }
+
+    /// Adds another window's figures (histograms are added, never averaged).
+    pub fn add(&mut self, other: &OpFigures) {
+        self.latency.add(&other.latency).expect("same histogram bounds");
+        self.service_time.add(&other.service_time).expect("same histogram bounds");
+        self.count += other.count;
+        self.ok += other.ok;
+        self.rejected += other.rejected;
+        self.errors += other.errors;
+        for (class, n) in &other.errors_by_class {
+            *self.errors_by_class.entry(class).or_default() += n;
+        }
+        for (status, n) in &other.errors_by_status {
+            *self.errors_by_status.entry(*status).or_default() += n;
+        }
+    }
+}
+
+/// A worker's figures over the whole run.
+#[derive(Debug, Clone)]
+pub struct Totals {
+    /// Per operation, measured window (after warmup).
+    pub measured: Vec<OpFigures>,
+    /// Per operation, during warmup.
+    pub warmup: Vec<OpFigures>,
+    /// Actual send − intended start, every operation.
+    pub send_lag: Histogram<u64>,
+    /// Operations finished (any outcome), warmup included.
+    pub completed: u64,
+}
+
+impl Totals {
+    pub fn new(operations: usize) -> Totals {
+        Totals {
+            measured: vec![OpFigures::default(); operations],
+            warmup: vec![OpFigures::default(); operations],
+            send_lag: new_latency_histogram(),
+            completed: 0,
+        }
+    }
+
+    /// Adds another worker's totals.
+    pub fn add(&mut self, other: &Totals) {
+        for (mine, theirs) in self.measured.iter_mut().zip(&other.measured) {
+            mine.add(theirs);
+        }
+        for (mine, theirs) in self.warmup.iter_mut().zip(&other.warmup) {
+            mine.add(theirs);
+        }
+        self.send_lag.add(&other.send_lag).expect("same histogram bounds");
+        self.completed += other.completed;
+    }
+}
+
+/// One worker's second, for the collector.
+#[derive(Debug)]
+pub struct SecondReport {
+    pub worker: usize,
+    /// Seconds since the start of the load.
+    pub second: u64,
+    /// Answered operations that were not errors (goodput).
+    pub achieved: u64,
+    pub errors: u64,
+    /// Latency of the operations answered in this second, per operation (non-empty only).
+    pub latency: Vec<(usize, Histogram<u64>)>,
+}
+
+/// What a worker tells the collector.
+#[derive(Debug)]
+pub enum Report {
+    Second(SecondReport),
+    /// The worker has finished: it will report no later second.
+    Done {
+        worker: usize,
+    },
+}
+
+pub struct Recorder {
+    worker: usize,
+    start: Instant,
+    warmup: Duration,
+    pub totals: Totals,
+    /// The second being filled.
+    second: u64,
+    achieved: u64,
+    errors: u64,
+    interval: Vec<Histogram<u64>>,
+}
+
+impl Recorder {
+    pub fn new(worker: usize, start: Instant, warmup: Duration, operations: usize) -> Recorder {
+        Recorder {
+            worker,
+            start,
+            warmup,
+            totals: Totals::new(operations),
+            second: 0,
+            achieved: 0,
+            errors: 0,
+            interval: (0..operations).map(|_| new_latency_histogram()).collect(),
+        }
+    }
+
+    pub fn record(&mut self, sample: &Sample, gauges: &Gauges) {
+        self.totals.completed += 1;
+        gauges.completed.fetch_add(1, Ordering::Relaxed);
+        // `achieved` is goodput (issue 12): errors and timeouts are counted beside it.
+        if sample.outcome.is_error() {
+            gauges.errors.fetch_add(1, Ordering::Relaxed);
+            self.errors += 1;
+        } else {
+            self.achieved += 1;
+        }
+        record(&mut self.totals.send_lag, sample.sent.saturating_duration_since(sample.intended));
+        let in_warmup = sample.intended.saturating_duration_since(self.start) < self.warmup;
+        let window = if in_warmup { &mut self.totals.warmup } else { &mut self.totals.measured };
+        window[sample.op].record(sample);
+        if sample.outcome.answered() {
+            record(&mut self.interval[sample.op], sample.done.saturating_duration_since(sample.intended));
+        }
+    }
+
+    /// When the second being filled ends.
+    pub fn next_boundary(&self) -> Instant {
+        self.start + Duration::from_secs(self.second + 1)
+    }
+
+    /// Hands every second that has ended by `now` to the collector.
+    pub fn flush_due(&mut self, now: Instant, reports: &UnboundedSender<Report>) {
+        while now >= self.next_boundary() {
+            self.flush(reports);
+        }
+    }
+
+    /// Hands the second being filled to the collector (also a partial last one), and
+    /// starts the next.
+    pub fn flush(&mut self, reports: &UnboundedSender<Report>) {
+        let latency = self
+            .interval
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(op, h)| (op, std::mem::replace(h, new_latency_histogram())))
+            .collect();
+        let report = SecondReport {
+            worker: self.worker,
+            second: self.second,
+            achieved: std::mem::take(&mut self.achieved),
+            errors: std::mem::take(&mut self.errors),
+            latency,
+        };
+        // The collector outlives the workers; a send error means the run is being torn down.
+        let _ = reports.send(Report::Second(report));
+        self.second += 1;
+    }
+}

@@ -1,0 +1,436 @@
+//! A run, wired in one place: setup, then the load on the generator with the probes
+//! riding along, then the drain, the settling of lag probes, the read-back (`[verify]`)
+//! and the bus accounting (`[bus]`). The generator paces and sends; the probes observe
+//! and read back; neither knows the other, and both reach the target through
+//! `operation::Executor`.
+//!
+//! Shutdown order: stop generating → let in-flight and backlogged operations finish
+//! within a grace → abort the rest → let lag probes finish theirs → read the read
+//! model back.
+
+mod bus;
+mod observe;
+mod setup;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+use rand::SeedableRng as _;
+use rand::rngs::SmallRng;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::generator::mix::{OpChooser, OpKeys};
+use crate::generator::{self, Dispatched, Interval, Limits, LoadPlan, OpFigures, OpenSchedule, Running};
+use crate::live::{Gauges, Phase};
+use crate::operation::{Executor, PreparedOp, captures, created};
+use crate::probe::actions::{self, ActionRun};
+use crate::probe::bus::{self as bus_probe, BusProbe};
+use crate::probe::lag::{self as lag_probe, LagFigures, LagProbe};
+use crate::probe::ledger::Ledger;
+use crate::probe::verify::{self, VerifyOutcome};
+use crate::results::model::TimelineRow;
+use crate::scenario::{ExpectedValue, LoadModel, OpKind, Scenario};
+use crate::target::Target;
+use observe::RunObserver;
+
+/// Lag records waiting for the lag collector; probes wait (never drop) when it is full.
+const LAG_CHANNEL: usize = 64 * 1024;
+/// Lead time between planning the load and its first operation, so it is not late.
+const START_LEAD: Duration = Duration::from_millis(20);
+
+/// What the generator gathered, added up over its workers.
+pub struct Collected {
+    /// Per operation, measured window (after warmup).
+    pub measured: Vec<OpFigures>,
+    /// Per operation, during warmup.
+    pub warmup: Vec<OpFigures>,
+    /// Actual send − intended start, every operation.
+    pub send_lag: hdrhistogram::Histogram<u64>,
+    pub timeline: Vec<TimelineRow>,
+    /// Non-empty one-second latency histograms, per operation, in time order.
+    pub intervals: Vec<Interval>,
+    /// Operations completed (any outcome), warmup included.
+    pub completed: u64,
+}
+
+/// Identity of this run in every `{{ref}}`.
+#[derive(Debug, Clone, Copy)]
+pub struct RunIds {
+    pub run_id: u32,
+    pub shard: u32,
+}
+
+/// Setup phase totals.
+#[derive(Debug, Clone, Default)]
+pub struct SetupOutcome {
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub duration: Duration,
+}
+
+/// What the probes found (present when the scenario asks for them).
+#[derive(Default)]
+pub struct ProbeOutcome {
+    pub lag: Option<LagOutcome>,
+    pub bus: Option<BusOutcome>,
+    pub verify: Option<VerifyOutcome>,
+    pub actions: Vec<ActionRun>,
+    /// Bytes held by the ledger of refs.
+    pub ledger_bytes: usize,
+}
+
+pub struct BusOutcome {
+    pub counts: bus_probe::BusCounts,
+    pub messages: u64,
+    pub foreign: u64,
+    pub timestamp_type: String,
+    /// Acknowledgement → broker timestamp, microseconds.
+    pub e2e: hdrhistogram::Histogram<u64>,
+    pub consumer_lag: std::collections::BTreeMap<String, bus_probe::GroupLag>,
+}
+
+pub struct LagOutcome {
+    pub figures: LagFigures,
+    pub polls: u64,
+    pub poll_errors: u64,
+    pub skipped: u64,
+    pub resolution: Duration,
+    /// Why `until` may never hold (from the first late probe), if it looked so.
+    pub misfit: Option<String>,
+}
+
+/// What the load produced.
+pub struct LoadOutcome {
+    pub probes: ProbeOutcome,
+    pub collected: Collected,
+    pub dispatched: Dispatched,
+    pub setup: SetupOutcome,
+    /// Wall-clock start of the load phase.
+    pub started_at: SystemTime,
+    /// How long the load phase ran (the schedule, or until interrupted).
+    pub load_elapsed: Duration,
+    pub interrupted: bool,
+    /// Sent but unanswered when the drain grace ended.
+    pub unfinished: u64,
+    pub max_in_flight: u64,
+    pub max_backlog: u64,
+}
+
+/// Runs setup then load against `target` on `threads` generator threads. `on_load_start`
+/// fires right before the first load operation (the embedded target restarts its fault
+/// clock there).
+pub async fn drive<T: Target>(
+    scenario: &Scenario,
+    target: Arc<T>,
+    ids: RunIds,
+    threads: usize,
+    shutdown: CancellationToken,
+    gauges: Arc<Gauges>,
+    on_load_start: impl FnOnce(),
+) -> anyhow::Result<LoadOutcome> {
+    let common = &scenario.target.headers;
+    let mut load_ops =
+        scenario.operations.iter().map(|o| PreparedOp::for_operation(o, common)).collect::<anyhow::Result<Vec<_>>>()?;
+    // `[verify] deltas`: the commands that change the read model's number carry their change.
+    if let Some(ExpectedValue::Deltas { deltas, .. }) =
+        scenario.verify.as_ref().and_then(|v| v.values.as_ref()).map(|v| &v.expected)
+    {
+        for (op, delta) in deltas {
+            load_ops[*op].delta = Some(delta.clone());
+        }
+    }
+    let setup_ops = scenario
+        .setup
+        .iter()
+        .enumerate()
+        .map(|(i, s)| PreparedOp::new(&format!("setup {}", i + 1), &s.request, common))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let wants_captures = scenario
+        .operations
+        .iter()
+        .map(|o| &o.request)
+        .chain(scenario.setup.iter().map(|s| &s.request))
+        .any(|r| !r.captures.is_empty() || r.uses_captures());
+    // Setup and load share one capture store and one sequence space.
+    let captures = wants_captures.then(|| Arc::new(captures::CaptureStore::new()));
+    let created = Arc::new(created::CreatedKeys::default());
+    let executor = |ops| {
+        Arc::new(Executor {
+            target: target.clone(),
+            ops,
+            key_prefix: scenario.mix.keys.prefix.clone(),
+            run_id: ids.run_id,
+            shard: ids.shard,
+            seed: scenario.seed,
+            timeout: scenario.target.timeout,
+            captures: captures.clone(),
+            created: created.clone(),
+            next_seq: AtomicU64::new(1),
+        })
+    };
+    let setup_exec = executor(setup_ops);
+    let load_exec = executor(load_ops);
+
+    let setup = setup::run(scenario, &setup_exec, threads, &shutdown).await?;
+    load_exec.next_seq.store(setup_exec.next_seq.load(Ordering::Relaxed), Ordering::Relaxed);
+    if !shutdown.is_cancelled() {
+        gauges.set_phase(Phase::Load);
+        on_load_start();
+    }
+    // Interrupted during setup (issue 16): no load, but still an outcome, so the run
+    // writes its (empty, interrupted) results. With the token cancelled, `run_load`
+    // sends nothing and skips reconciliation.
+    run_load(scenario, load_exec, threads, gauges, shutdown, setup).await
+}
+
+/// The commands the ledger records: `[verify]`'s, or every command when only `[bus]`
+/// is set; plus those whose `[verify] deltas` the value accounting sums.
+fn ledger_for(scenario: &Scenario) -> Option<(Ledger, Vec<bool>)> {
+    let verified: Vec<usize> = match (&scenario.verify, &scenario.bus) {
+        (Some(v), _) => v.commands.clone(),
+        (None, Some(_)) => {
+            scenario.operations.iter().enumerate().filter(|(_, o)| o.kind == OpKind::Command).map(|(i, _)| i).collect()
+        }
+        (None, None) => Vec::new(),
+    };
+    let valued: Vec<usize> = match scenario.verify.as_ref().and_then(|v| v.values.as_ref()).map(|v| &v.expected) {
+        Some(ExpectedValue::Deltas { deltas, .. }) => deltas.iter().map(|(op, _)| *op).collect(),
+        _ => Vec::new(),
+    };
+    if verified.is_empty() && valued.is_empty() {
+        return None;
+    }
+    let n = scenario.operations.len();
+    let mut ledger = if scenario.bus.is_some() { Ledger::timing_acks() } else { Ledger::default() };
+    ledger.refs_of = (0..n).map(|op| verified.contains(&op)).collect();
+    let ledgered = (0..n).map(|op| verified.contains(&op) || valued.contains(&op)).collect();
+    Some((ledger, ledgered))
+}
+
+async fn run_load<T: Target>(
+    scenario: &Scenario,
+    executor: Arc<Executor<T>>,
+    threads: usize,
+    gauges: Arc<Gauges>,
+    shutdown: CancellationToken,
+    setup: SetupOutcome,
+) -> anyhow::Result<LoadOutcome> {
+    let chooser =
+        OpChooser::new(scenario).context("the mix chooses no operation: check weights and read_write_ratio")?;
+    let start = Instant::now() + START_LEAD;
+    let started_at = SystemTime::now() + START_LEAD;
+    // The bus probe starts reading at the log end before the first operation.
+    let bus_probe = match &scenario.bus {
+        Some(spec) => Some(
+            BusProbe::start(spec.clone(), executor.run_id, executor.shard, start)
+                .await
+                .map_err(crate::exit::RunFailure)?,
+        ),
+        None => None,
+    };
+
+    // Probes ride along: lag probes start after sampled commands, actions on their schedule.
+    let (lag_tx, lag_rx) = mpsc::channel(LAG_CHANNEL);
+    let lag = scenario.projection.as_ref().map(|spec| {
+        Arc::new(LagProbe::new(
+            executor.clone(),
+            spec.clone(),
+            scenario.operations.len(),
+            scenario.seed,
+            lag_tx.clone(),
+            gauges.clone(),
+        ))
+    });
+    drop(lag_tx);
+    // Late probes are recorded at the probe timeout (issue 12).
+    let probe_timeout = scenario.projection.as_ref().map_or(Duration::ZERO, |spec| spec.timeout);
+    let lag_collecting = tokio::spawn(lag_probe::collect(start, probe_timeout, lag_rx, gauges.clone()));
+    let actions_stop = shutdown.child_token();
+    let acting =
+        tokio::spawn(actions::run(scenario.actions.clone(), executor.target.clone(), start, actions_stop.clone()));
+
+    let (ledger, ledgered) = ledger_for(scenario).map_or((None, Vec::new()), |(l, o)| (Some(Mutex::new(l)), o));
+    let observer = Arc::new(RunObserver {
+        ledgered: if ledgered.is_empty() { vec![false; scenario.operations.len()] } else { ledgered },
+        ledger,
+        lag: lag.clone(),
+    });
+    let plan = LoadPlan {
+        executor: executor.clone(),
+        gauges: gauges.clone(),
+        observer: Some(observer.clone() as Arc<dyn generator::Observer>),
+        threads,
+        start,
+        warmup: scenario.load.warmup,
+        names: scenario.operations.iter().map(|o| o.name.clone()).collect(),
+        stop: shutdown.clone(),
+    };
+    let running = start_generator(scenario, plan, chooser, &executor)?;
+    let (generated, load_elapsed) = drain(scenario, running, start, &gauges, &shutdown).await?;
+    let interrupted = shutdown.is_cancelled();
+    actions_stop.cancel();
+    // What the abort left behind: never sent (still in a backlog) or never answered.
+    let never_sent = gauges.backlog.load(Ordering::Relaxed);
+    let unfinished = gauges.in_flight.load(Ordering::Relaxed);
+
+    let lag_outcome = match (&lag, &scenario.projection) {
+        (Some(probe), Some(spec)) => {
+            let probe_grace = if interrupted { Duration::from_secs(1) } else { spec.timeout + Duration::from_secs(1) };
+            gauges.set_phase(Phase::Settling);
+            probe.tracker.close();
+            let waited = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => false,
+                waited = tokio::time::timeout(probe_grace, probe.tracker.wait()) => waited.is_ok(),
+            };
+            if !waited {
+                probe.abort.cancel();
+                probe.tracker.wait().await;
+            }
+            Some((
+                probe.polls.load(Ordering::Relaxed),
+                probe.poll_errors.load(Ordering::Relaxed),
+                probe.skipped.load(Ordering::Relaxed),
+                spec.poll_interval,
+                probe.misfit.get().cloned(),
+            ))
+        }
+        _ => None,
+    };
+    drop(lag);
+    // The observer holds the last reference to the lag probe's record channel.
+    let mut observer = Arc::try_unwrap(observer).map_err(|_| anyhow::anyhow!("a generator thread is still running"))?;
+    observer.lag = None;
+    let lag_figures = lag_collecting.await.context("lag collector")?;
+    let actions_ran = acting.await.context("actions")?;
+
+    let ledger = observer.take_ledger().map(Arc::new);
+    let ledger_bytes = ledger.as_ref().map_or(0, |l| l.approximate_bytes());
+    let totals = generated.totals;
+    // Nothing answered (a target that accepts and never answers, issue 18): the run could
+    // not be carried out, and reading every written key back would only wait out its
+    // timeouts.
+    let answered: u64 = totals.measured.iter().chain(&totals.warmup).map(|f| f.ok + f.rejected).sum();
+    let verify_outcome = match (&scenario.verify, ledger.clone()) {
+        // An interrupted run is not reconciled: the user asked to stop, and settling can take
+        // `settle`. A signal during the reconciliation cuts it short (issue 18).
+        // (A signal after the load gives an outcome with `cut_short`, so the result says so.)
+        (Some(spec), Some(ledger)) if !interrupted && answered > 0 => {
+            gauges.set_phase(Phase::Verifying);
+            Some(verify::reconcile(executor.clone(), spec, ledger, &shutdown).await)
+        }
+        _ => None,
+    };
+
+    let bus_outcome = match (bus_probe, &ledger) {
+        (Some(probe), Some(ledger)) => {
+            let settle = scenario.verify.as_ref().map_or(Duration::from_secs(10), |v| v.settle);
+            gauges.set_phase(Phase::BusDrain);
+            Some(bus::finish(probe, ledger, settle, start, started_at, &shutdown).await?)
+        }
+        _ => None,
+    };
+
+    let collected = Collected {
+        measured: totals.measured,
+        warmup: totals.warmup,
+        send_lag: totals.send_lag,
+        timeline: generated.timeline.rows,
+        intervals: generated.timeline.intervals,
+        completed: totals.completed,
+    };
+    let mut dispatched = generated.dispatched;
+    if matches!(scenario.load.model, LoadModel::Closed { .. }) {
+        // Closed model: an operation is offered when a user starts it; `achieved` is
+        // goodput, so the errors are added back (issue 12).
+        dispatched.offered_per_s = collected.timeline.iter().map(|r| r.achieved + r.errors).collect();
+        dispatched.offered = collected.completed + unfinished;
+        dispatched.offered_measured = collected.measured.iter().map(|f| f.count).sum::<u64>() + unfinished;
+    }
+    dispatched.dropped += never_sent;
+    dispatched.dropped_measured += never_sent;
+    Ok(LoadOutcome {
+        probes: ProbeOutcome {
+            lag: lag_outcome.map(|(polls, poll_errors, skipped, resolution, misfit)| LagOutcome {
+                figures: lag_figures,
+                polls,
+                poll_errors,
+                skipped,
+                resolution,
+                misfit,
+            }),
+            verify: verify_outcome,
+            bus: bus_outcome,
+            actions: actions_ran,
+            ledger_bytes,
+        },
+        collected,
+        dispatched,
+        setup,
+        started_at,
+        // A run that was not interrupted covered its whole schedule (the last operation is due
+        // just before the end), so rates are per scheduled second.
+        load_elapsed: if interrupted { load_elapsed.min(scenario.load_duration()) } else { scenario.load_duration() },
+        // A signal after the load (drain, probe grace, verify, bus) also marks the run.
+        interrupted: shutdown.is_cancelled(),
+        unfinished,
+        max_in_flight: gauges.max_in_flight.load(Ordering::Relaxed),
+        max_backlog: gauges.max_backlog.load(Ordering::Relaxed),
+    })
+}
+
+/// Starts the scenario's load model; each worker chooses its operations with its own
+/// random stream (seeded from the run's seed and the worker's index).
+fn start_generator<T: Target>(
+    scenario: &Scenario,
+    plan: LoadPlan<T>,
+    chooser: OpChooser,
+    executor: &Arc<Executor<T>>,
+) -> anyhow::Result<Running> {
+    let chooser = Arc::new(chooser);
+    let pickers = |worker: usize| {
+        let chooser = chooser.clone();
+        let mut rng = SmallRng::seed_from_u64(scenario.seed.wrapping_add(worker as u64));
+        let mut keys = OpKeys::new(scenario, executor.created.clone());
+        move |_slot: u64| {
+            let op = chooser.choose(&mut rng, keys.created_any());
+            (op, keys.pick(op, &mut rng))
+        }
+    };
+    match scenario.load.model {
+        LoadModel::Open { max_in_flight, max_backlog } => generator::start_open(
+            plan,
+            OpenSchedule::new(&scenario.load.stages),
+            Limits { max_in_flight, max_backlog },
+            pickers,
+        ),
+        LoadModel::Closed { think_time } => generator::start_closed(plan, &scenario.load.stages, think_time, pickers),
+    }
+}
+
+/// Waits for the end of the schedule, then lets what is under way finish within a grace
+/// (short when interrupted; a signal during the drain cuts it, issue 18). Returns the
+/// figures and how long the load phase ran.
+async fn drain(
+    scenario: &Scenario,
+    mut running: Running,
+    start: Instant,
+    gauges: &Gauges,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(generator::Generated, Duration)> {
+    running.schedule_ended().await;
+    let load_elapsed = start.elapsed();
+    let interrupted = shutdown.is_cancelled();
+    let grace = if interrupted {
+        scenario.target.timeout.min(Duration::from_secs(2))
+    } else {
+        scenario.target.timeout + Duration::from_secs(1)
+    };
+    gauges.set_phase(Phase::Draining);
+    let generated = running.finish(grace, (!interrupted).then_some(shutdown)).await?;
+    Ok((generated, load_elapsed))
+}

@@ -1,0 +1,39 @@
+//! What the run attaches to every finished operation: the ledger of the commands
+//! `[verify]` and `[bus]` account for, and the projection-lag probe's start.
+
+use std::sync::{Arc, Mutex};
+
+use crate::generator::Observer;
+use crate::operation::{Executed, Sample};
+use crate::probe::lag::LagProbe;
+use crate::probe::ledger::Ledger;
+use crate::target::Target;
+
+pub struct RunObserver<T> {
+    /// Per operation: does the ledger record it?
+    pub ledgered: Vec<bool>,
+    /// One ledger for all workers: same-key overlaps are found across them. Locked once
+    /// per ledgered command, briefly.
+    pub ledger: Option<Mutex<Ledger>>,
+    pub lag: Option<Arc<LagProbe<T>>>,
+}
+
+impl<T: Target> Observer for RunObserver<T> {
+    fn finished(&self, sample: &Sample, executed: &Executed) {
+        if self.ledgered[sample.op]
+            && let Some(ledger) = &self.ledger
+        {
+            ledger.lock().unwrap_or_else(|e| e.into_inner()).record(sample);
+        }
+        if let Some(lag) = &self.lag {
+            lag.after(sample.op, sample.seq, executed);
+        }
+    }
+}
+
+impl<T> RunObserver<T> {
+    /// The ledger, once the load is over.
+    pub fn take_ledger(&mut self) -> Option<Ledger> {
+        self.ledger.take().map(|l| l.into_inner().unwrap_or_else(|e| e.into_inner()))
+    }
+}
