@@ -66,7 +66,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 result, rss_csv, png, scenario, rate = sys.argv[1:]
-t = json.load(open(result))["throughput"]
+r = json.load(open(result))
+t = r["throughput"]
+warmup = (r.get("warmup") or {}).get("count", 0)
 rows = [(int(a), int(b) / 1024) for a, b in list(csv.reader(open(rss_csv)))[1:]]
 xs, ys = zip(*rows)
 fig, ax = plt.subplots(figsize=(10, 5))
@@ -80,7 +82,8 @@ if xs[-1] > 120:
     ax.axvline(60, color="grey", lw=0.6, ls=":")
 else:
     flat = "RSS slope after 60 s: n/a (run of 120 s or less)"
-ax.set_title(f"cqrs-bench RSS: {scenario} at {float(rate):,.0f} ops/s, {t['offered']:,} operations\n"
+ax.set_title(f"cqrs-bench RSS: {scenario} at {float(rate):,.0f} ops/s, {t['offered'] + warmup:,} operations "
+             f"({warmup:,} of them warmup)\n"
              f"{flat}; peak {max(ys):.1f} MiB, end {ys[-1]:.1f} MiB")
 ax.set_xlabel("time (s)")
 ax.set_ylabel("RSS (MiB)")

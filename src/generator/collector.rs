@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use hdrhistogram::Histogram;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 
 use super::recorder::{Report, SecondReport};
 use crate::live::Gauges;
@@ -66,7 +66,7 @@ impl Collector {
     }
 
     /// Receives reports until every worker is done and the channel closes.
-    pub async fn run(mut self, mut reports: UnboundedReceiver<Report>) -> Timeline {
+    pub async fn run(mut self, mut reports: Receiver<Report>) -> Timeline {
         while let Some(report) = reports.recv().await {
             match report {
                 Report::Second(second) => self.add(second),
@@ -162,15 +162,15 @@ mod tests {
     /// worker that finished early does not hold the others' seconds back.
     #[tokio::test]
     async fn adds_the_workers_seconds() {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
         let collector = Collector::new(vec!["get".into()], Arc::new(Gauges::default()), 2);
-        tx.send(second(0, 0, 2, &[1, 2])).unwrap();
-        tx.send(second(1, 0, 1, &[30])).unwrap();
-        tx.send(second(1, 1, 1, &[4])).unwrap();
-        tx.send(Report::Done { worker: 1 }).unwrap();
-        tx.send(second(0, 1, 0, &[])).unwrap();
-        tx.send(second(0, 2, 5, &[1, 1, 1, 1, 1])).unwrap();
-        tx.send(Report::Done { worker: 0 }).unwrap();
+        tx.send(second(0, 0, 2, &[1, 2])).await.unwrap();
+        tx.send(second(1, 0, 1, &[30])).await.unwrap();
+        tx.send(second(1, 1, 1, &[4])).await.unwrap();
+        tx.send(Report::Done { worker: 1 }).await.unwrap();
+        tx.send(second(0, 1, 0, &[])).await.unwrap();
+        tx.send(second(0, 2, 5, &[1, 1, 1, 1, 1])).await.unwrap();
+        tx.send(Report::Done { worker: 0 }).await.unwrap();
         drop(tx);
         let timeline = collector.run(rx).await;
         let achieved: Vec<u64> = timeline.rows.iter().map(|r| r.achieved).collect();

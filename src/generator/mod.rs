@@ -32,6 +32,9 @@ use crate::scenario::Stage;
 use crate::target::Target;
 pub use schedule::OpenSchedule;
 
+/// Reports waiting for the collector.
+const REPORTS_CHANNEL: usize = 1024;
+
 /// Memory one backlogged operation holds: its slot in its worker's queue.
 pub const BACKLOG_SLOT_BYTES: usize = std::mem::size_of::<worker::Slot>();
 
@@ -188,7 +191,9 @@ fn start<T: Target, P: Picker>(
         stop: plan.stop,
         abort: abort.clone(),
     });
-    let (reports, received) = mpsc::unbounded_channel();
+    // One report per worker per second: the capacity covers minutes of a stalled
+    // collector before the workers wait for it.
+    let (reports, received) = mpsc::channel(REPORTS_CHANNEL);
     let collecting = tokio::spawn(collector::Collector::new(plan.names, plan.gauges, threads).run(received));
     let (scheduling, scheduled) = mpsc::channel(1);
     let mut workers = Vec::with_capacity(threads);

@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::live::Gauges;
 use crate::operation::{Outcome, Sample};
@@ -192,16 +191,17 @@ impl Recorder {
         self.start + Duration::from_secs(self.second + 1)
     }
 
-    /// Hands every second that has ended by `now` to the collector.
-    pub fn flush_due(&mut self, now: Instant, reports: &UnboundedSender<Report>) {
+    /// Every second that has ended by `now`, for the collector.
+    pub fn take_due(&mut self, now: Instant) -> Vec<Report> {
+        let mut due = Vec::new();
         while now >= self.next_boundary() {
-            self.flush(reports);
+            due.push(self.take_second());
         }
+        due
     }
 
-    /// Hands the second being filled to the collector (also a partial last one), and
-    /// starts the next.
-    pub fn flush(&mut self, reports: &UnboundedSender<Report>) {
+    /// The second being filled (also a partial last one), for the collector; starts the next.
+    pub fn take_second(&mut self) -> Report {
         let latency = self
             .interval
             .iter_mut()
@@ -216,8 +216,7 @@ impl Recorder {
             errors: std::mem::take(&mut self.errors),
             latency,
         };
-        // The collector outlives the workers; a send error means the run is being torn down.
-        let _ = reports.send(Report::Second(report));
         self.second += 1;
+        Report::Second(report)
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
-use tokio::sync::mpsc::{Sender, UnboundedSender};
+use tokio::sync::mpsc::Sender;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -74,7 +74,7 @@ pub(super) struct Worker<T, P> {
     pub shared: Arc<Shared<T>>,
     pub share: Share,
     pub picker: P,
-    pub reports: UnboundedSender<Report>,
+    pub reports: Sender<Report>,
     /// Dropped when this worker's schedule has ended (the load phase is over for it).
     pub scheduling: Sender<()>,
 }
@@ -129,9 +129,17 @@ impl<T: Target, P: Picker> Worker<T, P> {
             }
         };
         let mut recorder = recorder;
-        recorder.flush(&reports); // the partial last second
-        let _ = reports.send(Report::Done { worker: index });
+        let last = recorder.take_second(); // the partial last second
+        send_reports(&reports, vec![last, Report::Done { worker: index }]).await;
         WorkerOutcome { totals: recorder.totals, dispatched }
+    }
+}
+
+/// Hands reports to the collector, waiting for it if it is behind.
+async fn send_reports(reports: &Sender<Report>, due: Vec<Report>) {
+    for report in due {
+        // The collector outlives the workers; a send error means the run is being torn down.
+        let _ = reports.send(report).await;
     }
 }
 
@@ -158,12 +166,7 @@ struct OpenLoop<'a, T, P> {
 }
 
 impl<T: Target, P: Picker> OpenLoop<'_, T, P> {
-    async fn run(
-        &mut self,
-        slots: impl Iterator<Item = Duration>,
-        reports: &UnboundedSender<Report>,
-        scheduling: Sender<()>,
-    ) {
+    async fn run(&mut self, slots: impl Iterator<Item = Duration>, reports: &Sender<Report>, scheduling: Sender<()>) {
         let shared = self.shared;
         let send = |slot: Slot| async move { (slot, shared.executor.execute(slot.op, slot.key, slot.seq).await) };
         let mut in_flight = FuturesUnordered::new();
@@ -198,7 +201,10 @@ impl<T: Target, P: Picker> OpenLoop<'_, T, P> {
                     scheduling = None; // this worker's load phase is over
                 }
             }
-            self.recorder.flush_due(now, reports);
+            let due = self.recorder.take_due(now);
+            if !due.is_empty() {
+                send_reports(reports, due).await;
+            }
             if scheduling.is_none() && in_flight.is_empty() {
                 // The backlog only fills while every lane is busy, so it is empty too.
                 return;
@@ -254,7 +260,7 @@ async fn run_users<T: Target, P: Picker>(
     stages: &[Stage],
     users: &[usize],
     think_time: Duration,
-    reports: &UnboundedSender<Report>,
+    reports: &Sender<Report>,
 ) {
     let total: Duration = stages.iter().map(|s| s.duration).sum();
     let end = tokio::time::Instant::from_std(shared.start + total);
@@ -297,7 +303,8 @@ async fn run_users<T: Target, P: Picker>(
     tokio::pin!(abort);
     loop {
         // Borrowed only between polls: a user's borrow never spans an await.
-        recorder.borrow_mut().flush_due(Instant::now(), reports);
+        let due = recorder.borrow_mut().take_due(Instant::now());
+        send_reports(reports, due).await;
         if running.is_empty() {
             return;
         }

@@ -1,23 +1,55 @@
-//! HTTP/1.1 keep-alive adapter on reqwest's pooled client.
+//! HTTP/1.1 keep-alive adapter on hyper's client connection API: one request at a time
+//! per connection, as wrk and oha do, with no pool shared across threads.
 //!
-//! Answers are read chunk by chunk and only their first `max_body` bytes are kept
-//! (issue 16: a target sending 50 MB bodies drove the harness to gigabytes); the rest
-//! is read to the last byte (latency is to the last byte) and dropped. A body that
-//! never ends is cut by the caller's timeout like any slow answer.
+//! Idle connections are kept per thread (`IDLE`): a generator worker is one thread with
+//! its own event loop, so it reuses only connections its own loop drives and nothing
+//! crosses threads per request (issue 11: reqwest's shared pool and its per-request
+//! bookkeeping held the generator to a fraction of wrk's rate). Probes on the run's
+//! multi-threaded runtime share that runtime's threads' idle lists the same way.
+//!
+//! Answers are read frame by frame and only their first `max_body` bytes are kept
+//! (issue 16: a target sending 50 MB bodies drove the harness to gigabytes); the rest is
+//! read to the last byte (latency is to the last byte) and dropped. A body that never
+//! ends is cut by the caller's timeout like any slow answer; a connection whose request
+//! was cut is closed, never reused.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-
 use anyhow::Context as _;
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_TYPE, HOST};
+use http::{HeaderValue, Uri};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 
 use super::{Failure, Reply, Request, Target};
 
+type Connection = SendRequest<Full<Bytes>>;
+
+/// Gives each `HttpTarget` its own key in the per-thread idle lists.
+static NEXT_TARGET_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's idle keep-alive connections, per target id.
+    static IDLE: RefCell<Vec<(u64, Vec<Connection>)>> = const { RefCell::new(Vec::new()) };
+}
+
 pub struct HttpTarget {
-    client: reqwest::Client,
+    id: u64,
+    host: String,
+    port: u16,
+    /// `Host` header: the base URL's authority.
+    host_header: HeaderValue,
+    /// The base URL's path without its trailing slash ("" for the root).
+    path_prefix: String,
     /// Base URL without a trailing slash; request paths start with `/`.
     base_url: String,
+    /// Idle connections kept per thread.
+    max_idle: usize,
     /// Response bytes kept per answer.
     max_body: usize,
     /// Answers longer than `max_body` (their tail was read and dropped).
@@ -25,11 +57,12 @@ pub struct HttpTarget {
 }
 
 impl HttpTarget {
-    /// `max_connections` bounds the idle pool kept per host (in-flight requests bound the rest);
-    /// `max_body` is the number of response bytes kept per answer.
+    /// `max_connections` bounds the idle connections kept per thread (requests in flight
+    /// bound the rest); `max_body` is the number of response bytes kept per answer. The
+    /// connect time counts in the caller's timeout, so `_timeout` is not needed here.
     pub fn new(
         base_url: &str,
-        timeout: Duration,
+        _timeout: Duration,
         max_connections: usize,
         max_body: usize,
     ) -> anyhow::Result<HttpTarget> {
@@ -38,18 +71,22 @@ impl HttpTarget {
             url.scheme() == "http",
             "target base_url `{base_url}`: only http:// is supported in this build"
         );
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(max_connections)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .connect_timeout(timeout)
-            // No proxy: load goes straight to the target.
-            .no_proxy()
-            .build()
-            .context("building the HTTP client")?;
+        let host = url.host_str().context("target base_url has no host")?.to_owned();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.clone(),
+        };
+        // Brackets off an IPv6 literal for connecting; the Host header keeps them.
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         Ok(HttpTarget {
-            client,
+            id: NEXT_TARGET_ID.fetch_add(1, Ordering::Relaxed),
+            host,
+            port,
+            host_header: HeaderValue::try_from(authority).context("target base_url host")?,
+            path_prefix: url.path().trim_end_matches('/').to_owned(),
             base_url: base_url.trim_end_matches('/').to_owned(),
+            max_idle: max_connections.max(1),
             max_body: max_body.max(1),
             truncated: AtomicU64::new(0),
         })
@@ -64,14 +101,74 @@ impl HttpTarget {
         self.truncated.load(Ordering::Relaxed)
     }
 
-    /// Reads the body to its end, keeping the first `max_body` bytes. A body in one chunk
+    fn take_idle(&self) -> Option<Connection> {
+        IDLE.with_borrow_mut(|idle| idle.iter_mut().find(|(id, _)| *id == self.id)?.1.pop())
+    }
+
+    fn put_idle(&self, connection: Connection) {
+        IDLE.with_borrow_mut(|idle| {
+            let index = match idle.iter().position(|(id, _)| *id == self.id) {
+                Some(index) => index,
+                None => {
+                    idle.push((self.id, Vec::new()));
+                    idle.len() - 1
+                }
+            };
+            let list = &mut idle[index].1;
+            if list.len() < self.max_idle {
+                list.push(connection);
+            }
+        });
+    }
+
+    /// A new connection, driven by a task on the current thread's runtime.
+    async fn connect(&self) -> Result<Connection, Failure> {
+        let stream =
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|_| Failure::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|_| Failure::Connect)?;
+        tokio::spawn(async move {
+            // Ends when the server closes or the last `SendRequest` is dropped.
+            let _ = connection.await;
+        });
+        Ok(sender)
+    }
+
+    fn build(&self, request: Request) -> Result<http::Request<Full<Bytes>>, Failure> {
+        let body = request.body.map(Bytes::from);
+        let has_body = body.is_some();
+        let mut built = http::Request::new(Full::new(body.unwrap_or_default()));
+        *built.method_mut() = request.method;
+        *built.uri_mut() = if self.path_prefix.is_empty() {
+            Uri::try_from(request.path)
+        } else {
+            Uri::try_from(format!("{}{}", self.path_prefix, request.path))
+        }
+        .map_err(|_| Failure::Transport)?;
+        let headers = built.headers_mut();
+        for (name, value) in request.headers {
+            headers.append(name, value);
+        }
+        if !headers.contains_key(HOST) {
+            headers.insert(HOST, self.host_header.clone());
+        }
+        if has_body && !headers.contains_key(CONTENT_TYPE) {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        Ok(built)
+    }
+
+    /// Reads the body to its end, keeping the first `max_body` bytes. A body in one frame
     /// (the usual small answer) is kept without a copy.
-    async fn read_body(&self, response: &mut reqwest::Response) -> Result<Bytes, Failure> {
-        let read_error = |e: reqwest::Error| if e.is_timeout() { Failure::Timeout } else { Failure::Body };
+    async fn read_body(&self, mut body: Incoming) -> Result<Bytes, Failure> {
         let mut first: Option<Bytes> = None;
         let mut kept = BytesMut::new();
         let mut truncated = false;
-        while let Some(chunk) = response.chunk().await.map_err(read_error)? {
+        while let Some(frame) = body.frame().await {
+            let Ok(chunk) = frame.map_err(|_| Failure::Body)?.into_data() else {
+                continue; // trailers
+            };
             if truncated {
                 continue; // drained, not kept
             }
@@ -90,39 +187,46 @@ impl HttpTarget {
             let room = self.max_body - kept.len();
             kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
-        Ok(match first {
-            Some(first) => first,
-            None => kept.freeze(),
-        })
+        Ok(first.unwrap_or_else(|| kept.freeze()))
     }
 }
 
 impl Target for HttpTarget {
     async fn send(&self, request: Request) -> Result<Reply, Failure> {
-        let mut url = String::with_capacity(self.base_url.len() + request.path.len());
-        url.push_str(&self.base_url);
-        url.push_str(&request.path);
-        let mut builder = self.client.request(request.method, url);
-        for (name, value) in request.headers {
-            builder = builder.header(name, value);
+        let mut request = self.build(request)?;
+        loop {
+            let (mut connection, reused) = match self.take_idle() {
+                Some(connection) => (connection, true),
+                None => (self.connect().await?, false),
+            };
+            if connection.ready().await.is_err() {
+                if reused {
+                    continue; // closed by the server while idle
+                }
+                return Err(Failure::Connect);
+            }
+            match connection.try_send_request(request).await {
+                Ok(response) => {
+                    let (parts, body) = response.into_parts();
+                    let body = self.read_body(body).await?;
+                    self.put_idle(connection);
+                    return Ok(Reply { status: parts.status.as_u16(), headers: parts.headers, body });
+                }
+                Err(mut error) => match error.take_message() {
+                    // Not written: an idle connection the server had just closed. Once more
+                    // on another (a request that was written is never sent twice).
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(classify(error.error())),
+                },
+            }
         }
-        if let Some(body) = request.body {
-            builder = builder.header(::http::header::CONTENT_TYPE, "application/json").body(body);
-        }
-        let mut response = builder.send().await.map_err(classify)?;
-        let status = response.status().as_u16();
-        let headers = std::mem::take(response.headers_mut());
-        let body = self.read_body(&mut response).await?;
-        Ok(Reply { status, headers, body })
     }
 }
 
-fn classify(error: reqwest::Error) -> Failure {
+fn classify(error: &hyper::Error) -> Failure {
     if error.is_timeout() {
         Failure::Timeout
-    } else if error.is_connect() {
-        Failure::Connect
-    } else if error.is_body() || error.is_decode() {
+    } else if error.is_incomplete_message() || error.is_body_write_aborted() {
         Failure::Body
     } else {
         Failure::Transport
