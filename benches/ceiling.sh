@@ -9,7 +9,8 @@
 # it measures, on the same machine in the same run:
 #
 #   wrk          closed loop, THREADS threads, CONNS connections, SECS s: the reference
-#   oha          the same closed loop (-c CONNS -z SECS), when oha is installed
+#   oha          the same closed loop (-c CONNS -z SECS, --worker-threads THREADS), when
+#                oha is installed
 #   cqrs closed  scenarios/ceiling-closed.toml, CONNS users (+ --threads THREADS when the
 #                binary has that flag), SECS s after a 2 s warmup
 #   cqrs open    scenarios/ceiling.toml: the highest rate that keeps its schedule =
@@ -98,6 +99,8 @@ find_tools() {
     # oha ≥ 1.9 has --output-format json; older ones -j/--json.
     if grep -q -- '--output-format' <<<"$help"; then oha_args+=(--output-format json); else oha_args+=(-j); fi
     if grep -q -- '--no-tui' <<<"$help"; then oha_args+=(--no-tui); fi
+    # Like wrk's -t: as many threads as the other tools get (else oha takes every core).
+    if grep -q -- '--worker-threads' <<<"$help"; then oha_args+=(--worker-threads "$THREADS"); fi
   fi
 }
 
@@ -228,7 +231,7 @@ measure() {
 
   if [ -n "$oha" ]; then
     oha_rps=$(run_oha "$url")
-    row oha - "$oha_rps" - - "closed loop, $CONNS connections"
+    row oha - "$oha_rps" - - "closed loop, $CONNS connections, ${oha_args[*]}"
   else
     oha_rps=nan
     row oha - - - - "oha: not installed"

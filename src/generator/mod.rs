@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use collector::{Interval, Timeline};
-pub use recorder::{OpFigures, Totals};
+pub use recorder::{OpFigures, Recorder, Report, Totals};
 use worker::{Share, Shared, Worker, WorkerOutcome};
 
 use crate::live::Gauges;
@@ -103,6 +103,8 @@ impl Dispatched {
 
 /// What the generator hands back.
 pub struct Generated {
+    /// Worker threads the load ran on.
+    pub threads: usize,
     pub totals: Totals,
     pub timeline: Timeline,
     pub dispatched: Dispatched,
@@ -223,6 +225,7 @@ impl Running {
     /// the drain, issue 18), then aborts the rest; adds up the workers' figures.
     pub async fn finish(self, grace: Duration, cut: Option<&CancellationToken>) -> anyhow::Result<Generated> {
         let Running { workers, collecting, abort, .. } = self;
+        let threads = workers.len();
         let all = futures_util::future::join_all(workers);
         tokio::pin!(all);
         let outcomes = tokio::select! {
@@ -245,6 +248,6 @@ impl Running {
             dispatched.add(&outcome.dispatched);
         }
         let timeline = collecting.await.context("collector")?;
-        Ok(Generated { totals: totals.context("no generator thread")?, timeline, dispatched })
+        Ok(Generated { threads, totals: totals.context("no generator thread")?, timeline, dispatched })
     }
 }

@@ -99,6 +99,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         queries: kind_stats(OpKind::Query),
         throughput,
         generator: GeneratorStats {
+            threads: outcome.threads as u64,
             send_lag_ms: percentiles(&collected.send_lag),
             max_in_flight: outcome.max_in_flight,
             max_backlog: outcome.max_backlog,

@@ -189,6 +189,9 @@ pub struct Throughput {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GeneratorStats {
+    /// Generator threads the load ran on (`--threads`, issue 11).
+    #[serde(default)]
+    pub threads: u64,
     /// Actual send − intended start, over every load operation (includes waiting for a free slot).
     pub send_lag_ms: Percentiles,
     /// Most requests outstanding at once.

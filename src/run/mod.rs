@@ -114,6 +114,8 @@ pub struct LoadOutcome {
     /// How long the load phase ran (the schedule, or until interrupted).
     pub load_elapsed: Duration,
     pub interrupted: bool,
+    /// Generator threads the load ran on.
+    pub threads: usize,
     /// Sent but unanswered when the drain grace ended.
     pub unfinished: u64,
     pub max_in_flight: u64,
@@ -311,6 +313,7 @@ async fn run_load<T: Target>(
     let ledger = observer.take_ledger().map(Arc::new);
     let ledger_bytes = ledger.as_ref().map_or(0, |l| l.approximate_bytes());
     let totals = generated.totals;
+    let threads = generated.threads;
     // Nothing answered (a target that accepts and never answers, issue 18): the run could
     // not be carried out, and reading every written key back would only wait out its
     // timeouts.
@@ -377,6 +380,7 @@ async fn run_load<T: Target>(
         load_elapsed: if interrupted { load_elapsed.min(scenario.load_duration()) } else { scenario.load_duration() },
         // A signal after the load (drain, probe grace, verify, bus) also marks the run.
         interrupted: shutdown.is_cancelled(),
+        threads,
         unfinished,
         max_in_flight: gauges.max_in_flight.load(Ordering::Relaxed),
         max_backlog: gauges.max_backlog.load(Ordering::Relaxed),
