@@ -30,6 +30,11 @@ use crate::operation::{Executed, Executor};
 use crate::scenario::Stage;
 use crate::target::Target;
 
+/// Connections an open-model worker opens before the load (more open on demand, up to
+/// its lanes): enough for tens of thousands of operations per second at millisecond
+/// latencies, without holding a thousand idle connections on a server at a low rate.
+const WARM_CONNECTIONS: usize = 64;
+
 /// A scheduled operation waiting for a lane.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Slot {
@@ -103,6 +108,13 @@ impl<T: Target, P: Picker> Worker<T, P> {
 
     async fn run(self) -> WorkerOutcome {
         let Worker { index, count, shared, share, picker, reports, scheduling } = self;
+        // Connections first, within the lead time before the first operation.
+        let connections = match &share {
+            Share::Open { lanes, .. } => (*lanes).min(WARM_CONNECTIONS),
+            Share::Closed { users, .. } => users.len(),
+        };
+        let warm = shared.executor.target.warm_up(connections);
+        let _ = tokio::time::timeout_at(tokio::time::Instant::from_std(shared.start), warm).await;
         let recorder = Recorder::new(index, shared.start, shared.warmup, shared.operations);
         let (recorder, dispatched) = match share {
             Share::Open { schedule, lanes, max_backlog } => {

@@ -39,7 +39,8 @@ use observe::RunObserver;
 /// Lag records waiting for the lag collector; probes wait (never drop) when it is full.
 const LAG_CHANNEL: usize = 64 * 1024;
 /// Lead time between planning the load and its first operation, so it is not late.
-const START_LEAD: Duration = Duration::from_millis(20);
+/// The generator threads open their first connections in it (`Target::warm_up`).
+const START_LEAD: Duration = Duration::from_millis(50);
 
 /// What the generator gathered, added up over its workers.
 pub struct Collected {

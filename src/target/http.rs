@@ -221,6 +221,14 @@ impl Target for HttpTarget {
             }
         }
     }
+
+    async fn warm_up(&self, connections: usize) {
+        let wanted = connections.min(self.max_idle);
+        let opened = futures_util::future::join_all((0..wanted).map(|_| self.connect())).await;
+        for connection in opened.into_iter().flatten() {
+            self.put_idle(connection);
+        }
+    }
 }
 
 fn classify(error: &hyper::Error) -> Failure {

@@ -63,6 +63,14 @@ impl Failure {
 pub trait Target: Send + Sync + 'static {
     /// Sends one request and reads the whole answer. Timeouts are applied by the caller.
     fn send(&self, request: Request) -> impl Future<Output = Result<Reply, Failure>> + Send;
+
+    /// Opens up to `connections` connections for the calling thread ahead of the load, as
+    /// wrk does, so the first operations do not queue behind connection set-up. Best
+    /// effort: a failure shows later, on the operations.
+    fn warm_up(&self, connections: usize) -> impl Future<Output = ()> + Send {
+        let _ = connections;
+        async {}
+    }
 }
 
 /// The adapters a scenario can choose; a closed set so the generator is monomorphic.
@@ -76,6 +84,12 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Http(t) => t.send(request).await,
             AnyTarget::Embedded(t) => t.send(request).await,
+        }
+    }
+
+    async fn warm_up(&self, connections: usize) {
+        if let AnyTarget::Http(t) = self {
+            t.warm_up(connections).await;
         }
     }
 }
@@ -93,5 +107,9 @@ impl Target for Routed {
             (Some(_), None) => Err(Failure::Transport),
             (None, _) => self.main.send(request).await,
         }
+    }
+
+    async fn warm_up(&self, connections: usize) {
+        self.main.warm_up(connections).await;
     }
 }
