@@ -28,7 +28,7 @@
 #   benches/ceiling.sh                       (ROUNDS=3 THREADS=1 CONNS=64 SECS=10)
 #   ROUNDS=1 SECS=3 CQRS_BENCH_BIN=/path/to/cqrs-bench benches/ceiling.sh
 #
-# Environment: ROUNDS, THREADS, CONNS, SECS, FRACTIONS ("0.5 0.6 0.7 0.8 0.9 1.0"),
+# Environment: ROUNDS, THREADS, CONNS, SECS, FRACTIONS ("0.1 0.15 … 1.0"),
 # PORT (3939, target serve), NGINX_PORT (3940), CQRS_BENCH_BIN (else `cargo build
 # --release`), OHA (path to oha; else found on PATH or in ~/.cargo/bin), CEILING_CSV
 # (/tmp/ceiling.csv: every raw figure, one row per measurement).
@@ -42,7 +42,7 @@ ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-1}
 CONNS=${CONNS:-64}
 SECS=${SECS:-10}
-FRACTIONS=${FRACTIONS:-0.5 0.6 0.7 0.8 0.9 1.0}
+FRACTIONS=${FRACTIONS:-$(seq -s " " 0.1 0.05 1.0)}
 PORT=${PORT:-${CEILING_PORT:-3939}}
 NGINX_PORT=${NGINX_PORT:-3940}
 CSV=${CEILING_CSV:-/tmp/ceiling.csv}

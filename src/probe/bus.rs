@@ -13,6 +13,7 @@
 //!
 //! librdkafka calls block; they run on blocking threads.
 
+use crate::scenario::BusSpec;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,20 +33,6 @@ use crate::refs::OpRef;
 pub const E2E_SAMPLE_EVERY: u64 = 8;
 /// At most this many commands are timed end to end (about 8 MB of acknowledgement times).
 pub const E2E_MAX_SAMPLES: usize = 200_000;
-
-/// `[bus]` as checked.
-#[derive(Debug, Clone)]
-pub struct BusSpec {
-    pub brokers: String,
-    pub topic: String,
-    /// JSON pointer to the command ref inside an event.
-    pub ref_pointer: String,
-    pub consumer_groups: Vec<String>,
-    /// librdkafka settings passed through (`security.protocol`, `sasl.*`, `ssl.*`…).
-    pub client: Vec<(String, String)>,
-    /// How long broker calls may take before the probe reports the broker unreachable.
-    pub timeout: Duration,
-}
 
 fn client_config(spec: &BusSpec, group: &str) -> ClientConfig {
     let mut config = ClientConfig::new();

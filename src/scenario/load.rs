@@ -931,7 +931,7 @@ impl Checker<'_> {
         }
     }
 
-    fn bus(&self, raw: &RawBus, timeout: Duration) -> Result<crate::probe::bus::BusSpec> {
+    fn bus(&self, raw: &RawBus, timeout: Duration) -> Result<crate::scenario::BusSpec> {
         if raw.kind.get_ref() != "kafka" {
             return Err(self.error(&raw.kind, format!("unknown bus kind `{}`: expected `kafka`", raw.kind.get_ref())));
         }
@@ -939,7 +939,7 @@ impl Checker<'_> {
         if let Some(p) = raw.ref_pointer.as_ref().filter(|p| !p.get_ref().starts_with('/')) {
             return Err(self.error(p, "`ref` is a JSON pointer such as \"/ref\""));
         }
-        Ok(crate::probe::bus::BusSpec {
+        Ok(crate::scenario::BusSpec {
             // CQRS_BENCH_KAFKA_BROKERS points every scenario at another cluster.
             brokers: match std::env::var("CQRS_BENCH_KAFKA_BROKERS") {
                 Ok(brokers) if !brokers.trim().is_empty() => brokers,

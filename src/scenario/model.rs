@@ -29,7 +29,7 @@ pub struct Scenario {
     pub projection: Option<ProjectionSpec>,
     pub verify: Option<VerifySpec>,
     /// `[bus]`: the Kafka bus probe.
-    pub bus: Option<crate::probe::bus::BusSpec>,
+    pub bus: Option<BusSpec>,
     pub actions: Vec<ActionSpec>,
     pub slo: Vec<SloRule>,
     /// The scenario after `--set` overrides and *before* `${ENV}` interpolation, as JSON:
@@ -393,4 +393,18 @@ impl SloMetric {
     pub fn is_lower_bound(&self) -> bool {
         matches!(self, SloMetric::MinThroughput)
     }
+}
+
+/// `[bus]` as checked.
+#[derive(Debug, Clone)]
+pub struct BusSpec {
+    pub brokers: String,
+    pub topic: String,
+    /// JSON pointer to the command ref inside an event.
+    pub ref_pointer: String,
+    pub consumer_groups: Vec<String>,
+    /// librdkafka settings passed through (`security.protocol`, `sasl.*`, `ssl.*`…).
+    pub client: Vec<(String, String)>,
+    /// How long broker calls may take before the probe reports the broker unreachable.
+    pub timeout: Duration,
 }

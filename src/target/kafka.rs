@@ -11,7 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::{Failure, Reply};
-use crate::probe::bus::BusSpec;
+use crate::scenario::BusSpec;
 
 pub struct KafkaTarget {
     producer: FutureProducer,

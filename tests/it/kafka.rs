@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cqrs_bench::probe::bus::{self, BusProbe, BusSpec};
+use cqrs_bench::probe::bus::{self, BusProbe};
 use cqrs_bench::probe::ledger::Ledger;
 use cqrs_bench::refs::OpRef;
+use cqrs_bench::scenario::BusSpec;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::mocking::MockCluster;

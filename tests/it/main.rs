@@ -10,6 +10,7 @@ mod gate;
 mod goodput_and_lag;
 mod hardening;
 mod kafka;
+mod layering;
 mod read_models;
 mod reports;
 mod support;
