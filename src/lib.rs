@@ -97,7 +97,7 @@ async fn run_stages(
         AnyTarget::Http(http) => result.generator.truncated_bodies = http.truncated_bodies(),
     }
     let op_names: Vec<String> = scenario.operations.iter().map(|o| o.name.clone()).collect();
-    let warnings = report::write_all(&result, &op_names, &outcome.collected.intervals, &out_dir)?; // even for interrupted runs
+    let warnings = report::write_all(&result, &op_names, &outcome.timeline.intervals, &out_dir)?; // even for interrupted runs
     for warning in result.warnings.iter().chain(&warnings) {
         eprintln!("warning: {warning}");
     }
@@ -134,7 +134,7 @@ fn redact_error(error: anyhow::Error, secrets: &[String]) -> anyhow::Error {
 /// `validate --target URL`: reads one answer of each probe and verify query (GETs only,
 /// with the first key) and says where a selector does not fit its shape (issue 12).
 pub async fn check_probe_answers(scenario: &Scenario, base_url: &str) -> anyhow::Result<Vec<String>> {
-    let http = HttpTarget::new(base_url, scenario.target.timeout, 4, scenario.target.max_body).map_err(Usage)?;
+    let http = HttpTarget::new(base_url, 4, scenario.target.max_body).map_err(Usage)?;
     preflight(base_url, &scenario::redact::redact_urls(base_url), scenario.target.timeout).await?;
     Ok(probe::shape::check_sample_answers(scenario, &http).await)
 }
@@ -168,8 +168,7 @@ async fn connect_main(scenario: &Scenario) -> anyhow::Result<AnyTarget> {
                 scenario::LoadModel::Open { max_in_flight, .. } => max_in_flight,
                 scenario::LoadModel::Closed { .. } => schedule_users(scenario),
             };
-            let http = HttpTarget::new(base_url, scenario.target.timeout, max_connections, scenario.target.max_body)
-                .map_err(Usage)?;
+            let http = HttpTarget::new(base_url, max_connections, scenario.target.max_body).map_err(Usage)?;
             preflight(base_url, label, scenario.target.timeout).await?;
             Ok(AnyTarget::Http(http))
         }

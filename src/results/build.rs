@@ -24,7 +24,7 @@ pub struct BuildInput<'a> {
 
 pub fn build(input: BuildInput<'_>) -> RunResult {
     let BuildInput { scenario, outcome, run_id, target_label } = input;
-    let collected = &outcome.collected;
+    let collected = &outcome.totals;
     let warmup = scenario.load.warmup;
     let duration_s = outcome.load_elapsed.as_secs_f64();
     let measured_s = (outcome.load_elapsed.saturating_sub(warmup)).as_secs_f64();
@@ -74,7 +74,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         warmup_all.add(figures);
     }
 
-    let mut timeline = collected.timeline.clone();
+    let mut timeline = outcome.timeline.rows.clone();
     for row in &mut timeline {
         let at = |v: &Vec<u64>| v.get(row.t_s as usize).copied().unwrap_or(0);
         row.offered = at(&outcome.dispatched.offered_per_s);
@@ -99,7 +99,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         queries: kind_stats(OpKind::Query),
         throughput,
         generator: GeneratorStats {
-            threads: outcome.threads as u64,
+            threads: Some(outcome.threads as u64),
             send_lag_ms: percentiles(&collected.send_lag),
             max_in_flight: outcome.max_in_flight,
             max_backlog: outcome.max_backlog,

@@ -189,9 +189,10 @@ pub struct Throughput {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GeneratorStats {
-    /// Generator threads the load ran on (`--threads`, issue 11).
+    /// Generator threads the load ran on (`--threads`, issue 11); null in results
+    /// written before it was recorded.
     #[serde(default)]
-    pub threads: u64,
+    pub threads: Option<u64>,
     /// Actual send − intended start, over every load operation (includes waiting for a free slot).
     pub send_lag_ms: Percentiles,
     /// Most requests outstanding at once.

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::generator::mix::{OpChooser, OpKeys};
-use crate::generator::{self, Dispatched, Interval, Limits, LoadPlan, OpFigures, OpenSchedule, Running};
+use crate::generator::{self, Dispatched, Limits, LoadPlan, OpenSchedule, Running, Timeline, Totals};
 use crate::live::{Gauges, Phase};
 use crate::operation::{Executor, PreparedOp, captures, created};
 use crate::probe::actions::{self, ActionRun};
@@ -31,7 +31,6 @@ use crate::probe::bus::{self as bus_probe, BusProbe};
 use crate::probe::lag::{self as lag_probe, LagFigures, LagProbe};
 use crate::probe::ledger::Ledger;
 use crate::probe::verify::{self, VerifyOutcome};
-use crate::results::model::TimelineRow;
 use crate::scenario::{ExpectedValue, LoadModel, OpKind, Scenario};
 use crate::target::Target;
 use observe::RunObserver;
@@ -41,21 +40,6 @@ const LAG_CHANNEL: usize = 64 * 1024;
 /// Lead time between planning the load and its first operation, so it is not late.
 /// The generator threads open their first connections in it (`Target::warm_up`).
 const START_LEAD: Duration = Duration::from_millis(50);
-
-/// What the generator gathered, added up over its workers.
-pub struct Collected {
-    /// Per operation, measured window (after warmup).
-    pub measured: Vec<OpFigures>,
-    /// Per operation, during warmup.
-    pub warmup: Vec<OpFigures>,
-    /// Actual send − intended start, every operation.
-    pub send_lag: hdrhistogram::Histogram<u64>,
-    pub timeline: Vec<TimelineRow>,
-    /// Non-empty one-second latency histograms, per operation, in time order.
-    pub intervals: Vec<Interval>,
-    /// Operations completed (any outcome), warmup included.
-    pub completed: u64,
-}
 
 /// Identity of this run in every `{{ref}}`.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +91,9 @@ pub struct LagOutcome {
 /// What the load produced.
 pub struct LoadOutcome {
     pub probes: ProbeOutcome,
-    pub collected: Collected,
+    /// The generator's figures, added up over its threads.
+    pub totals: Totals,
+    pub timeline: Timeline,
     pub dispatched: Dispatched,
     pub setup: SetupOutcome,
     /// Wall-clock start of the load phase.
@@ -256,10 +242,8 @@ async fn run_load<T: Target>(
     let acting =
         tokio::spawn(actions::run(scenario.actions.clone(), executor.target.clone(), start, actions_stop.clone()));
 
-    let (ledger, ledgered) = ledger_for(scenario).map_or((None, Vec::new()), |(l, o)| (Some(Mutex::new(l)), o));
     let observer = Arc::new(RunObserver {
-        ledgered: if ledgered.is_empty() { vec![false; scenario.operations.len()] } else { ledgered },
-        ledger,
+        ledger: ledger_for(scenario).map(|(ledger, ledgered)| (Mutex::new(ledger), ledgered)),
         lag: lag.clone(),
     });
     let plan = LoadPlan {
@@ -339,21 +323,13 @@ async fn run_load<T: Target>(
         _ => None,
     };
 
-    let collected = Collected {
-        measured: totals.measured,
-        warmup: totals.warmup,
-        send_lag: totals.send_lag,
-        timeline: generated.timeline.rows,
-        intervals: generated.timeline.intervals,
-        completed: totals.completed,
-    };
     let mut dispatched = generated.dispatched;
     if matches!(scenario.load.model, LoadModel::Closed { .. }) {
         // Closed model: an operation is offered when a user starts it; `achieved` is
         // goodput, so the errors are added back (issue 12).
-        dispatched.offered_per_s = collected.timeline.iter().map(|r| r.achieved + r.errors).collect();
-        dispatched.offered = collected.completed + unfinished;
-        dispatched.offered_measured = collected.measured.iter().map(|f| f.count).sum::<u64>() + unfinished;
+        dispatched.offered_per_s = generated.timeline.rows.iter().map(|r| r.achieved + r.errors).collect();
+        dispatched.offered = totals.completed + unfinished;
+        dispatched.offered_measured = totals.measured.iter().map(|f| f.count).sum::<u64>() + unfinished;
     }
     dispatched.dropped += never_sent;
     dispatched.dropped_measured += never_sent;
@@ -372,7 +348,8 @@ async fn run_load<T: Target>(
             actions: actions_ran,
             ledger_bytes,
         },
-        collected,
+        totals,
+        timeline: generated.timeline,
         dispatched,
         setup,
         started_at,

@@ -10,18 +10,16 @@ use crate::probe::ledger::Ledger;
 use crate::target::Target;
 
 pub struct RunObserver<T> {
-    /// Per operation: does the ledger record it?
-    pub ledgered: Vec<bool>,
-    /// One ledger for all workers: same-key overlaps are found across them. Locked once
-    /// per ledgered command, briefly.
-    pub ledger: Option<Mutex<Ledger>>,
+    /// One ledger for all workers (same-key overlaps are found across them), locked once
+    /// per ledgered command, briefly; with, per operation, whether it records it.
+    pub ledger: Option<(Mutex<Ledger>, Vec<bool>)>,
     pub lag: Option<Arc<LagProbe<T>>>,
 }
 
 impl<T: Target> Observer for RunObserver<T> {
     fn finished(&self, sample: &Sample, executed: &Executed) {
-        if self.ledgered[sample.op]
-            && let Some(ledger) = &self.ledger
+        if let Some((ledger, ledgered)) = &self.ledger
+            && ledgered[sample.op]
         {
             ledger.lock().unwrap_or_else(|e| e.into_inner()).record(sample);
         }
@@ -34,6 +32,6 @@ impl<T: Target> Observer for RunObserver<T> {
 impl<T> RunObserver<T> {
     /// The ledger, once the load is over.
     pub fn take_ledger(&mut self) -> Option<Ledger> {
-        self.ledger.take().map(|l| l.into_inner().unwrap_or_else(|e| e.into_inner()))
+        self.ledger.take().map(|(l, _)| l.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 }

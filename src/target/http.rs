@@ -15,7 +15,6 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::{Bytes, BytesMut};
@@ -59,13 +58,8 @@ pub struct HttpTarget {
 impl HttpTarget {
     /// `max_connections` bounds the idle connections kept per thread (requests in flight
     /// bound the rest); `max_body` is the number of response bytes kept per answer. The
-    /// connect time counts in the caller's timeout, so `_timeout` is not needed here.
-    pub fn new(
-        base_url: &str,
-        _timeout: Duration,
-        max_connections: usize,
-        max_body: usize,
-    ) -> anyhow::Result<HttpTarget> {
+    /// connect time counts in the caller's timeout, like the rest of a request.
+    pub fn new(base_url: &str, max_connections: usize, max_body: usize) -> anyhow::Result<HttpTarget> {
         let url = reqwest::Url::parse(base_url).with_context(|| format!("target base_url `{base_url}`"))?;
         anyhow::ensure!(
             url.scheme() == "http",
