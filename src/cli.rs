@@ -46,6 +46,12 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Find the highest rate the target sustains within the scenario's SLOs, with no
+    /// dropped operations and no growing backlog (steps set by `[saturate]`).
+    Saturate(SaturateArgs),
+    /// Measure the highest sustainable event rate at several projector counts, fit the
+    /// Universal Scalability Law, and say how many projectors a target rate needs.
+    Capacity(CapacityArgs),
     /// Write a commented starter scenario.
     Init {
         /// Scenario name; the file is NAME.toml.
@@ -102,6 +108,58 @@ pub struct RunArgs {
     /// [default: the machine's cores]. Like `wrk -t`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
+}
+
+/// What `saturate` and `capacity` share.
+#[derive(Args, Debug, Clone)]
+pub struct SearchOptions {
+    pub scenario: PathBuf,
+    /// Results folder [default: reports/<scenario>-<command>-<UTC timestamp>/].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override a scenario key by dotted path, e.g. `saturate.step=30s` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Seed for every random choice (overrides the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Generator threads [default: the machine's cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+    /// Only the answer and the results folder.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SaturateArgs {
+    #[command(flatten)]
+    pub search: SearchOptions,
+    /// Send the load to this base URL (switches an embedded scenario to HTTP).
+    #[arg(long, env = "CQRS_BENCH_TARGET")]
+    pub target: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CapacityArgs {
+    #[command(flatten)]
+    pub search: SearchOptions,
+    /// Projector counts to measure, e.g. `1,2,4,8` [default: `[capacity] projectors`, or 1,2,4].
+    #[arg(long, value_parser = crate::scenario::parse_projector_counts)]
+    pub projectors: Option<Vec<usize>>,
+    /// Events/s to plan for: answers with the smallest projector count that sustains it.
+    #[arg(long, value_name = "EVENTS_PER_S", value_parser = parse_rate)]
+    pub target_rate: Option<f64>,
+    /// Headroom the answer keeps above --target-rate, e.g. `20%` [default: `[capacity] headroom`, or 20%].
+    #[arg(long, value_parser = parse_percent)]
+    pub headroom: Option<f64>,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v <= 1e9 => Ok(v),
+        _ => Err(format!("`{text}` is not an event rate: a positive number of events/s")),
+    }
 }
 
 fn parse_shard(text: &str) -> Result<(u32, u32), String> {

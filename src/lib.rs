@@ -16,6 +16,7 @@
 //! `reference/` holds the reference CQRS systems the harness tests itself against;
 //! it is reached only through a `Target`, like any external system.
 
+pub mod capacity;
 pub mod cli;
 pub mod exit;
 pub mod generator;
@@ -80,7 +81,7 @@ async fn run_stages(
             embedded.app().restart_fault_clock();
         }
     };
-    let threads = generator_threads(&args);
+    let threads = generator_threads(args.threads);
     let outcome = run::drive(&scenario, target.clone(), ids, threads, shutdown, gauges, on_load_start).await?;
     progress_stop.cancel();
     let _ = progress.await;
@@ -150,7 +151,7 @@ pub fn verdict_code(result: &RunResult) -> i32 {
     }
 }
 
-async fn connect(scenario: &Scenario) -> anyhow::Result<Routed> {
+pub(crate) async fn connect(scenario: &Scenario) -> anyhow::Result<Routed> {
     let kafka = match &scenario.bus {
         Some(bus) if scenario.operations.iter().any(|o| o.request.kafka.is_some()) => {
             Some(KafkaTarget::new(bus).map_err(RunFailure)?)
@@ -176,8 +177,8 @@ async fn connect_main(scenario: &Scenario) -> anyhow::Result<AnyTarget> {
 }
 
 /// `--threads`, or one generator thread per core.
-fn generator_threads(args: &RunArgs) -> usize {
-    args.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from)
+pub fn generator_threads(threads: Option<u16>) -> usize {
+    threads.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from)
 }
 
 fn schedule_users(scenario: &Scenario) -> usize {
@@ -199,7 +200,7 @@ async fn preflight(base_url: &str, label: &str, timeout: Duration) -> anyhow::Re
     }
 }
 
-fn target_label(scenario: &Scenario) -> String {
+pub(crate) fn target_label(scenario: &Scenario) -> String {
     match &scenario.target.kind {
         TargetKind::Embedded(config) => {
             format!("embedded:memory ({} projectors)", config.projectors)
@@ -305,13 +306,19 @@ fn fit_stages(stages: &[Stage], total: Duration) -> Vec<Stage> {
 }
 
 fn default_out_dir(scenario: &Scenario) -> PathBuf {
+    default_out_dir_for(scenario, None)
+}
+
+/// `reports/<scenario>[-<what>]-<UTC timestamp>/`.
+pub(crate) fn default_out_dir_for(scenario: &Scenario, what: Option<&str>) -> PathBuf {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace([':', '-'], "");
     let safe: String = scenario
         .name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
         .collect();
-    Path::new("reports").join(format!("{safe}-{stamp}"))
+    let what = what.map_or_else(String::new, |w| format!("-{w}"));
+    Path::new("reports").join(format!("{safe}{what}-{stamp}"))
 }
 
 #[cfg(test)]

@@ -99,6 +99,16 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
             println!("wrote {}/compare.md and plots", out.display());
             Ok(if comparison.regressions.is_empty() { exit::PASS } else { exit::SLO_VIOLATED })
         }
+        Command::Saturate(args) => {
+            let search = search_args(args.search);
+            cqrs_bench::capacity::saturate(search, args.target, shutdown).await
+        }
+        Command::Capacity(args) => {
+            let search = search_args(args.search);
+            // `--headroom` is a percentage on the command line, a fraction inside.
+            let headroom = args.headroom.map(|pct| pct / 100.0);
+            cqrs_bench::capacity::capacity(search, args.projectors, args.target_rate, headroom, shutdown).await
+        }
         Command::Init { name, force } => {
             let path = std::path::PathBuf::from(format!("{name}.toml"));
             if path.exists() && !force {
@@ -116,6 +126,17 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
             cqrs_bench::reference::run_serve(*args, shutdown).await?;
             Ok(exit::PASS)
         }
+    }
+}
+
+fn search_args(options: cqrs_bench::cli::SearchOptions) -> cqrs_bench::capacity::SearchArgs {
+    cqrs_bench::capacity::SearchArgs {
+        scenario: options.scenario,
+        overrides: options.overrides,
+        out: options.out,
+        seed: options.seed,
+        threads: cqrs_bench::generator_threads(options.threads),
+        quiet: options.quiet,
     }
 }
 

@@ -50,6 +50,19 @@ fn client_config(spec: &BusSpec, group: &str) -> ClientConfig {
     config
 }
 
+/// How many partitions the `[bus]` topic has (capacity planning: consumers beyond it
+/// idle). Blocking metadata call, run off the async threads.
+pub async fn topic_partitions(spec: &BusSpec) -> anyhow::Result<usize> {
+    let spec = spec.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer =
+            client_config(&spec, "cqrs-bench-metadata").create().context("creating a Kafka client")?;
+        Ok(partitions(&consumer, &spec)?.len())
+    })
+    .await
+    .context("reading the topic's metadata")?
+}
+
 /// Partitions of `topic`, or a clear error when the broker or the topic is not there.
 fn partitions(consumer: &BaseConsumer, spec: &BusSpec) -> anyhow::Result<Vec<i32>> {
     let metadata = consumer

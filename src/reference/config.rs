@@ -6,17 +6,21 @@
 
 use std::time::Duration;
 
+pub use super::work::ProjectorWork;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemoryConfig {
     /// Projector tasks; events are partitioned to them by account (ordered per account).
     pub projectors: usize,
     pub seed: u64,
     pub faults: Faults,
+    /// Work per event (issue 10): a target whose capacity at each projector count is known.
+    pub work: ProjectorWork,
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig { projectors: 2, seed: 0, faults: Faults::default() }
+        MemoryConfig { projectors: 2, seed: 0, faults: Faults::default(), work: ProjectorWork::default() }
     }
 }
 

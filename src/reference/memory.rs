@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bank::{Bank, Changed, RefSlice, Refusal, View};
 use super::config::{MemoryConfig, Window};
+use super::work::{SharedSection, WorkClock};
 
 const SHARDS: usize = 64;
 /// Events a projector's queue holds; a full queue refuses commands with 503.
@@ -63,6 +64,8 @@ pub(crate) struct Event {
 struct Account {
     balance: i64,
     version: u64,
+    /// The projector whose queue carries this account's events.
+    projector: usize,
 }
 
 /// One account as the read model shows it.
@@ -83,6 +86,10 @@ pub(crate) struct Inner {
     read: Vec<RwLock<HashMap<Arc<str>, AccountView>>>,
     bus: Vec<mpsc::Sender<Event>>,
     next_seq: AtomicU64,
+    /// Accounts opened: assigns each its projector, round robin.
+    opened: AtomicU64,
+    /// The section every projector's work shares (`MemoryConfig::work`).
+    shared_section: Arc<SharedSection>,
     /// Deposits and withdrawals seen (for every-n-th command faults).
     commands: AtomicU64,
     /// Ref-carrying events emitted (for every-k-th event faults).
@@ -129,6 +136,8 @@ impl MemoryApp {
             read: (0..SHARDS).map(|_| RwLock::default()).collect(),
             bus,
             next_seq: AtomicU64::new(1),
+            opened: AtomicU64::new(0),
+            shared_section: Arc::default(),
             commands: AtomicU64::new(0),
             ref_events: AtomicU64::new(0),
             truth: Mutex::default(),
@@ -205,8 +214,11 @@ impl Inner {
             return Err(Refusal::Exists);
         }
         let account: Arc<str> = account.into();
-        self.emit(&account, 0, 0, None)?;
-        shard.insert(account, Account::default());
+        // Round robin, not by hash: every projector carries an equal share of the accounts,
+        // so the target's capacity at N projectors is N times one's (issue 10).
+        let projector = (self.opened.fetch_add(1, Ordering::Relaxed) % self.bus.len() as u64) as usize;
+        self.emit(&account, projector, 0, 0, None)?;
+        shard.insert(account, Account { projector, ..Account::default() });
         Ok(0)
     }
 
@@ -224,7 +236,7 @@ impl Inner {
             return Err(Refusal::InsufficientFunds);
         }
         let (key, version) = (key.clone(), state.version + 1);
-        self.emit(&key, version, delta, Some(op_ref.into()))?;
+        self.emit(&key, state.projector, version, delta, Some(op_ref.into()))?;
         let state = shard.get_mut(account).expect("present: checked under the same lock");
         state.version = version;
         state.balance += delta;
@@ -242,8 +254,15 @@ impl Inner {
 
     /// Puts an event on its projector's queue, applying the bus faults. Called under the
     /// account's write lock, so each account's events enter the queue in version order.
-    fn emit(&self, account: &Arc<str>, version: u64, delta: i64, op_ref: Option<Arc<str>>) -> Result<(), Refusal> {
-        let queue = &self.bus[shard_of(account) % self.bus.len()];
+    fn emit(
+        &self,
+        account: &Arc<str>,
+        projector: usize,
+        version: u64,
+        delta: i64,
+        op_ref: Option<Arc<str>>,
+    ) -> Result<(), Refusal> {
+        let queue = &self.bus[projector];
         let faults = &self.config.faults;
         let (mut dropped, mut copies) = (false, 1);
         if let Some(op_ref) = &op_ref {
@@ -327,12 +346,14 @@ struct Projector {
     rng: SmallRng,
     /// Events applied since the last checkpoint: what a crash redelivers.
     since_checkpoint: Vec<Event>,
+    work: WorkClock,
 }
 
 impl Projector {
     fn new(inner: Arc<Inner>, index: usize) -> Projector {
         let rng = SmallRng::seed_from_u64(inner.config.seed ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
-        Projector { inner, index, rng, since_checkpoint: Vec::new() }
+        let work = WorkClock::new(inner.config.work, inner.shared_section.clone());
+        Projector { inner, index, rng, since_checkpoint: Vec::new(), work }
     }
 
     async fn run(mut self, mut queue: mpsc::Receiver<Event>) {
@@ -371,9 +392,14 @@ impl Projector {
             let mut rng = SmallRng::seed_from_u64(inner.config.seed ^ event.seq);
             faults.projection_jitter.mul_f64(rng.random_range(0.0..1.0))
         };
-        let visible_at = event.accepted_at + faults.projection_delay + jitter;
-        if visible_at > Instant::now() {
-            tokio::time::sleep_until(tokio::time::Instant::from_std(visible_at)).await;
+        let visible_at = tokio::time::Instant::from_std(event.accepted_at + faults.projection_delay + jitter);
+        if inner.config.work.is_zero() {
+            if visible_at > tokio::time::Instant::now() {
+                tokio::time::sleep_until(visible_at).await;
+            }
+        } else {
+            // The work starts once the event is there (after the injected delay).
+            self.work.work_on(visible_at).await;
         }
         inner.apply(&event, faults.idempotent);
         self.since_checkpoint.push(event);

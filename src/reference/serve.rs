@@ -10,6 +10,7 @@ use super::config::{Faults, MemoryConfig, SlowCommands, Window};
 use super::event_sourced::EventSourcedApp;
 use super::memory::MemoryApp;
 use super::outbox::{MockBroker, OutboxApp, OutboxConfig};
+use super::work::ProjectorWork;
 
 fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e} (e.g. 250ms, 2s)"))
@@ -43,10 +44,14 @@ pub struct ServeArgs {
     /// outbox: partitions of the topic when it is created.
     #[arg(long, default_value_t = 8)]
     pub partitions: i32,
-    /// outbox: time each projector spends per event (awaited work, such as a call to
-    /// another service); one instance then applies at most 1/COST events per second.
+    /// memory, outbox: time each projector spends per event (awaited work, such as a call
+    /// to another service); one instance then applies at most 1/COST events per second.
     #[arg(long, value_parser = duration)]
     pub projector_cost: Option<Duration>,
+    /// memory, outbox: time per event in a section all projectors share (one at a time);
+    /// the group then applies at most 1/CONTENTION events per second, whatever its size.
+    #[arg(long, value_parser = duration)]
+    pub projector_contention: Option<Duration>,
     /// outbox: how often the relay looks for unsent outbox rows when it found none.
     #[arg(long, value_parser = duration, default_value = "2ms")]
     pub relay_poll: Duration,
@@ -122,6 +127,14 @@ pub fn default_schema(variant: &str) -> String {
 }
 
 impl ServeArgs {
+    /// `--projector-cost` and `--projector-contention`.
+    pub fn work(&self) -> ProjectorWork {
+        ProjectorWork {
+            cost: self.projector_cost.unwrap_or_default(),
+            contention: self.projector_contention.unwrap_or_default(),
+        }
+    }
+
     /// `--schema`, or the variant's own default.
     pub fn schema(&self) -> String {
         self.schema.clone().unwrap_or_else(|| default_schema(&self.variant))
@@ -143,6 +156,7 @@ impl ServeArgs {
         Ok(MemoryConfig {
             projectors: self.projectors,
             seed: self.seed,
+            work: self.work(),
             faults: Faults {
                 projection_delay: self.projection_delay.unwrap_or_default(),
                 projection_jitter: self.projection_jitter.unwrap_or_default(),
@@ -225,7 +239,10 @@ pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::
 
 /// `--variant outbox`: Kafka (the mock when asked), the app, then the listener.
 async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    args.allow_faults("outbox", &["projection-delay", "pause-at", "crash-at", "non-idempotent"]).map_err(usage)?;
+    args.allow_faults(
+        "outbox",
+        &["projection-delay", "pause-at", "crash-at", "non-idempotent", "projector-cost", "projector-contention"],
+    ).map_err(usage)?;
     let schema = args.schema();
     checked_schema(&schema)?;
     if args.partitions < 1 {
@@ -243,7 +260,7 @@ async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::
         checkpoint_every: args.checkpoint_every.max(1),
         commit_interval: args.commit_interval,
         projection_delay: args.projection_delay.unwrap_or_default(),
-        projector_cost: args.projector_cost.unwrap_or_default(),
+        work: args.work(),
         crash_at: args.crash_at,
         pause: args.pause_at.zip(args.pause_for).map(|(at, duration)| Window { at, duration }),
         relay_poll: args.relay_poll,
@@ -277,6 +294,8 @@ impl ServeArgs {
             ("slow-every", self.slow_every.is_some()),
             ("fail-every", self.fail_every.is_some()),
             ("stall-at", self.stall_at.is_some()),
+            ("projector-cost", self.projector_cost.is_some()),
+            ("projector-contention", self.projector_contention.is_some()),
         ];
         let refused: Vec<String> = set
             .iter()

@@ -9,7 +9,7 @@ use super::junit::escape;
 use super::summary::{fmt_ms, format_value};
 use crate::results::model::{RunResult, Verdict};
 
-const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 body { font-family: "DejaVu Sans", Verdana, sans-serif; margin: 0 auto; max-width: 1060px; padding: 24px; color: #1d2330; background: #fafbfc; }
 h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 19px; margin: 32px 0 10px; border-bottom: 1px solid #dde1e7; padding-bottom: 4px; }
 .meta { color: #5b6472; font-size: 14px; }

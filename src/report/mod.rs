@@ -18,8 +18,10 @@ use anyhow::Context as _;
 use crate::generator::Interval;
 use crate::results::{self, RunResult};
 
-/// Files and folders of a results folder, all written by [`write_all`].
-const RUN_FILES: [&str; 4] = ["result.json", "report.html", "junit.xml", "plots"];
+/// Files and folders of a results folder, all written by [`write_all`], or by
+/// `saturate` and `capacity` (with `projectors-N/` folders).
+const RUN_FILES: [&str; 7] =
+    ["result.json", "report.html", "junit.xml", "plots", "saturate.json", "capacity.json", "steps"];
 
 /// Gets `out_dir` ready before the first request (issue 18: a bad `--out` was found only
 /// after the whole load): creates it, checks that a file can be written there, and
@@ -48,6 +50,7 @@ pub fn prepare_dir(out_dir: &Path) -> anyhow::Result<()> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_ours = RUN_FILES.contains(&name.as_str())
             || name.ends_with(".hlog")
+            || name.strip_prefix("projectors-").is_some_and(|n| n.parse::<usize>().is_ok())
             || (name.starts_with('.') && name.contains(".tmp")); // left by a crash mid-write
         if !is_ours {
             return Err(crate::exit::Usage(anyhow::anyhow!(

@@ -13,7 +13,10 @@ use super::limits;
 use super::raw::*;
 use super::template::Template;
 use super::*;
-use crate::reference::{Faults, MemoryConfig, SlowCommands, Window};
+use crate::reference::{Faults, MemoryConfig, ProjectorWork, SlowCommands, Window};
+
+mod planning;
+pub use planning::{MAX_PROJECTORS, parse_projector_counts};
 
 /// Reads, overrides and checks the scenario at `path`.
 pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
@@ -255,6 +258,8 @@ impl Checker<'_> {
         }
         let actions = raw.action.iter().map(|a| self.action(a)).collect::<Result<Vec<_>>>()?;
         let slo = raw.slo.iter().map(|(k, v)| self.slo(k, v, &operations)).collect::<Result<Vec<_>>>()?;
+        let saturate = raw.saturate.as_ref().map(|s| self.saturate(s)).transpose()?.unwrap_or_default();
+        let capacity = self.capacity(raw.capacity.as_ref(), &target.kind)?;
         Ok(Scenario {
             name,
             description: raw.description.clone(),
@@ -269,6 +274,8 @@ impl Checker<'_> {
             bus,
             actions,
             slo,
+            saturate,
+            capacity,
             recorded,
             source: self.path.to_owned(),
         })
@@ -291,7 +298,10 @@ impl Checker<'_> {
             |field: &Option<Spanned<String>>| field.as_ref().map(|f| self.error(f, "only for kind = \"embedded\""));
         let kind = match raw.kind.get_ref().as_str() {
             "http" => {
-                if let Some(e) = embedded_only(&raw.variant) {
+                if let Some(e) = [&raw.variant, &raw.projector_cost, &raw.projector_contention]
+                    .into_iter()
+                    .find_map(embedded_only)
+                {
                     return Err(e);
                 }
                 if let Some(f) = &raw.faults {
@@ -326,7 +336,11 @@ impl Checker<'_> {
                     Some(f) => self.faults(f.get_ref())?,
                     None => Faults { checkpoint_every: 100, idempotent: true, ..Faults::default() },
                 };
-                TargetKind::Embedded(Box::new(MemoryConfig { projectors, seed, faults }))
+                let work = ProjectorWork {
+                    cost: self.duration_or(&raw.projector_cost, Duration::ZERO)?,
+                    contention: self.duration_or(&raw.projector_contention, Duration::ZERO)?,
+                };
+                TargetKind::Embedded(Box::new(MemoryConfig { projectors, seed, faults, work }))
             }
             other => {
                 return Err(

@@ -32,6 +32,10 @@ pub struct Scenario {
     pub bus: Option<BusSpec>,
     pub actions: Vec<ActionSpec>,
     pub slo: Vec<SloRule>,
+    /// `[saturate]` (defaults when absent): used by `saturate` and `capacity` only.
+    pub saturate: SaturateSpec,
+    /// `[capacity]` (defaults when absent): used by `capacity` only.
+    pub capacity: CapacitySpec,
     /// The scenario after `--set` overrides and *before* `${ENV}` interpolation, as JSON:
     /// what result.json records, so secrets read from the environment never reach disk.
     pub recorded: serde_json::Value,
@@ -407,4 +411,77 @@ pub struct BusSpec {
     pub client: Vec<(String, String)>,
     /// How long broker calls may take before the probe reports the broker unreachable.
     pub timeout: Duration,
+}
+
+/// `[saturate]`: how the saturation search steps through rates (issue 10, PRODUCT §8).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SaturateSpec {
+    /// Operations/s (the whole mix) of the first step.
+    pub start_rate: f64,
+    /// Never offered above; reaching it passing is an answer (the target is faster).
+    pub max_rate: f64,
+    /// Never offered below, when even the start rate fails.
+    pub min_rate: f64,
+    /// Each step's length, its warmup included.
+    pub step: Duration,
+    /// The leading part of each step, not judged.
+    pub warmup: Duration,
+    /// Factor between steps until one fails (or, from a failing start, passes).
+    pub growth: f64,
+    /// Bisecting stops when the lowest failing rate is within this fraction above the
+    /// highest passing one.
+    pub precision: f64,
+}
+
+impl Default for SaturateSpec {
+    fn default() -> Self {
+        SaturateSpec {
+            start_rate: 100.0,
+            max_rate: 100_000.0,
+            min_rate: 1.0,
+            step: Duration::from_secs(15),
+            warmup: Duration::from_secs(5),
+            growth: 2.0,
+            precision: 0.05,
+        }
+    }
+}
+
+/// `[capacity]`: the projector counts to measure and how to get the target to each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapacitySpec {
+    pub projectors: Vec<usize>,
+    pub scaler: Scaler,
+    /// How long to wait for the target to answer after scaling.
+    pub ready_timeout: Duration,
+    /// Extra wait once it answers (projectors joining a group, caches warming).
+    pub settle: Duration,
+    /// The answer to `--target-rate R` needs a predicted maximum of R × (1 + headroom).
+    pub headroom: f64,
+}
+
+impl Default for CapacitySpec {
+    fn default() -> Self {
+        CapacitySpec {
+            projectors: vec![1, 2, 4],
+            scaler: Scaler::Embedded,
+            ready_timeout: Duration::from_secs(120),
+            settle: Duration::ZERO,
+            headroom: 0.2,
+        }
+    }
+}
+
+/// How the target gets N projectors.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scaler {
+    /// `kind = "embedded"`: the harness starts the memory target with N projectors.
+    Embedded,
+    /// `serve = "--variant outbox …"`: the harness starts `cqrs-bench target serve` with
+    /// these arguments and `--projectors N` on a free loopback port, once per count.
+    Serve(Vec<String>),
+    /// `scale = "kubectl scale … --replicas={{projectors}}"`: run through `sh -c`.
+    Command(String),
+    /// An HTTP target without `scale` or `serve`: it cannot be scaled by the harness.
+    None,
 }

@@ -33,6 +33,33 @@ pub struct RawScenario {
     pub action: Vec<RawAction>,
     #[serde(default)]
     pub slo: BTreeMap<S<String>, S<toml::Value>>,
+    pub saturate: Option<S<RawSaturate>>,
+    pub capacity: Option<S<RawCapacity>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSaturate {
+    pub start_rate: Option<S<f64>>,
+    pub max_rate: Option<S<f64>>,
+    pub min_rate: Option<S<f64>>,
+    pub step: Option<S<String>>,
+    pub warmup: Option<S<String>>,
+    pub growth: Option<S<f64>>,
+    /// A fraction (0.05) or a percentage ("5%").
+    pub precision: Option<S<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapacity {
+    pub projectors: Option<S<Vec<i64>>>,
+    pub scale: Option<S<String>>,
+    pub serve: Option<S<String>>,
+    pub ready_timeout: Option<S<String>>,
+    pub settle: Option<S<String>>,
+    /// A fraction (0.2) or a percentage ("20%").
+    pub headroom: Option<S<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +75,8 @@ pub struct RawTarget {
     // embedded
     pub variant: Option<S<String>>,
     pub projectors: Option<S<u64>>,
+    pub projector_cost: Option<S<String>>,
+    pub projector_contention: Option<S<String>>,
     pub faults: Option<S<RawFaults>>,
 }
 

@@ -34,6 +34,7 @@ pub use bus::MockBroker;
 
 use super::bank::{Bank, Changed, RefSlice, Refusal, View};
 use super::config::Window;
+use super::work::ProjectorWork;
 use super::http::For;
 use super::memory::GroundTruth;
 use super::postgres::{self, Accounts, unavailable};
@@ -61,9 +62,9 @@ pub struct OutboxConfig {
     pub commit_interval: Duration,
     /// An event becomes visible no earlier than this long after it was accepted.
     pub projection_delay: Duration,
-    /// Work per event in a projector (awaited, as an I/O-bound projector's call would be):
-    /// one instance applies at most 1/cost events per second. The capacity knob.
-    pub projector_cost: Duration,
+    /// Work per event in a projector (awaited, as an I/O-bound projector's call would be)
+    /// and in a section all instances share: the capacity knob (`reference::work`).
+    pub work: ProjectorWork,
     /// Projector 0 dies at this time (from start) and a new instance joins after `RESTART_DELAY`.
     pub crash_at: Option<Duration>,
     /// Projector 0 stops consuming during this window.

@@ -21,6 +21,7 @@ use super::OutboxConfig;
 use super::bus::OutboxEvent;
 use super::read_model::{Applied, ReadModel};
 use crate::reference::memory::{GroundTruth, RESTART_DELAY};
+use crate::reference::work::{SharedSection, WorkClock};
 
 /// After this long without an event, commit what was applied.
 const IDLE_COMMIT: Duration = Duration::from_secs(1);
@@ -62,6 +63,8 @@ struct Shared {
     read_model: ReadModel,
     truth: Arc<Mutex<GroundTruth>>,
     owned: Arc<AtomicI64>,
+    /// The section every instance's work shares.
+    section: Arc<SharedSection>,
 }
 
 impl Group {
@@ -73,14 +76,21 @@ impl Group {
         tasks: &TaskTracker,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Group> {
-        let shared = Shared { config: Arc::new(config.clone()), read_model, truth, owned: Arc::default() };
+        let shared = Shared {
+            config: Arc::new(config.clone()),
+            read_model,
+            truth,
+            owned: Arc::default(),
+            section: Arc::default(),
+        };
         let (first, first_control) = mpsc::channel(8);
         let mut first_control = Some(first_control);
         for index in 0..config.projectors.max(1) {
             let consumer = shared.consumer(index)?;
             // Instances after the first get a channel nobody sends on.
             let control = first_control.take().unwrap_or_else(|| mpsc::channel(1).1);
-            tasks.spawn(Instance { index, shared: shared.clone(), consumer }.run(control, shutdown.clone()));
+            let work = WorkClock::new(config.work, shared.section.clone());
+            tasks.spawn(Instance { index, shared: shared.clone(), consumer, work }.run(control, shutdown.clone()));
         }
         Ok(Group { owned: shared.owned, first })
     }
@@ -142,6 +152,7 @@ struct Instance {
     index: usize,
     shared: Shared,
     consumer: Consumer_,
+    work: WorkClock,
 }
 
 impl Instance {
@@ -211,8 +222,13 @@ impl Instance {
                         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
                     }
                 }
-                if !config.projector_cost.is_zero() {
-                    tokio::time::sleep(config.projector_cost).await;
+                if !config.work.is_zero() {
+                    // The event was there from its acceptance (plus the injected delay) on,
+                    // so a late wake-up does not lower the drain rate.
+                    let there_ms = event.at_ms + config.projection_delay.as_millis() as i64;
+                    let waited = Duration::from_millis((now_ms() - there_ms).max(0) as u64);
+                    let now = tokio::time::Instant::now();
+                    self.work.work_on(now.checked_sub(waited).unwrap_or(now)).await;
                 }
                 self.apply(&event, shutdown).await;
             }
@@ -248,14 +264,14 @@ impl Instance {
     /// The instance dies without committing and a new one joins the group after
     /// `RESTART_DELAY`: the rebalance hands its partitions on from the last commit.
     async fn crash_and_restart(self) -> Instance {
-        let Instance { index, shared, consumer } = self;
+        let Instance { index, shared, consumer, work } = self;
         shared.truth().crashes += 1;
         // Closing a consumer blocks while it leaves the group.
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         tokio::time::sleep(RESTART_DELAY).await;
         loop {
             match shared.consumer(index) {
-                Ok(consumer) => return Instance { index, shared, consumer },
+                Ok(consumer) => return Instance { index, shared, consumer, work },
                 Err(e) => {
                     tracing::warn!("projector {index}: restarting: {e:#}");
                     tokio::time::sleep(RESTART_DELAY).await;

@@ -5,6 +5,7 @@
 mod bars;
 mod spectrum;
 mod timeseries;
+mod xy;
 
 use std::path::Path;
 use std::sync::Once;
@@ -16,6 +17,7 @@ use plotters::prelude::*;
 pub use bars::BarPlot;
 pub use spectrum::SpectrumPlot;
 pub use timeseries::{Series, TimeSeriesPlot};
+pub use xy::{XyPlot, XySeries};
 
 /// Size of every plot in pixels (the SVG scales to the page in report.html).
 pub const WIDTH: u32 = 1100;

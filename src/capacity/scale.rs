@@ -1,0 +1,199 @@
+//! Getting the target to N projectors (issue 10): the embedded memory target is started
+//! with N; a reference variant the harness serves itself is restarted with
+//! `--projectors N`; any other system runs the scenario's `scale` command. Then the
+//! target is polled until it answers (bounded by `ready_timeout`) and left `settle`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::exit::{RunFailure, Usage};
+use crate::scenario::{CapacitySpec, Scaler, Scenario, TargetKind};
+
+/// Lines of a failing scale command's output quoted in the error.
+const QUOTED_LINES: usize = 5;
+
+/// The scenario as it reaches N projectors, and the server the harness started for it.
+pub struct Scaled {
+    pub scenario: Scenario,
+    pub server: Option<Child>,
+}
+
+impl Scaled {
+    /// Stops a server the harness started (it held the only copy of its mock broker).
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.as_mut() {
+            let _ = server.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+        }
+    }
+}
+
+pub async fn scale_to(base: &Scenario, projectors: usize, log_dir: &Path) -> anyhow::Result<Scaled> {
+    let spec = &base.capacity;
+    let mut scenario = base.clone();
+    let server = match &spec.scaler {
+        Scaler::Embedded => {
+            let TargetKind::Embedded(config) = &mut scenario.target.kind else {
+                return Err(Usage(anyhow::anyhow!("the embedded scaler needs target kind = \"embedded\"")).into());
+            };
+            config.projectors = projectors;
+            None
+        }
+        Scaler::Serve(args) => Some(serve(&mut scenario, args, projectors, spec, log_dir).await?),
+        Scaler::Command(template) => {
+            run_scale_command(template, projectors, spec.ready_timeout).await?;
+            None
+        }
+        Scaler::None => {
+            return Err(Usage(anyhow::anyhow!(
+                "capacity cannot change this target's projector count: add to the scenario [capacity] \
+                 scale = \"COMMAND with {{{{projectors}}}}\" (e.g. kubectl scale … --replicas={{{{projectors}}}}), \
+                 or serve = \"--variant …\" for a reference variant the harness starts itself"
+            ))
+            .into());
+        }
+    };
+    if let TargetKind::Http { base_url, label } = &scenario.target.kind {
+        wait_until_answering(base_url, label, spec.ready_timeout).await?;
+    }
+    if !spec.settle.is_zero() {
+        tokio::time::sleep(spec.settle).await;
+    }
+    Ok(Scaled { scenario, server })
+}
+
+/// Starts `cqrs-bench target serve ARGS --projectors N --listen 127.0.0.1:0` and points
+/// the scenario (and its `[bus]`, when the server names its broker) at it.
+async fn serve(
+    scenario: &mut Scenario,
+    args: &[String],
+    projectors: usize,
+    spec: &CapacitySpec,
+    log_dir: &Path,
+) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("finding the cqrs-bench executable")?;
+    std::fs::create_dir_all(log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+    let log_path = log_dir.join("serve.log");
+    let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let mut child = Command::new(exe)
+        .args(["target", "serve"])
+        .args(args)
+        .args(["--projectors", &projectors.to_string(), "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting `cqrs-bench target serve`")?;
+    let stdout = child.stdout.take().context("the server's output")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut kafka: Option<(String, String, String)> = None;
+    let deadline = tokio::time::Instant::now() + spec.ready_timeout;
+    let url = loop {
+        let line = tokio::time::timeout_at(deadline, lines.next_line()).await;
+        match line {
+            Ok(Ok(Some(line))) => {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    break url.trim().to_owned();
+                }
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if let ["kafka", brokers, "topic", topic, "group", group] = words[..] {
+                    kafka = Some((brokers.into(), topic.into(), group.into()));
+                }
+            }
+            Ok(_) => {
+                let _ = child.wait().await;
+                return Err(RunFailure(anyhow::anyhow!(
+                    "`target serve {}` stopped before it listened; see {}",
+                    args.join(" "),
+                    log_path.display()
+                ))
+                .into());
+            }
+            Err(_) => {
+                return Err(RunFailure(anyhow::anyhow!(
+                    "`target serve {}` did not listen within {:?}; see {}",
+                    args.join(" "),
+                    spec.ready_timeout,
+                    log_path.display()
+                ))
+                .into());
+            }
+        }
+    };
+    // Keep reading (and dropping) its output, so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    scenario.target.kind = TargetKind::Http { base_url: url.clone(), label: url };
+    if let (Some(bus), Some((brokers, topic, group))) = (scenario.bus.as_mut(), kafka) {
+        bus.brokers = brokers;
+        bus.topic = topic;
+        bus.consumer_groups = vec![group];
+    }
+    Ok(child)
+}
+
+/// Runs the `scale` template with `{{projectors}}` filled in, through `sh -c`.
+async fn run_scale_command(template: &str, projectors: usize, timeout: Duration) -> anyhow::Result<()> {
+    let command = template.replace("{{projectors}}", &projectors.to_string());
+    let output = Command::new("sh").arg("-c").arg(&command).stdin(Stdio::null()).kill_on_drop(true).output();
+    let output = tokio::time::timeout(timeout, output)
+        .await
+        .map_err(|_| RunFailure(anyhow::anyhow!("scale command `{command}` did not finish within {timeout:?}")))?
+        .with_context(|| format!("running scale command `{command}`"))?;
+    if !output.status.success() {
+        let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+        let tail: Vec<&str> = text.lines().rev().take(QUOTED_LINES).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(RunFailure(anyhow::anyhow!(
+            "scale command `{command}` failed ({}): {}",
+            output.status,
+            tail.join(" / ")
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Polls the target until any HTTP answer comes back.
+async fn wait_until_answering(base_url: &str, label: &str, timeout: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().context("an HTTP client")?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let error = match client.get(base_url).send().await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(RunFailure(anyhow::anyhow!("target {label} did not answer within {timeout:?} of scaling: {error}")).into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failing_scale_command_is_quoted() {
+        let error = run_scale_command("echo scaling to {{projectors}} >&2; exit 3", 4, Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.contains("scaling to 4") && text.contains("exit status: 3"), "{text}");
+        assert!(run_scale_command("test {{projectors}} -eq 2", 2, Duration::from_secs(10)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_scale_command_that_hangs_is_cut() {
+        let started = Instant::now();
+        let error = run_scale_command("sleep 30 # {{projectors}}", 1, Duration::from_millis(300)).await.unwrap_err();
+        assert!(format!("{error:#}").contains("did not finish"), "{error:#}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,135 @@
+//! A value against a quantity other than time: the saturation knee (latency and lag p99
+//! per offered rate) and the scalability curve (rate per projector count). Lines through
+//! points, each point drawn (hollow where a step failed), thresholds and markers as in
+//! the time series.
+
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
+
+use super::{
+    FONT, LABEL_SIZE, LINE_WIDTH, MARKER, Marker, Plot, TITLE_SIZE, Threshold, colour, err, log_bounds, nice_max,
+};
+
+pub struct XySeries {
+    pub name: String,
+    /// (x, y, filled) points, drawn in x order.
+    pub points: Vec<(f64, f64, bool)>,
+    /// Join the points with a line (off: points only, e.g. measurements).
+    pub line: bool,
+    /// Thin and dashed (a model beside the measurements).
+    pub secondary: bool,
+    pub colour: usize,
+}
+
+pub struct XyPlot {
+    pub name: String,
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<XySeries>,
+    pub thresholds: Vec<Threshold>,
+    /// Vertical lines at x (`at_s` holds the x value).
+    pub markers: Vec<Marker>,
+    pub log_y: bool,
+}
+
+impl Plot for XyPlot {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
+        root.fill(&WHITE).map_err(err)?;
+        let values =
+            super::axis_values(self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), &self.thresholds);
+        if self.log_y {
+            let (low, high) = log_bounds(values.into_iter());
+            self.draw_on(root, (low..high).log_scale(), low, high)
+        } else {
+            let top = nice_max(values.into_iter().fold(0.0, f64::max));
+            self.draw_on(root, 0.0..top, 0.0, top)
+        }
+    }
+}
+
+impl XyPlot {
+    fn draw_on<DB, Y>(&self, root: &DrawingArea<DB, Shift>, y: Y, bottom: f64, top: f64) -> anyhow::Result<()>
+    where
+        DB: DrawingBackend,
+        Y: AsRangedCoord<Value = f64>,
+        Y::CoordDescType: ValueFormatter<f64>,
+    {
+        let xs = self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).chain(self.markers.iter().map(|m| m.at_s));
+        let max_x = nice_max(xs.filter(|x| x.is_finite()).fold(0.0, f64::max));
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, (FONT, TITLE_SIZE))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(0.0..max_x, y)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .x_label_formatter(&|v| super::tick(*v))
+            .y_label_formatter(&|v| super::tick(*v))
+            .label_style((FONT, LABEL_SIZE))
+            .axis_desc_style((FONT, LABEL_SIZE + 1))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(err)?;
+        for marker in &self.markers {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(marker.at_s, bottom), (marker.at_s, top)],
+                    4,
+                    4,
+                    MARKER.stroke_width(1),
+                ))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    marker.label.clone(),
+                    (marker.at_s + max_x * 0.005, if bottom > 0.0 { top / 1.4 } else { top * 0.97 }),
+                    (FONT, LABEL_SIZE - 2).into_font().color(&MARKER),
+                )))
+                .map_err(err)?;
+        }
+        for series in &self.series {
+            let c = colour(series.colour);
+            let style = if series.secondary { c.mix(0.7).stroke_width(1) } else { c.stroke_width(LINE_WIDTH) };
+            let mut points: Vec<(f64, f64, bool)> =
+                series.points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let line: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1.max(bottom))).collect();
+            let drawn = if !series.line {
+                chart.draw_series(std::iter::empty::<PathElement<(f64, f64)>>()).map_err(err)?
+            } else if series.secondary {
+                chart.draw_series(DashedLineSeries::new(line.clone(), 8, 5, style)).map_err(err)?
+            } else {
+                chart.draw_series(LineSeries::new(line.clone(), style)).map_err(err)?
+            };
+            drawn.label(&series.name).legend(move |(x, y)| {
+                EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (20, 0)], style) + Circle::new((10, 0), 4, c.filled())
+            });
+            if !series.secondary {
+                chart
+                    .draw_series(points.iter().map(|&(x, y, filled)| {
+                        let shape = if filled { c.filled() } else { c.stroke_width(2) };
+                        Circle::new((x, y.max(bottom)), 5, shape)
+                    }))
+                    .map_err(err)?;
+            }
+        }
+        super::thresholds_and_legend(
+            &mut chart,
+            &self.thresholds,
+            (0.0, max_x),
+            (bottom, top),
+            SeriesLabelPosition::UpperLeft,
+        )?;
+        Ok(())
+    }
+}
