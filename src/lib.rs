@@ -203,7 +203,8 @@ async fn preflight(base_url: &str, label: &str, timeout: Duration) -> anyhow::Re
 pub(crate) fn target_label(scenario: &Scenario) -> String {
     match &scenario.target.kind {
         TargetKind::Embedded(config) => {
-            format!("embedded:memory ({} projectors)", config.projectors)
+            let plural = if config.projectors == 1 { "" } else { "s" };
+            format!("embedded:memory ({} projector{plural})", config.projectors)
         }
         TargetKind::Http { label, .. } => label.clone(),
     }

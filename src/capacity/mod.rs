@@ -19,6 +19,8 @@ pub mod usl;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+#[cfg(test)]
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -78,7 +80,11 @@ impl Saturation {
 }
 
 /// `cqrs-bench saturate`.
-pub async fn saturate(args: SearchArgs, target_url: Option<String>, shutdown: CancellationToken) -> anyhow::Result<i32> {
+pub async fn saturate(
+    args: SearchArgs,
+    target_url: Option<String>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<i32> {
     let mut scenario = load(&args)?;
     if let Some(url) = target_url {
         let label = scenario::redact::redact_urls(&url);
@@ -212,7 +218,15 @@ pub async fn capacity(
         hint = saturation.highest_pass.or(hint);
         points.push(Point { projectors: n, max_events_per_s: saturation.max_events_per_s, saturation });
     }
-    let result = plan(&scenario, points, target_rate, partitions, shutdown.is_cancelled(), began.elapsed());
+    let result = plan(
+        &scenario.name,
+        scenario.capacity.headroom,
+        points,
+        target_rate,
+        partitions,
+        shutdown.is_cancelled(),
+        began.elapsed(),
+    );
     report::write_capacity(&result, &scenario, &out)?;
     if !args.quiet {
         print!("{}", report::capacity_summary(&result));
@@ -228,7 +242,8 @@ pub async fn capacity(
 
 /// From measured points to the planner's answers.
 pub fn plan(
-    scenario: &Scenario,
+    scenario: &str,
+    headroom: f64,
     points: Vec<Point>,
     target_rate: Option<f64>,
     partitions: Option<usize>,
@@ -289,13 +304,11 @@ pub fn plan(
             if measured.len() == 1 { "σ and κ are taken as 0 (linear)" } else { "κ is taken as 0" }
         ));
     }
-    let headroom = scenario.capacity.headroom;
-    let recommendation = target_rate.map(|rate| {
-        recommend(rate, headroom, fitted.as_ref(), usl_out.as_ref(), largest, partitions)
-    });
+    let recommendation =
+        target_rate.map(|rate| recommend(rate, headroom, fitted.as_ref(), usl_out.as_ref(), largest, partitions));
     CapacityResult {
         schema_version: SCHEMA_VERSION,
-        scenario: scenario.name.clone(),
+        scenario: scenario.to_owned(),
         points,
         usl: usl_out,
         predicted,
@@ -340,7 +353,10 @@ fn recommend(
                  (λ/σ): more projectors approach it but never pass it",
                 headroom * 100.0
             ),
-            _ => format!("{rate:.0} events/s (+{:.0} % headroom) needs more than {MAX_ANSWER} projectors", headroom * 100.0),
+            _ => format!(
+                "{rate:.0} events/s (+{:.0} % headroom) needs more than {MAX_ANSWER} projectors",
+                headroom * 100.0
+            ),
         };
         return Recommendation { target_rate: rate, headroom, projectors: None, predicted_max: None, answer };
     };
@@ -480,4 +496,79 @@ fn load(args: &SearchArgs) -> anyhow::Result<Scenario> {
 
 fn out_dir(args: &SearchArgs, scenario: &Scenario, what: &str) -> PathBuf {
     args.out.clone().unwrap_or_else(|| crate::default_out_dir_for(scenario, Some(what)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(projectors: usize, max: Option<f64>) -> Point {
+        let saturation = Saturation {
+            schema_version: SCHEMA_VERSION,
+            scenario: "t".into(),
+            target: "t".into(),
+            projectors: Some(projectors),
+            highest_pass: max,
+            lowest_fail: None,
+            max_events_per_s: max,
+            answer: "fails even at 1 operations/s".into(),
+            failed_because: Vec::new(),
+            precision: 0.05,
+            steps: Vec::new(),
+            notes: Vec::new(),
+            interrupted: false,
+            elapsed_s: 0.0,
+        };
+        Point { projectors, max_events_per_s: max, saturation }
+    }
+
+    fn usl_points(lambda: f64, sigma: f64, kappa: f64, counts: &[usize]) -> Vec<Point> {
+        let usl = usl::Usl { lambda, sigma, kappa, rms_error_pct: 0.0, max_error_pct: 0.0 };
+        counts.iter().map(|&n| point(n, Some(usl.rate(n as f64)))).collect()
+    }
+
+    #[test]
+    fn a_target_rate_gets_the_smallest_count_with_headroom() {
+        let result = plan("t", 0.2, usl_points(100.0, 0.0, 0.0, &[1, 2, 4]), Some(250.0), None, false, Duration::ZERO);
+        let rec = result.recommendation.unwrap();
+        assert_eq!(rec.projectors, Some(3), "{}", rec.answer); // 300 needed, 3 × 100
+        assert!(rec.answer.starts_with("for 250 events/s you need 3 projectors"), "{}", rec.answer);
+        assert_eq!(result.predicted.len(), 8);
+        assert_eq!(result.predicted[3].measured, Some(400.0));
+    }
+
+    #[test]
+    fn a_target_rate_beyond_the_peak_gets_no_count() {
+        let points = usl_points(100.0, 0.05, 0.02, &[1, 2, 4, 8]);
+        let result = plan("t", 0.2, points, Some(5000.0), Some(4), false, Duration::ZERO);
+        let usl = result.usl.as_ref().unwrap();
+        assert!(usl.peak_projectors.is_some());
+        let rec = result.recommendation.unwrap();
+        assert_eq!(rec.projectors, None);
+        assert!(rec.answer.contains("beyond the predicted peak"), "{}", rec.answer);
+        assert!(
+            result.notes.iter().any(|n| n.contains("8 projectors exceed the topic's 4 partitions")),
+            "{:?}",
+            result.notes
+        );
+    }
+
+    #[test]
+    fn partitions_cap_a_count_and_failed_counts_are_noted() {
+        let mut points = usl_points(100.0, 0.0, 0.0, &[1, 2]);
+        points.push(point(4, None));
+        let result = plan("t", 0.0, points, Some(550.0), Some(4), false, Duration::ZERO);
+        let rec = result.recommendation.unwrap();
+        assert_eq!(rec.projectors, Some(6));
+        assert!(rec.answer.contains("the topic has 4 partitions"), "{}", rec.answer);
+        assert!(result.notes.iter().any(|n| n.starts_with("4 projectors: no rate passed")), "{:?}", result.notes);
+        assert!(result.notes.iter().any(|n| n.contains("κ is taken as 0")), "{:?}", result.notes);
+    }
+
+    #[test]
+    fn nothing_sustained_gives_no_fit_and_says_so() {
+        let result = plan("t", 0.2, vec![point(1, None)], Some(10.0), None, false, Duration::ZERO);
+        assert!(result.usl.is_none() && result.predicted.is_empty());
+        assert!(result.recommendation.unwrap().answer.starts_with("no answer"));
+    }
 }

@@ -11,6 +11,7 @@ use crate::report::junit::escape;
 use crate::report::plots::{self, Marker, Threshold, XyPlot, XySeries};
 use crate::report::summary::fmt_ms;
 use crate::scenario::{SaturateSpec, Scenario, SloMetric};
+use plotters::prelude::SeriesLabelPosition;
 
 /// One line per judged step.
 pub fn step_line(step: &Step) -> String {
@@ -43,17 +44,20 @@ pub fn answer(s: &Saturation, bracket: &Bracket, spec: &SaturateSpec) -> String 
             spec.max_rate
         ),
         Bracket::Below(fail) if s.steps.is_empty() => format!("no step ran{cut}"),
-        Bracket::Below(fail) => format!(
-            "fails even at {fail} operations/s (min_rate {}): no rate passed{cut}",
-            spec.min_rate
-        ),
+        Bracket::Below(fail) => {
+            format!("fails even at {fail} operations/s (min_rate {}): no rate passed{cut}", spec.min_rate)
+        }
     }
 }
 
 pub fn saturation_summary(s: &Saturation) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\nsaturation search · {} · {}", s.scenario, s.target);
-    let _ = writeln!(out, "{:>4} {:>12} {:>12} {:>11} {:>11} {:>11}  verdict", "step", "offered/s", "events/s", "cmd p99", "lag p99", "lag slope");
+    let _ = writeln!(
+        out,
+        "{:>4} {:>12} {:>12} {:>11} {:>11} {:>11}  verdict",
+        "step", "offered/s", "events/s", "cmd p99", "lag p99", "lag slope"
+    );
     let mut steps: Vec<&Step> = s.steps.iter().collect();
     steps.sort_by(|a, b| a.rate.total_cmp(&b.rate));
     for step in steps {
@@ -157,7 +161,10 @@ pub fn write_capacity(r: &CapacityResult, scenario: &Scenario, dir: &Path) -> an
     let ok = r.usl.is_some() && r.recommendation.as_ref().is_none_or(|rec| rec.projectors.is_some());
     answer_box(&mut h, ok && !r.interrupted, &headline, &r.notes.join("; "));
     figure(&mut h, &svg, "Highest sustained event rate per projector count, and the fitted Universal Scalability Law");
-    let _ = writeln!(h, "<h2>Capacity</h2><table><tr><th>projectors</th><th>measured max events/s</th><th>USL</th><th>bracket (operations/s)</th><th>steps</th><th>why the lowest failing step failed</th></tr>");
+    let _ = writeln!(
+        h,
+        "<h2>Capacity</h2><table><tr><th>projectors</th><th>measured max events/s</th><th>USL</th><th>bracket (operations/s)</th><th>steps</th><th>why the lowest failing step failed</th></tr>"
+    );
     for p in &r.points {
         let fitted = r.predicted.iter().find(|x| x.projectors == p.projectors).map(|x| x.events_per_s);
         let s = &p.saturation;
@@ -187,7 +194,9 @@ pub fn write_capacity(r: &CapacityResult, scenario: &Scenario, dir: &Path) -> an
             usl.rms_error_pct,
             usl.max_error_pct
         );
-        h.push_str("<h2>Predicted</h2><table><tr><th>projectors</th><th>predicted max events/s</th><th>measured</th></tr>");
+        h.push_str(
+            "<h2>Predicted</h2><table><tr><th>projectors</th><th>predicted max events/s</th><th>measured</th></tr>",
+        );
         for p in &r.predicted {
             let _ = write!(
                 h,
@@ -241,6 +250,7 @@ fn knee_plot(s: &Saturation, scenario: &Scenario) -> XyPlot {
         thresholds,
         markers,
         log_y: true,
+        legend: SeriesLabelPosition::LowerRight,
     }
 }
 
@@ -305,6 +315,7 @@ fn scalability_plot(r: &CapacityResult) -> XyPlot {
         thresholds,
         markers,
         log_y: false,
+        legend: SeriesLabelPosition::UpperLeft,
     }
 }
 
@@ -332,7 +343,10 @@ fn figure(h: &mut String, svg: &str, caption: &str) {
 }
 
 fn steps_table(h: &mut String, s: &Saturation) {
-    let _ = writeln!(h, "<h2>Steps</h2><table><tr><th>step</th><th>offered/s</th><th>achieved/s</th><th>events/s</th><th>command p99</th><th>query p99</th><th>lag p99</th><th>lag slope</th><th>verdict</th></tr>");
+    let _ = writeln!(
+        h,
+        "<h2>Steps</h2><table><tr><th>step</th><th>offered/s</th><th>achieved/s</th><th>events/s</th><th>command p99</th><th>query p99</th><th>lag p99</th><th>lag slope</th><th>verdict</th></tr>"
+    );
     let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{} ms", fmt_ms(v)));
     for step in &s.steps {
         let _ = writeln!(

@@ -169,7 +169,10 @@ async fn wait_until_answering(base_url: &str, label: &str, timeout: Duration) ->
             Err(e) => e,
         };
         if Instant::now() >= deadline {
-            return Err(RunFailure(anyhow::anyhow!("target {label} did not answer within {timeout:?} of scaling: {error}")).into());
+            return Err(RunFailure(anyhow::anyhow!(
+                "target {label} did not answer within {timeout:?} of scaling: {error}"
+            ))
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -91,7 +91,13 @@ mod tests {
     use super::*;
 
     fn spec() -> SaturateSpec {
-        SaturateSpec { start_rate: 100.0, max_rate: 10_000.0, min_rate: 1.0, precision: 0.05, ..SaturateSpec::default() }
+        SaturateSpec {
+            start_rate: 100.0,
+            max_rate: 10_000.0,
+            min_rate: 1.0,
+            precision: 0.05,
+            ..SaturateSpec::default()
+        }
     }
 
     /// Runs a search against a target that holds every rate up to `capacity`.

@@ -222,7 +222,9 @@ pub async fn wait_for_drain(
     let threshold = base
         .slo
         .iter()
-        .find_map(|r| matches!(r.metric, SloMetric::ProjectionLag(_)).then(|| Duration::from_secs_f64(r.threshold / 1e3)))
+        .find_map(|r| {
+            matches!(r.metric, SloMetric::ProjectionLag(_)).then(|| Duration::from_secs_f64(r.threshold / 1e3))
+        })
         .unwrap_or(Duration::from_secs(1));
     let mut check = base.clone();
     check.load.stages = vec![Stage { duration: DRAIN_CHECK, from: DRAIN_CHECK_RATE, to: DRAIN_CHECK_RATE }];

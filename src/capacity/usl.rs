@@ -38,7 +38,8 @@ impl Usl {
     /// to the peak (or `limit` when there is none). `None`: no count gets there.
     pub fn smallest_count_for(&self, rate: f64, limit: usize) -> Option<usize> {
         let last = self.peak().map_or(limit, |peak| (peak.ceil() as usize).min(limit));
-        (1..=last).find(|&n| self.rate(n as f64) >= rate)
+        // A relative tolerance: a fit is no more exact than that.
+        (1..=last).find(|&n| self.rate(n as f64) >= rate * (1.0 - 1e-6))
     }
 }
 
@@ -80,7 +81,8 @@ pub fn fit(points: &[(f64, f64)]) -> Option<Usl> {
             }
         }
         // Pattern search: steps in each coordinate, halved when none improves.
-        let (mut step_s, mut step_k) = ((sigma * 0.5).max(1e-4), if with_kappa { (kappa * 0.5).max(1e-6) } else { 0.0 });
+        let (mut step_s, mut step_k) =
+            ((sigma * 0.5).max(1e-4), if with_kappa { (kappa * 0.5).max(1e-6) } else { 0.0 });
         for _ in 0..400 {
             let mut improved = false;
             for (ds, dk) in [(step_s, 0.0), (-step_s, 0.0), (0.0, step_k), (0.0, -step_k)] {
@@ -100,8 +102,7 @@ pub fn fit(points: &[(f64, f64)]) -> Option<Usl> {
         }
     }
     let (lambda, _) = error(&points, sigma, kappa);
-    let relative: Vec<f64> =
-        points.iter().map(|(n, x)| (lambda * shape(*n, sigma, kappa) - x) / x * 100.0).collect();
+    let relative: Vec<f64> = points.iter().map(|(n, x)| (lambda * shape(*n, sigma, kappa) - x) / x * 100.0).collect();
     let rms_error_pct = (relative.iter().map(|r| r * r).sum::<f64>() / relative.len() as f64).sqrt();
     let max_error_pct = relative.iter().map(|r| r.abs()).fold(0.0, f64::max);
     Some(Usl { lambda, sigma, kappa, rms_error_pct, max_error_pct })

@@ -16,6 +16,6 @@ mod serve;
 mod work;
 
 pub use config::{Faults, MemoryConfig, SlowCommands, Window};
-pub use work::ProjectorWork;
 pub use memory::{GroundTruth, MemoryApp, RESTART_DELAY};
 pub use serve::{ReplayArgs, ServeArgs, run_replay, run_serve, serve};
+pub use work::ProjectorWork;

@@ -242,7 +242,8 @@ async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::
     args.allow_faults(
         "outbox",
         &["projection-delay", "pause-at", "crash-at", "non-idempotent", "projector-cost", "projector-contention"],
-    ).map_err(usage)?;
+    )
+    .map_err(usage)?;
     let schema = args.schema();
     checked_schema(&schema)?;
     if args.partitions < 1 {

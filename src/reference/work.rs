@@ -120,8 +120,7 @@ mod tests {
         for (projectors, cost, contention) in [(1, 10, 1), (2, 10, 1), (4, 10, 1), (8, 10, 1), (16, 10, 1), (3, 4, 0)] {
             let work = ProjectorWork { cost: cost * MS, contention: contention * MS };
             let shared = Arc::new(SharedSection::default());
-            let clocks: Vec<WorkClock> =
-                (0..projectors).map(|_| WorkClock::new(work, shared.clone())).collect();
+            let clocks: Vec<WorkClock> = (0..projectors).map(|_| WorkClock::new(work, shared.clone())).collect();
             let t0 = Instant::now();
             let events = 1000;
             let mut last = t0;

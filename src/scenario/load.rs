@@ -298,9 +298,8 @@ impl Checker<'_> {
             |field: &Option<Spanned<String>>| field.as_ref().map(|f| self.error(f, "only for kind = \"embedded\""));
         let kind = match raw.kind.get_ref().as_str() {
             "http" => {
-                if let Some(e) = [&raw.variant, &raw.projector_cost, &raw.projector_contention]
-                    .into_iter()
-                    .find_map(embedded_only)
+                if let Some(e) =
+                    [&raw.variant, &raw.projector_cost, &raw.projector_contention].into_iter().find_map(embedded_only)
                 {
                     return Err(e);
                 }

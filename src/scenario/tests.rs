@@ -577,3 +577,49 @@ proptest! {
         }
     }
 }
+
+/// Issue 10: `[saturate]` and `[capacity]` are checked like the rest of the file.
+#[test]
+fn issue10_saturate_and_capacity_tables() {
+    let path = root().join("scenarios/capacity.toml");
+    let s = load(&path, &[]).unwrap();
+    assert_eq!(s.saturate.start_rate, 50.0);
+    assert_eq!(s.saturate.precision, 0.05);
+    assert_eq!(s.capacity.projectors, [1, 2, 4]);
+    assert_eq!(s.capacity.scaler, Scaler::Embedded);
+    assert_eq!(s.capacity.headroom, 0.2);
+    let TargetKind::Embedded(config) = &s.target.kind else { panic!("embedded") };
+    assert_eq!(config.work.cost, std::time::Duration::from_millis(10));
+    assert_eq!(config.work.contention, std::time::Duration::from_millis(1));
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let served = root().join("tests/it/scenarios/capacity-served.toml");
+    let served_text = std::fs::read_to_string(&served).unwrap();
+    let cases: [(&str, &str, &str); 8] = [
+        (&text, "saturate.step=\"2s\"", "longer than its warmup"),
+        (&text, "saturate.growth=1", "growth must be more than 1"),
+        (&text, "saturate.precision=\"five\"", "precision is a fraction or a percentage"),
+        (&text, "saturate.max_rate=10", "max_rate is below start_rate"),
+        (&text, "capacity.projectors=[1, 1]", "listed twice"),
+        (&text, "capacity.projectors=[0]", "a projector count is from 1"),
+        (&text, "capacity.scale=\"echo {{projectors}}\"", "scaled by the harness itself"),
+        (&served_text, "capacity.serve=\"--variant memory --projectors 3\"", "set by the harness at each count"),
+    ];
+    for (text, set, expected) in cases {
+        let error = load_str(text, Path::new("t.toml"), &[set.to_owned()]).expect_err(set);
+        assert!(matches!(error, ScenarioError::Located(_)), "{set}: {error}");
+        assert!(error.to_string().contains(expected), "{set}: {error}");
+    }
+    let scaled = load_str(&served_text, Path::new("t.toml"), &["capacity.serve=\"\"".to_owned()]);
+    assert!(scaled.is_ok());
+    let external = served_text.replace(
+        "serve = \"--variant memory --projector-cost 10ms\"",
+        "scale = \"kubectl scale deploy/p --replicas={{projectors}}\"",
+    );
+    let s = load_str(&external, Path::new("t.toml"), &[]).unwrap();
+    assert_eq!(s.capacity.scaler, Scaler::Command("kubectl scale deploy/p --replicas={{projectors}}".into()));
+    let error = load_str(&external.replace("={{projectors}}", "=3"), Path::new("t.toml"), &[]).unwrap_err();
+    assert!(error.to_string().contains("never says how many projectors"), "{error}");
+    assert!(matches!(parse_projector_counts("4,1,2"), Ok(v) if v == [1, 2, 4]));
+    assert!(parse_projector_counts("1,x").is_err() && parse_projector_counts("").is_err());
+}

@@ -2,6 +2,7 @@
 //! end to end against the reference target, embedded and over HTTP.
 
 mod apps;
+mod capacity;
 mod cli;
 mod consistency;
 mod end_to_end;

@@ -34,10 +34,10 @@ pub use bus::MockBroker;
 
 use super::bank::{Bank, Changed, RefSlice, Refusal, View};
 use super::config::Window;
-use super::work::ProjectorWork;
 use super::http::For;
 use super::memory::GroundTruth;
 use super::postgres::{self, Accounts, unavailable};
+use super::work::ProjectorWork;
 use projector::Control;
 use read_model::ReadModel;
 

@@ -32,6 +32,8 @@ pub struct XyPlot {
     /// Vertical lines at x (`at_s` holds the x value).
     pub markers: Vec<Marker>,
     pub log_y: bool,
+    /// Where the legend goes: where the data leaves room.
+    pub legend: SeriesLabelPosition,
 }
 
 impl Plot for XyPlot {
@@ -60,8 +62,9 @@ impl XyPlot {
         Y: AsRangedCoord<Value = f64>,
         Y::CoordDescType: ValueFormatter<f64>,
     {
-        let xs = self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).chain(self.markers.iter().map(|m| m.at_s));
-        let max_x = nice_max(xs.filter(|x| x.is_finite()).fold(0.0, f64::max));
+        let xs =
+            self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).chain(self.markers.iter().map(|m| m.at_s));
+        let max_x = xs.filter(|x| x.is_finite()).fold(0.0, f64::max).max(1.0) * 1.08;
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FONT, TITLE_SIZE))
             .margin(16)
@@ -112,7 +115,9 @@ impl XyPlot {
                 chart.draw_series(LineSeries::new(line.clone(), style)).map_err(err)?
             };
             drawn.label(&series.name).legend(move |(x, y)| {
-                EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (20, 0)], style) + Circle::new((10, 0), 4, c.filled())
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (20, 0)], style)
+                    + Circle::new((10, 0), 4, c.filled())
             });
             if !series.secondary {
                 chart
@@ -123,13 +128,7 @@ impl XyPlot {
                     .map_err(err)?;
             }
         }
-        super::thresholds_and_legend(
-            &mut chart,
-            &self.thresholds,
-            (0.0, max_x),
-            (bottom, top),
-            SeriesLabelPosition::UpperLeft,
-        )?;
+        super::thresholds_and_legend(&mut chart, &self.thresholds, (0.0, max_x), (bottom, top), self.legend.clone())?;
         Ok(())
     }
 }

@@ -42,7 +42,9 @@ impl Checker<'_> {
         let growth = match &inner.growth {
             None => defaults.growth,
             Some(g) if *g.get_ref() > 1.0 && *g.get_ref() <= 100.0 => *g.get_ref(),
-            Some(g) => return Err(self.error(g, "growth must be more than 1 and at most 100 (e.g. 2: double each step)")),
+            Some(g) => {
+                return Err(self.error(g, "growth must be more than 1 and at most 100 (e.g. 2: double each step)"));
+            }
         };
         let precision = match &inner.precision {
             None => defaults.precision,
@@ -126,12 +128,7 @@ impl Checker<'_> {
     }
 
     /// A fraction (0.05) or a percentage ("5%") within `range` (as a fraction).
-    fn fraction(
-        &self,
-        value: &Spanned<toml::Value>,
-        name: &str,
-        range: std::ops::RangeInclusive<f64>,
-    ) -> Result<f64> {
+    fn fraction(&self, value: &Spanned<toml::Value>, name: &str, range: std::ops::RangeInclusive<f64>) -> Result<f64> {
         let fraction = match value.get_ref() {
             toml::Value::Float(f) => Some(*f),
             toml::Value::Integer(i) => Some(*i as f64),

@@ -1,0 +1,93 @@
+//! Issue 10: the saturation search and capacity planning against targets whose capacity
+//! is known in advance (per-event projector cost and a shared serial section).
+
+use crate::support::{bench, root, scenario};
+
+fn json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("written")).expect("JSON")
+}
+
+/// 2 projectors at 5 ms per event apply 400 events/s; the search brackets that, and the
+/// failing step says why it failed.
+#[test]
+fn saturate_finds_the_known_drain_rate() {
+    let out = tempfile::tempdir().unwrap();
+    let output = bench()
+        .arg("saturate")
+        .arg(root().join("scenarios/capacity.toml"))
+        .args(["--quiet", "--out"])
+        .arg(out.path())
+        .args([
+            "--set",
+            "target.projectors=2",
+            "--set",
+            "target.projector_cost=5ms",
+            "--set",
+            "target.projector_contention=0ms",
+            "--set",
+            "mix.keys.count=400",
+            "--set",
+            "saturate.start_rate=300",
+            "--set",
+            "saturate.step=3s",
+            "--set",
+            "saturate.warmup=1s",
+            "--set",
+            "saturate.precision=10%",
+            "--set",
+            "projection.timeout=5s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let result = json(&out.path().join("saturate.json"));
+    let max = result["max_events_per_s"].as_f64().expect("a passing rate");
+    assert!((max / 400.0 - 1.0).abs() < 0.15, "max {max} events/s vs 400: {result:#}");
+    let (pass, fail) = (result["highest_pass"].as_f64().unwrap(), result["lowest_fail"].as_f64().unwrap());
+    assert!(pass < fail && (fail - pass) / pass <= 0.1 + 1e-9, "[{pass}, {fail}]");
+    let because = result["failed_because"].as_array().unwrap();
+    assert!(
+        because.iter().any(|r| {
+            let r = r.as_str().unwrap();
+            r.starts_with("projection_lag_p99") || r.starts_with("projection lag growing")
+        }),
+        "{because:?}"
+    );
+    for step in result["steps"].as_array().unwrap() {
+        let dir = out.path().join("steps").join(step["result_dir"].as_str().unwrap());
+        assert!(dir.join("result.json").is_file(), "{}", dir.display());
+    }
+    assert!(out.path().join("plots/saturation.svg").is_file());
+    assert!(std::fs::read_to_string(out.path().join("report.html")).unwrap().contains("<svg"));
+}
+
+/// `capacity` restarts a served reference variant at 1 and 2 projectors, fits the USL and
+/// answers `--target-rate` with a count; a rate beyond the peak says so.
+#[test]
+fn capacity_restarts_a_served_variant_and_answers_with_a_count() {
+    let out = tempfile::tempdir().unwrap();
+    let output = bench()
+        .arg("capacity")
+        .arg(scenario("capacity-served.toml"))
+        .args(["--quiet", "--target-rate", "250", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let result = json(&out.path().join("capacity.json"));
+    let points = result["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    for (point, truth) in points.iter().zip([100.0, 200.0]) {
+        let max = point["max_events_per_s"].as_f64().expect("a passing rate");
+        assert!((max / truth - 1.0).abs() < 0.15, "{} projectors: {max} vs {truth}", point["projectors"]);
+        assert!(out.path().join(format!("projectors-{}/serve.log", point["projectors"])).is_file());
+    }
+    let usl = &result["usl"];
+    assert!(usl["lambda"].as_f64().unwrap() > 80.0, "{usl}");
+    // 250 events/s + 20 % headroom = 300: 3 or 4 projectors on a near-linear fit.
+    let count = result["recommendation"]["projectors"].as_u64().expect("a count");
+    assert!((3..=4).contains(&count), "{:#}", result["recommendation"]);
+    assert_eq!(result["predicted"].as_array().unwrap().len(), 4);
+    assert!(out.path().join("plots/capacity.svg").is_file());
+    assert!(out.path().join("projectors-2/report.html").is_file());
+}
