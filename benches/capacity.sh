@@ -1,41 +1,49 @@
 #!/usr/bin/env bash
-# Capacity signal of the outbox variant: projection lag and consumer-group lag at 1, 2
-# and 4 projector instances (or the counts given), each applying at most 1/COST events/s,
-# under scenarios/outbox-capacity.toml (400 events/s). Needs Postgres and Redis; Kafka is
-# the mock cluster unless CQRS_BENCH_KAFKA_BROKERS names a broker.
+# Capacity planning figures (issue 10), on the two targets whose capacity is known:
 #
-#   benches/capacity.sh [PROJECTORS...]      (default: 1 2 4; COST=4ms)
+#   1. the embedded memory target, 10 ms per event in each projector + 1 ms in a shared
+#      section: N projectors apply min(N/11 ms, 1000) events/s. Counts 1, 2, 4 fit the
+#      USL; count 8 is measured separately to check the fit's prediction.
+#   2. the outbox variant (Postgres, librdkafka's mock cluster, Redis), served by the
+#      harness at each count with --projector-cost 10ms: 100·N events/s.
+#
+#   benches/capacity.sh [memory|outbox|all]     (default: all; needs Postgres and Redis for outbox)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-counts=("${@:-1 2 4}")
-read -r -a counts <<<"${counts[*]}"
-cost=${COST:-4ms}
+which=${1:-all}
 cargo build --release --quiet
-bin=target/release/cqrs-bench
-out=$(mktemp -d)
-printf '%-11s %-12s %-12s %-12s %-16s %-14s %-6s\n' projectors lag_p50_ms lag_p99_ms lag_max_ms group_lag_msgs group_lag_s late
-for n in "${counts[@]}"; do
-  schema="cqrs_bench_cap_${n}_$$"
-  $bin target serve --variant outbox --schema "$schema" --listen 127.0.0.1:0 --kafka "${CQRS_BENCH_KAFKA_BROKERS:-mock}" \
-    --projectors "$n" --projector-cost "$cost" >"$out/serve-$n.log" 2>&1 &
-  server=$!
-  trap 'kill $server 2>/dev/null || true' EXIT
-  for _ in $(seq 300); do grep -q '^listening on' "$out/serve-$n.log" && break; sleep 0.1; done
-  url=$(sed -n 's/^listening on //p' "$out/serve-$n.log")
-  brokers=$(sed -n 's/^kafka \([^ ]*\) .*/\1/p' "$out/serve-$n.log")
-  CQRS_BENCH_KAFKA_BROKERS="$brokers" $bin run scenarios/outbox-capacity.toml --quiet --target "$url" \
-    --set "bus.topic=$schema.events" --set "bus.consumer_groups.0=$schema.projectors" \
-    --set slo.projection_lag_p99=1h --out "$out/run-$n" || true
-  kill $server; wait $server 2>/dev/null || true
-  psql "${CQRS_BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test}" -q -c "DROP SCHEMA $schema CASCADE" 2>/dev/null || true
-  redis-cli --scan --pattern "$schema:*" | xargs -r redis-cli del >/dev/null 2>&1 || true
-  python3 - "$out/run-$n/result.json" "$n" "$schema.projectors" <<'PY'
+bin=${CARGO_TARGET_DIR:-target}/release/cqrs-bench
+out=${OUT:-$(mktemp -d)}
+if [[ $which == memory || $which == all ]]; then
+  time $bin capacity scenarios/capacity.toml --projectors 1,2,4 --target-rate 500 --out "$out/memory" || true
+  time $bin saturate scenarios/capacity.toml --set target.projectors=8 --set saturate.start_rate=600 --out "$out/memory-8" || true
+  python3 - "$out" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))
-p = r["projection"]
-group = r.get("bus", {}).get("consumer_lag", {}).get(sys.argv[3], {})
-msgs, secs = group.get("max_messages", "-"), group.get("max_seconds", "-")
-print(f'{sys.argv[2]:<11} {p["lag_ms"]["p50"]:<12.1f} {p["lag_ms"]["p99"]:<12.1f} {p["lag_ms"]["max"]:<12.1f} {msgs!s:<16} {secs if isinstance(secs, str) else round(secs, 2)!s:<14} {p["late"]:<6}')
+out = sys.argv[1]
+cap = json.load(open(f"{out}/memory/capacity.json"))
+eight = json.load(open(f"{out}/memory-8/saturate.json"))
+truth = lambda n: min(n / 0.011, 1000.0)
+for p in cap["points"]:
+    m = p["max_events_per_s"]
+    print(f'N={p["projectors"]}: measured {m:.1f} events/s, truth {truth(p["projectors"]):.1f} ({(m / truth(p["projectors"]) - 1) * 100:+.1f} %)')
+usl = cap["usl"]
+pred8 = next(x["events_per_s"] for x in cap["predicted"] if x["projectors"] == 8)
+m8 = eight["max_events_per_s"]
+print(f'N=8: measured {m8:.1f} events/s, truth {truth(8):.1f}; USL fitted on 1,2,4 predicts {pred8:.1f} ({(pred8 / m8 - 1) * 100:+.1f} % off the measurement)')
+print(f'USL: lambda {usl["lambda"]:.2f} sigma {usl["sigma"]:.4f} kappa {usl["kappa"]:.5f}; capacity run {cap["elapsed_s"] / 60:.1f} min')
+print(cap["recommendation"]["answer"])
 PY
-done
-echo "runs: $out"
+fi
+if [[ $which == outbox || $which == all ]]; then
+  time $bin capacity scenarios/outbox-capacity.toml --projectors 1,2,4 --target-rate 300 --out "$out/outbox" || true
+  python3 - "$out" <<'PY'
+import json, sys
+cap = json.load(open(f"{sys.argv[1]}/outbox/capacity.json"))
+for p in cap["points"]:
+    m = p["max_events_per_s"]
+    truth = 100.0 * p["projectors"]
+    print(f'N={p["projectors"]}: measured {m:.1f} events/s, truth {truth:.1f} ({(m / truth - 1) * 100:+.1f} %)')
+print(f'capacity run {cap["elapsed_s"] / 60:.1f} min; {cap["recommendation"]["answer"]}')
+PY
+fi
+echo "results: $out"

@@ -145,14 +145,22 @@ pub struct CapacityArgs {
     #[command(flatten)]
     pub search: SearchOptions,
     /// Projector counts to measure, e.g. `1,2,4,8` [default: `[capacity] projectors`, or 1,2,4].
-    #[arg(long, value_parser = crate::scenario::parse_projector_counts)]
-    pub projectors: Option<Vec<usize>>,
+    #[arg(long, value_name = "N,N,…", value_parser = parse_counts)]
+    pub projectors: Option<ProjectorCounts>,
     /// Events/s to plan for: answers with the smallest projector count that sustains it.
     #[arg(long, value_name = "EVENTS_PER_S", value_parser = parse_rate)]
     pub target_rate: Option<f64>,
     /// Headroom the answer keeps above --target-rate, e.g. `20%` [default: `[capacity] headroom`, or 20%].
     #[arg(long, value_parser = parse_percent)]
     pub headroom: Option<f64>,
+}
+
+/// `--projectors 1,2,4`: one value holding a list (clap would take a `Vec` for repeats).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectorCounts(pub Vec<usize>);
+
+fn parse_counts(text: &str) -> Result<ProjectorCounts, String> {
+    crate::scenario::parse_projector_counts(text).map(ProjectorCounts)
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -177,5 +185,39 @@ fn parse_percent(text: &str) -> Result<f64, String> {
     match number.parse::<f64>() {
         Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("`{text}` is not a percentage, e.g. 10%")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, Parser as _};
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Issue 10: `--projectors 1,2,4` is one value holding a list.
+    #[test]
+    fn capacity_takes_a_list_of_counts() {
+        let cli = Cli::try_parse_from([
+            "cqrs-bench",
+            "capacity",
+            "s.toml",
+            "--projectors",
+            "4,1,2",
+            "--target-rate",
+            "500",
+            "--headroom",
+            "30%",
+        ])
+        .unwrap();
+        let Command::Capacity(args) = cli.command else { panic!("capacity") };
+        assert_eq!(args.projectors, Some(ProjectorCounts(vec![1, 2, 4])));
+        assert_eq!((args.target_rate, args.headroom), (Some(500.0), Some(30.0)));
+        assert!(Cli::try_parse_from(["cqrs-bench", "capacity", "s.toml", "--target-rate", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["cqrs-bench", "capacity", "s.toml", "--projectors", "0"]).is_err());
     }
 }

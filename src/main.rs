@@ -107,7 +107,8 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
             let search = search_args(args.search);
             // `--headroom` is a percentage on the command line, a fraction inside.
             let headroom = args.headroom.map(|pct| pct / 100.0);
-            cqrs_bench::capacity::capacity(search, args.projectors, args.target_rate, headroom, shutdown).await
+            let counts = args.projectors.map(|c| c.0);
+            cqrs_bench::capacity::capacity(search, counts, args.target_rate, headroom, shutdown).await
         }
         Command::Init { name, force } => {
             let path = std::path::PathBuf::from(format!("{name}.toml"));

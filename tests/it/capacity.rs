@@ -61,7 +61,8 @@ fn saturate_finds_the_known_drain_rate() {
     assert!(std::fs::read_to_string(out.path().join("report.html")).unwrap().contains("<svg"));
 }
 
-/// `capacity` restarts a served reference variant at 1 and 2 projectors, fits the USL and
+/// `capacity` restarts a served reference variant at 1 and 2 projectors (`--projectors`
+/// overrides the scenario's list, which has them too), fits the USL and
 /// answers `--target-rate` with a count; a rate beyond the peak says so.
 #[test]
 fn capacity_restarts_a_served_variant_and_answers_with_a_count() {
@@ -69,7 +70,7 @@ fn capacity_restarts_a_served_variant_and_answers_with_a_count() {
     let output = bench()
         .arg("capacity")
         .arg(scenario("capacity-served.toml"))
-        .args(["--quiet", "--target-rate", "250", "--out"])
+        .args(["--quiet", "--projectors", "2,1", "--target-rate", "250", "--out"])
         .arg(out.path())
         .output()
         .unwrap();
