@@ -77,6 +77,11 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
         }
         Command::Report { runs } => {
             for run in &runs {
+                if let Some(rebuilt) = cqrs_bench::capacity::rebuild(run) {
+                    rebuilt.map_err(exit::Usage)?;
+                    println!("{}: report.html and plots rebuilt", run.display());
+                    continue;
+                }
                 let warnings = cqrs_bench::report::rebuild(run).map_err(exit::Usage)?;
                 for warning in &warnings {
                     eprintln!("warning: {warning}");

@@ -69,6 +69,9 @@ pub struct Saturation {
     /// Things that may make the answer less exact (a backlog that never drained, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The latency and lag SLOs (ms), for the plot: `report` redraws from this file alone.
+    #[serde(default)]
+    pub slo_lines: Vec<SloLine>,
     pub interrupted: bool,
     pub elapsed_s: f64,
 }
@@ -97,8 +100,10 @@ pub async fn saturate(
         scenario::TargetKind::Http { .. } => None,
     };
     let saturation = search(&scenario, projectors, None, &args, &out, &shutdown).await?;
-    report::write_saturation(&saturation, &scenario, &out)?;
-    if !args.quiet {
+    report::write_saturation(&saturation, &out)?;
+    if args.quiet {
+        println!("{}", saturation.answer);
+    } else {
         print!("{}", report::saturation_summary(&saturation));
     }
     println!("results: {}", out.display());
@@ -107,6 +112,12 @@ pub async fn saturate(
         _ if saturation.highest_pass.is_none() => exit::SLO_VIOLATED,
         _ => exit::PASS,
     })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SloLine {
+    pub name: String,
+    pub threshold_ms: f64,
 }
 
 /// One measured projector count.
@@ -133,6 +144,9 @@ pub struct CapacityResult {
     pub notes: Vec<String>,
     pub interrupted: bool,
     pub elapsed_s: f64,
+    /// The scenario as recorded (secrets redacted), for the report.
+    #[serde(default)]
+    pub recorded: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -213,12 +227,12 @@ pub async fn capacity(
         let searched = search(&scaled.scenario, Some(n), hint, &args, &count_dir, &shutdown).await;
         scaled.stop().await;
         let saturation = searched?;
-        report::write_saturation(&saturation, &scenario, &count_dir)?;
+        report::write_saturation(&saturation, &count_dir)?;
         // More projectors rarely sustain less: the next search starts at this answer.
         hint = saturation.highest_pass.or(hint);
         points.push(Point { projectors: n, max_events_per_s: saturation.max_events_per_s, saturation });
     }
-    let result = plan(
+    let mut result = plan(
         &scenario.name,
         scenario.capacity.headroom,
         points,
@@ -227,8 +241,11 @@ pub async fn capacity(
         shutdown.is_cancelled(),
         began.elapsed(),
     );
-    report::write_capacity(&result, &scenario, &out)?;
-    if !args.quiet {
+    result.recorded = scenario.recorded.clone();
+    report::write_capacity(&result, &out)?;
+    if args.quiet {
+        println!("{}", report::capacity_answer(&result));
+    } else {
         print!("{}", report::capacity_summary(&result));
     }
     println!("results: {}", out.display());
@@ -317,6 +334,7 @@ pub fn plan(
         notes,
         interrupted,
         elapsed_s: elapsed.as_secs_f64(),
+        recorded: serde_json::Value::Null,
     }
 }
 
@@ -442,6 +460,19 @@ async fn search(
         precision: scenario.saturate.precision,
         steps,
         notes: Vec::new(),
+        slo_lines: scenario
+            .slo
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.metric,
+                    scenario::SloMetric::CommandLatency(_)
+                        | scenario::SloMetric::QueryLatency(_)
+                        | scenario::SloMetric::ProjectionLag(_)
+                )
+            })
+            .map(|r| SloLine { name: r.name.clone(), threshold_ms: r.threshold })
+            .collect(),
         interrupted: shutdown.is_cancelled(),
         elapsed_s: began.elapsed().as_secs_f64(),
     };
@@ -498,6 +529,23 @@ fn out_dir(args: &SearchArgs, scenario: &Scenario, what: &str) -> PathBuf {
     args.out.clone().unwrap_or_else(|| crate::default_out_dir_for(scenario, Some(what)))
 }
 
+/// `cqrs-bench report DIR` on a `saturate` or `capacity` folder: redraws its plots and
+/// report.html from saturate.json / capacity.json. `None`: not such a folder.
+pub fn rebuild(dir: &Path) -> Option<anyhow::Result<()>> {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    if let Some(text) = read("capacity.json") {
+        return Some((|| {
+            let result: CapacityResult = serde_json::from_str(&text)?;
+            for point in &result.points {
+                report::write_saturation(&point.saturation, &dir.join(format!("projectors-{}", point.projectors)))?;
+            }
+            report::write_capacity(&result, dir)
+        })());
+    }
+    let text = read("saturate.json")?;
+    Some(serde_json::from_str::<Saturation>(&text).map_err(Into::into).and_then(|s| report::write_saturation(&s, dir)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,6 +564,7 @@ mod tests {
             precision: 0.05,
             steps: Vec::new(),
             notes: Vec::new(),
+            slo_lines: Vec::new(),
             interrupted: false,
             elapsed_s: 0.0,
         };

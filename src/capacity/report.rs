@@ -10,7 +10,7 @@ use super::{CapacityResult, Saturation};
 use crate::report::junit::escape;
 use crate::report::plots::{self, Marker, Threshold, XyPlot, XySeries};
 use crate::report::summary::fmt_ms;
-use crate::scenario::{SaturateSpec, Scenario, SloMetric};
+use crate::scenario::SaturateSpec;
 use plotters::prelude::SeriesLabelPosition;
 
 /// One line per judged step.
@@ -84,6 +84,21 @@ pub fn saturation_summary(s: &Saturation) -> String {
     out
 }
 
+/// The one line `--quiet` prints: the recommendation, else the fitted law.
+pub fn capacity_answer(r: &CapacityResult) -> String {
+    match (&r.recommendation, &r.usl) {
+        (Some(rec), _) => rec.answer.clone(),
+        (None, Some(usl)) => format!(
+            "λ = {:.1} events/s per projector, σ = {:.4}, κ = {:.5}{}",
+            usl.lambda,
+            usl.sigma,
+            usl.kappa,
+            usl.peak_rate.map_or(String::new(), |x| format!("; predicted peak {x:.0} events/s"))
+        ),
+        (None, None) => "no projector count sustained any rate".to_owned(),
+    }
+}
+
 pub fn capacity_summary(r: &CapacityResult) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\ncapacity · {}", r.scenario);
@@ -131,9 +146,9 @@ pub fn capacity_summary(r: &CapacityResult) -> String {
     out
 }
 
-pub fn write_saturation(s: &Saturation, scenario: &Scenario, dir: &Path) -> anyhow::Result<()> {
+pub fn write_saturation(s: &Saturation, dir: &Path) -> anyhow::Result<()> {
     crate::results::write_atomic(&dir.join("saturate.json"), serde_json::to_string_pretty(s)?.as_bytes())?;
-    let svg = plots::render(&knee_plot(s, scenario), &dir.join("plots"))?;
+    let svg = plots::render(&knee_plot(s), &dir.join("plots"))?;
     let mut h = page_head(&format!("saturation · {}", s.scenario));
     let detail: Vec<String> = s.failed_because.iter().chain(&s.notes).cloned().collect();
     answer_box(&mut h, s.highest_pass.is_some() && !s.interrupted, &s.answer, &detail.join("; "));
@@ -143,21 +158,11 @@ pub fn write_saturation(s: &Saturation, scenario: &Scenario, dir: &Path) -> anyh
     crate::results::write_atomic(&dir.join("report.html"), h.as_bytes())
 }
 
-pub fn write_capacity(r: &CapacityResult, scenario: &Scenario, dir: &Path) -> anyhow::Result<()> {
+pub fn write_capacity(r: &CapacityResult, dir: &Path) -> anyhow::Result<()> {
     crate::results::write_atomic(&dir.join("capacity.json"), serde_json::to_string_pretty(r)?.as_bytes())?;
     let svg = plots::render(&scalability_plot(r), &dir.join("plots"))?;
     let mut h = page_head(&format!("capacity · {}", r.scenario));
-    let headline = match (&r.recommendation, &r.usl) {
-        (Some(rec), _) => rec.answer.clone(),
-        (None, Some(usl)) => format!(
-            "λ = {:.1} events/s per projector, σ = {:.4}, κ = {:.5}{}",
-            usl.lambda,
-            usl.sigma,
-            usl.kappa,
-            usl.peak_rate.map_or(String::new(), |x| format!("; predicted peak {x:.0} events/s"))
-        ),
-        (None, None) => "no projector count sustained any rate".to_owned(),
-    };
+    let headline = capacity_answer(r);
     let ok = r.usl.is_some() && r.recommendation.as_ref().is_none_or(|rec| rec.projectors.is_some());
     answer_box(&mut h, ok && !r.interrupted, &headline, &r.notes.join("; "));
     figure(&mut h, &svg, "Highest sustained event rate per projector count, and the fitted Universal Scalability Law");
@@ -208,26 +213,24 @@ pub fn write_capacity(r: &CapacityResult, scenario: &Scenario, dir: &Path) -> an
         }
         h.push_str("</table>\n");
     }
-    let _ = writeln!(h, "<h2>Scenario</h2><pre>{}</pre>", escape(&serde_json::to_string_pretty(&scenario.recorded)?));
+    let _ = writeln!(h, "<h2>Scenario</h2><pre>{}</pre>", escape(&serde_json::to_string_pretty(&r.recorded)?));
     h.push_str("</body></html>\n");
     crate::results::write_atomic(&dir.join("report.html"), h.as_bytes())
 }
 
-fn knee_plot(s: &Saturation, scenario: &Scenario) -> XyPlot {
+fn knee_plot(s: &Saturation) -> XyPlot {
     let series = |name: &str, colour: usize, value: fn(&Step) -> Option<f64>| XySeries {
         name: name.into(),
         points: s.steps.iter().filter_map(|st| value(st).map(|v| (st.rate, v, st.pass))).collect(),
         line: true,
+        markers: true,
         secondary: false,
         colour,
     };
-    let thresholds = scenario
-        .slo
+    let thresholds = s
+        .slo_lines
         .iter()
-        .filter(|r| {
-            matches!(r.metric, SloMetric::CommandLatency(_) | SloMetric::QueryLatency(_) | SloMetric::ProjectionLag(_))
-        })
-        .map(|r| Threshold { label: format!("SLO {} {} ms", r.name, fmt_ms(r.threshold)), value: r.threshold })
+        .map(|l| Threshold { label: format!("SLO {} {} ms", l.name, fmt_ms(l.threshold_ms)), value: l.threshold_ms })
         .collect();
     let markers = s
         .highest_pass
@@ -251,18 +254,22 @@ fn knee_plot(s: &Saturation, scenario: &Scenario) -> XyPlot {
         markers,
         log_y: true,
         legend: SeriesLabelPosition::LowerRight,
+        y_max: None,
+        x_categories: Vec::new(),
     }
 }
 
 fn scalability_plot(r: &CapacityResult) -> XyPlot {
     let largest = r.points.iter().map(|p| p.projectors).max().unwrap_or(1);
-    let mut series = vec![XySeries {
+    let measured = XySeries {
         name: "measured max (highest passing step)".into(),
         points: r.points.iter().filter_map(|p| p.max_events_per_s.map(|x| (p.projectors as f64, x, true))).collect(),
         line: false,
+        markers: true,
         secondary: false,
         colour: 0,
-    }];
+    };
+    let mut series = Vec::new();
     let mut markers = Vec::new();
     if let Some(usl) = &r.usl {
         let model = super::usl::Usl {
@@ -277,27 +284,27 @@ fn scalability_plot(r: &CapacityResult) -> XyPlot {
             (0..=200).map(|i| 1.0 + (end - 1.0) * i as f64 / 200.0).map(|n| (n, f(n), true)).collect()
         };
         series.push(XySeries {
-            name: format!("USL fit (σ = {:.4}, κ = {:.5})", usl.sigma, usl.kappa),
-            points: curve(&|n| model.rate(n)),
-            line: true,
-            secondary: false,
-            colour: 1,
-        });
-        // Points on a dense curve would hide the measurements: drawn as a line only.
-        if let Some(last) = series.last_mut() {
-            last.secondary = false;
-        }
-        series.push(XySeries {
             name: "linear (λN)".into(),
             points: curve(&|n| usl.lambda * n),
             line: true,
+            markers: false,
             secondary: true,
             colour: 6,
+        });
+        series.push(XySeries {
+            name: format!("USL fit (λ = {:.1}, σ = {:.4}, κ = {:.5})", usl.lambda, usl.sigma, usl.kappa),
+            points: curve(&|n| model.rate(n)),
+            line: true,
+            markers: false,
+            secondary: false,
+            colour: 1,
         });
         if let Some(peak) = usl.peak_projectors.filter(|n| *n <= end) {
             markers.push(Marker { label: format!("peak N* = {peak:.1}"), at_s: peak });
         }
     }
+    // Drawn last: the measurements stay on top of the curves.
+    series.push(measured);
     let thresholds = r
         .recommendation
         .iter()
@@ -316,6 +323,8 @@ fn scalability_plot(r: &CapacityResult) -> XyPlot {
         markers,
         log_y: false,
         legend: SeriesLabelPosition::UpperLeft,
+        y_max: None,
+        x_categories: Vec::new(),
     }
 }
 

@@ -136,12 +136,7 @@ impl<T: Target> LagProbe<T> {
     }
 
     fn sampled(&self, seq: u64) -> bool {
-        // A fixed hash of (seed, seq): the same commands are probed in every run with this seed.
-        let mut x = seq ^ self.seed.rotate_left(17) ^ 0x9E37_79B9_7F4A_7C15;
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^= x >> 31;
-        x < self.threshold || self.threshold == u64::MAX
+        super::sampled(seq, self.seed, self.threshold)
     }
 
     /// On the first late probe: why might `until` never hold on such answers? (issue 12:

@@ -35,6 +35,9 @@ pub fn render_all(result: &RunResult, dir: &Path) -> (Vec<Figure>, Vec<String>) 
         add(&lag_time.title.clone(), plots::render(&lag_time, dir));
         add(&lag_spectrum.title.clone(), plots::render(&lag_spectrum, dir));
     }
+    if let Some(curve) = visibility(result) {
+        add(&curve.title.clone(), plots::render(&curve, dir));
+    }
     if let Some(events) = events(result) {
         add(&events.title.clone(), plots::render(&events, dir));
     }
@@ -160,6 +163,58 @@ fn projection_lag(result: &RunResult, markers: &[Marker], duration_s: f64) -> Op
         thresholds: lag_thresholds,
     };
     Some((over_time, spectrum))
+}
+
+/// `[staleness]`: P(fresh) per delay after the acknowledgement, with its 95 % interval.
+fn visibility(result: &RunResult) -> Option<plots::XyPlot> {
+    let st = result.staleness.as_ref().filter(|s| s.reads > 0)?;
+    let line = |name: &str,
+                colour: usize,
+                secondary: bool,
+                value: fn(&crate::results::model::StalenessPoint) -> Option<f64>| {
+        plots::XySeries {
+            name: name.into(),
+            points: st
+                .points
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| value(p).map(|v| (i as f64, v * 100.0, true)))
+                .collect(),
+            line: true,
+            markers: !secondary,
+            secondary,
+            colour,
+        }
+    };
+    // At the category of its delay; one marker when both points coincide.
+    let index_of = |ms: f64| st.points.iter().position(|p| (p.delay_ms - ms).abs() < 1e-9).map(|i| i as f64);
+    let mut markers: Vec<Marker> = Vec::new();
+    for (at, label) in [(st.fresh_p99_at_ms, "99 %"), (st.fresh_p999_at_ms, "99.9 %")] {
+        let Some((ms, x)) = at.and_then(|ms| index_of(ms).map(|x| (ms, x))) else { continue };
+        match markers.iter_mut().find(|m| m.at_s == x) {
+            Some(m) => m.label = format!("99 % and {label} fresh from {} ms", super::summary::fmt_ms(ms)),
+            None => {
+                markers.push(Marker { label: format!("{label} fresh from {} ms", super::summary::fmt_ms(ms)), at_s: x })
+            }
+        }
+    }
+    Some(plots::XyPlot {
+        name: "read-your-writes".into(),
+        title: "Read-your-writes: P(a read t ms after the ack is fresh)".into(),
+        x_label: "delay after the acknowledgement (ms)".into(),
+        y_label: "fresh reads (%)".into(),
+        series: vec![
+            line("P(fresh)", 0, false, |p| p.p_fresh),
+            line("95 % interval, low", 0, true, |p| p.p_fresh_low),
+            line("95 % interval, high", 0, true, |p| p.p_fresh_high),
+        ],
+        thresholds: Vec::new(),
+        markers,
+        log_y: false,
+        legend: plotters::prelude::SeriesLabelPosition::LowerRight,
+        y_max: Some(100.0),
+        x_categories: st.points.iter().map(|p| format!("{} ms", plots::tick(p.delay_ms))).collect(),
+    })
 }
 
 /// Kafka consumer-group lag in messages, one line per group.

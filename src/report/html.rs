@@ -162,6 +162,26 @@ fn probes(h: &mut String, result: &RunResult) {
     if let Some(p) = &result.projection {
         let _ = writeln!(h, "<h2>Projection lag</h2><p>{}</p>", escape(&super::summary::projection_line(p)));
     }
+    if let Some(st) = &result.staleness {
+        let _ = writeln!(
+            h,
+            "<h2>Read-your-writes</h2><p>{}</p><table><tr><th>delay after the ack</th><th>reads</th><th>fresh</th><th>P(fresh)</th><th>95 % interval</th><th>mean actual delay</th></tr>",
+            escape(&super::summary::staleness_line(st))
+        );
+        for p in &st.points {
+            let _ = writeln!(
+                h,
+                "<tr><td>{} ms</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td></tr>",
+                fmt_ms(p.delay_ms),
+                p.reads,
+                p.fresh,
+                p.p_fresh.map_or("-".to_owned(), |v| format!("{v:.4}")),
+                p.p_fresh_low.zip(p.p_fresh_high).map_or("-".to_owned(), |(l, h)| format!("{l:.4} – {h:.4}")),
+                fmt_ms(p.mean_actual_delay_ms)
+            );
+        }
+        h.push_str("</table>\n");
+    }
     if let Some(e) = &result.events {
         let _ = writeln!(
             h,

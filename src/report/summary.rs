@@ -73,6 +73,9 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
     if let Some(p) = &result.projection {
         let _ = writeln!(s, "projection lag: {}", projection_line(p));
     }
+    if let Some(st) = &result.staleness {
+        let _ = writeln!(s, "read-your-writes: {}", staleness_line(st));
+    }
     if let Some(e) = &result.events {
         let _ = writeln!(
             s,
@@ -153,6 +156,27 @@ pub fn verdict_line(result: &RunResult) -> String {
         }
     };
     if result.interrupted { format!("{verdict}  [INTERRUPTED]") } else { verdict }
+}
+
+/// `P(fresh) 0 ms 0.00, 10 ms 0.42, …; 99 % fresh from 50 ms; 3600 reads of 400 commands`.
+pub fn staleness_line(st: &crate::results::model::StalenessStats) -> String {
+    let curve: Vec<String> = st
+        .points
+        .iter()
+        .map(|p| format!("{} ms {}", fmt_ms(p.delay_ms), p.p_fresh.map_or("-".to_owned(), |v| format!("{v:.3}"))))
+        .collect();
+    let at =
+        |v: Option<f64>| v.map_or("never within the delays read".to_owned(), |ms| format!("from {} ms", fmt_ms(ms)));
+    format!(
+        "P(fresh) {}; 99 % fresh {}, 99.9 % {}; {} reads of {} commands ({} errors, {} skipped)",
+        curve.join(", "),
+        at(st.fresh_p99_at_ms),
+        at(st.fresh_p999_at_ms),
+        st.reads,
+        st.sampled,
+        st.errors,
+        st.skipped
+    )
 }
 
 /// `172 probes, p50 18.0 ms, …`: the projection probe in one line (terminal and HTML).

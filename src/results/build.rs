@@ -119,6 +119,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
             latency_ms: percentiles(&warmup_all.latency),
         },
         projection: None,
+        staleness: outcome.probes.staleness.as_ref().map(staleness_stats),
         events: None,
         values: None,
         verify: None,
@@ -330,6 +331,38 @@ fn environment(target: String) -> Environment {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         git_revision,
         target,
+    }
+}
+
+/// `[staleness]` figures as result.json holds them: per delay, P(fresh) with its interval.
+fn staleness_stats(outcome: &crate::run::StalenessOutcome) -> crate::results::model::StalenessStats {
+    use crate::probe::staleness::{visible_at, wilson_interval};
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let points = outcome
+        .figures
+        .iter()
+        .map(|f| {
+            let interval = wilson_interval(f.fresh, f.reads);
+            crate::results::model::StalenessPoint {
+                delay_ms: ms(f.delay),
+                reads: f.reads,
+                fresh: f.fresh,
+                errors: f.errors,
+                p_fresh: (f.reads > 0).then(|| f.fresh as f64 / f.reads as f64),
+                p_fresh_low: interval.map(|i| i.0),
+                p_fresh_high: interval.map(|i| i.1),
+                mean_actual_delay_ms: ms(f.mean_actual),
+            }
+        })
+        .collect();
+    crate::results::model::StalenessStats {
+        sampled: outcome.sampled,
+        skipped: outcome.skipped,
+        reads: outcome.figures.iter().map(|f| f.reads).sum(),
+        errors: outcome.figures.iter().map(|f| f.errors).sum(),
+        points,
+        fresh_p99_at_ms: visible_at(&outcome.figures, 0.99).map(ms),
+        fresh_p999_at_ms: visible_at(&outcome.figures, 0.999).map(ms),
     }
 }
 

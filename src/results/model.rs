@@ -56,6 +56,9 @@ pub struct RunResult {
     /// The projection-lag probe (`[projection]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projection: Option<ProjectionStats>,
+    /// The read-your-writes probe (`[staleness]`): P(fresh) per delay after the ack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staleness: Option<StalenessStats>,
     /// Event accounting from the read model after the load (`[verify]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<EventCounts>,
@@ -359,4 +362,37 @@ pub struct BusStats {
     pub e2e_histogram: String,
     /// Per consumer group: lag in messages and seconds, sampled every second.
     pub consumer_lag: BTreeMap<String, crate::probe::bus::GroupLag>,
+}
+
+/// `[staleness]`: the t-visibility curve, P(a read t ms after the acknowledgement is fresh).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StalenessStats {
+    /// Commands whose reads were made (after the warmup).
+    pub sampled: u64,
+    /// Commands sampled while every probe slot was busy: not read.
+    pub skipped: u64,
+    /// Reads made, over every delay (probe load, kept out of the query figures).
+    pub reads: u64,
+    /// Reads that got no answer (not counted as stale or fresh).
+    pub errors: u64,
+    pub points: Vec<StalenessPoint>,
+    /// Smallest delay from which on every point has P(fresh) ≥ 99 %; `None`: none has.
+    pub fresh_p99_at_ms: Option<f64>,
+    /// The same for 99.9 %.
+    pub fresh_p999_at_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StalenessPoint {
+    pub delay_ms: f64,
+    pub reads: u64,
+    pub fresh: u64,
+    pub errors: u64,
+    /// fresh / reads; `None` without reads.
+    pub p_fresh: Option<f64>,
+    /// 95 % Wilson score interval of `p_fresh`.
+    pub p_fresh_low: Option<f64>,
+    pub p_fresh_high: Option<f64>,
+    /// Mean delay actually waited before the read was sent (timers are not exact).
+    pub mean_actual_delay_ms: f64,
 }

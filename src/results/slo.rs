@@ -40,7 +40,9 @@ fn unit(metric: &SloMetric) -> &'static str {
         | SloMetric::Unexpected
         | SloMetric::Dropped
         | SloMetric::ConsumerLagMax => "count",
-        SloMetric::CommandErrorRate | SloMetric::QueryErrorRate | SloMetric::LateRatio => "ratio",
+        SloMetric::CommandErrorRate | SloMetric::QueryErrorRate | SloMetric::LateRatio | SloMetric::StaleReadAt(_) => {
+            "ratio"
+        }
         SloMetric::MinThroughput => "ops/s",
     }
 }
@@ -83,6 +85,11 @@ fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
             Some(_) => None,
             None => Some("no [verify] value accounting ran".into()),
         },
+        SloMetric::StaleReadAt(ms) => Some(match stale_point(result, *ms) {
+            None => "no [staleness] reads ran".into(),
+            Some(p) if p.errors > 0 => format!("no reads answered at {ms} ms ({} failed)", p.errors),
+            Some(_) => format!("no command was sampled for reads at {ms} ms"),
+        }),
         _ => None,
     }
 }
@@ -110,6 +117,7 @@ fn observe(metric: &SloMetric, result: &RunResult) -> Option<f64> {
     let events = result.events.as_ref();
     let bus = result.bus.as_ref();
     match metric {
+        SloMetric::StaleReadAt(ms) => stale_point(result, *ms)?.p_fresh.map(|p| 1.0 - p),
         SloMetric::CommandLatency(p) => kind_percentile(result, "command", *p),
         SloMetric::QueryLatency(p) => kind_percentile(result, "query", *p),
         SloMetric::OperationLatency { operation, percentile } => {
@@ -150,6 +158,11 @@ fn observe(metric: &SloMetric, result: &RunResult) -> Option<f64> {
             histogram::percentile_ms(&histogram::decode(&bus.e2e_histogram).ok()?, *p)
         }
     }
+}
+
+/// The `[staleness]` point at `ms` after the acknowledgement.
+fn stale_point(result: &RunResult, ms: f64) -> Option<&super::model::StalenessPoint> {
+    result.staleness.as_ref()?.points.iter().find(|p| (p.delay_ms - ms).abs() < 1e-6)
 }
 
 #[cfg(test)]

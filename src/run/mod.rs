@@ -30,6 +30,7 @@ use crate::probe::actions::{self, ActionRun};
 use crate::probe::bus::{self as bus_probe, BusProbe};
 use crate::probe::lag::{self as lag_probe, LagFigures, LagProbe};
 use crate::probe::ledger::Ledger;
+use crate::probe::staleness::StalenessProbe;
 use crate::probe::verify::{self, VerifyOutcome};
 use crate::scenario::{ExpectedValue, LoadModel, OpKind, Scenario};
 use crate::target::Target;
@@ -61,11 +62,18 @@ pub struct SetupOutcome {
 #[derive(Default)]
 pub struct ProbeOutcome {
     pub lag: Option<LagOutcome>,
+    pub staleness: Option<StalenessOutcome>,
     pub bus: Option<BusOutcome>,
     pub verify: Option<VerifyOutcome>,
     pub actions: Vec<ActionRun>,
     /// Bytes held by the ledger of refs.
     pub ledger_bytes: usize,
+}
+
+pub struct StalenessOutcome {
+    pub figures: Vec<crate::probe::staleness::DelayFigures>,
+    pub sampled: u64,
+    pub skipped: u64,
 }
 
 pub struct BusOutcome {
@@ -242,9 +250,19 @@ async fn run_load<T: Target>(
     let acting =
         tokio::spawn(actions::run(scenario.actions.clone(), executor.target.clone(), start, actions_stop.clone()));
 
+    let staleness = scenario.staleness.as_ref().map(|spec| {
+        Arc::new(StalenessProbe::new(
+            executor.clone(),
+            spec.clone(),
+            scenario.operations.len(),
+            scenario.seed,
+            start + scenario.load.warmup,
+        ))
+    });
     let observer = Arc::new(RunObserver {
         ledger: ledger_for(scenario).map(|(ledger, ledgered)| (Mutex::new(ledger), ledgered)),
         lag: lag.clone(),
+        staleness: staleness.clone(),
     });
     let plan = LoadPlan {
         executor: executor.clone(),
@@ -288,10 +306,15 @@ async fn run_load<T: Target>(
         }
         _ => None,
     };
+    let staleness_outcome = match &staleness {
+        Some(probe) => Some(finish_staleness(probe, scenario, interrupted, &shutdown).await),
+        None => None,
+    };
     drop(lag);
     // The observer holds the last reference to the lag probe's record channel.
     let mut observer = Arc::try_unwrap(observer).map_err(|_| anyhow::anyhow!("a generator thread is still running"))?;
     observer.lag = None;
+    observer.staleness = None;
     let lag_figures = lag_collecting.await.context("lag collector")?;
     let actions_ran = acting.await.context("actions")?;
 
@@ -343,6 +366,7 @@ async fn run_load<T: Target>(
                 resolution,
                 misfit,
             }),
+            staleness: staleness_outcome,
             verify: verify_outcome,
             bus: bus_outcome,
             actions: actions_ran,
@@ -363,6 +387,36 @@ async fn run_load<T: Target>(
         max_in_flight: gauges.max_in_flight.load(Ordering::Relaxed),
         max_backlog: gauges.max_backlog.load(Ordering::Relaxed),
     })
+}
+
+/// Lets the read-your-writes reads of the last sampled commands finish (their longest
+/// delay, plus a timeout), then takes the figures.
+async fn finish_staleness<T: Target>(
+    probe: &StalenessProbe<T>,
+    scenario: &Scenario,
+    interrupted: bool,
+    shutdown: &CancellationToken,
+) -> StalenessOutcome {
+    probe.tracker.close();
+    let grace = if interrupted {
+        Duration::from_secs(1)
+    } else {
+        probe.longest_delay() + scenario.target.timeout + Duration::from_secs(1)
+    };
+    let waited = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => false,
+        waited = tokio::time::timeout(grace, probe.tracker.wait()) => waited.is_ok(),
+    };
+    if !waited {
+        probe.abort.cancel();
+        probe.tracker.wait().await;
+    }
+    StalenessOutcome {
+        figures: probe.figures(),
+        sampled: probe.sampled.load(Ordering::Relaxed),
+        skipped: probe.skipped.load(Ordering::Relaxed),
+    }
 }
 
 /// Starts the scenario's load model; each worker chooses its operations with its own

@@ -1,5 +1,6 @@
 //! What the run attaches to every finished operation: the ledger of the commands
-//! `[verify]` and `[bus]` account for, and the projection-lag probe's start.
+//! `[verify]` and `[bus]` account for, and the starts of the projection-lag and
+//! read-your-writes probes.
 
 use std::sync::{Arc, Mutex};
 
@@ -7,6 +8,7 @@ use crate::generator::Observer;
 use crate::operation::{Executed, Sample};
 use crate::probe::lag::LagProbe;
 use crate::probe::ledger::Ledger;
+use crate::probe::staleness::StalenessProbe;
 use crate::target::Target;
 
 pub struct RunObserver<T> {
@@ -14,6 +16,7 @@ pub struct RunObserver<T> {
     /// per ledgered command, briefly; with, per operation, whether it records it.
     pub ledger: Option<(Mutex<Ledger>, Vec<bool>)>,
     pub lag: Option<Arc<LagProbe<T>>>,
+    pub staleness: Option<Arc<StalenessProbe<T>>>,
 }
 
 impl<T: Target> Observer for RunObserver<T> {
@@ -25,6 +28,9 @@ impl<T: Target> Observer for RunObserver<T> {
         }
         if let Some(lag) = &self.lag {
             lag.after(sample.op, sample.seq, executed);
+        }
+        if let Some(staleness) = &self.staleness {
+            staleness.after(sample.op, sample.seq, executed);
         }
     }
 }

@@ -16,6 +16,7 @@ use super::*;
 use crate::reference::{Faults, MemoryConfig, ProjectorWork, SlowCommands, Window};
 
 mod planning;
+mod staleness;
 pub use planning::{MAX_PROJECTORS, parse_projector_counts};
 
 /// Reads, overrides and checks the scenario at `path`.
@@ -245,6 +246,8 @@ impl Checker<'_> {
         self.created_keys(&raw, &operations)?;
         let projection = raw.projection.as_ref().map(|p| self.projection(p, &operations)).transpose()?;
         let verify = raw.verify.as_ref().map(|v| self.verify(v, &operations)).transpose()?;
+        let staleness =
+            raw.staleness.as_ref().map(|s| self.staleness(s, &operations, projection.as_ref())).transpose()?;
         let bus = raw.bus.as_ref().map(|b| self.bus(b.get_ref(), target.timeout)).transpose()?;
         if bus.is_none()
             && let Some(op) = raw.command.iter().find(|c| c.kafka.is_some())
@@ -258,6 +261,8 @@ impl Checker<'_> {
         }
         let actions = raw.action.iter().map(|a| self.action(a)).collect::<Result<Vec<_>>>()?;
         let slo = raw.slo.iter().map(|(k, v)| self.slo(k, v, &operations)).collect::<Result<Vec<_>>>()?;
+        let slo_keys: Vec<&Spanned<String>> = raw.slo.keys().collect();
+        self.check_staleness_slos(&slo_keys, &slo, staleness.as_ref())?;
         let saturate = raw.saturate.as_ref().map(|s| self.saturate(s)).transpose()?.unwrap_or_default();
         let capacity = self.capacity(raw.capacity.as_ref(), &target.kind)?;
         Ok(Scenario {
@@ -270,6 +275,7 @@ impl Checker<'_> {
             setup,
             operations,
             projection,
+            staleness,
             verify,
             bus,
             actions,
@@ -1025,7 +1031,7 @@ impl Checker<'_> {
         let metric = parse_slo_name(name, operations).ok_or_else(|| {
             self.error(key, format!("unknown SLO `{name}`")).with_hint(
                 "expected command_latency_pNN, query_latency_pNN, <operation>_latency_pNN, projection_lag_pNN (pNN: p50, p95, p99, p999, p99.9), \
-                 late_ratio, duplicates, missed, unexpected, value_mismatches, command_error_rate, query_error_rate, min_throughput, max_dropped, consumer_lag_max, bus_e2e_pNN",
+                 late_ratio, duplicates, missed, unexpected, value_mismatches, command_error_rate, query_error_rate, min_throughput, max_dropped, consumer_lag_max, bus_e2e_pNN, stale_read_p_at_DELAY (e.g. stale_read_p_at_100ms)",
             )
         })?;
         let is_time = matches!(
@@ -1050,8 +1056,10 @@ impl Checker<'_> {
             (false, toml::Value::Float(f)) if f.is_finite() && *f >= 0.0 => *f,
             (false, _) => return Err(self.error(value, "expected a number of zero or more")),
         };
-        if matches!(metric, SloMetric::CommandErrorRate | SloMetric::QueryErrorRate | SloMetric::LateRatio)
-            && threshold > 1.0
+        if matches!(
+            metric,
+            SloMetric::CommandErrorRate | SloMetric::QueryErrorRate | SloMetric::LateRatio | SloMetric::StaleReadAt(_)
+        ) && threshold > 1.0
         {
             return Err(self.error(value, "a rate or ratio is a fraction: 0.001 means 0.1 %"));
         }
@@ -1094,7 +1102,7 @@ fn parse_slo_name(name: &str, operations: &[OperationSpec]) -> Option<SloMetric>
         "min_throughput" => Some(SloMetric::MinThroughput),
         "max_dropped" => Some(SloMetric::Dropped),
         "consumer_lag_max" => Some(SloMetric::ConsumerLagMax),
-        _ => None,
+        _ => staleness::stale_read_slo(name),
     };
     if simple.is_some() {
         return simple;

@@ -27,6 +27,8 @@ pub struct Scenario {
     /// `[[command]]`s then `[[query]]`s; an operation's index in this list is its id.
     pub operations: Vec<OperationSpec>,
     pub projection: Option<ProjectionSpec>,
+    /// `[staleness]`: the read-your-writes probe (issue 14).
+    pub staleness: Option<StalenessSpec>,
     pub verify: Option<VerifySpec>,
     /// `[bus]`: the Kafka bus probe.
     pub bus: Option<BusSpec>,
@@ -253,6 +255,23 @@ pub struct ProjectionSpec {
     pub timeout: Duration,
 }
 
+/// `[staleness]`: reads of a sampled command's query at fixed delays after its
+/// acknowledgement; P(fresh | delay) is the t-visibility curve.
+#[derive(Debug, Clone)]
+pub struct StalenessSpec {
+    /// Indices into `Scenario::operations` of the sampled commands.
+    pub commands: Vec<usize>,
+    pub sample: f64,
+    pub query: usize,
+    /// Fresh: the predicate holds on the answer (default: `[projection] until`).
+    pub until: Predicate,
+    /// Ascending, distinct.
+    pub delays: Vec<Duration>,
+}
+
+/// The delays `[staleness]` reads at when the file names none (ms).
+pub const DEFAULT_STALENESS_DELAYS_MS: [u64; 9] = [0, 5, 10, 25, 50, 100, 250, 500, 1000];
+
 /// One `capture = { NAME = "SELECTOR" }` entry, or `{ from = "SELECTOR", regex = "…(…)…" }`.
 #[derive(Debug, Clone)]
 pub struct CaptureSpec {
@@ -390,6 +409,8 @@ pub enum SloMetric {
     ConsumerLagMax,
     /// Acknowledgement → broker timestamp of the event, percentile.
     BusEndToEnd(f64),
+    /// 1 − P(fresh) of `[staleness]` reads this many milliseconds after the acknowledgement.
+    StaleReadAt(f64),
 }
 
 impl SloMetric {

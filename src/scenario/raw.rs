@@ -33,8 +33,19 @@ pub struct RawScenario {
     pub action: Vec<RawAction>,
     #[serde(default)]
     pub slo: BTreeMap<S<String>, S<toml::Value>>,
+    pub staleness: Option<S<RawStaleness>>,
     pub saturate: Option<S<RawSaturate>>,
     pub capacity: Option<S<RawCapacity>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStaleness {
+    pub commands: Option<Vec<S<String>>>,
+    pub sample: Option<S<f64>>,
+    pub query: Option<S<String>>,
+    pub until: Option<S<String>>,
+    pub delays: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

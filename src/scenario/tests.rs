@@ -623,3 +623,40 @@ fn issue10_saturate_and_capacity_tables() {
     assert!(matches!(parse_projector_counts("4,1,2"), Ok(v) if v == [1, 2, 4]));
     assert!(parse_projector_counts("1,x").is_err() && parse_projector_counts("").is_err());
 }
+
+/// Issue 14: `[staleness]` takes what it does not say from `[projection]`, and a
+/// `stale_read_p_at_<delay>` SLO must name one of its delays.
+#[test]
+fn issue14_staleness_table_and_its_slo() {
+    let path = root().join("tests/it/scenarios/staleness.toml");
+    let s = load(&path, &[]).unwrap();
+    let spec = s.staleness.as_ref().unwrap();
+    assert_eq!(spec.delays.len(), 12);
+    assert_eq!(spec.sample, 0.5);
+    let rule = s.slo.iter().find(|r| r.name == "stale_read_p_at_100ms").unwrap();
+    assert_eq!(rule.metric, SloMetric::StaleReadAt(100.0));
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    for (set, expected) in [
+        ("slo.stale_read_p_at_70ms=0.01", "the probe does not read at that delay"),
+        ("slo.stale_read_p_at_100ms=2", "a rate or ratio is a fraction"),
+        ("staleness.delays=[\"10ms\", \"5ms\"]", "increasing order"),
+        ("staleness.delays=[]", "from 1 to 64 durations"),
+        ("staleness.sample=0", "sample is a fraction"),
+    ] {
+        let error = load_str(&text, Path::new("t.toml"), &[set.to_owned()]).expect_err(set);
+        assert!(matches!(error, ScenarioError::Located(_)), "{set}: {error}");
+        assert!(error.to_string().contains(expected), "{set}: {error}");
+    }
+    // Without [projection], query and until must be given.
+    let bare = text.replace("query = \"get_account\"\nuntil", "until");
+    let error = load_str(&bare, Path::new("t.toml"), &[]).unwrap_err();
+    assert!(error.to_string().contains("[staleness] needs `query`"), "{error}");
+    // With [projection], they default to its own.
+    let quick = root().join("scenarios/quickstart.toml");
+    let quick = std::fs::read_to_string(quick).unwrap() + "\n[staleness]\n";
+    let s = load_str(&quick, Path::new("q.toml"), &[]).unwrap();
+    let (p, st) = (s.projection.unwrap(), s.staleness.unwrap());
+    assert_eq!((st.query, st.commands.clone()), (p.query, p.commands));
+    assert_eq!(st.delays.len(), DEFAULT_STALENESS_DELAYS_MS.len());
+}

@@ -14,5 +14,6 @@ mod kafka;
 mod layering;
 mod read_models;
 mod reports;
+mod staleness;
 mod support;
 mod variants;

@@ -17,6 +17,8 @@ pub struct XySeries {
     pub points: Vec<(f64, f64, bool)>,
     /// Join the points with a line (off: points only, e.g. measurements).
     pub line: bool,
+    /// Draw each point (off: a curve only, e.g. a fitted model).
+    pub markers: bool,
     /// Thin and dashed (a model beside the measurements).
     pub secondary: bool,
     pub colour: usize,
@@ -34,6 +36,11 @@ pub struct XyPlot {
     pub log_y: bool,
     /// Where the legend goes: where the data leaves room.
     pub legend: SeriesLabelPosition,
+    /// A fixed top of the y axis (e.g. 100 for percentages); `None`: from the data.
+    pub y_max: Option<f64>,
+    /// Evenly spaced x positions with these labels, the points' x being their index
+    /// (delays of 0 ms to 1 s read better side by side than on a linear axis).
+    pub x_categories: Vec<String>,
 }
 
 impl Plot for XyPlot {
@@ -49,7 +56,7 @@ impl Plot for XyPlot {
             let (low, high) = log_bounds(values.into_iter());
             self.draw_on(root, (low..high).log_scale(), low, high)
         } else {
-            let top = nice_max(values.into_iter().fold(0.0, f64::max));
+            let top = self.y_max.unwrap_or_else(|| nice_max(values.into_iter().fold(0.0, f64::max)));
             self.draw_on(root, 0.0..top, 0.0, top)
         }
     }
@@ -64,19 +71,36 @@ impl XyPlot {
     {
         let xs =
             self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).chain(self.markers.iter().map(|m| m.at_s));
-        let max_x = xs.filter(|x| x.is_finite()).fold(0.0, f64::max).max(1.0) * 1.08;
+        let categories = self.x_categories.len();
+        let (min_x, max_x) = if categories > 0 {
+            (-0.5, categories as f64 - 0.5)
+        } else {
+            (0.0, xs.filter(|x| x.is_finite()).fold(0.0, f64::max).max(1.0) * 1.08)
+        };
+        let x_tick = |v: &f64| {
+            if categories == 0 {
+                return super::tick(*v);
+            }
+            let i = v.round();
+            if (v - i).abs() < 0.01 && i >= 0.0 {
+                self.x_categories.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FONT, TITLE_SIZE))
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(72)
-            .build_cartesian_2d(0.0..max_x, y)
+            .build_cartesian_2d(min_x..max_x, y)
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
-            .x_label_formatter(&|v| super::tick(*v))
+            .x_labels(if categories > 0 { categories * 4 + 1 } else { 10 })
+            .x_label_formatter(&x_tick)
             .y_label_formatter(&|v| super::tick(*v))
             .label_style((FONT, LABEL_SIZE))
             .axis_desc_style((FONT, LABEL_SIZE + 1))
@@ -114,12 +138,14 @@ impl XyPlot {
             } else {
                 chart.draw_series(LineSeries::new(line.clone(), style)).map_err(err)?
             };
+            let (with_line, with_marker) = (series.line, series.markers);
             drawn.label(&series.name).legend(move |(x, y)| {
-                EmptyElement::at((x, y))
-                    + PathElement::new(vec![(0, 0), (20, 0)], style)
-                    + Circle::new((10, 0), 4, c.filled())
+                let line = PathElement::new(if with_line { vec![(0, 0), (20, 0)] } else { vec![] }, style);
+                // A curve's legend has no dot: a dot of no size.
+                let marker = Circle::new((10, 0), if with_marker { 4 } else { 0 }, c.filled());
+                EmptyElement::at((x, y)) + line + marker
             });
-            if !series.secondary {
+            if series.markers {
                 chart
                     .draw_series(points.iter().map(|&(x, y, filled)| {
                         let shape = if filled { c.filled() } else { c.stroke_width(2) };
@@ -128,7 +154,7 @@ impl XyPlot {
                     .map_err(err)?;
             }
         }
-        super::thresholds_and_legend(&mut chart, &self.thresholds, (0.0, max_x), (bottom, top), self.legend.clone())?;
+        super::thresholds_and_legend(&mut chart, &self.thresholds, (min_x, max_x), (bottom, top), self.legend.clone())?;
         Ok(())
     }
 }
