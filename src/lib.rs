@@ -13,6 +13,9 @@
 //! operation, rendered and classified) and `target` (the adapters); `live` holds the
 //! counters they share with the progress display.
 //!
+//! `capacity` sits on top: `saturate` runs `run::drive` at one rate per step and judges
+//! each; `capacity` does that per projector count and fits the scalability law.
+//!
 //! `reference/` holds the reference CQRS systems the harness tests itself against;
 //! it is reached only through a `Target`, like any external system.
 

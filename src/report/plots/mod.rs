@@ -182,6 +182,39 @@ where
     Ok(())
 }
 
+/// Draws `[[action]]`-style markers: a dashed vertical line at each `at_s`, labelled.
+pub(crate) fn draw_markers<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    markers: &[Marker],
+    (bottom, top): (f64, f64),
+    max_x: f64,
+) -> anyhow::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for marker in markers {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(marker.at_s, bottom), (marker.at_s, top)],
+                4,
+                4,
+                MARKER.stroke_width(1),
+            ))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                marker.label.clone(),
+                // On a log axis "near the top" is a factor below it.
+                (marker.at_s + max_x * 0.005, if bottom > 0.0 { top / 1.4 } else { top * 0.97 }),
+                (FONT, LABEL_SIZE - 2).into_font().color(&MARKER),
+            )))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
 /// Converts a plotters error (generic over the backend) into anyhow.
 pub(crate) fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow::anyhow!("drawing: {e}")

@@ -7,9 +7,7 @@ use plotters::prelude::*;
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 
-use super::{
-    FONT, LABEL_SIZE, LINE_WIDTH, MARKER, Marker, Plot, TITLE_SIZE, Threshold, colour, err, log_bounds, nice_max,
-};
+use super::{FONT, LABEL_SIZE, LINE_WIDTH, Marker, Plot, TITLE_SIZE, Threshold, colour, err, log_bounds, nice_max};
 
 pub struct Series {
     pub name: String,
@@ -78,19 +76,7 @@ impl TimeSeriesPlot {
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(err)?;
-        for marker in &self.markers {
-            let style = MARKER.stroke_width(1);
-            chart
-                .draw_series(DashedLineSeries::new([(marker.at_s, bottom), (marker.at_s, top)], 4, 4, style))
-                .map_err(err)?;
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    marker.label.clone(),
-                    (marker.at_s + max_x * 0.005, if bottom > 0.0 { top / 1.4 } else { top * 0.97 }),
-                    (FONT, LABEL_SIZE - 2).into_font().color(&MARKER),
-                )))
-                .map_err(err)?;
-        }
+        super::draw_markers(&mut chart, &self.markers, (bottom, top), max_x)?;
         for series in &self.series {
             let c = colour(series.colour);
             let style = if series.secondary { c.mix(0.6).stroke_width(1) } else { c.stroke_width(LINE_WIDTH) };
