@@ -199,6 +199,10 @@ pub async fn capacity(
     if let Some(headroom) = headroom {
         scenario.capacity.headroom = headroom;
     }
+    if scenario.capacity.scaler == scenario::Scaler::None {
+        // Said before anything is created or sent.
+        return Err(Usage(anyhow::anyhow!(scale::CANNOT_SCALE)).into());
+    }
     let out = out_dir(&args, &scenario, "capacity");
     crate::report::prepare_dir(&out)?;
     let partitions = match &scenario.bus {

@@ -14,6 +14,11 @@ use tokio::process::{Child, Command};
 use crate::exit::{RunFailure, Usage};
 use crate::scenario::{CapacitySpec, Scaler, Scenario, TargetKind};
 
+/// Why an HTTP target without `scale` or `serve` cannot be planned for.
+pub const CANNOT_SCALE: &str = "capacity cannot change this target's projector count: add to the scenario [capacity] \
+     scale = \"COMMAND with {{projectors}}\" (e.g. kubectl scale … --replicas={{projectors}}), \
+     or serve = \"--variant …\" for a reference variant the harness starts itself";
+
 /// Lines of a failing scale command's output quoted in the error.
 const QUOTED_LINES: usize = 5;
 
@@ -49,14 +54,7 @@ pub async fn scale_to(base: &Scenario, projectors: usize, log_dir: &Path) -> any
             run_scale_command(template, projectors, spec.ready_timeout).await?;
             None
         }
-        Scaler::None => {
-            return Err(Usage(anyhow::anyhow!(
-                "capacity cannot change this target's projector count: add to the scenario [capacity] \
-                 scale = \"COMMAND with {{{{projectors}}}}\" (e.g. kubectl scale … --replicas={{{{projectors}}}}), \
-                 or serve = \"--variant …\" for a reference variant the harness starts itself"
-            ))
-            .into());
-        }
+        Scaler::None => return Err(Usage(anyhow::anyhow!(CANNOT_SCALE)).into()),
     };
     if let TargetKind::Http { base_url, label } = &scenario.target.kind {
         wait_until_answering(base_url, label, spec.ready_timeout).await?;

@@ -92,3 +92,31 @@ fn capacity_restarts_a_served_variant_and_answers_with_a_count() {
     assert!(out.path().join("plots/capacity.svg").is_file());
     assert!(out.path().join("projectors-2/report.html").is_file());
 }
+
+/// Bad input is refused before anything is created or sent: an HTTP target with no way to
+/// scale it, a closed model (no rate to search).
+#[test]
+fn capacity_and_saturate_refuse_what_they_cannot_search() {
+    let out = tempfile::tempdir().unwrap();
+    let folder = out.path().join("never");
+    let output = bench()
+        .arg("capacity")
+        .arg(root().join("scenarios/bank-http.toml"))
+        .arg("--out")
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot change this target's projector count"));
+    assert!(!folder.exists());
+    let output = bench()
+        .arg("saturate")
+        .arg(root().join("scenarios/ceiling-closed.toml"))
+        .arg("--out")
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("needs load.model = \"open\""));
+    assert!(!folder.exists());
+}
