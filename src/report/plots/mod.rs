@@ -12,6 +12,7 @@ use std::sync::Once;
 
 use anyhow::Context as _;
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 pub use bars::BarPlot;
@@ -180,6 +181,34 @@ where
         .draw()
         .map_err(err)?;
     Ok(())
+}
+
+/// A chart whose y axis is chosen at run time: linear from zero, or log-scaled.
+pub(crate) trait OnYAxis {
+    fn draw_on<DB, Y>(&self, root: &DrawingArea<DB, Shift>, y: Y, bottom: f64, top: f64) -> anyhow::Result<()>
+    where
+        DB: DrawingBackend,
+        Y: AsRangedCoord<Value = f64>,
+        Y::CoordDescType: ValueFormatter<f64>;
+}
+
+/// A white page, then `plot` on the y axis `values` need: log-scaled, or from 0 to `top`
+/// (default: a nice bound above the values).
+pub(crate) fn draw_on_y_axis<P: OnYAxis, DB: DrawingBackend>(
+    plot: &P,
+    root: &DrawingArea<DB, Shift>,
+    values: Vec<f64>,
+    log_y: bool,
+    top: Option<f64>,
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    if log_y {
+        let (low, high) = log_bounds(values.into_iter());
+        plot.draw_on(root, (low..high).log_scale(), low, high)
+    } else {
+        let top = top.unwrap_or_else(|| nice_max(values.into_iter().fold(0.0, f64::max)));
+        plot.draw_on(root, 0.0..top, 0.0, top)
+    }
 }
 
 /// Draws `[[action]]`-style markers: a dashed vertical line at each `at_s`, labelled.

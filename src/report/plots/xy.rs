@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
-use super::{FONT, LABEL_SIZE, LINE_WIDTH, Marker, Plot, TITLE_SIZE, Threshold, colour, err, log_bounds, nice_max};
+use super::{FONT, LABEL_SIZE, LINE_WIDTH, Marker, Plot, TITLE_SIZE, Threshold, colour, err};
 
 pub struct XySeries {
     pub name: String,
@@ -47,20 +47,13 @@ impl Plot for XyPlot {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
-        root.fill(&WHITE).map_err(err)?;
         let values =
             super::axis_values(self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), &self.thresholds);
-        if self.log_y {
-            let (low, high) = log_bounds(values.into_iter());
-            self.draw_on(root, (low..high).log_scale(), low, high)
-        } else {
-            let top = self.y_max.unwrap_or_else(|| nice_max(values.into_iter().fold(0.0, f64::max)));
-            self.draw_on(root, 0.0..top, 0.0, top)
-        }
+        super::draw_on_y_axis(self, root, values, self.log_y, self.y_max)
     }
 }
 
-impl XyPlot {
+impl super::OnYAxis for XyPlot {
     fn draw_on<DB, Y>(&self, root: &DrawingArea<DB, Shift>, y: Y, bottom: f64, top: f64) -> anyhow::Result<()>
     where
         DB: DrawingBackend,
