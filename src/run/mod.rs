@@ -21,6 +21,7 @@ use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::generator::mix::{OpChooser, OpKeys};
 use crate::generator::{self, Dispatched, Limits, LoadPlan, OpenSchedule, Running, Timeline, Totals};
@@ -286,16 +287,7 @@ async fn run_load<T: Target>(
         (Some(probe), Some(spec)) => {
             let probe_grace = if interrupted { Duration::from_secs(1) } else { spec.timeout + Duration::from_secs(1) };
             gauges.set_phase(Phase::Settling);
-            probe.tracker.close();
-            let waited = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => false,
-                waited = tokio::time::timeout(probe_grace, probe.tracker.wait()) => waited.is_ok(),
-            };
-            if !waited {
-                probe.abort.cancel();
-                probe.tracker.wait().await;
-            }
+            settle(&probe.tracker, &probe.abort, probe_grace, &shutdown).await;
             Some((
                 probe.polls.load(Ordering::Relaxed),
                 probe.poll_errors.load(Ordering::Relaxed),
@@ -389,6 +381,21 @@ async fn run_load<T: Target>(
     })
 }
 
+/// Lets a probe's tasks finish within `grace` (a signal cuts it short), then aborts
+/// what is left and waits for it to stop.
+async fn settle(tracker: &TaskTracker, abort: &CancellationToken, grace: Duration, shutdown: &CancellationToken) {
+    tracker.close();
+    let finished = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => false,
+        finished = tokio::time::timeout(grace, tracker.wait()) => finished.is_ok(),
+    };
+    if !finished {
+        abort.cancel();
+        tracker.wait().await;
+    }
+}
+
 /// Lets the read-your-writes reads of the last sampled commands finish (their longest
 /// delay, plus a timeout), then takes the figures.
 async fn finish_staleness<T: Target>(
@@ -397,21 +404,12 @@ async fn finish_staleness<T: Target>(
     interrupted: bool,
     shutdown: &CancellationToken,
 ) -> StalenessOutcome {
-    probe.tracker.close();
     let grace = if interrupted {
         Duration::from_secs(1)
     } else {
         probe.longest_delay() + scenario.target.timeout + Duration::from_secs(1)
     };
-    let waited = tokio::select! {
-        biased;
-        _ = shutdown.cancelled() => false,
-        waited = tokio::time::timeout(grace, probe.tracker.wait()) => waited.is_ok(),
-    };
-    if !waited {
-        probe.abort.cancel();
-        probe.tracker.wait().await;
-    }
+    settle(&probe.tracker, &probe.abort, grace, shutdown).await;
     StalenessOutcome {
         figures: probe.figures(),
         sampled: probe.sampled.load(Ordering::Relaxed),

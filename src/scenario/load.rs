@@ -812,23 +812,7 @@ impl Checker<'_> {
         }
         let commands = self.commands(&p.commands, operations)?;
         let query = self.find(&p.query, OpKind::Query, operations)?;
-        if !operations[query].is_keyless()
-            && let Some(op) =
-                commands.iter().map(|&i| &operations[i]).find(|o| o.is_keyless() && o.creates_key.is_none())
-        {
-            return Err(self
-                .error(
-                    &p.query,
-                    format!(
-                        "`{}` reads one key, but command `{}` has no key to read it with",
-                        p.query.get_ref(),
-                        op.name
-                    ),
-                )
-                .with_hint(
-                    "probe with a query that lists everything (no {{key}}), or give the command `creates_key`",
-                ));
-        }
+        self.check_probe_query(&p.query, query, &commands, operations)?;
         Ok(ProjectionSpec {
             commands,
             sample,
@@ -837,6 +821,31 @@ impl Checker<'_> {
             poll_interval,
             timeout: self.duration_or(&p.timeout, Duration::from_secs(10))?,
         })
+    }
+
+    /// A probe reading one key (`{{key}}` in its query) needs every probed command to
+    /// have a key: its own, or the one it creates (`creates_key`).
+    fn check_probe_query(
+        &self,
+        at: &Spanned<String>,
+        query: usize,
+        commands: &[usize],
+        operations: &[OperationSpec],
+    ) -> Result<()> {
+        if !operations[query].is_keyless()
+            && let Some(op) =
+                commands.iter().map(|&i| &operations[i]).find(|o| o.is_keyless() && o.creates_key.is_none())
+        {
+            return Err(self
+                .error(
+                    at,
+                    format!("`{}` reads one key, but command `{}` has no key to read it with", at.get_ref(), op.name),
+                )
+                .with_hint(
+                    "probe with a query that lists everything (no {{key}}), or give the command `creates_key`",
+                ));
+        }
+        Ok(())
     }
 
     fn predicate(&self, raw: &Spanned<String>) -> Result<Predicate> {

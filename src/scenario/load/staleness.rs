@@ -34,7 +34,11 @@ impl Checker<'_> {
                 .with_hint("e.g. query = \"get_account\", until = \"/version >= {{capture.version}}\"")
         };
         let query = match (&s.query, projection) {
-            (Some(q), _) => self.find(q, OpKind::Query, operations)?,
+            (Some(q), _) => {
+                let query = self.find(q, OpKind::Query, operations)?;
+                self.check_probe_query(q, query, &commands, operations)?;
+                query
+            }
             (None, Some(p)) => p.query,
             (None, None) => return Err(missing("query")),
         };
