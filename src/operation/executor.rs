@@ -10,9 +10,9 @@ use http::{HeaderName, HeaderValue};
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
 
-use super::Sample;
 use super::captures::{self, CaptureStore};
 use super::created::{CreatedKeys, NO_KEY};
+use super::{PROBE_HEADER, Probe, Sample};
 use crate::refs::OpRef;
 use crate::scenario::template::{CaptureLookup, RenderContext, Template};
 use crate::scenario::{CaptureSpec, Delta, OperationSpec, RequestSpec};
@@ -219,13 +219,14 @@ impl<T: Target> Executor<T> {
     /// captures (when given) for `{{capture.NAME}}`.
     pub async fn fetch(
         &self,
+        probe: Probe,
         op: usize,
         key: u64,
         seq: u64,
         captures: Option<&Vec<(String, String)>>,
     ) -> Result<Reply, Failure> {
         let request = self.render(&self.ops[op], key, seq, captures);
-        self.send_for_probe(request).await
+        self.send_for_probe(probe, request).await
     }
 
     /// Reads page `page` of query `op` on `key` (`NO_KEY` for a keyless one): `PARAM=PAGE`
@@ -234,10 +235,11 @@ impl<T: Target> Executor<T> {
         let mut request = self.render(&self.ops[op], key, 0, None);
         let joiner = if request.path.contains('?') { '&' } else { '?' };
         let _ = write!(request.path, "{joiner}{param}={page}");
-        self.send_for_probe(request).await
+        self.send_for_probe(Probe::Verify, request).await
     }
 
-    async fn send_for_probe(&self, request: Request) -> Result<Reply, Failure> {
+    async fn send_for_probe(&self, probe: Probe, mut request: Request) -> Result<Reply, Failure> {
+        request.headers.push((HeaderName::from_static(PROBE_HEADER), HeaderValue::from_static(probe.name())));
         match tokio::time::timeout(self.timeout, self.target.send(request)).await {
             Ok(result) => result,
             Err(_elapsed) => Err(Failure::Timeout),

@@ -13,6 +13,29 @@ use std::time::Instant;
 
 pub use executor::{Executed, Executor, Outcome, PreparedOp};
 
+/// The header every probe request carries (`lag`, `staleness`, `verify`), so a target can
+/// keep the harness's own reads out of its figures (the memory target does, for its
+/// stale-read truth). The mix's operations never carry it.
+pub const PROBE_HEADER: &str = "x-cqrs-bench-probe";
+
+/// Which probe sends a request (the value of `PROBE_HEADER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    Lag,
+    Staleness,
+    Verify,
+}
+
+impl Probe {
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::Lag => "lag",
+            Probe::Staleness => "staleness",
+            Probe::Verify => "verify",
+        }
+    }
+}
+
 /// One finished operation, as the figures and the ledger see it.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {

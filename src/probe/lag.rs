@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::live::{Gauges, LAG_LATE};
-use crate::operation::{Executed, Executor, Outcome};
+use crate::operation::{Executed, Executor, Outcome, Probe};
 use crate::results::histogram::{new_latency_histogram, record};
 use crate::scenario::ProjectionSpec;
 use crate::scenario::template::RenderContext;
@@ -182,7 +182,7 @@ impl<T: Target> LagProbe<T> {
                 return None;
             }
             self.polls.fetch_add(1, Ordering::Relaxed);
-            match self.executor.fetch(self.spec.query, key, seq, Some(captured)).await {
+            match self.executor.fetch(Probe::Lag, self.spec.query, key, seq, Some(captured)).await {
                 Ok(reply) if self.spec.until.holds(&reply.body, expected) => {
                     return Some(sent.saturating_duration_since(acked));
                 }

@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::operation::{Executed, Executor, Outcome};
+use crate::operation::{Executed, Executor, Outcome, Probe};
 use crate::scenario::StalenessSpec;
 use crate::scenario::template::RenderContext;
 use crate::target::Target;
@@ -147,7 +147,7 @@ impl<T: Target> StalenessProbe<T> {
             }
             let sent = Instant::now();
             let waited = sent.saturating_duration_since(acked);
-            match self.executor.fetch(self.spec.query, key, seq, Some(captured)).await {
+            match self.executor.fetch(Probe::Staleness, self.spec.query, key, seq, Some(captured)).await {
                 Ok(reply) => {
                     counts.reads.fetch_add(1, Ordering::Relaxed);
                     counts.actual_us.fetch_add(waited.as_micros() as u64, Ordering::Relaxed);

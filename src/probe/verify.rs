@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::ledger::Ledger;
 use super::reconcile::{Applied, EventCounts, Reconciler, applied_in};
 use super::values::{ValueCounts, expected_from_deltas};
-use crate::operation::Executor;
+use crate::operation::{Executor, Probe};
 use crate::scenario::{ExpectedValue, Selector, VerifySpec};
 use crate::target::{Reply, Target};
 
@@ -173,7 +173,7 @@ struct KeyRead {
 async fn read_key<T: Target>(executor: &Executor<T>, spec: &VerifySpec, ledger: &Ledger, key: u64) -> KeyRead {
     let reply = match &spec.page {
         Some(paging) => executor.fetch_page(spec.query, key, &paging.param, paging.start).await,
-        None => executor.fetch(spec.query, key, 0, None).await,
+        None => executor.fetch(Probe::Verify, spec.query, key, 0, None).await,
     };
     let answer = reply.ok().and_then(|reply| answer_of(&reply));
     let mut applied = spec.applied_refs.as_ref().and_then(|selector| {
@@ -204,7 +204,8 @@ async fn read_key<T: Target>(executor: &Executor<T>, spec: &VerifySpec, ledger: 
             let expected = match &values.expected {
                 ExpectedValue::Deltas { initial, .. } => expected_from_deltas(ledger, key, *initial),
                 ExpectedValue::WriteSide { query, read } => {
-                    let write = executor.fetch(*query, key, 0, None).await.ok().and_then(|r| answer_of(&r));
+                    let write =
+                        executor.fetch(Probe::Verify, *query, key, 0, None).await.ok().and_then(|r| answer_of(&r));
                     write.and_then(|json| number_at(json.as_ref(), read))
                 }
             };
@@ -251,7 +252,7 @@ async fn read_global_list<T: Target>(executor: &Executor<T>, spec: &VerifySpec, 
             Some(paging) => {
                 executor.fetch_page(spec.query, crate::operation::created::NO_KEY, &paging.param, page).await
             }
-            None => executor.fetch(spec.query, crate::operation::created::NO_KEY, 0, None).await,
+            None => executor.fetch(Probe::Verify, spec.query, crate::operation::created::NO_KEY, 0, None).await,
         };
         let Some(json) = reply.ok().and_then(|r| answer_of(&r)) else {
             reconciler.add(None, None);
