@@ -20,6 +20,7 @@ pub mod lag;
 pub mod ledger;
 pub mod reconcile;
 pub mod shape;
+pub mod stale_reads;
 pub mod staleness;
 pub mod values;
 pub mod verify;

@@ -181,6 +181,26 @@ fn probes(h: &mut String, result: &RunResult) {
             );
         }
         h.push_str("</table>\n");
+        if !st.traffic.is_empty() {
+            let _ = writeln!(
+                h,
+                "<h3>Stale reads in the traffic</h3><p>A read is stale when its answer misses a command acknowledged on its key before it was sent.</p>\
+                 <table><tr><th>query</th><th>judged reads</th><th>stale</th><th>stale rate</th><th>95 % interval</th><th>unjudged</th></tr>"
+            );
+            for t in &st.traffic {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(&t.query),
+                    t.reads,
+                    t.stale,
+                    t.stale_rate.map_or("unknown".to_owned(), |v| format!("{v:.4}")),
+                    t.stale_rate_low.zip(t.stale_rate_high).map_or("-".to_owned(), |(l, h)| format!("{l:.4} – {h:.4}")),
+                    t.unjudged
+                );
+            }
+            h.push_str("</table>\n");
+        }
     }
     if let Some(e) = &result.events {
         let _ = writeln!(

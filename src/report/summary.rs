@@ -75,6 +75,9 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
     }
     if let Some(st) = &result.staleness {
         let _ = writeln!(s, "read-your-writes: {}", staleness_line(st));
+        if !st.traffic.is_empty() {
+            let _ = writeln!(s, "stale reads in traffic: {}", traffic_staleness_line(st));
+        }
     }
     if let Some(e) = &result.events {
         let _ = writeln!(
@@ -177,6 +180,26 @@ pub fn staleness_line(st: &crate::results::model::StalenessStats) -> String {
         st.errors,
         st.skipped
     )
+}
+
+/// `get_account 412 of 2391 judged reads stale (17.23 %, 95 % CI 15.78–18.79 %)`, per
+/// judged query.
+pub fn traffic_staleness_line(st: &crate::results::model::StalenessStats) -> String {
+    let per_query: Vec<String> = st
+        .traffic
+        .iter()
+        .map(|t| {
+            let rate = match (t.stale_rate, t.stale_rate_low, t.stale_rate_high) {
+                (Some(r), Some(l), Some(h)) => {
+                    format!("{:.2} %, 95 % CI {:.2}–{:.2} %", r * 100.0, l * 100.0, h * 100.0)
+                }
+                _ => "unknown: no read of a key written before it".to_owned(),
+            };
+            let unjudged = if t.unjudged > 0 { format!(", {} unjudged", t.unjudged) } else { String::new() };
+            format!("{} {} of {} judged reads stale ({rate}){unjudged}", t.query, t.stale, t.reads)
+        })
+        .collect();
+    per_query.join("; ")
 }
 
 /// `172 probes, p50 18.0 ms, …`: the projection probe in one line (terminal and HTML).

@@ -119,7 +119,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
             latency_ms: percentiles(&warmup_all.latency),
         },
         projection: None,
-        staleness: outcome.probes.staleness.as_ref().map(staleness_stats),
+        staleness: outcome.probes.staleness.as_ref().map(|s| staleness_stats(s, scenario)),
         events: None,
         values: None,
         verify: None,
@@ -335,7 +335,10 @@ fn environment(target: String) -> Environment {
 }
 
 /// `[staleness]` figures as result.json holds them: per delay, P(fresh) with its interval.
-fn staleness_stats(outcome: &crate::run::StalenessOutcome) -> crate::results::model::StalenessStats {
+fn staleness_stats(
+    outcome: &crate::run::StalenessOutcome,
+    scenario: &Scenario,
+) -> crate::results::model::StalenessStats {
     use crate::probe::staleness::{visible_at, wilson_interval};
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let points = outcome
@@ -363,6 +366,23 @@ fn staleness_stats(outcome: &crate::run::StalenessOutcome) -> crate::results::mo
         points,
         fresh_p99_at_ms: visible_at(&outcome.figures, 0.99).map(ms),
         fresh_p999_at_ms: visible_at(&outcome.figures, 0.999).map(ms),
+        traffic: outcome
+            .traffic
+            .iter()
+            .map(|t| {
+                let interval = wilson_interval(t.stale, t.reads);
+                crate::results::model::TrafficStaleness {
+                    query: scenario.operations[t.op].name.clone(),
+                    reads: t.reads,
+                    stale: t.stale,
+                    unjudged: t.unjudged,
+                    stale_rate: (t.reads > 0).then(|| t.stale as f64 / t.reads as f64),
+                    stale_rate_low: interval.map(|i| i.0),
+                    stale_rate_high: interval.map(|i| i.1),
+                }
+            })
+            .collect(),
+        traffic_untracked: outcome.traffic_untracked,
     }
 }
 

@@ -380,6 +380,39 @@ pub struct StalenessStats {
     pub fresh_p99_at_ms: Option<f64>,
     /// The same for 99.9 %.
     pub fresh_p999_at_ms: Option<f64>,
+    /// Stale reads in the normal traffic, per judged query (`[staleness] traffic`).
+    #[serde(default)]
+    pub traffic: Vec<TrafficStaleness>,
+    /// Commands on keys beyond what the traffic judge tracks (their reads not judged).
+    #[serde(default)]
+    pub traffic_untracked: u64,
+}
+
+impl StalenessStats {
+    /// Stale share over every judged read of the traffic; `None` without judged reads.
+    pub fn traffic_stale_rate(&self) -> Option<f64> {
+        let reads: u64 = self.traffic.iter().map(|t| t.reads).sum();
+        let stale: u64 = self.traffic.iter().map(|t| t.stale).sum();
+        (reads > 0).then(|| stale as f64 / reads as f64)
+    }
+}
+
+/// One query of the traffic, judged against the commands acknowledged on its key
+/// before it was sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrafficStaleness {
+    pub query: String,
+    /// Reads after the warmup of a key with a command acknowledged before they were sent.
+    pub reads: u64,
+    /// Reads whose answer did not show every such command.
+    pub stale: u64,
+    /// Reads of keys with too many unseen commands to judge.
+    pub unjudged: u64,
+    /// stale / reads; `None` without reads.
+    pub stale_rate: Option<f64>,
+    /// 95 % Wilson score interval of `stale_rate`.
+    pub stale_rate_low: Option<f64>,
+    pub stale_rate_high: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

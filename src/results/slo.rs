@@ -40,9 +40,11 @@ fn unit(metric: &SloMetric) -> &'static str {
         | SloMetric::Unexpected
         | SloMetric::Dropped
         | SloMetric::ConsumerLagMax => "count",
-        SloMetric::CommandErrorRate | SloMetric::QueryErrorRate | SloMetric::LateRatio | SloMetric::StaleReadAt(_) => {
-            "ratio"
-        }
+        SloMetric::CommandErrorRate
+        | SloMetric::QueryErrorRate
+        | SloMetric::LateRatio
+        | SloMetric::StaleReadAt(_)
+        | SloMetric::StaleReadRate => "ratio",
         SloMetric::MinThroughput => "ops/s",
     }
 }
@@ -90,6 +92,13 @@ fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
             Some(p) if p.errors > 0 => format!("no reads answered at {ms} ms ({} failed)", p.errors),
             Some(_) => format!("no command was sampled for reads at {ms} ms"),
         }),
+        SloMetric::StaleReadRate => Some(match &result.staleness {
+            None => "no [staleness] ran".into(),
+            Some(s) if s.traffic.iter().any(|t| t.unjudged > 0) => {
+                "no read of the traffic could be judged (keys with too many unseen commands)".into()
+            }
+            Some(_) => "no read of the traffic was of a key with a command acknowledged before it".into(),
+        }),
         _ => None,
     }
 }
@@ -118,6 +127,7 @@ fn observe(metric: &SloMetric, result: &RunResult) -> Option<f64> {
     let bus = result.bus.as_ref();
     match metric {
         SloMetric::StaleReadAt(ms) => stale_point(result, *ms)?.p_fresh.map(|p| 1.0 - p),
+        SloMetric::StaleReadRate => result.staleness.as_ref()?.traffic_stale_rate(),
         SloMetric::CommandLatency(p) => kind_percentile(result, "command", *p),
         SloMetric::QueryLatency(p) => kind_percentile(result, "query", *p),
         SloMetric::OperationLatency { operation, percentile } => {

@@ -31,6 +31,7 @@ use crate::probe::actions::{self, ActionRun};
 use crate::probe::bus::{self as bus_probe, BusProbe};
 use crate::probe::lag::{self as lag_probe, LagFigures, LagProbe};
 use crate::probe::ledger::Ledger;
+use crate::probe::stale_reads::TrafficJudge;
 use crate::probe::staleness::StalenessProbe;
 use crate::probe::verify::{self, VerifyOutcome};
 use crate::scenario::{ExpectedValue, LoadModel, OpKind, Scenario};
@@ -75,6 +76,10 @@ pub struct StalenessOutcome {
     pub figures: Vec<crate::probe::staleness::DelayFigures>,
     pub sampled: u64,
     pub skipped: u64,
+    /// The traffic's reads judged stale or fresh, per `[staleness] traffic` query.
+    pub traffic: Vec<crate::probe::stale_reads::TrafficFigures>,
+    /// Commands on keys beyond what the traffic judge tracks.
+    pub traffic_untracked: u64,
 }
 
 pub struct BusOutcome {
@@ -260,10 +265,14 @@ async fn run_load<T: Target>(
             start + scenario.load.warmup,
         ))
     });
+    let traffic = scenario.staleness.as_ref().and_then(|spec| {
+        TrafficJudge::new(executor.clone(), spec, scenario.operations.len(), start + scenario.load.warmup).map(Arc::new)
+    });
     let observer = Arc::new(RunObserver {
         ledger: ledger_for(scenario).map(|(ledger, ledgered)| (Mutex::new(ledger), ledgered)),
         lag: lag.clone(),
         staleness: staleness.clone(),
+        traffic: traffic.clone(),
     });
     let plan = LoadPlan {
         executor: executor.clone(),
@@ -299,7 +308,7 @@ async fn run_load<T: Target>(
         _ => None,
     };
     let staleness_outcome = match &staleness {
-        Some(probe) => Some(finish_staleness(probe, scenario, interrupted, &shutdown).await),
+        Some(probe) => Some(finish_staleness(probe, traffic.as_deref(), scenario, interrupted, &shutdown).await),
         None => None,
     };
     drop(lag);
@@ -307,6 +316,7 @@ async fn run_load<T: Target>(
     let mut observer = Arc::try_unwrap(observer).map_err(|_| anyhow::anyhow!("a generator thread is still running"))?;
     observer.lag = None;
     observer.staleness = None;
+    observer.traffic = None;
     let lag_figures = lag_collecting.await.context("lag collector")?;
     let actions_ran = acting.await.context("actions")?;
 
@@ -400,6 +410,7 @@ async fn settle(tracker: &TaskTracker, abort: &CancellationToken, grace: Duratio
 /// delay, plus a timeout), then takes the figures.
 async fn finish_staleness<T: Target>(
     probe: &StalenessProbe<T>,
+    traffic: Option<&TrafficJudge<T>>,
     scenario: &Scenario,
     interrupted: bool,
     shutdown: &CancellationToken,
@@ -414,6 +425,8 @@ async fn finish_staleness<T: Target>(
         figures: probe.figures(),
         sampled: probe.sampled.load(Ordering::Relaxed),
         skipped: probe.skipped.load(Ordering::Relaxed),
+        traffic: traffic.map(TrafficJudge::figures).unwrap_or_default(),
+        traffic_untracked: traffic.map_or(0, |t| t.history.untracked.load(Ordering::Relaxed)),
     }
 }
 

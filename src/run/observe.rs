@@ -1,6 +1,6 @@
 //! What the run attaches to every finished operation: the ledger of the commands
-//! `[verify]` and `[bus]` account for, and the starts of the projection-lag and
-//! read-your-writes probes.
+//! `[verify]` and `[bus]` account for, the starts of the projection-lag and
+//! read-your-writes probes, and the judging of the traffic's reads for staleness.
 
 use std::sync::{Arc, Mutex};
 
@@ -8,6 +8,7 @@ use crate::generator::Observer;
 use crate::operation::{Executed, Sample};
 use crate::probe::lag::LagProbe;
 use crate::probe::ledger::Ledger;
+use crate::probe::stale_reads::TrafficJudge;
 use crate::probe::staleness::StalenessProbe;
 use crate::target::Target;
 
@@ -17,6 +18,7 @@ pub struct RunObserver<T> {
     pub ledger: Option<(Mutex<Ledger>, Vec<bool>)>,
     pub lag: Option<Arc<LagProbe<T>>>,
     pub staleness: Option<Arc<StalenessProbe<T>>>,
+    pub traffic: Option<Arc<TrafficJudge<T>>>,
 }
 
 impl<T: Target> Observer for RunObserver<T> {
@@ -31,6 +33,9 @@ impl<T: Target> Observer for RunObserver<T> {
         }
         if let Some(staleness) = &self.staleness {
             staleness.after(sample.op, sample.seq, executed);
+        }
+        if let Some(traffic) = &self.traffic {
+            traffic.after(sample, executed);
         }
     }
 }

@@ -1040,7 +1040,7 @@ impl Checker<'_> {
         let metric = parse_slo_name(name, operations).ok_or_else(|| {
             self.error(key, format!("unknown SLO `{name}`")).with_hint(
                 "expected command_latency_pNN, query_latency_pNN, <operation>_latency_pNN, projection_lag_pNN (pNN: p50, p95, p99, p999, p99.9), \
-                 late_ratio, duplicates, missed, unexpected, value_mismatches, command_error_rate, query_error_rate, min_throughput, max_dropped, consumer_lag_max, bus_e2e_pNN, stale_read_p_at_DELAY (e.g. stale_read_p_at_100ms)",
+                 late_ratio, duplicates, missed, unexpected, value_mismatches, command_error_rate, query_error_rate, min_throughput, max_dropped, consumer_lag_max, bus_e2e_pNN, stale_read_p_at_DELAY (e.g. stale_read_p_at_100ms), stale_read_rate",
             )
         })?;
         let is_time = matches!(
@@ -1067,7 +1067,11 @@ impl Checker<'_> {
         };
         if matches!(
             metric,
-            SloMetric::CommandErrorRate | SloMetric::QueryErrorRate | SloMetric::LateRatio | SloMetric::StaleReadAt(_)
+            SloMetric::CommandErrorRate
+                | SloMetric::QueryErrorRate
+                | SloMetric::LateRatio
+                | SloMetric::StaleReadAt(_)
+                | SloMetric::StaleReadRate
         ) && threshold > 1.0
         {
             return Err(self.error(value, "a rate or ratio is a fraction: 0.001 means 0.1 %"));

@@ -267,6 +267,10 @@ pub struct StalenessSpec {
     pub until: Predicate,
     /// Ascending, distinct.
     pub delays: Vec<Duration>,
+    /// Queries of the mix whose answers are judged stale or fresh against the commands
+    /// acknowledged on their key before they were sent (default: `query`, when it reads a
+    /// key). Their answers must have the shape `until` reads.
+    pub traffic: Vec<usize>,
 }
 
 /// The delays `[staleness]` reads at when the file names none (ms).
@@ -411,6 +415,8 @@ pub enum SloMetric {
     BusEndToEnd(f64),
     /// 1 − P(fresh) of `[staleness]` reads this many milliseconds after the acknowledgement.
     StaleReadAt(f64),
+    /// Share of the traffic's judged reads that were stale (`[staleness] traffic`).
+    StaleReadRate,
 }
 
 impl SloMetric {

@@ -46,6 +46,7 @@ pub struct RawStaleness {
     pub query: Option<S<String>>,
     pub until: Option<S<String>>,
     pub delays: Option<S<Vec<S<String>>>>,
+    pub traffic: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -64,7 +64,30 @@ impl Checker<'_> {
                 delays
             }
         };
-        Ok(StalenessSpec { commands, sample, query, until, delays })
+        let traffic = match &s.traffic {
+            // A keyless query (a global list) has no key to judge against: not by default.
+            None if operations[query].is_keyless() => Vec::new(),
+            None => vec![query],
+            Some(names) => {
+                let mut traffic = Vec::new();
+                for name in names.get_ref() {
+                    let op = self.find(name, OpKind::Query, operations)?;
+                    if operations[op].is_keyless() {
+                        return Err(self
+                            .error(
+                                name,
+                                format!("`{}` reads no key: its answers cannot be judged per key", name.get_ref()),
+                            )
+                            .with_hint("list queries that read `{{key}}`, whose answers `until` can read"));
+                    }
+                    if !traffic.contains(&op) {
+                        traffic.push(op);
+                    }
+                }
+                traffic
+            }
+        };
+        Ok(StalenessSpec { commands, sample, query, until, delays, traffic })
     }
 
     /// A `stale_read_p_at_<delay>` SLO needs that delay among `[staleness] delays`.
@@ -75,6 +98,18 @@ impl Checker<'_> {
         staleness: Option<&StalenessSpec>,
     ) -> Result<()> {
         for (key, rule) in keys.iter().zip(rules) {
+            if rule.metric == SloMetric::StaleReadRate {
+                match staleness {
+                    Some(spec) if !spec.traffic.is_empty() => continue,
+                    _ => {
+                        return Err(self
+                            .error(key, "`stale_read_rate` needs [staleness] with traffic queries")
+                            .with_hint(
+                                "add [staleness] (its `traffic` queries, by default its keyed `query`, are judged)",
+                            ));
+                    }
+                }
+            }
             let SloMetric::StaleReadAt(ms) = rule.metric else { continue };
             let Some(spec) = staleness else {
                 return Err(self
@@ -93,8 +128,11 @@ impl Checker<'_> {
     }
 }
 
-/// `stale_read_p_at_100ms` → 100.0 (milliseconds).
+/// `stale_read_p_at_100ms` → 100.0 (milliseconds); `stale_read_rate`.
 pub fn stale_read_slo(name: &str) -> Option<SloMetric> {
+    if name == "stale_read_rate" {
+        return Some(SloMetric::StaleReadRate);
+    }
     let delay = name.strip_prefix("stale_read_p_at_")?;
     let delay = humantime::parse_duration(delay).ok()?;
     Some(SloMetric::StaleReadAt(delay.as_secs_f64() * 1e3))
