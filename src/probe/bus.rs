@@ -96,6 +96,26 @@ pub struct BusSeen {
     pub timestamp_type: String,
     /// Broker timestamp (Unix ms) of the first copy, for sampled sequence numbers.
     pub broker_ms: HashMap<u64, i64>,
+    /// Where the first copy of each lag-probed command's event is, for lag attribution.
+    pub placed: HashMap<u64, Placed>,
+}
+
+/// An event's place on the topic and its broker timestamp (Unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    pub partition: i32,
+    pub offset: i64,
+    pub broker_ms: i64,
+}
+
+/// Committed offsets of one consumer group over the run, per partition: (seconds since
+/// load start, committed offset), one entry per change.
+pub type CommittedTimeline = HashMap<i32, Vec<(f64, i64)>>;
+
+/// When the group's committed offset on `partition` first passed `offset` (seconds since
+/// load start): the event was consumed by then.
+pub fn consumed_at(timeline: &CommittedTimeline, partition: i32, offset: i64) -> Option<f64> {
+    timeline.get(&partition)?.iter().find(|(_, committed)| *committed > offset).map(|(t, _)| *t)
 }
 
 /// Bus accounting against the ledger of acknowledged commands.
@@ -124,13 +144,39 @@ pub struct BusProbe {
     stop: Arc<AtomicBool>,
     messages: Arc<std::sync::atomic::AtomicU64>,
     reader: tokio::task::JoinHandle<BusSeen>,
-    sampler: tokio::task::JoinHandle<BTreeMap<String, GroupLag>>,
+    sampler: tokio::task::JoinHandle<Sampled>,
 }
+
+/// What the lag sampler gathered.
+#[derive(Debug, Default)]
+pub struct Sampled {
+    pub lag: BTreeMap<String, GroupLag>,
+    /// The committed offsets of the group lag attribution follows (`traced_group`).
+    pub committed: CommittedTimeline,
+}
+
+/// What lag attribution asks of the bus probe: the place of the lag probe's commands'
+/// events, and a finer timeline of one group's committed offsets.
+#[derive(Debug, Clone)]
+pub struct Tracing {
+    pub probed: crate::probe::Sampling,
+    pub group: Option<String>,
+}
+
+/// Committed offsets of the traced group are read this often (the consumer stage's
+/// resolution); the per-second lag series keeps its one sample a second.
+pub const COMMITTED_EVERY: Duration = Duration::from_millis(50);
 
 impl BusProbe {
     /// Connects, places its consumer at the log end of every partition, starts reading
     /// and sampling. Fails within `spec.timeout` when the broker or topic is missing.
-    pub async fn start(spec: BusSpec, run_id: u32, shard: u32, start: Instant) -> anyhow::Result<BusProbe> {
+    pub async fn start(
+        spec: BusSpec,
+        run_id: u32,
+        shard: u32,
+        start: Instant,
+        tracing: Option<Tracing>,
+    ) -> anyhow::Result<BusProbe> {
         let stop = Arc::new(AtomicBool::new(false));
         let setup = spec.clone();
         let consumer = tokio::task::spawn_blocking(move || -> anyhow::Result<BaseConsumer> {
@@ -150,9 +196,13 @@ impl BusProbe {
         .await??;
         let messages = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (flag, pointer, counter) = (stop.clone(), spec.ref_pointer.clone(), messages.clone());
-        let reader = tokio::task::spawn_blocking(move || read(consumer, &pointer, run_id, shard, &flag, &counter));
+        let probed = tracing.as_ref().map(|t| t.probed);
+        let reader =
+            tokio::task::spawn_blocking(move || read(consumer, &pointer, run_id, shard, probed, &flag, &counter));
         let (flag, sampler_spec) = (stop.clone(), spec);
-        let sampler = tokio::task::spawn_blocking(move || sample_lag(&sampler_spec, start, &flag));
+        let traced_group = tracing.and_then(|t| t.group);
+        let sampler =
+            tokio::task::spawn_blocking(move || sample_lag(&sampler_spec, traced_group.as_deref(), start, &flag));
         Ok(BusProbe { stop, messages, reader, sampler })
     }
 
@@ -162,7 +212,7 @@ impl BusProbe {
     }
 
     /// Stops reading and sampling; returns what was seen and the lag series.
-    pub async fn finish(self) -> anyhow::Result<(BusSeen, BTreeMap<String, GroupLag>)> {
+    pub async fn finish(self) -> anyhow::Result<(BusSeen, Sampled)> {
         self.stop.store(true, Ordering::Relaxed);
         let seen = self.reader.await.context("bus probe reader")?;
         let lag = self.sampler.await.context("consumer lag sampler")?;
@@ -175,6 +225,7 @@ fn read(
     pointer: &str,
     run_id: u32,
     shard: u32,
+    probed: Option<crate::probe::Sampling>,
     stop: &AtomicBool,
     counter: &std::sync::atomic::AtomicU64,
 ) -> BusSeen {
@@ -207,8 +258,15 @@ fn read(
         };
         if !seen.seen.insert(op_ref.seq) {
             seen.duplicates += 1;
-        } else if op_ref.seq.is_multiple_of(E2E_SAMPLE_EVERY) {
-            seen.broker_ms.insert(op_ref.seq, broker_ms.unwrap_or_else(now_ms));
+            continue;
+        }
+        let broker_ms = broker_ms.unwrap_or_else(now_ms);
+        if op_ref.seq.is_multiple_of(E2E_SAMPLE_EVERY) {
+            seen.broker_ms.insert(op_ref.seq, broker_ms);
+        }
+        if probed.is_some_and(|p| p.picks(op_ref.seq)) && seen.placed.len() < E2E_MAX_SAMPLES {
+            let placed = Placed { partition: message.partition(), offset: message.offset(), broker_ms };
+            seen.placed.insert(op_ref.seq, placed);
         }
     }
     seen
@@ -250,8 +308,8 @@ impl EndTimeline {
     }
 }
 
-fn sample_lag(spec: &BusSpec, start: Instant, stop: &AtomicBool) -> BTreeMap<String, GroupLag> {
-    let mut lags = BTreeMap::new();
+fn sample_lag(spec: &BusSpec, traced_group: Option<&str>, start: Instant, stop: &AtomicBool) -> Sampled {
+    let mut sampled = Sampled::default();
     // A consumer per group with that group's id reads its committed offsets; it never
     // subscribes, so it never joins the group.
     let consumers: Vec<(String, BaseConsumer)> = spec
@@ -260,13 +318,17 @@ fn sample_lag(spec: &BusSpec, start: Instant, stop: &AtomicBool) -> BTreeMap<Str
         .filter_map(|group| client_config(spec, group).create::<BaseConsumer>().ok().map(|c| (group.clone(), c)))
         .collect();
     let Some(partitions) = consumers.first().and_then(|(_, c)| partitions(c, spec).ok()) else {
-        return lags;
+        return sampled;
     };
+    let traced = traced_group.and_then(|name| consumers.iter().find(|(group, _)| group == name));
     let mut timelines: HashMap<i32, EndTimeline> = HashMap::new();
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if Instant::now() < next {
-            std::thread::park_timeout(Duration::from_millis(20));
+            if let Some((_, consumer)) = traced {
+                read_committed(consumer, spec, &partitions, start, &mut sampled.committed);
+            }
+            std::thread::park_timeout(if traced.is_some() { COMMITTED_EVERY } else { Duration::from_millis(20) });
             continue;
         }
         next += Duration::from_secs(1);
@@ -297,18 +359,50 @@ fn sample_lag(spec: &BusSpec, start: Instant, stop: &AtomicBool) -> BTreeMap<Str
                 let seconds = timelines.get(&element.partition()).map_or(0.0, |t| t.seconds_behind(at, now_s));
                 sample.seconds = sample.seconds.max(seconds);
             }
-            let lag: &mut GroupLag = lags.entry(group.clone()).or_default();
+            let lag: &mut GroupLag = sampled.lag.entry(group.clone()).or_default();
             lag.max_messages = lag.max_messages.max(sample.messages);
             lag.max_seconds = lag.max_seconds.max(sample.seconds);
             lag.series.push(sample);
         }
     }
-    lags
+    sampled
+}
+
+/// Adds the traced group's committed offsets to its timeline where they moved.
+fn read_committed(
+    consumer: &BaseConsumer,
+    spec: &BusSpec,
+    partitions: &[i32],
+    start: Instant,
+    timeline: &mut CommittedTimeline,
+) {
+    let mut list = TopicPartitionList::new();
+    for &p in partitions {
+        list.add_partition(&spec.topic, p);
+    }
+    let Ok(committed) = consumer.committed_offsets(list, spec.timeout) else { return };
+    let now_s = start.elapsed().as_secs_f64();
+    for element in committed.elements() {
+        let Offset::Offset(at) = element.offset() else { continue };
+        let series = timeline.entry(element.partition()).or_default();
+        if series.last().is_none_or(|(_, last)| *last != at) {
+            series.push((now_s, at));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consumed_when_the_committed_offset_passes_the_event() {
+        let timeline: CommittedTimeline = HashMap::from([(0, vec![(0.1, 5), (0.2, 9), (0.3, 12)])]);
+        assert_eq!(consumed_at(&timeline, 0, 4), Some(0.1));
+        assert_eq!(consumed_at(&timeline, 0, 5), Some(0.2), "committed = the next offset to read");
+        assert_eq!(consumed_at(&timeline, 0, 12), None);
+        assert_eq!(consumed_at(&timeline, 1, 0), None);
+    }
 
     #[test]
     fn seconds_behind_from_the_log_end_timeline() {

@@ -37,10 +37,52 @@ pub const RELATIVE_RESOLUTION: u32 = 20;
 /// One probe's outcome.
 #[derive(Debug, Clone, Copy)]
 pub struct LagRecord {
+    pub seq: u64,
     /// The command's acknowledgement.
     pub acked: Instant,
     /// `None` when the read model did not show it within the timeout.
     pub lag: Option<Duration>,
+    /// What the first answer showing it told of its event (`[projection.stages]`).
+    pub told: ToldTimes,
+}
+
+/// The read model's own times of a command's event, from the first answer that showed
+/// it: µs since the Unix epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ToldTimes {
+    pub received_us: Option<i64>,
+    pub applied_us: Option<i64>,
+    /// The answer's times were of another event (`event_ref` named another ref): unused.
+    pub other_event: bool,
+}
+
+/// A time as a read model may tell it: a number of ms since the Unix epoch (µs or ns
+/// told apart by size), the same as text, or RFC 3339 text. In µs since the epoch.
+pub fn wall_time_us(value: &serde_json::Value) -> Option<i64> {
+    let number = match value {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(text) => match text.trim().parse::<f64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                let at = humantime::parse_rfc3339_weak(text.trim()).ok()?;
+                return at.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_micros() as i64);
+            }
+        },
+        _ => None,
+    }?;
+    // 1e14 ms is the year 5138; 1e17 µs the same: so a value's size tells its unit.
+    let us = match number {
+        n if !n.is_finite() || n <= 0.0 => return None,
+        n if n < 1e14 => n * 1e3,
+        n if n < 1e17 => n,
+        n => n / 1e3,
+    };
+    Some(us.round() as i64)
+}
+
+/// The commands the lag probe of `spec` samples in a run seeded `seed`.
+pub fn sampling(spec: &ProjectionSpec, seed: u64) -> super::Sampling {
+    super::Sampling::new(spec.sample, seed)
 }
 
 /// Starts probes for sampled commands; shared by every operation task.
@@ -49,9 +91,7 @@ pub struct LagProbe<T> {
     spec: ProjectionSpec,
     /// Per operation index: is it a probed command?
     probed: Vec<bool>,
-    /// Sampling threshold on a 64-bit hash of the sequence number.
-    threshold: u64,
-    seed: u64,
+    sampling: super::Sampling,
     slots: Arc<Semaphore>,
     records: mpsc::Sender<LagRecord>,
     /// `probes_running` is kept here, for the progress display.
@@ -81,13 +121,11 @@ impl<T: Target> LagProbe<T> {
         for &op in &spec.commands {
             probed[op] = true;
         }
-        let threshold = (spec.sample.clamp(0.0, 1.0) * u64::MAX as f64) as u64;
         LagProbe {
             executor,
+            sampling: sampling(&spec, seed),
             spec,
             probed,
-            threshold,
-            seed,
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES)),
             records,
             gauges,
@@ -126,8 +164,8 @@ impl<T: Target> LagProbe<T> {
                 tokio::select! {
                     biased;
                     _ = abort.cancelled() => {}
-                    lag = probe.poll_until_visible(key, seq, acked, &expected, &captured) => {
-                        let _ = probe.records.send(LagRecord { acked, lag }).await;
+                    (lag, told) = probe.poll_until_visible(key, seq, acked, &expected, &captured) => {
+                        let _ = probe.records.send(LagRecord { seq, acked, lag, told }).await;
                     }
                 }
             },
@@ -136,7 +174,7 @@ impl<T: Target> LagProbe<T> {
     }
 
     fn sampled(&self, seq: u64) -> bool {
-        super::sampled(seq, self.seed, self.threshold)
+        self.sampling.picks(seq)
     }
 
     /// On the first late probe: why might `until` never hold on such answers? (issue 12:
@@ -172,21 +210,23 @@ impl<T: Target> LagProbe<T> {
         acked: Instant,
         expected: &str,
         captured: &Vec<(String, String)>,
-    ) -> Option<Duration> {
+    ) -> (Option<Duration>, ToldTimes) {
         let deadline = acked + self.spec.timeout;
         let mut last_answer = None;
         loop {
             let sent = Instant::now();
             if sent > deadline {
                 self.explain_late(last_answer.as_ref());
-                return None;
+                return (None, ToldTimes::default());
             }
             self.polls.fetch_add(1, Ordering::Relaxed);
             match self.executor.fetch(Probe::Lag, self.spec.query, key, seq, Some(captured)).await {
-                Ok(reply) if self.spec.until.holds(&reply.body, expected) => {
-                    return Some(sent.saturating_duration_since(acked));
-                }
-                Ok(reply) => last_answer = Some(reply),
+                Ok(reply) => match serde_json::from_slice::<serde_json::Value>(&reply.body) {
+                    Ok(json) if self.spec.until.holds_on(&json, expected) => {
+                        return (Some(sent.saturating_duration_since(acked)), self.told_times(&json, seq));
+                    }
+                    _ => last_answer = Some(reply),
+                },
                 Err(_) => {
                     self.poll_errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -194,6 +234,25 @@ impl<T: Target> LagProbe<T> {
             let interval = self.spec.poll_interval.max(sent.saturating_duration_since(acked) / RELATIVE_RESOLUTION);
             tokio::time::sleep_until(tokio::time::Instant::from_std(sent + interval)).await;
         }
+    }
+}
+
+impl<T: Target> LagProbe<T> {
+    /// The read model's times of the command's event, where `[projection.stages]` says
+    /// to find them.
+    fn told_times(&self, json: &serde_json::Value, seq: u64) -> ToldTimes {
+        let stages = &self.spec.stages;
+        let first = |selector: &Option<crate::scenario::Selector>| {
+            selector.as_ref().and_then(|s| s.select(json).first().and_then(|v| wall_time_us(v)))
+        };
+        if let Some(event_ref) = &stages.event_ref {
+            let own = self.executor.ref_text(seq);
+            let told = event_ref.select(json).first().and_then(|v| v.as_str().map(str::to_owned));
+            if told.as_deref() != Some(own.as_str()) {
+                return ToldTimes { other_event: true, ..ToldTimes::default() };
+            }
+        }
+        ToldTimes { received_us: first(&stages.received_at), applied_us: first(&stages.applied_at), other_event: false }
     }
 }
 
@@ -224,6 +283,18 @@ pub struct LagFigures {
     /// (acknowledgement offset from load start, lag) per probe, in arrival order; `None`
     /// for a late probe (recovery times need to know it was not seen).
     pub records: Vec<(Duration, Option<Duration>)>,
+    /// The probes that saw their command, with what lag attribution needs.
+    pub seen: Vec<SeenProbe>,
+}
+
+/// A probe that saw its command: its ref, times, and the read model's own times.
+#[derive(Debug, Clone, Copy)]
+pub struct SeenProbe {
+    pub seq: u64,
+    /// Acknowledgement, from load start.
+    pub acked: Duration,
+    pub lag: Duration,
+    pub told: ToldTimes,
 }
 
 /// Receives probe records until every probe is done; `timeout` is the probe timeout, the
@@ -234,7 +305,8 @@ pub async fn collect(
     mut records: mpsc::Receiver<LagRecord>,
     gauges: Arc<Gauges>,
 ) -> LagFigures {
-    let mut figures = LagFigures { histogram: new_latency_histogram(), probes: 0, late: 0, records: Vec::new() };
+    let mut figures =
+        LagFigures { histogram: new_latency_histogram(), probes: 0, late: 0, records: Vec::new(), seen: Vec::new() };
     while let Some(record_) = records.recv().await {
         figures.probes += 1;
         let live = match record_.lag {
@@ -249,7 +321,11 @@ pub async fn collect(
             }
         };
         gauges.last_lag_us.store(live, Ordering::Relaxed);
-        figures.records.push((record_.acked.saturating_duration_since(start), record_.lag));
+        let acked = record_.acked.saturating_duration_since(start);
+        figures.records.push((acked, record_.lag));
+        if let Some(lag) = record_.lag {
+            figures.seen.push(SeenProbe { seq: record_.seq, acked, lag, told: record_.told });
+        }
     }
     figures
 }
@@ -264,8 +340,9 @@ mod tests {
     async fn late_probes_are_recorded_at_the_timeout() {
         let (tx, rx) = mpsc::channel(4);
         let start = Instant::now();
-        tx.send(LagRecord { acked: start, lag: Some(Duration::from_millis(20)) }).await.unwrap();
-        tx.send(LagRecord { acked: start, lag: None }).await.unwrap();
+        let told = ToldTimes::default();
+        tx.send(LagRecord { seq: 1, acked: start, lag: Some(Duration::from_millis(20)), told }).await.unwrap();
+        tx.send(LagRecord { seq: 2, acked: start, lag: None, told }).await.unwrap();
         drop(tx);
         let gauges = Arc::new(Gauges::default());
         let figures = collect(start, Duration::from_secs(2), rx, gauges.clone()).await;
@@ -273,5 +350,19 @@ mod tests {
         assert!(figures.histogram.equivalent(figures.histogram.max(), 2_000_000));
         assert_eq!(figures.records[1].1, None);
         assert_eq!(gauges.last_lag_us.load(Ordering::Relaxed), LAG_LATE);
+        assert_eq!(figures.seen.len(), 1);
+    }
+
+    #[test]
+    fn read_model_times_in_any_usual_unit() {
+        use serde_json::json;
+        let us = 1_763_942_400_123_456_i64; // 2025-11-24T00:00:00.123456Z
+        assert_eq!(wall_time_us(&json!(1_763_942_400_123.456)), Some(us));
+        assert_eq!(wall_time_us(&json!(us)), Some(us));
+        assert_eq!(wall_time_us(&json!(us * 1000)), Some(us));
+        assert_eq!(wall_time_us(&json!("1763942400123.456")), Some(us));
+        assert_eq!(wall_time_us(&json!("2025-11-24T00:00:00.123456Z")), Some(us));
+        assert_eq!(wall_time_us(&json!("yesterday")), None);
+        assert_eq!(wall_time_us(&json!(null)), None);
     }
 }

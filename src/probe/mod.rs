@@ -15,6 +15,7 @@
 //! the load.
 
 pub mod actions;
+pub mod attribution;
 pub mod bus;
 pub mod lag;
 pub mod ledger;
@@ -25,12 +26,27 @@ pub mod staleness;
 pub mod values;
 pub mod verify;
 
-/// Is command `seq` in the sample? A fixed hash of (seed, seq) under `threshold` (a
-/// fraction of `u64::MAX`): the same commands are sampled in every run with this seed.
-pub(crate) fn sampled(seq: u64, seed: u64, threshold: u64) -> bool {
-    let mut x = seq ^ seed.rotate_left(17) ^ 0x9E37_79B9_7F4A_7C15;
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 31;
-    x < threshold || threshold == u64::MAX
+/// Which commands a probe samples: a fixed hash of (seed, seq) under a threshold, so the
+/// same commands are sampled in every run with this seed, and another part of the run
+/// (the bus probe, for lag attribution) can tell which ones a probe picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sampling {
+    seed: u64,
+    /// A fraction of `u64::MAX`.
+    threshold: u64,
+}
+
+impl Sampling {
+    pub fn new(fraction: f64, seed: u64) -> Sampling {
+        Sampling { seed, threshold: (fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64 }
+    }
+
+    /// Is command `seq` in the sample?
+    pub fn picks(&self, seq: u64) -> bool {
+        let mut x = seq ^ self.seed.rotate_left(17) ^ 0x9E37_79B9_7F4A_7C15;
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        x < self.threshold || self.threshold == u64::MAX
+    }
 }

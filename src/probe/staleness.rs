@@ -53,8 +53,7 @@ pub struct StalenessProbe<T> {
     executor: Arc<Executor<T>>,
     spec: StalenessSpec,
     probed: Vec<bool>,
-    threshold: u64,
-    seed: u64,
+    sampling: super::Sampling,
     /// Commands acknowledged before this are in the warmup: not sampled.
     measured_from: Instant,
     counts: Vec<DelayCounts>,
@@ -79,15 +78,14 @@ impl<T: Target> StalenessProbe<T> {
         for &op in &spec.commands {
             probed[op] = true;
         }
-        let threshold = (spec.sample.clamp(0.0, 1.0) * u64::MAX as f64) as u64;
         let counts = spec.delays.iter().map(|_| DelayCounts::default()).collect();
+        // Not the lag probe's sampling: the two probes pick different commands.
+        let sampling = super::Sampling::new(spec.sample, seed ^ 0x5A17_5EED);
         StalenessProbe {
             executor,
             spec,
             probed,
-            threshold,
-            // Not the lag probe's sampling: the two probes pick different commands.
-            seed: seed ^ 0x5A17_5EED,
+            sampling,
             measured_from,
             counts,
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT)),
@@ -104,7 +102,7 @@ impl<T: Target> StalenessProbe<T> {
         if !self.probed[op]
             || executed.outcome != Outcome::Ok
             || executed.done < self.measured_from
-            || !super::sampled(seq, self.seed, self.threshold)
+            || !self.sampling.picks(seq)
         {
             return;
         }

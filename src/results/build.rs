@@ -153,6 +153,7 @@ fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome
             censored_at_ms: Some(timeout_ms),
             lag_ms: censored(percentiles(&figures.histogram), timeout_ms),
             histogram: encode(&figures.histogram),
+            attribution: attribution(spec, outcome),
         });
         add_lag_timeline(&mut result.timeline, &figures.records, spec.timeout);
         // Recovery is judged against the projection-lag SLO (its tightest threshold), or
@@ -206,6 +207,26 @@ fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome
             cut_short: verify.cut_short,
         });
     }
+}
+
+/// Lag attribution, when the run can tell any time between the ack and the read.
+fn attribution(
+    spec: &crate::scenario::ProjectionSpec,
+    outcome: &LoadOutcome,
+) -> Option<crate::probe::attribution::LagAttribution> {
+    use crate::probe::attribution::{Sources, attribute};
+    let (lag, bus) = (outcome.probes.lag.as_ref()?, outcome.probes.bus.as_ref());
+    let received_told = spec.stages.received_at.is_some();
+    let sources = Sources {
+        placed: bus.map(|b| &b.placed),
+        committed: bus.filter(|_| !received_told).map(|b| &b.committed),
+        received_told,
+        applied_told: spec.stages.applied_at.is_some(),
+    };
+    if sources.placed.is_none() && !sources.received_told && !sources.applied_told {
+        return None;
+    }
+    Some(attribute(&lag.figures.seen, outcome.started_at, &sources))
 }
 
 /// Lag must stay under its threshold this long to count as recovered.

@@ -285,6 +285,9 @@ pub struct ProjectionStats {
     /// The lag histogram (late probes at the timeout), HdrHistogram V2 + deflate, base64,
     /// microseconds.
     pub histogram: String,
+    /// Where the lag comes from, stage by stage (with `[bus]` or `[projection.stages]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<crate::probe::attribution::LagAttribution>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -32,7 +32,7 @@ pub async fn finish(
             (last, quiet_since) = (now, Instant::now());
         }
     }
-    let (seen, consumer_lag) = probe.finish().await?;
+    let (seen, sampled) = probe.finish().await?;
     let mut e2e = crate::results::histogram::new_latency_histogram();
     for (seq, broker_ms) in &seen.broker_ms {
         if let Some(acked) = ledger.sampled_acks.get(seq) {
@@ -48,6 +48,8 @@ pub async fn finish(
         foreign: seen.foreign,
         timestamp_type: seen.timestamp_type,
         e2e,
-        consumer_lag,
+        consumer_lag: sampled.lag,
+        placed: seen.placed,
+        committed: sampled.committed,
     })
 }

@@ -90,6 +90,10 @@ pub struct BusOutcome {
     /// Acknowledgement → broker timestamp, microseconds.
     pub e2e: hdrhistogram::Histogram<u64>,
     pub consumer_lag: std::collections::BTreeMap<String, bus_probe::GroupLag>,
+    /// The lag probe's commands' events on the topic (lag attribution).
+    pub placed: std::collections::HashMap<u64, bus_probe::Placed>,
+    /// The traced group's committed offsets (lag attribution).
+    pub committed: bus_probe::CommittedTimeline,
 }
 
 pub struct LagOutcome {
@@ -229,7 +233,7 @@ async fn run_load<T: Target>(
     // The bus probe starts reading at the log end before the first operation.
     let bus_probe = match &scenario.bus {
         Some(spec) => Some(
-            BusProbe::start(spec.clone(), executor.run_id, executor.shard, start)
+            BusProbe::start(spec.clone(), executor.run_id, executor.shard, start, bus_tracing(scenario))
                 .await
                 .map_err(crate::exit::RunFailure)?,
         ),
@@ -389,6 +393,19 @@ async fn run_load<T: Target>(
         max_in_flight: gauges.max_in_flight.load(Ordering::Relaxed),
         max_backlog: gauges.max_backlog.load(Ordering::Relaxed),
     })
+}
+
+/// With `[projection]`, the bus probe places the lag probe's commands' events, and
+/// follows the committed offsets of `[projection.stages] group` (default: the first of
+/// `[bus] consumer_groups`) more finely, for lag attribution.
+fn bus_tracing(scenario: &Scenario) -> Option<bus_probe::Tracing> {
+    let projection = scenario.projection.as_ref()?;
+    // A read model that tells when its projector took the event needs no offsets.
+    let group = match projection.stages.received_at {
+        Some(_) => None,
+        None => projection.stages.group.clone().or_else(|| scenario.bus.as_ref()?.consumer_groups.first().cloned()),
+    };
+    Some(bus_probe::Tracing { probed: lag_probe::sampling(projection, scenario.seed), group })
 }
 
 /// Lets a probe's tasks finish within `grace` (a signal cuts it short), then aborts

@@ -259,6 +259,18 @@ impl Checker<'_> {
                 )
                 .with_hint("add [bus] kind = \"kafka\", brokers = \"HOST:PORT\", topic = \"EVENTS\""));
         }
+        if let Some(group) = raw.projection.as_ref().and_then(|p| p.get_ref().stages.as_ref()?.get_ref().group.as_ref())
+        {
+            let groups = bus.as_ref().map(|b| b.consumer_groups.as_slice()).unwrap_or_default();
+            if !groups.contains(group.get_ref()) {
+                return Err(self
+                    .error(
+                        group,
+                        format!("`{}` is not among the [bus] consumer_groups the probe samples", group.get_ref()),
+                    )
+                    .with_hint("add it to [bus] consumer_groups (its committed offsets mark an event consumed)"));
+            }
+        }
         let actions = raw.action.iter().map(|a| self.action(a)).collect::<Result<Vec<_>>>()?;
         let slo = raw.slo.iter().map(|(k, v)| self.slo(k, v, &operations)).collect::<Result<Vec<_>>>()?;
         let slo_keys: Vec<&Spanned<String>> = raw.slo.keys().collect();
@@ -820,6 +832,21 @@ impl Checker<'_> {
             until: self.predicate(&p.until)?,
             poll_interval,
             timeout: self.duration_or(&p.timeout, Duration::from_secs(10))?,
+            stages: match &p.stages {
+                None => StageTimesSpec::default(),
+                Some(raw) => {
+                    let s = raw.get_ref();
+                    let selector = |v: &Option<Spanned<String>>| {
+                        v.as_ref().map(|v| self.selector(v, selector::Scope::Body)).transpose()
+                    };
+                    StageTimesSpec {
+                        received_at: selector(&s.received_at)?,
+                        applied_at: selector(&s.applied_at)?,
+                        event_ref: selector(&s.event_ref)?,
+                        group: s.group.as_ref().map(|g| g.get_ref().clone()),
+                    }
+                }
+            },
         })
     }
 

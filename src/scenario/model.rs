@@ -253,6 +253,25 @@ pub struct ProjectionSpec {
     pub until: Predicate,
     pub poll_interval: Duration,
     pub timeout: Duration,
+    /// Where the read model's answer tells when the projector took the event and applied it.
+    pub stages: StageTimesSpec,
+}
+
+/// `[projection.stages]` (issue 14, lag attribution): selectors into the first answer
+/// that shows the command, for the read model's own times of its event (ms since the
+/// Unix epoch, µs or ns told apart by size, or RFC 3339 text), and the `[bus]` consumer
+/// group whose committed offsets mark an event consumed when the read model tells no
+/// `received_at`.
+#[derive(Debug, Clone, Default)]
+pub struct StageTimesSpec {
+    /// When the projector took the event off the bus.
+    pub received_at: Option<Selector>,
+    /// When the projector wrote it to the read model.
+    pub applied_at: Option<Selector>,
+    /// The ref of the event those times belong to: the times are used only when it is
+    /// the command's own (a later command's event on the same key would mislead).
+    pub event_ref: Option<Selector>,
+    pub group: Option<String>,
 }
 
 /// `[staleness]`: reads of a sampled command's query at fixed delays after its

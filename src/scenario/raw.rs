@@ -214,6 +214,17 @@ pub struct RawProjection {
     pub until: S<String>,
     pub poll_interval: Option<S<String>>,
     pub timeout: Option<S<String>>,
+    pub stages: Option<S<RawStages>>,
+}
+
+/// `[projection.stages]`: where the read model tells its own times (lag attribution).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStages {
+    pub received_at: Option<S<String>>,
+    pub applied_at: Option<S<String>>,
+    pub event_ref: Option<S<String>>,
+    pub group: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
