@@ -35,6 +35,9 @@ pub fn render_all(result: &RunResult, dir: &Path) -> (Vec<Figure>, Vec<String>) 
         add(&lag_time.title.clone(), plots::render(&lag_time, dir));
         add(&lag_spectrum.title.clone(), plots::render(&lag_spectrum, dir));
     }
+    if let Some(stages) = lag_stages(result, &markers, duration_s) {
+        add(&stages.title.clone(), plots::render(&stages, dir));
+    }
     if let Some(curve) = visibility(result) {
         add(&curve.title.clone(), plots::render(&curve, dir));
     }
@@ -163,6 +166,28 @@ fn projection_lag(result: &RunResult, markers: &[Marker], duration_s: f64) -> Op
         thresholds: lag_thresholds,
     };
     Some((over_time, spectrum))
+}
+
+/// Lag attribution: the mean of each stage per second of acknowledgement, stacked.
+fn lag_stages(result: &RunResult, markers: &[Marker], duration_s: f64) -> Option<plots::StackedPlot> {
+    let a = result.projection.as_ref()?.attribution.as_ref().filter(|a| a.attributed > 0)?;
+    let dominant = a.dominant.as_deref().unwrap_or("-");
+    Some(plots::StackedPlot {
+        name: "lag-stages".into(),
+        title: format!("Where the projection lag comes from ({} probes; {dominant} dominates)", a.attributed),
+        y_label: "mean lag per stage (ms)".into(),
+        layers: a
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (format!("{} (mean {} ms, {:.0} %)", s.name, super::summary::fmt_ms(s.mean_ms), s.share * 100.0), i)
+            })
+            .collect(),
+        rows: a.series.iter().map(|r| (r.t_s as f64 + 0.5, r.mean_ms.clone())).collect(),
+        markers: markers.to_vec(),
+        duration_s,
+    })
 }
 
 /// `[staleness]`: P(fresh) per delay after the acknowledgement, with its 95 % interval.

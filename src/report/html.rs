@@ -161,6 +161,27 @@ fn operations(h: &mut String, result: &RunResult) {
 fn probes(h: &mut String, result: &RunResult) {
     if let Some(p) = &result.projection {
         let _ = writeln!(h, "<h2>Projection lag</h2><p>{}</p>", escape(&super::summary::projection_line(p)));
+        if let Some(a) = &p.attribution {
+            let _ = writeln!(
+                h,
+                "<h3>Lag by stage</h3><p>{}</p><table><tr><th>stage</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>mean</th><th>share</th></tr>",
+                escape(&super::summary::attribution_line(a))
+            );
+            for st in &a.stages {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td>{} ms</td><td>{} ms</td><td>{} ms</td><td>{} ms</td><td>{} ms</td><td>{:.1} %</td></tr>",
+                    escape(&st.name),
+                    fmt_ms(st.p50_ms),
+                    fmt_ms(st.p90_ms),
+                    fmt_ms(st.p99_ms),
+                    fmt_ms(st.max_ms),
+                    fmt_ms(st.mean_ms),
+                    st.share * 100.0
+                );
+            }
+            h.push_str("</table>\n");
+        }
     }
     if let Some(st) = &result.staleness {
         let _ = writeln!(

@@ -1,9 +1,10 @@
 //! Plots of a run, each drawn once per backend: SVG (inlined in report.html) and PNG.
-//! Three chart shapes cover every figure: a percentile spectrum, a time series and a
-//! bar chart. Text uses DejaVu Sans embedded in the binary: no system fonts needed.
+//! Chart shapes: a percentile spectrum, a time series, an x-y plot, stacked parts of a
+//! whole per second, and a bar chart. Text uses DejaVu Sans embedded in the binary: no system fonts needed.
 
 mod bars;
 mod spectrum;
+mod stacked;
 mod timeseries;
 mod xy;
 
@@ -17,6 +18,7 @@ use plotters::prelude::*;
 
 pub use bars::BarPlot;
 pub use spectrum::SpectrumPlot;
+pub use stacked::StackedPlot;
 pub use timeseries::{Series, TimeSeriesPlot};
 pub use xy::{XyPlot, XySeries};
 
