@@ -87,7 +87,7 @@ fn the_bus_probe_counts_injected_gaps_and_duplicates_exactly() {
     let kafka = Kafka::new();
     let topic = kafka.topic("events", 3);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let probe = runtime.block_on(BusProbe::start(spec(&kafka, &topic, &[]), RUN, 0, Instant::now())).unwrap();
+    let probe = runtime.block_on(BusProbe::start(spec(&kafka, &topic, &[]), RUN, 0, Instant::now(), None)).unwrap();
 
     // 2,000 acknowledged commands; every 50th event never published, every 40th twice.
     let producer = kafka.producer();
@@ -134,7 +134,8 @@ fn the_lag_of_a_slow_projector_group_grows_then_drains() {
     let topic = kafka.topic("lagging", 2);
     let group = format!("slow-projector-{}", std::process::id());
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let probe = runtime.block_on(BusProbe::start(spec(&kafka, &topic, &[&group]), RUN, 0, Instant::now())).unwrap();
+    let probe =
+        runtime.block_on(BusProbe::start(spec(&kafka, &topic, &[&group]), RUN, 0, Instant::now(), None)).unwrap();
 
     // A projector that applies 400 events/s and commits each one.
     let done = Arc::new(AtomicBool::new(false));
@@ -178,7 +179,7 @@ fn the_lag_of_a_slow_projector_group_grows_then_drains() {
     done.store(true, Ordering::Relaxed);
     projector.join().unwrap();
 
-    let lag = &lags[&group];
+    let lag = &lags.lag[&group];
     let series: Vec<u64> = lag.series.iter().map(|s| s.messages).collect();
     let peak = series.iter().position(|m| *m == lag.max_messages).unwrap();
     assert!(lag.max_messages >= 1500, "both bursts queued before the group caught up: {series:?}");
@@ -194,7 +195,7 @@ fn a_missing_topic_or_broker_is_a_clear_error_within_the_timeout() {
     let mut missing = spec(&kafka, "no-such-topic-anywhere", &[]);
     missing.timeout = Duration::from_secs(2);
     let began = Instant::now();
-    let error = runtime.block_on(BusProbe::start(missing, RUN, 0, Instant::now())).err().expect("no such topic");
+    let error = runtime.block_on(BusProbe::start(missing, RUN, 0, Instant::now(), None)).err().expect("no such topic");
     assert!(format!("{error:#}").contains("no-such-topic-anywhere"), "{error:#}");
     assert!(began.elapsed() < Duration::from_secs(10));
 
@@ -202,7 +203,7 @@ fn a_missing_topic_or_broker_is_a_clear_error_within_the_timeout() {
     nobody.brokers = "127.0.0.1:9".into();
     nobody.timeout = Duration::from_secs(2);
     let began = Instant::now();
-    let error = runtime.block_on(BusProbe::start(nobody, RUN, 0, Instant::now())).err().expect("no broker");
+    let error = runtime.block_on(BusProbe::start(nobody, RUN, 0, Instant::now(), None)).err().expect("no broker");
     assert!(format!("{error:#}").contains("127.0.0.1:9"), "{error:#}");
     assert!(began.elapsed() < Duration::from_secs(10));
 }

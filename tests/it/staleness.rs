@@ -52,3 +52,36 @@ fn dropped_events_stay_stale() {
     assert_eq!(slo["pass"], false);
     assert!((slo["observed"].as_f64().unwrap() - 0.2).abs() <= 0.05, "{slo}");
 }
+
+/// A third-party-shaped app (the todo app: ids made by the server, a cron projector every
+/// 20 ms, every 13th create lost): read-your-writes on created ids, and the traffic's
+/// reads judged stale exactly as the app counts them (a read of a todo whose row is not
+/// there yet, or never will be).
+#[test]
+fn traffic_stale_reads_equal_what_a_third_party_app_counts() {
+    let app = crate::apps::todo::start(crate::apps::todo::Faults { duplicate_every: 1_000_000, drop_every: 13 });
+    let out = tempfile::tempdir().unwrap();
+    crate::support::bench()
+        .args(["run", "--quiet", "--target", &app.url, "--out"])
+        .arg(out.path())
+        .args(["--set", "slo.stale_read_rate=0.5", "--set", "mix.read_write_ratio=\"2:1\""])
+        .arg(scenario("todo-app.toml"))
+        .assert()
+        .code(1); // the lost creates fail `missed = 0`
+    let truth = app.truth();
+    let result = result_json(out.path());
+    let traffic = &result["staleness"]["traffic"][0];
+    println!("truth {truth}\ntraffic {traffic}\npoints {}", result["staleness"]["points"]);
+    assert_eq!(traffic["query"], "get_todo");
+    assert!(truth["stale_reads"].as_u64().unwrap() >= 3, "{truth}");
+    assert_eq!(traffic["reads"], truth["traffic_reads"]);
+    assert_eq!(traffic["stale"], truth["stale_reads"]);
+    assert_eq!(traffic["unjudged"], 0);
+    let slo = result["slo"].as_array().unwrap().iter().find(|s| s["name"] == "stale_read_rate").unwrap();
+    assert_eq!(slo["observed"], traffic["stale_rate"]);
+    // A 20 ms cron: about half fresh at 10 ms, all but the lost ones from 25 ms on.
+    let (_, at_100) = point(&result, 100.0);
+    assert!((at_100 - 12.0 / 13.0).abs() < 0.06, "P(fresh | 100 ms) = {at_100}, truth 12/13");
+    let (_, at_0) = point(&result, 0.0);
+    assert!(at_0 < 0.2, "P(fresh | 0 ms) = {at_0}");
+}

@@ -7,7 +7,10 @@
 //! - `POST /todos/{id}/finish` → 204 (404 for an unknown id)
 //! - `GET /todos[?page=N&limit=M]` → `{"data": [{"_id", "describe", "finished"}, …]}`
 //! - `GET /todos/{id}` → `{"data": {"_id", "describe", "finished"}}` or 404
-//! - `GET /truth` → `{"created", "finished", "duplicated_rows", "lost"}`
+//! - `GET /truth` → `{"created", "finished", "duplicated_rows", "lost", "traffic_reads",
+//!   "stale_reads"}`: reads of one todo without the harness's probe header, and those
+//!   that found no row for it (its create was acknowledged before: its id comes from
+//!   the create's answer)
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +35,8 @@ struct Todos {
     rows: Vec<Value>,
     duplicated_rows: u64,
     lost: u64,
+    traffic_reads: u64,
+    stale_reads: u64,
 }
 
 #[derive(Clone)]
@@ -96,9 +101,18 @@ async fn list(State(state): State<Shared>, Query(paging): Query<Paging>) -> Json
     Json(json!({ "data": rows }))
 }
 
-async fn one(State(state): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>, StatusCode> {
-    let todos = state.lock().unwrap();
-    let row = todos.rows.iter().find(|r| r["_id"] == id.as_str()).ok_or(StatusCode::NOT_FOUND)?;
+async fn one(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Value>, StatusCode> {
+    let mut todos = state.lock().unwrap();
+    let row = todos.rows.iter().find(|r| r["_id"] == id.as_str()).cloned();
+    if !headers.contains_key("x-cqrs-bench-probe") && todos.written.iter().any(|t| t.0 == id) {
+        todos.traffic_reads += 1;
+        todos.stale_reads += u64::from(row.is_none());
+    }
+    let row = row.ok_or(StatusCode::NOT_FOUND)?;
     Ok(Json(json!({ "data": row })))
 }
 
@@ -110,6 +124,8 @@ async fn truth(State(state): State<Shared>) -> Json<Value> {
         "finished": finished,
         "duplicated_rows": todos.duplicated_rows,
         "lost": todos.lost,
+        "traffic_reads": todos.traffic_reads,
+        "stale_reads": todos.stale_reads,
         "projected": todos.applied == todos.events.len(),
     }))
 }
