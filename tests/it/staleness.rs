@@ -85,3 +85,34 @@ fn traffic_stale_reads_equal_what_a_third_party_app_counts() {
     let (_, at_0) = point(&result, 0.0);
     assert!(at_0 < 0.2, "P(fresh | 0 ms) = {at_0}");
 }
+
+/// Issue 14: lag attribution without a bus. The memory target tells when its projector
+/// took an event and applied it; a 30 ms projection delay is spent in the projector, so
+/// `project` dominates, and what the harness cannot see (the broker) is said.
+#[test]
+fn lag_attribution_without_a_bus_splits_what_it_can() {
+    let served = crate::support::Served::start(&["--projection-delay", "30ms"]);
+    let out = tempfile::tempdir().unwrap();
+    crate::support::bench()
+        .args(["run", "--quiet", "--target", &served.url, "--out"])
+        .arg(out.path())
+        .arg(scenario("stages.toml"))
+        .assert()
+        .code(0);
+    let result = result_json(out.path());
+    let attribution = &result["projection"]["attribution"];
+    println!("{attribution}");
+    let stages = attribution["stages"].as_array().unwrap();
+    let names: Vec<&str> = stages.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["publish+consume", "project", "read"]);
+    assert_eq!(attribution["dominant"], "project");
+    let project = &stages[1];
+    assert!((29.0..=36.0).contains(&project["p50_ms"].as_f64().unwrap()), "{project}");
+    let unsplit = attribution["unsplit"].as_array().unwrap();
+    assert_eq!(unsplit.len(), 1);
+    assert!(unsplit[0].as_str().unwrap().starts_with("published"), "{unsplit:?}");
+    // The stages of each probe add up to its lag: the means add up to the mean lag.
+    let total: f64 = stages.iter().map(|s| s["mean_ms"].as_f64().unwrap()).sum();
+    assert!((30.0..=45.0).contains(&total), "{total} ms");
+    assert!(out.path().join("plots/lag-stages.svg").is_file());
+}

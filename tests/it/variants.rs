@@ -333,3 +333,34 @@ fn outbox_lag_falls_when_projector_instances_are_added() {
     assert!(one > 1000.0, "one projector should fall behind: p99 {one} ms");
     assert!(one > 5.0 * four, "four projectors should keep up: p99 {four} ms vs {one} ms");
 }
+
+/// Issue 14: lag attribution on the outbox variant, with [bus] and the read model's own
+/// times: each injected fault shows in the stage that causes it.
+#[test]
+fn outbox_lag_is_attributed_to_the_stage_of_each_fault() {
+    let cases: [(&str, &[&str], &str); 3] = [
+        ("obrelay", &["--relay-delay", "150ms"], "publish"),
+        ("obcost", &["--projector-cost", "25ms", "--projectors", "4", "--partitions", "4"], "project"),
+        ("obpause", &["--pause-at", "3s", "--pause-for", "2s"], "consume"),
+    ];
+    for (name, flags, stage) in cases {
+        let Some(outbox) = Outbox::start(name, flags) else { return };
+        let result =
+            outbox.run(&scenario("outbox-stages.toml"), &["--set", &outbox.bus_topic(), "--set", &outbox.bus_group()], 0);
+        let attribution = &result["projection"]["attribution"];
+        println!("{name}: {attribution}");
+        let names: Vec<&str> = attribution["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["publish", "consume", "project", "read"], "{name}");
+        assert_eq!(attribution["dominant"], stage, "{name}: {attribution}");
+        let probes = result["projection"]["probes"].as_u64().unwrap();
+        let attributed = attribution["attributed"].as_u64().unwrap();
+        assert!(attributed * 10 >= probes * 8, "{name}: {attributed} of {probes} probes split");
+        assert!(attribution["reordered"].as_u64().unwrap() * 20 <= attributed, "{name}: {attribution}");
+        let of = |stage: &str| attribution["stages"].as_array().unwrap().iter().find(|s| s["name"] == stage).unwrap().clone();
+        match stage {
+            "publish" => assert!(of("publish")["p50_ms"].as_f64().unwrap() >= 140.0, "{name}"),
+            "project" => assert!(of("project")["p50_ms"].as_f64().unwrap() >= 24.0, "{name}"),
+            _ => assert!(of("consume")["max_ms"].as_f64().unwrap() >= 1000.0, "{name}"),
+        }
+    }
+}
