@@ -46,6 +46,18 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Combine the results of the shards of one run (`run --shard I/N`) into one: histograms
+    /// added, counts and timelines summed, SLOs judged on the merged figures.
+    Merge {
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Folder of the merged result.
+        #[arg(long)]
+        out: PathBuf,
+        /// One line with the verdict and the folder.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Find the highest rate the target sustains within the scenario's SLOs, with no
     /// dropped operations and no growing backlog (steps set by `[saturate]`).
     Saturate(SaturateArgs),
@@ -95,9 +107,18 @@ pub struct RunArgs {
     /// Seed for every random choice (overrides the scenario's).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// This process runs shard I of N: 1/N of the rate and its own ref namespace.
+    /// This process runs shard I of N: 1/N of the rate, its own refs and random stream.
+    /// `auto/N` takes I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<(u32, u32)>,
+    /// Start the load at this wall-clock time (RFC 3339, e.g. 2026-11-24T10:00:00Z), so
+    /// the shards of one run line up their schedules. Also names the run (its run id).
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
+    /// The run id in every ref (8 hex digits) [default: from --start-at and the scenario's
+    /// name, so shards started alike agree; else random].
+    #[arg(long, value_name = "HEX", value_parser = parse_run_id)]
+    pub run_id: Option<u32>,
     /// No live progress and no summary: one line with the verdict and the results folder.
     #[arg(long, short)]
     pub quiet: bool,
@@ -170,14 +191,36 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     }
 }
 
+/// The environment variable a Kubernetes Indexed Job sets to each pod's index.
+pub const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
+
 fn parse_shard(text: &str) -> Result<(u32, u32), String> {
-    let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
-    let i: u32 = i.trim().parse().map_err(|_| format!("`{i}` is not a shard index"))?;
+    let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/4, or auto/N")?;
+    let index = if i.trim() == "auto" {
+        std::env::var(JOB_COMPLETION_INDEX).map_err(|_| {
+            format!("--shard auto/{n}: {JOB_COMPLETION_INDEX} is not set (it is in a Kubernetes Indexed Job)")
+        })?
+    } else {
+        i.to_owned()
+    };
+    let i: u32 = index.trim().parse().map_err(|_| format!("`{index}` is not a shard index"))?;
     let n: u32 = n.trim().parse().map_err(|_| format!("`{n}` is not a shard count"))?;
     if n == 0 || i >= n {
         return Err(format!("shard {i}/{n}: I must be in 0..N"));
     }
     Ok((i, n))
+}
+
+fn parse_start_at(text: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339_weak(text.trim())
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time such as 2026-11-24T10:00:00Z ({e})"))
+}
+
+fn parse_run_id(text: &str) -> Result<u32, String> {
+    match u32::from_str_radix(text.trim(), 16) {
+        Ok(id) if text.trim().len() == 8 => Ok(id),
+        _ => Err(format!("`{text}` is not a run id: 8 hex digits, e.g. 3fa9c2d1")),
+    }
 }
 
 fn parse_percent(text: &str) -> Result<f64, String> {

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod exit;
 pub mod generator;
 pub mod live;
+pub mod merge;
 pub mod operation;
 pub mod probe;
 pub mod reference;
@@ -67,10 +68,13 @@ async fn run_stages(
     let mut scenario = scenario::load(&args.scenario, &args.overrides)?; // file -> checked plan
     secrets.extend(scenario.bus.iter().flat_map(|b| b.client.iter().map(|(_, value)| value.clone())));
     apply_cli_adjustments(&mut scenario, &args)?;
-    let out_dir = args.out.clone().unwrap_or_else(|| default_out_dir(&scenario));
+    let out_dir = args.out.clone().unwrap_or_else(|| match args.shard {
+        Some((index, count)) => default_out_dir_for(&scenario, Some(&format!("shard-{index}-of-{count}"))),
+        None => default_out_dir(&scenario),
+    });
     report::prepare_dir(&out_dir)?; // before the first request (issue 18)
     let target = Arc::new(connect(&scenario).await?); // adapter chosen by config
-    let ids = run::RunIds { run_id: rand::random(), shard: args.shard.map_or(0, |(i, _)| i) };
+    let ids = run_ids(&scenario, &args);
     let gauges = Arc::new(live::Gauges::default());
     let progress_stop = shutdown.child_token();
     let progress = report::progress::spawn(
@@ -93,6 +97,16 @@ async fn run_stages(
         outcome: &outcome,
         run_id: ids.run_id,
         target_label: target_label(&scenario),
+    });
+    result.shard = args.shard.map(|(index, count)| results::model::ShardInfo {
+        index,
+        count,
+        start_at: args.start_at.map(|at| humantime::format_rfc3339_millis(at).to_string()),
+        start_late_ms: args
+            .start_at
+            .and_then(|at| outcome.started_at.duration_since(at).ok())
+            .map_or(0.0, |late| late.as_secs_f64() * 1e3),
+        merged_from: Vec::new(),
     });
     match &target.main {
         AnyTarget::Embedded(embedded) => {
@@ -213,6 +227,23 @@ pub(crate) fn target_label(scenario: &Scenario) -> String {
     }
 }
 
+/// The run id, shard and start. Shards of one run share a run id (so each tells its
+/// siblings' refs from other runs'): `--run-id`, else one derived from `--start-at` and the
+/// scenario's name, which every shard of one launch is given alike.
+fn run_ids(scenario: &Scenario, args: &RunArgs) -> run::RunIds {
+    let derived = args.start_at.map(|at| {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (scenario.name.as_str(), at).hash(&mut hasher);
+        hasher.finish() as u32
+    });
+    run::RunIds {
+        run_id: args.run_id.or(derived).unwrap_or_else(rand::random),
+        shard: args.shard.map_or(0, |(i, _)| i),
+        start_at: args.start_at,
+    }
+}
+
 /// `--target`, `--duration`, `--rate`, `--seed`, `--shard`: applied to the checked scenario
 /// and noted under `cli` in the recorded scenario.
 fn apply_cli_adjustments(scenario: &mut Scenario, args: &RunArgs) -> anyhow::Result<()> {
@@ -279,7 +310,18 @@ fn apply_cli_adjustments(scenario: &mut Scenario, args: &RunArgs) -> anyhow::Res
             stage.from /= f64::from(count);
             stage.to /= f64::from(count);
         }
+        // Each shard its own random stream (keys, operations, values): shard 0 keeps the
+        // scenario's, so a one-shard run equals an unsharded one.
+        scenario.seed ^= u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // A shard carries 1/N of the load: alone it is judged on 1/N of the throughput
+        // floor (`merge` judges the whole against the whole floor again).
+        for rule in scenario.slo.iter_mut().filter(|r| r.metric == scenario::SloMetric::MinThroughput) {
+            rule.threshold /= f64::from(count);
+        }
         noted.insert("shard".into(), format!("{index}/{count}").into());
+    }
+    if let Some(at) = args.start_at {
+        noted.insert("start_at".into(), humantime::format_rfc3339_millis(at).to_string().into());
     }
     if !noted.is_empty()
         && let Some(object) = scenario.recorded.as_object_mut()

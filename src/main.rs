@@ -104,6 +104,18 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
             println!("wrote {}/compare.md and plots", out.display());
             Ok(if comparison.regressions.is_empty() { exit::PASS } else { exit::SLO_VIOLATED })
         }
+        Command::Merge { shards, out, quiet } => {
+            let (merged, warnings) = cqrs_bench::merge::merge(&shards, &out).map_err(exit::Usage)?;
+            for warning in &warnings {
+                eprintln!("warning: {warning}");
+            }
+            if quiet {
+                println!("{} ({})", cqrs_bench::report::summary::verdict_line(&merged), out.display());
+            } else {
+                print!("{}", cqrs_bench::report::summary::render(&merged, &out));
+            }
+            Ok(cqrs_bench::verdict_code(&merged))
+        }
         Command::Saturate(args) => {
             let search = search_args(args.search);
             cqrs_bench::capacity::saturate(search, args.target, shutdown).await

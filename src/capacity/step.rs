@@ -87,7 +87,7 @@ pub async fn run_step(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(Step, RunResult)> {
     let scenario = step_scenario(base, rate);
-    let ids = RunIds { run_id: rand::random(), shard: 0 };
+    let ids = RunIds::single();
     let gauges = Arc::new(Gauges::default());
     let on_load_start = || {
         if let AnyTarget::Embedded(embedded) = &target.main {
@@ -235,7 +235,7 @@ pub async fn wait_for_drain(
     check.slo.clear();
     check.projection = Some(crate::scenario::ProjectionSpec { sample: 1.0, ..projection.clone() });
     while began.elapsed() < MAX_DRAIN && !shutdown.is_cancelled() {
-        let ids = RunIds { run_id: rand::random(), shard: 0 };
+        let ids = RunIds::single();
         let gauges = Arc::new(Gauges::default());
         let outcome = run::drive(&check, target.clone(), ids, threads, shutdown.clone(), gauges, || {}).await?;
         let Some(lag) = &outcome.probes.lag else { break };

@@ -250,11 +250,15 @@ fn read(
             .payload()
             .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
             .and_then(|json| json.pointer(pointer).and_then(|v| v.as_str().map(str::to_owned)))
-            .and_then(|text| OpRef::parse(&text))
-            .filter(|r| r.run_id == run_id && r.shard == shard);
-        let Some(op_ref) = op_ref else {
-            seen.foreign += 1;
-            continue;
+            .and_then(|text| OpRef::parse(&text));
+        let op_ref = match op_ref {
+            Some(r) if r.run_id == run_id && r.shard == shard => r,
+            // A sibling shard's event (`--shard`): its own probe accounts for it.
+            Some(r) if r.run_id == run_id => continue,
+            _ => {
+                seen.foreign += 1;
+                continue;
+            }
         };
         if !seen.seen.insert(op_ref.seq) {
             seen.duplicates += 1;

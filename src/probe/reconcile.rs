@@ -49,7 +49,7 @@ impl EventCounts {
 pub enum Applied {
     /// A ref of this run (its sequence number).
     Ours(u64),
-    /// Something else: a ref of another run or shard, or a row with no ref (by a hash of its text).
+    /// Something else: a ref of another run, or a row with no ref (by a hash of its text).
     Foreign(u64),
 }
 
@@ -61,10 +61,11 @@ pub fn applied_in(value: &serde_json::Value, run_id: u32, shard: u32, out: &mut 
         out.push(Applied::Foreign(hash_of(&crate::scenario::selector::text_of(value))));
     }
     for r in refs {
-        out.push(if r.run_id == run_id && r.shard == shard {
-            Applied::Ours(r.seq)
-        } else {
-            Applied::Foreign(hash_of(&r.to_string()))
+        out.push(match (r.run_id == run_id, r.shard == shard) {
+            (true, true) => Applied::Ours(r.seq),
+            // A sibling shard's ref (`--shard`): that shard judges it; not foreign here.
+            (true, false) => continue,
+            _ => Applied::Foreign(hash_of(&r.to_string())),
         });
     }
 }

@@ -92,6 +92,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         measured_s,
         warmup_s: warmup.as_secs_f64(),
         run_id: format!("{run_id:08x}"),
+        shard: None,
         scenario: scenario.recorded.clone(),
         environment: environment(target_label),
         operations,
@@ -276,7 +277,13 @@ fn censored(p: Percentiles, at_ms: f64) -> Percentiles {
 /// successful answer fails whatever its SLOs say, and is "could not run" (issue 18: a
 /// target answering garbage passed `min_throughput` on errors, `missed = 0` on nothing).
 pub fn judge(result: &mut RunResult, scenario: &Scenario) {
-    result.slo = slo::evaluate(&scenario.slo, result);
+    judge_rules(result, &scenario.slo);
+}
+
+/// The SLO verdicts and the run's verdict, by `rules` (`merge` reads them back from the
+/// shards' results).
+pub fn judge_rules(result: &mut RunResult, rules: &[crate::scenario::SloRule]) {
+    result.slo = slo::evaluate(rules, result);
     let unanswered = no_successful_answer(result);
     result.verdict =
         if unanswered.is_none() && result.slo.iter().all(|s| s.pass) { Verdict::Pass } else { Verdict::Fail };

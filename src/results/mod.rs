@@ -7,6 +7,6 @@ pub mod model;
 pub mod slo;
 mod write;
 
-pub use build::{BuildInput, build};
+pub use build::{BuildInput, build, judge_rules};
 pub use model::{RunResult, Verdict};
 pub use write::{read_result, write_atomic, write_json};

@@ -37,6 +37,9 @@ pub struct RunResult {
     pub warmup_s: f64,
     /// This run's id: the first part of every `{{ref}}` it sent.
     pub run_id: String,
+    /// One shard of a run spread over processes (`--shard I/N`); `merge` combines them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
     /// The scenario after overrides, with `${ENV}` values left unresolved.
     pub scenario: serde_json::Value,
     pub environment: Environment,
@@ -365,6 +368,21 @@ pub struct BusStats {
     pub e2e_histogram: String,
     /// Per consumer group: lag in messages and seconds, sampled every second.
     pub consumer_lag: BTreeMap<String, crate::probe::bus::GroupLag>,
+}
+
+/// Which shard a result is, and how well it kept the common start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    pub index: u32,
+    pub count: u32,
+    /// `--start-at`, RFC 3339; `None`: the shard started after its own setup.
+    pub start_at: Option<String>,
+    /// How far after `start_at` this shard's load began, on its own clock (its setup ran
+    /// past the start): 0 when it was on time.
+    pub start_late_ms: f64,
+    /// Merged results: the shards' results folders, in index order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
 }
 
 /// `[staleness]`: the t-visibility curve, P(a read t ms after the acknowledgement is fresh).

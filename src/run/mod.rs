@@ -44,11 +44,32 @@ const LAG_CHANNEL: usize = 64 * 1024;
 /// The generator threads open their first connections in it (`Target::warm_up`).
 const START_LEAD: Duration = Duration::from_millis(50);
 
-/// Identity of this run in every `{{ref}}`.
+/// Identity of this run in every `{{ref}}`, and when its load starts.
 #[derive(Debug, Clone, Copy)]
 pub struct RunIds {
     pub run_id: u32,
     pub shard: u32,
+    /// The wall-clock time the load starts at (`--start-at`): the shards of one run line
+    /// up their schedules on it. `None`: right after the setup.
+    pub start_at: Option<SystemTime>,
+}
+
+impl RunIds {
+    /// A run of one process: a random run id, shard 0, starting after its setup.
+    pub fn single() -> RunIds {
+        RunIds { run_id: rand::random(), shard: 0, start_at: None }
+    }
+}
+
+/// The instant and wall-clock time of load offset 0: `start_at` when it is still ahead,
+/// else `START_LEAD` from now (a shard whose setup ran past the common start begins at
+/// once; its result says how late).
+fn load_start(start_at: Option<SystemTime>) -> (Instant, SystemTime) {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    match start_at.and_then(|at| at.duration_since(wall).ok()) {
+        Some(ahead) if ahead >= START_LEAD => (now + ahead, wall + ahead),
+        _ => (now + START_LEAD, wall + START_LEAD),
+    }
 }
 
 /// Setup phase totals.
@@ -191,7 +212,7 @@ pub async fn drive<T: Target>(
     // Interrupted during setup (issue 16): no load, but still an outcome, so the run
     // writes its (empty, interrupted) results. With the token cancelled, `run_load`
     // sends nothing and skips reconciliation.
-    run_load(scenario, load_exec, threads, gauges, shutdown, setup).await
+    run_load(scenario, load_exec, ids.start_at, threads, gauges, shutdown, setup).await
 }
 
 /// The commands the ledger records: `[verify]`'s, or every command when only `[bus]`
@@ -221,6 +242,7 @@ fn ledger_for(scenario: &Scenario) -> Option<(Ledger, Vec<bool>)> {
 async fn run_load<T: Target>(
     scenario: &Scenario,
     executor: Arc<Executor<T>>,
+    start_at: Option<SystemTime>,
     threads: usize,
     gauges: Arc<Gauges>,
     shutdown: CancellationToken,
@@ -228,8 +250,7 @@ async fn run_load<T: Target>(
 ) -> anyhow::Result<LoadOutcome> {
     let chooser =
         OpChooser::new(scenario).context("the mix chooses no operation: check weights and read_write_ratio")?;
-    let start = Instant::now() + START_LEAD;
-    let started_at = SystemTime::now() + START_LEAD;
+    let (start, started_at) = load_start(start_at);
     // The bus probe starts reading at the log end before the first operation.
     let bus_probe = match &scenario.bus {
         Some(spec) => Some(
@@ -257,8 +278,12 @@ async fn run_load<T: Target>(
     let probe_timeout = scenario.projection.as_ref().map_or(Duration::ZERO, |spec| spec.timeout);
     let lag_collecting = tokio::spawn(lag_probe::collect(start, probe_timeout, lag_rx, gauges.clone()));
     let actions_stop = shutdown.child_token();
-    let acting =
-        tokio::spawn(actions::run(scenario.actions.clone(), executor.target.clone(), start, actions_stop.clone()));
+    let acting = tokio::spawn(actions::run(
+        shard_actions(scenario, executor.shard),
+        executor.target.clone(),
+        start,
+        actions_stop.clone(),
+    ));
 
     let staleness = scenario.staleness.as_ref().map(|spec| {
         Arc::new(StalenessProbe::new(
@@ -393,6 +418,12 @@ async fn run_load<T: Target>(
         max_in_flight: gauges.max_in_flight.load(Ordering::Relaxed),
         max_backlog: gauges.max_backlog.load(Ordering::Relaxed),
     })
+}
+
+/// The `[[action]]`s this process runs: in a run spread over shards, shard 0 runs them
+/// all, once (a crash ordered by every shard would be N crashes).
+fn shard_actions(scenario: &Scenario, shard: u32) -> Vec<crate::scenario::ActionSpec> {
+    if shard == 0 { scenario.actions.clone() } else { Vec::new() }
 }
 
 /// With `[projection]`, the bus probe places the lag probe's commands' events, and

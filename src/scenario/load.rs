@@ -1131,6 +1131,13 @@ fn parse_percentile(text: &str) -> Option<f64> {
 }
 
 fn parse_slo_name(name: &str, operations: &[OperationSpec]) -> Option<SloMetric> {
+    slo_metric(name, &|operation| operations.iter().any(|o| o.name == operation))
+}
+
+/// What an SLO name judges (`command_latency_p99`, `missed`, `<operation>_latency_p95`, …);
+/// `is_operation` tells the scenario's operation names. `merge` re-reads the rules of a
+/// result this way.
+pub fn slo_metric(name: &str, is_operation: &dyn Fn(&str) -> bool) -> Option<SloMetric> {
     let simple = match name {
         "duplicates" => Some(SloMetric::Duplicates),
         "missed" => Some(SloMetric::Missed),
@@ -1156,10 +1163,7 @@ fn parse_slo_name(name: &str, operations: &[OperationSpec]) -> Option<SloMetric>
         "bus_e2e" => Some(SloMetric::BusEndToEnd(percentile)),
         other => {
             let operation = other.strip_suffix("_latency")?;
-            operations
-                .iter()
-                .any(|o| o.name == operation)
-                .then(|| SloMetric::OperationLatency { operation: operation.to_owned(), percentile })
+            is_operation(operation).then(|| SloMetric::OperationLatency { operation: operation.to_owned(), percentile })
         }
     }
 }

@@ -17,5 +17,5 @@ mod tests;
 pub use error::{Located, ScenarioError};
 pub use init::starter_scenario;
 pub use keys::KeyPicker;
-pub use load::{MAX_PROJECTORS, load, load_str, parse_projector_counts};
+pub use load::{MAX_PROJECTORS, load, load_str, parse_projector_counts, slo_metric};
 pub use model::*;

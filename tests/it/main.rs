@@ -14,6 +14,7 @@ mod kafka;
 mod layering;
 mod read_models;
 mod reports;
+mod shards;
 mod staleness;
 mod support;
 mod variants;

@@ -345,18 +345,24 @@ fn outbox_lag_is_attributed_to_the_stage_of_each_fault() {
     ];
     for (name, flags, stage) in cases {
         let Some(outbox) = Outbox::start(name, flags) else { return };
-        let result =
-            outbox.run(&scenario("outbox-stages.toml"), &["--set", &outbox.bus_topic(), "--set", &outbox.bus_group()], 0);
+        let result = outbox.run(
+            &scenario("outbox-stages.toml"),
+            &["--set", &outbox.bus_topic(), "--set", &outbox.bus_group()],
+            0,
+        );
         let attribution = &result["projection"]["attribution"];
         println!("{name}: {attribution}");
-        let names: Vec<&str> = attribution["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> =
+            attribution["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["publish", "consume", "project", "read"], "{name}");
         assert_eq!(attribution["dominant"], stage, "{name}: {attribution}");
         let probes = result["projection"]["probes"].as_u64().unwrap();
         let attributed = attribution["attributed"].as_u64().unwrap();
         assert!(attributed * 10 >= probes * 8, "{name}: {attributed} of {probes} probes split");
         assert!(attribution["reordered"].as_u64().unwrap() * 20 <= attributed, "{name}: {attribution}");
-        let of = |stage: &str| attribution["stages"].as_array().unwrap().iter().find(|s| s["name"] == stage).unwrap().clone();
+        let of = |stage: &str| {
+            attribution["stages"].as_array().unwrap().iter().find(|s| s["name"] == stage).unwrap().clone()
+        };
         match stage {
             "publish" => assert!(of("publish")["p50_ms"].as_f64().unwrap() >= 140.0, "{name}"),
             "project" => assert!(of("project")["p50_ms"].as_f64().unwrap() >= 24.0, "{name}"),

@@ -1,0 +1,540 @@
+//! `cqrs-bench merge SHARD_DIR... --out DIR` (issue 13, PRODUCT §9): one result from the
+//! shards of one run, exactly.
+//!
+//! - Histograms are added, never their percentiles averaged: every operation's latency
+//!   and service time, projection lag, bus end-to-end time; and per second, the shards'
+//!   interval logs (`<operation>.hlog`), so the timeline's p50/p99 are exact too.
+//! - Counts add up; timelines add up per second, aligned on each shard's start.
+//! - Event accounting: each shard verified its own refs (its siblings' refs are neither
+//!   its own nor foreign), so every acknowledged ref was judged once, by its shard, and
+//!   the counts add up to what one process would report.
+//! - What every shard observed of one shared thing is taken once, not added: the bus
+//!   messages and foreign events its probe read, the consumer groups' lag, the target's
+//!   own truth (shard 0's).
+//! - Not exactly mergeable, taken from the worst shard and said so: the generator's send
+//!   lag percentiles (a property of each generator), warmup latency, the per-second
+//!   projection-lag p99; lag attribution stays in each shard's result.
+//! - The SLOs are judged again on the merged figures: a shard that passes alone can make
+//!   the merged run fail, and the other way round.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, bail};
+use hdrhistogram::Histogram;
+
+use crate::generator::Interval;
+use crate::report::hlog;
+use crate::results::histogram::{decode, encode, new_latency_histogram, percentiles};
+use crate::results::model::*;
+use crate::scenario::{SloMetric, SloRule, slo_metric};
+
+/// Merges the shard folders into one result, written with its report into `out`.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<String>)> {
+    let mut shards = Vec::new();
+    for dir in dirs {
+        let result =
+            crate::results::read_result(dir).with_context(|| format!("{} is not a run folder", dir.display()))?;
+        let Some(shard) = result.shard.clone() else {
+            bail!("{} is not a shard: it was not run with --shard I/N", dir.display());
+        };
+        shards.push((dir.clone(), shard, result));
+    }
+    let mut warnings = check_shards(&mut shards)?;
+    crate::report::prepare_dir(out)?;
+    let results: Vec<&RunResult> = shards.iter().map(|(_, _, r)| r).collect();
+    let starts: Vec<f64> = results.iter().map(|r| start_s(r)).collect::<anyhow::Result<_>>()?;
+    let first_start = starts.iter().copied().fold(f64::INFINITY, f64::min);
+    // Whole seconds after the earliest start each shard's second 0 falls.
+    let offsets: Vec<u64> = starts.iter().map(|s| (s - first_start).round() as u64).collect();
+
+    let mut merged = results[0].clone();
+    merged.started_at =
+        humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(first_start)).to_string();
+    merged.interrupted = results.iter().any(|r| r.interrupted);
+    merged.duration_s = results.iter().zip(&offsets).map(|(r, o)| r.duration_s + *o as f64).fold(0.0, f64::max);
+    merged.measured_s = results.iter().map(|r| r.measured_s).fold(0.0, f64::max);
+    merged.operations = merge_operations(&results)?;
+    merged.commands = kind_stats(&merged.operations, "command")?;
+    merged.queries = kind_stats(&merged.operations, "query")?;
+    merged.throughput = throughput(&results, merged.measured_s);
+    merged.generator = generator(&results);
+    merged.setup = SetupStats {
+        requests: results.iter().map(|r| r.setup.requests).sum(),
+        ok: results.iter().map(|r| r.setup.ok).sum(),
+        errors: results.iter().map(|r| r.setup.errors).sum(),
+        duration_s: results.iter().map(|r| r.setup.duration_s).fold(0.0, f64::max),
+    };
+    merged.warmup = WarmupStats {
+        count: results.iter().map(|r| r.warmup.count).sum(),
+        errors: results.iter().map(|r| r.warmup.errors).sum(),
+        latency_ms: worst(results.iter().map(|r| &r.warmup.latency_ms)),
+    };
+    merged.projection = projection(&results, &mut warnings)?;
+    merged.staleness = staleness(&results);
+    merged.events = sum_events(&results);
+    merged.values = values(&results);
+    merged.verify = verify(&results);
+    merged.bus = bus(&results)?;
+    merged.actions = results.iter().flat_map(|r| r.actions.iter().cloned()).collect();
+    merged.recovery = results.iter().flat_map(|r| r.recovery.iter().cloned()).collect();
+    let names: Vec<String> = merged.operations.keys().cloned().collect();
+    let intervals =
+        merged_intervals(&shards.iter().map(|(d, _, _)| d.as_path()).collect::<Vec<_>>(), &names, &offsets)?;
+    merged.timeline = timeline(&results, &offsets, &names, &intervals);
+    merged.shard = Some(ShardInfo {
+        index: 0,
+        count: shards[0].1.count,
+        start_at: shards[0].1.start_at.clone(),
+        start_late_ms: shards.iter().map(|(_, s, _)| s.start_late_ms).fold(0.0, f64::max),
+        merged_from: shards.iter().map(|(d, _, _)| d.display().to_string()).collect(),
+    });
+    merged.warnings = results.iter().flat_map(|r| r.warnings.iter().cloned()).chain(warnings.clone()).collect();
+    merged.warnings.dedup();
+    let rules = rules(&merged, shards[0].1.count)?;
+    crate::results::judge_rules(&mut merged, &rules);
+    warnings.extend(crate::report::write_all(&merged, &names, &intervals, out)?);
+    Ok((merged, warnings))
+}
+
+/// One run's shards: the same scenario and shard count, each index once (a shard twice
+/// would count its refs twice). Sorts them by index; warns of missing ones.
+fn check_shards(shards: &mut [(PathBuf, ShardInfo, RunResult)]) -> anyhow::Result<Vec<String>> {
+    if shards.is_empty() {
+        bail!("no shard folders to merge");
+    }
+    shards.sort_by_key(|(_, s, _)| s.index);
+    let (first_dir, first, first_result) = &shards[0];
+    let scenario_of = |r: &RunResult| {
+        let mut scenario = r.scenario.clone();
+        if let Some(cli) = scenario.get_mut("cli").and_then(|c| c.as_object_mut()) {
+            cli.remove("shard");
+        }
+        scenario
+    };
+    let expected = scenario_of(first_result);
+    let mut warnings = Vec::new();
+    for pair in shards.windows(2) {
+        let ((a_dir, a, _), (b_dir, b, _)) = (&pair[0], &pair[1]);
+        if a.index == b.index {
+            bail!(
+                "{} and {} are both shard {}/{}: their refs overlap (merge each shard once)",
+                a_dir.display(),
+                b_dir.display(),
+                a.index,
+                a.count
+            );
+        }
+    }
+    for (dir, shard, result) in shards.iter() {
+        if shard.count != first.count {
+            bail!(
+                "{} is shard {}/{} but {} is of {} shards: not one run",
+                dir.display(),
+                shard.index,
+                shard.count,
+                first_dir.display(),
+                first.count
+            );
+        }
+        if scenario_of(result) != expected {
+            bail!(
+                "{} ran another scenario than {} (or other --set/--rate/--duration): not one run",
+                dir.display(),
+                first_dir.display()
+            );
+        }
+        if result.run_id != first_result.run_id {
+            warnings.push(format!(
+                "{} has run id {} and {} {}: each counted the other's refs as foreign (give every shard the same --start-at or --run-id)",
+                dir.display(),
+                result.run_id,
+                first_dir.display(),
+                first_result.run_id
+            ));
+        }
+    }
+    if shards.len() < first.count as usize {
+        let present: Vec<u32> = shards.iter().map(|(_, s, _)| s.index).collect();
+        let missing: Vec<String> = (0..first.count).filter(|i| !present.contains(i)).map(|i| i.to_string()).collect();
+        warnings.push(format!(
+            "shards {} of {} are missing: the merged run covers part of the load",
+            missing.join(", "),
+            first.count
+        ));
+    }
+    Ok(warnings)
+}
+
+/// A result's load start, seconds since the Unix epoch.
+fn start_s(result: &RunResult) -> anyhow::Result<f64> {
+    let at = humantime::parse_rfc3339_weak(&result.started_at)
+        .with_context(|| format!("started_at `{}` is not a time", result.started_at))?;
+    Ok(at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64())
+}
+
+fn add_encoded(into: &mut Histogram<u64>, encoded: &str) -> anyhow::Result<()> {
+    if encoded.is_empty() {
+        return Ok(());
+    }
+    into.add(decode(encoded)?).map_err(|e| anyhow::anyhow!("adding histograms: {e:?}"))
+}
+
+fn merge_operations(results: &[&RunResult]) -> anyhow::Result<BTreeMap<String, OperationStats>> {
+    let mut merged: BTreeMap<String, (OperationStats, Histogram<u64>, Histogram<u64>)> = BTreeMap::new();
+    for result in results {
+        for (name, stats) in &result.operations {
+            let entry = merged.entry(name.clone()).or_insert_with(|| {
+                let empty = OperationStats {
+                    kind: stats.kind.clone(),
+                    count: 0,
+                    ok: 0,
+                    rejected: 0,
+                    errors: 0,
+                    errors_by_class: BTreeMap::new(),
+                    errors_by_status: BTreeMap::new(),
+                    latency_ms: Percentiles::default(),
+                    service_time_ms: Percentiles::default(),
+                    histogram: String::new(),
+                    service_time_histogram: String::new(),
+                };
+                (empty, new_latency_histogram(), new_latency_histogram())
+            });
+            let (into, latency, service) = entry;
+            into.count += stats.count;
+            into.ok += stats.ok;
+            into.rejected += stats.rejected;
+            into.errors += stats.errors;
+            for (class, n) in &stats.errors_by_class {
+                *into.errors_by_class.entry(class.clone()).or_default() += n;
+            }
+            for (status, n) in &stats.errors_by_status {
+                *into.errors_by_status.entry(status.clone()).or_default() += n;
+            }
+            add_encoded(latency, &stats.histogram).with_context(|| format!("operation `{name}`"))?;
+            add_encoded(service, &stats.service_time_histogram).with_context(|| format!("operation `{name}`"))?;
+        }
+    }
+    Ok(merged
+        .into_iter()
+        .map(|(name, (mut stats, latency, service))| {
+            stats.latency_ms = percentiles(&latency);
+            stats.service_time_ms = percentiles(&service);
+            stats.histogram = encode(&latency);
+            stats.service_time_histogram = encode(&service);
+            (name, stats)
+        })
+        .collect())
+}
+
+fn kind_stats(operations: &BTreeMap<String, OperationStats>, kind: &str) -> anyhow::Result<KindStats> {
+    let (mut latency, mut service) = (new_latency_histogram(), new_latency_histogram());
+    let mut stats = KindStats::default();
+    for op in operations.values().filter(|o| o.kind == kind) {
+        stats.count += op.count;
+        stats.ok += op.ok;
+        stats.rejected += op.rejected;
+        stats.errors += op.errors;
+        add_encoded(&mut latency, &op.histogram)?;
+        add_encoded(&mut service, &op.service_time_histogram)?;
+    }
+    stats.error_rate = if stats.count == 0 { 0.0 } else { stats.errors as f64 / stats.count as f64 };
+    stats.latency_ms = percentiles(&latency);
+    stats.service_time_ms = percentiles(&service);
+    Ok(stats)
+}
+
+fn throughput(results: &[&RunResult], measured_s: f64) -> Throughput {
+    let sum = |f: fn(&Throughput) -> u64| results.iter().map(|r| f(&r.throughput)).sum::<u64>();
+    let per_s = |n: u64| if measured_s > 0.0 { n as f64 / measured_s } else { 0.0 };
+    let (offered, achieved, errors) = (sum(|t| t.offered), sum(|t| t.achieved), sum(|t| t.errors));
+    Throughput {
+        offered_per_s: per_s(offered),
+        achieved_per_s: per_s(achieved),
+        offered,
+        achieved,
+        errors,
+        errors_per_s: per_s(errors),
+        dropped: sum(|t| t.dropped),
+        unfinished: sum(|t| t.unfinished),
+    }
+}
+
+/// Each field's largest value over the shards: the worst shard, for figures that do not add.
+fn worst<'a>(all: impl Iterator<Item = &'a Percentiles>) -> Percentiles {
+    all.fold(Percentiles::default(), |w, p| Percentiles {
+        min: if w.min == 0.0 { p.min } else { w.min.min(p.min) },
+        mean: w.mean.max(p.mean),
+        p50: w.p50.max(p.p50),
+        p90: w.p90.max(p.p90),
+        p95: w.p95.max(p.p95),
+        p99: w.p99.max(p.p99),
+        p999: w.p999.max(p.p999),
+        max: w.max.max(p.max),
+    })
+}
+
+fn generator(results: &[&RunResult]) -> GeneratorStats {
+    GeneratorStats {
+        threads: Some(results.iter().filter_map(|r| r.generator.threads).sum()),
+        send_lag_ms: worst(results.iter().map(|r| &r.generator.send_lag_ms)),
+        // Peaks of different processes need not coincide: their sum bounds the whole.
+        max_in_flight: results.iter().map(|r| r.generator.max_in_flight).sum(),
+        max_backlog: results.iter().map(|r| r.generator.max_backlog).sum(),
+        max_backlog_bytes: results.iter().map(|r| r.generator.max_backlog_bytes).sum(),
+        truncated_bodies: results.iter().map(|r| r.generator.truncated_bodies).sum(),
+    }
+}
+
+fn projection(results: &[&RunResult], warnings: &mut Vec<String>) -> anyhow::Result<Option<ProjectionStats>> {
+    let all: Vec<&ProjectionStats> = results.iter().filter_map(|r| r.projection.as_ref()).collect();
+    let Some(first) = all.first() else { return Ok(None) };
+    let mut histogram = new_latency_histogram();
+    for p in &all {
+        add_encoded(&mut histogram, &p.histogram).context("projection lag")?;
+    }
+    if all.iter().any(|p| p.attribution.is_some()) {
+        warnings.push("lag attribution is per shard: see each shard's result".into());
+    }
+    let mut lag_ms = percentiles(&histogram);
+    if let Some(at) = first.censored_at_ms {
+        for v in [&mut lag_ms.p50, &mut lag_ms.p90, &mut lag_ms.p95, &mut lag_ms.p99, &mut lag_ms.p999, &mut lag_ms.max]
+        {
+            *v = v.min(at);
+        }
+        lag_ms.mean = lag_ms.mean.min(at);
+    }
+    Ok(Some(ProjectionStats {
+        probes: all.iter().map(|p| p.probes).sum(),
+        late: all.iter().map(|p| p.late).sum(),
+        skipped: all.iter().map(|p| p.skipped).sum(),
+        polls: all.iter().map(|p| p.polls).sum(),
+        poll_errors: all.iter().map(|p| p.poll_errors).sum(),
+        resolution_ms: first.resolution_ms,
+        timeout_ms: first.timeout_ms,
+        censored_at_ms: first.censored_at_ms,
+        lag_ms,
+        histogram: encode(&histogram),
+        attribution: None,
+    }))
+}
+
+fn staleness(results: &[&RunResult]) -> Option<StalenessStats> {
+    use crate::probe::staleness::{DelayFigures, visible_at, wilson_interval};
+    let all: Vec<&StalenessStats> = results.iter().filter_map(|r| r.staleness.as_ref()).collect();
+    let first = all.first()?;
+    let mut points = first.points.clone();
+    for (i, point) in points.iter_mut().enumerate() {
+        point.reads = all.iter().filter_map(|s| s.points.get(i)).map(|p| p.reads).sum();
+        point.fresh = all.iter().filter_map(|s| s.points.get(i)).map(|p| p.fresh).sum();
+        point.errors = all.iter().filter_map(|s| s.points.get(i)).map(|p| p.errors).sum();
+        let waited: f64 =
+            all.iter().filter_map(|s| s.points.get(i)).map(|p| p.mean_actual_delay_ms * p.reads as f64).sum();
+        point.mean_actual_delay_ms = if point.reads > 0 { waited / point.reads as f64 } else { 0.0 };
+        let interval = wilson_interval(point.fresh, point.reads);
+        point.p_fresh = (point.reads > 0).then(|| point.fresh as f64 / point.reads as f64);
+        point.p_fresh_low = interval.map(|i| i.0);
+        point.p_fresh_high = interval.map(|i| i.1);
+    }
+    let figures: Vec<DelayFigures> = points
+        .iter()
+        .map(|p| DelayFigures {
+            delay: Duration::from_secs_f64(p.delay_ms / 1e3),
+            reads: p.reads,
+            fresh: p.fresh,
+            errors: p.errors,
+            mean_actual: Duration::ZERO,
+        })
+        .collect();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut traffic = first.traffic.clone();
+    for t in &mut traffic {
+        let same = || all.iter().flat_map(|s| s.traffic.iter().filter(|o| o.query == t.query));
+        t.reads = same().map(|o| o.reads).sum();
+        t.stale = same().map(|o| o.stale).sum();
+        t.unjudged = same().map(|o| o.unjudged).sum();
+        let interval = wilson_interval(t.stale, t.reads);
+        t.stale_rate = (t.reads > 0).then(|| t.stale as f64 / t.reads as f64);
+        t.stale_rate_low = interval.map(|i| i.0);
+        t.stale_rate_high = interval.map(|i| i.1);
+    }
+    Some(StalenessStats {
+        sampled: all.iter().map(|s| s.sampled).sum(),
+        skipped: all.iter().map(|s| s.skipped).sum(),
+        reads: all.iter().map(|s| s.reads).sum(),
+        errors: all.iter().map(|s| s.errors).sum(),
+        fresh_p99_at_ms: visible_at(&figures, 0.99).map(ms),
+        fresh_p999_at_ms: visible_at(&figures, 0.999).map(ms),
+        points,
+        traffic,
+        traffic_untracked: all.iter().map(|s| s.traffic_untracked).sum(),
+    })
+}
+
+fn sum_events(results: &[&RunResult]) -> Option<EventCounts> {
+    let all: Vec<&EventCounts> = results.iter().filter_map(|r| r.events.as_ref()).collect();
+    if all.is_empty() {
+        return None;
+    }
+    let sum = |f: fn(&EventCounts) -> u64| all.iter().map(|e| f(e)).sum::<u64>();
+    Some(EventCounts {
+        acked: sum(|e| e.acked),
+        missed: sum(|e| e.missed),
+        duplicates: sum(|e| e.duplicates),
+        unexpected: sum(|e| e.unexpected),
+        indeterminate: sum(|e| e.indeterminate),
+        recovered: sum(|e| e.recovered),
+        reordered: sum(|e| e.reordered),
+        // Rows of other runs each shard read: a key read by two shards counts in both.
+        foreign: sum(|e| e.foreign),
+        keys_checked: sum(|e| e.keys_checked),
+        read_errors: sum(|e| e.read_errors),
+        unknown: sum(|e| e.unknown),
+    })
+}
+
+fn values(results: &[&RunResult]) -> Option<crate::probe::values::ValueCounts> {
+    let all: Vec<&crate::probe::values::ValueCounts> = results.iter().filter_map(|r| r.values.as_ref()).collect();
+    let mut merged = (*all.first()?).clone();
+    for v in &all[1..] {
+        merged.keys_checked += v.keys_checked;
+        merged.matched += v.matched;
+        merged.mismatched += v.mismatched;
+        merged.unsure += v.unsure;
+        merged.unreadable += v.unreadable;
+        merged.largest_difference = merged.largest_difference.max(v.largest_difference);
+        merged.total_difference += v.total_difference;
+        merged.mismatches.extend(v.mismatches.iter().cloned());
+    }
+    Some(merged)
+}
+
+fn verify(results: &[&RunResult]) -> Option<VerifyStats> {
+    let all: Vec<&VerifyStats> = results.iter().filter_map(|r| r.verify.as_ref()).collect();
+    if all.is_empty() {
+        return None;
+    }
+    Some(VerifyStats {
+        sweeps: all.iter().map(|v| v.sweeps).max().unwrap_or(0),
+        settled_after_s: all.iter().map(|v| v.settled_after_s).fold(0.0, f64::max),
+        ledger_bytes: all.iter().map(|v| v.ledger_bytes).sum(),
+        cut_short: all.iter().any(|v| v.cut_short),
+    })
+}
+
+fn bus(results: &[&RunResult]) -> anyhow::Result<Option<BusStats>> {
+    let all: Vec<&BusStats> = results.iter().filter_map(|r| r.bus.as_ref()).collect();
+    let Some(first) = all.first() else { return Ok(None) };
+    let mut e2e = new_latency_histogram();
+    for b in &all {
+        add_encoded(&mut e2e, &b.e2e_histogram).context("bus end-to-end times")?;
+    }
+    let sum = |f: fn(&BusStats) -> u64| all.iter().map(|b| f(b)).sum::<u64>();
+    Ok(Some(BusStats {
+        topic: first.topic.clone(),
+        // Every shard's probe read the whole topic: one reading, not N.
+        messages: all.iter().map(|b| b.messages).max().unwrap_or(0),
+        seen: sum(|b| b.seen),
+        missed: sum(|b| b.missed),
+        duplicates: sum(|b| b.duplicates),
+        unexpected: sum(|b| b.unexpected),
+        foreign: all.iter().map(|b| b.foreign).max().unwrap_or(0),
+        timestamp_type: first.timestamp_type.clone(),
+        e2e_ms: percentiles(&e2e),
+        e2e_samples: e2e.len(),
+        e2e_histogram: encode(&e2e),
+        // The same groups, watched by every shard: the one that saw the most lag.
+        consumer_lag: all
+            .iter()
+            .max_by_key(|b| b.consumer_lag.values().map(|l| l.max_messages).max().unwrap_or(0))
+            .map(|b| b.consumer_lag.clone())
+            .unwrap_or_default(),
+    }))
+}
+
+/// Per operation and second of the merged run, the shards' one-second histograms added,
+/// read back from their interval logs.
+fn merged_intervals(dirs: &[&Path], names: &[String], offsets: &[u64]) -> anyhow::Result<Vec<Interval>> {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let mut per_second: BTreeMap<(usize, u64), Histogram<u64>> = BTreeMap::new();
+    for (dir, offset) in dirs.iter().zip(offsets) {
+        for (op, name) in names.iter().enumerate() {
+            let path = dir.join(format!("{}.hlog", hlog::file_safe(name)));
+            let Ok(bytes) = std::fs::read(&path) else { continue }; // an operation this shard never ran
+            for entry in IntervalLogIterator::new(&bytes) {
+                let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+                let LogEntry::Interval(interval) = entry else { continue };
+                let second = interval.start_timestamp().as_secs() + offset;
+                let histogram = decode(interval.encoded_histogram()).with_context(|| path.display().to_string())?;
+                per_second
+                    .entry((op, second))
+                    .or_insert_with(new_latency_histogram)
+                    .add(histogram)
+                    .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+            }
+        }
+    }
+    let mut intervals: Vec<Interval> =
+        per_second.into_iter().map(|((op, start_s), h)| Interval { op, start_s, encoded: encode(&h) }).collect();
+    intervals.sort_by_key(|i| (i.start_s, i.op));
+    Ok(intervals)
+}
+
+fn timeline(results: &[&RunResult], offsets: &[u64], names: &[String], intervals: &[Interval]) -> Vec<TimelineRow> {
+    let mut rows: BTreeMap<u64, TimelineRow> = BTreeMap::new();
+    for (result, offset) in results.iter().zip(offsets) {
+        for row in &result.timeline {
+            let t_s = row.t_s + offset;
+            let into = rows.entry(t_s).or_insert_with(|| TimelineRow { t_s, ..TimelineRow::default() });
+            into.offered += row.offered;
+            into.achieved += row.achieved;
+            into.errors += row.errors;
+            into.dropped += row.dropped;
+            into.in_flight += row.in_flight;
+            into.backlog += row.backlog;
+            into.projection_late += row.projection_late;
+            // Not mergeable from per-shard percentiles: the worst shard's.
+            into.projection_lag_p99_ms = match (into.projection_lag_p99_ms, row.projection_lag_p99_ms) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    for interval in intervals {
+        let Ok(h) = decode(&interval.encoded) else { continue };
+        let ms = |v: u64| v as f64 / 1000.0;
+        let row = rows
+            .entry(interval.start_s)
+            .or_insert_with(|| TimelineRow { t_s: interval.start_s, ..TimelineRow::default() });
+        row.latency_ms.insert(
+            names[interval.op].clone(),
+            IntervalLatency {
+                count: h.len(),
+                p50: ms(h.value_at_quantile(0.5)),
+                p99: ms(h.value_at_quantile(0.99)),
+                max: ms(h.max()),
+            },
+        );
+    }
+    rows.into_values().collect()
+}
+
+/// The SLO rules the shards were judged by, read back from their verdicts.
+fn rules(result: &RunResult, count: u32) -> anyhow::Result<Vec<SloRule>> {
+    let is_operation = |name: &str| result.operations.contains_key(name);
+    result
+        .slo
+        .iter()
+        .map(|s| {
+            let metric = slo_metric(&s.name, &is_operation)
+                .with_context(|| format!("the shards' SLO `{}` is not one this version knows", s.name))?;
+            // Each shard was held to 1/N of the throughput floor: the whole to all of it.
+            let threshold = match metric {
+                SloMetric::MinThroughput => s.threshold * f64::from(count),
+                _ => s.threshold,
+            };
+            Ok(SloRule { name: s.name.clone(), metric, threshold })
+        })
+        .collect()
+}
