@@ -41,6 +41,28 @@ pub struct View {
     pub refs: Vec<Arc<str>>,
     /// How many refs the account has applied in all.
     pub refs_total: u64,
+    /// The highest version v such that every version up to v is applied (a dropped or
+    /// not yet applied event holds it back): what the memory target's stale-read truth
+    /// compares with the acknowledged version. Variants that apply in order: `version`.
+    pub applied_through: u64,
+    /// When the projector took the account's last applied event and applied it, where
+    /// the variant knows (`GET /accounts/{id}` `last_event`, for lag attribution).
+    pub last_event: Option<EventTimes>,
+}
+
+/// The projector's own times of one event, ms since the Unix epoch (µs precision).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventTimes {
+    pub op_ref: Option<Arc<str>>,
+    /// Taken off the bus (after a projector pause; before the injected delay and work).
+    pub received_at: f64,
+    /// Written to the read model.
+    pub applied_at: f64,
+}
+
+/// Now, in ms since the Unix epoch with µs precision (`EventTimes`).
+pub fn now_ms() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_micros() as f64 / 1e3)
 }
 
 /// Which of an account's applied refs a read returns. Every answer is bounded (issue 18:
@@ -79,4 +101,14 @@ pub trait Bank: Clone + Send + Sync + 'static {
     fn top(&self, limit: usize) -> impl Future<Output = Result<Vec<(String, i64, u64)>, Refusal>> + Send;
     /// What the system did, from its own books.
     fn ground_truth(&self) -> GroundTruth;
+    /// A command's 200 is about to be written: `version` of `account` is acknowledged.
+    /// (Only the memory target keeps this, for its stale-read truth.)
+    fn acknowledged(&self, _account: &str, _version: u64) {}
+    /// The highest acknowledged version of `account`; `None` when not kept.
+    fn acknowledged_version(&self, _account: &str) -> Option<u64> {
+        None
+    }
+    /// A read of the normal traffic (no probe header) of an account with `acked` ≥ 1
+    /// acknowledged before it arrived, which answered `view`: counts it, stale or fresh.
+    fn count_traffic_read(&self, _acked: u64, _view: Option<&View>) {}
 }

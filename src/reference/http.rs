@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -95,11 +95,16 @@ async fn change<B: Bank>(
                 // Applied already; only the answer is late.
                 tokio::time::sleep(delay).await;
             }
+            bank.acknowledged(&id, version);
             Json(json!({ "id": id, "version": version, "balance": balance })).into_response()
         }
         Err(r) => refusal(r),
     }
 }
+
+/// The header the harness's probes send (`operation::PROBE_HEADER`); a target is an
+/// outside system to the harness, so it names it itself.
+const PROBE_HEADER: &str = "x-cqrs-bench-probe";
 
 /// Refs in `GET /accounts/{id}`: the most recent ones only, so the answer stays small
 /// however long the run (issue 18); all of them are on `/accounts/{id}/refs`.
@@ -107,15 +112,33 @@ pub const RECENT_REFS: usize = 100;
 /// Refs per page of `GET /accounts/{id}/refs?page=N`.
 pub const REFS_PAGE: usize = 1000;
 
-/// `{id, balance, version, refs_total, refs}`: `refs` are the last `RECENT_REFS` applied.
-async fn get_account<B: Bank>(State(bank): State<B>, Path(id): Path<String>) -> Response {
+/// `{id, balance, version, refs_total, refs, last_event}`: `refs` are the last
+/// `RECENT_REFS` applied; `last_event` (`{ref, received_at, applied_at}`, ms since the
+/// Unix epoch) says when the projector took the account's last applied event and applied
+/// it, where the variant knows (memory, outbox), for lag attribution.
+async fn get_account<B: Bank>(State(bank): State<B>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     bank.before_request().await;
-    match bank.view(&id, RefSlice::Last(RECENT_REFS)).await {
+    // Taken before the read: a command acknowledged while it runs is not counted.
+    let acked = match headers.contains_key(PROBE_HEADER) {
+        true => None,
+        false => bank.acknowledged_version(&id).filter(|v| *v > 0),
+    };
+    let view = bank.view(&id, RefSlice::Last(RECENT_REFS)).await;
+    if let (Some(acked), Ok(view)) = (acked, &view) {
+        bank.count_traffic_read(acked, view.as_ref());
+    }
+    match view {
         Ok(Some(view)) => {
             let refs: Vec<&str> = view.refs.iter().map(|r| &**r).collect();
             let (balance, version, total) = (view.balance, view.version, view.refs_total);
-            Json(json!({ "id": view.id, "balance": balance, "version": version, "refs_total": total, "refs": refs }))
-                .into_response()
+            let last_event = view.last_event.as_ref().map(
+                |e| json!({ "ref": e.op_ref.as_deref(), "received_at": e.received_at, "applied_at": e.applied_at }),
+            );
+            Json(json!({
+                "id": view.id, "balance": balance, "version": version, "refs_total": total, "refs": refs,
+                "last_event": last_event,
+            }))
+            .into_response()
         }
         Ok(None) => refusal(Refusal::NotFound),
         Err(r) => refusal(r),

@@ -46,11 +46,22 @@ pub struct GroundTruth {
     /// Optimistic-concurrency conflicts retried (event-sourced variant).
     #[serde(default)]
     pub conflicts: u64,
+    /// Reads of `GET /accounts/{id}` without the harness's probe header, of an account
+    /// with a deposit or withdrawal acknowledged (its 200 about to be written) before the
+    /// read arrived (memory target).
+    #[serde(default)]
+    pub traffic_reads: u64,
+    /// Those whose answer did not yet reflect every such command: the account's
+    /// contiguously applied version was below the acknowledged one.
+    #[serde(default)]
+    pub stale_reads: u64,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
     seq: u64,
+    /// When the projector took it off its queue (ms since the epoch; set by the projector).
+    received_at: f64,
     account: Arc<str>,
     /// The account's version after this event (write model).
     version: u64,
@@ -64,6 +75,8 @@ pub(crate) struct Event {
 struct Account {
     balance: i64,
     version: u64,
+    /// The highest version whose command's answer was written (stale-read truth).
+    acked_version: u64,
     /// The projector whose queue carries this account's events.
     projector: usize,
 }
@@ -78,6 +91,11 @@ pub(crate) struct AccountView {
     pub refs: Vec<Arc<str>>,
     /// Event sequence numbers applied (what an idempotent projector checks).
     applied: HashSet<u64>,
+    /// Every version up to this one is applied (stale-read truth)...
+    applied_through: u64,
+    /// ... and these above it are (applied out of order, or past a dropped event).
+    applied_ahead: std::collections::BTreeSet<u64>,
+    last_event: Option<super::bank::EventTimes>,
 }
 
 pub(crate) struct Inner {
@@ -95,6 +113,8 @@ pub(crate) struct Inner {
     /// Ref-carrying events emitted (for every-k-th event faults).
     ref_events: AtomicU64,
     truth: Mutex<GroundTruth>,
+    traffic_reads: AtomicU64,
+    stale_reads: AtomicU64,
     origin: Mutex<Instant>,
     stall_until: Mutex<Option<Instant>>,
     pause_until: Mutex<Option<Instant>>,
@@ -141,6 +161,8 @@ impl MemoryApp {
             commands: AtomicU64::new(0),
             ref_events: AtomicU64::new(0),
             truth: Mutex::default(),
+            traffic_reads: AtomicU64::new(0),
+            stale_reads: AtomicU64::new(0),
             origin: Mutex::new(Instant::now()),
             stall_until: Mutex::default(),
             pause_until: Mutex::default(),
@@ -160,7 +182,10 @@ impl MemoryApp {
     }
 
     pub fn ground_truth(&self) -> GroundTruth {
-        lock(&self.inner.truth).clone()
+        let mut truth = lock(&self.inner.truth).clone();
+        truth.traffic_reads = self.inner.traffic_reads.load(Ordering::Relaxed);
+        truth.stale_reads = self.inner.stale_reads.load(Ordering::Relaxed);
+        truth
     }
 
     /// Fault times (`at`) count from now on.
@@ -279,6 +304,7 @@ impl Inner {
         let permits = if dropped { None } else { Some(queue.try_reserve_many(copies).map_err(|_| Refusal::BusFull)?) };
         let event = Event {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            received_at: 0.0,
             account: account.clone(),
             version,
             delta,
@@ -301,7 +327,28 @@ impl Inner {
             version: v.version,
             refs: v.refs[refs.bounds(v.refs.len())].to_vec(),
             refs_total: v.refs.len() as u64,
+            applied_through: v.applied_through,
+            last_event: v.last_event.clone(),
         })
+    }
+
+    /// The answer of a command on `account` at `version` is about to be written.
+    pub fn acknowledged(&self, account: &str, version: u64) {
+        if let Some(state) = lock(&self.write[shard_of(account)]).get_mut(account) {
+            state.acked_version = state.acked_version.max(version);
+        }
+    }
+
+    pub fn acknowledged_version(&self, account: &str) -> Option<u64> {
+        lock(&self.write[shard_of(account)]).get(account).map(|a| a.acked_version)
+    }
+
+    /// A traffic read answered `view` with version `acked` acknowledged before it.
+    pub fn count_traffic_read(&self, acked: u64, view: Option<&View>) {
+        self.traffic_reads.fetch_add(1, Ordering::Relaxed);
+        if view.is_none_or(|v| v.applied_through < acked) {
+            self.stale_reads.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The `limit` accounts with the highest balance in the read model.
@@ -328,6 +375,17 @@ impl Inner {
         }
         view.balance += event.delta;
         view.version = view.version.max(event.version);
+        if first && event.version > view.applied_through {
+            view.applied_ahead.insert(event.version);
+            while view.applied_ahead.remove(&(view.applied_through + 1)) {
+                view.applied_through += 1;
+            }
+        }
+        view.last_event = Some(super::bank::EventTimes {
+            op_ref: event.op_ref.clone(),
+            received_at: event.received_at,
+            applied_at: super::bank::now_ms(),
+        });
         if let Some(op_ref) = &event.op_ref {
             view.refs.push(op_ref.clone());
             if !first {
@@ -386,6 +444,9 @@ impl Projector {
                 self.crash_and_restart().await;
             }
         }
+        // Taken off the bus now: after a pause, before the injected delay and the work.
+        let mut event = event;
+        event.received_at = super::bank::now_ms();
         let jitter = if faults.projection_jitter.is_zero() {
             Duration::ZERO
         } else {
@@ -399,7 +460,8 @@ impl Projector {
             }
         } else {
             // The work starts once the event is there (after the injected delay).
-            self.work.work_on(visible_at).await;
+            let received = tokio::time::Instant::now().max(visible_at);
+            self.work.work_on(visible_at, received).await;
         }
         inner.apply(&event, faults.idempotent);
         self.since_checkpoint.push(event);
@@ -459,5 +521,17 @@ impl Bank for MemoryApp {
 
     fn ground_truth(&self) -> GroundTruth {
         MemoryApp::ground_truth(self)
+    }
+
+    fn acknowledged(&self, account: &str, version: u64) {
+        self.inner.acknowledged(account, version);
+    }
+
+    fn acknowledged_version(&self, account: &str) -> Option<u64> {
+        self.inner.acknowledged_version(account)
+    }
+
+    fn count_traffic_read(&self, acked: u64, view: Option<&View>) {
+        self.inner.count_traffic_read(acked, view);
     }
 }

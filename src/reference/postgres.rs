@@ -125,12 +125,15 @@ pub async fn read_view(pool: &Pool, schema: &str, account: &str, slice: RefSlice
     let row = client.query_opt(&sql, &[&account, &int(start), &int(len), &last]).await.map_err(unavailable)?;
     Ok(row.map(|row| {
         let refs: Vec<String> = row.get(3);
+        let version = row.get::<_, i64>(2) as u64;
         View {
             id: row.get(0),
             balance: row.get(1),
-            version: row.get::<_, i64>(2) as u64,
+            version,
             refs: refs.into_iter().map(Arc::from).collect(),
             refs_total: row.get::<_, Option<i32>>(4).unwrap_or(0).max(0) as u64,
+            applied_through: version,
+            last_event: None,
         }
     }))
 }

@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// outbox: how often the relay looks for unsent outbox rows when it found none.
     #[arg(long, value_parser = duration, default_value = "2ms")]
     pub relay_poll: Duration,
+    /// outbox: the relay publishes an outbox row no earlier than this after its commit
+    /// (a slow relay: the lag shows in the publish stage).
+    #[arg(long, value_parser = duration)]
+    pub relay_delay: Option<Duration>,
     /// event-sourced: a snapshot every K events of a stream.
     #[arg(long, default_value_t = 50)]
     pub snapshot_every: u64,
@@ -241,7 +245,15 @@ pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::
 async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     args.allow_faults(
         "outbox",
-        &["projection-delay", "pause-at", "crash-at", "non-idempotent", "projector-cost", "projector-contention"],
+        &[
+            "projection-delay",
+            "pause-at",
+            "crash-at",
+            "non-idempotent",
+            "projector-cost",
+            "projector-contention",
+            "relay-delay",
+        ],
     )
     .map_err(usage)?;
     let schema = args.schema();
@@ -265,6 +277,7 @@ async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::
         crash_at: args.crash_at,
         pause: args.pause_at.zip(args.pause_for).map(|(at, duration)| Window { at, duration }),
         relay_poll: args.relay_poll,
+        relay_delay: args.relay_delay.unwrap_or_default(),
     };
     // The mock cluster lives as long as this function: it is the broker.
     let mock = (args.kafka == "mock").then(|| MockBroker::start(&config.topic(), config.partitions)).transpose()?;
@@ -297,6 +310,7 @@ impl ServeArgs {
             ("stall-at", self.stall_at.is_some()),
             ("projector-cost", self.projector_cost.is_some()),
             ("projector-contention", self.projector_contention.is_some()),
+            ("relay-delay", self.relay_delay.is_some()),
         ];
         let refused: Vec<String> = set
             .iter()

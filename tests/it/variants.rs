@@ -338,18 +338,19 @@ fn outbox_lag_falls_when_projector_instances_are_added() {
 /// times: each injected fault shows in the stage that causes it.
 #[test]
 fn outbox_lag_is_attributed_to_the_stage_of_each_fault() {
+    // One projector (several would rebalance at the start: a real wait in the topic, which
+    // lands in `consume`); at --rate 30, 20 deposits/s keep a 15 ms projector 30 % busy; 40
+    // accounts, whose openings (events too) are no backlog for it.
     let cases: [(&str, &[&str], &str); 3] = [
         ("obrelay", &["--relay-delay", "150ms"], "publish"),
-        ("obcost", &["--projector-cost", "25ms", "--projectors", "4", "--partitions", "4"], "project"),
+        ("obcost", &["--projector-cost", "15ms"], "project"),
         ("obpause", &["--pause-at", "3s", "--pause-for", "2s"], "consume"),
     ];
     for (name, flags, stage) in cases {
         let Some(outbox) = Outbox::start(name, flags) else { return };
-        let result = outbox.run(
-            &scenario("outbox-stages.toml"),
-            &["--set", &outbox.bus_topic(), "--set", &outbox.bus_group()],
-            0,
-        );
+        let (topic, group) = (outbox.bus_topic(), outbox.bus_group());
+        let args = ["--set", &topic, "--set", &group, "--set", "mix.keys.count=40", "--rate", "30"];
+        let result = outbox.run(&scenario("outbox-stages.toml"), &args, 0);
         let attribution = &result["projection"]["attribution"];
         println!("{name}: {attribution}");
         let names: Vec<&str> =
@@ -365,7 +366,7 @@ fn outbox_lag_is_attributed_to_the_stage_of_each_fault() {
         };
         match stage {
             "publish" => assert!(of("publish")["p50_ms"].as_f64().unwrap() >= 140.0, "{name}"),
-            "project" => assert!(of("project")["p50_ms"].as_f64().unwrap() >= 24.0, "{name}"),
+            "project" => assert!(of("project")["p50_ms"].as_f64().unwrap() >= 14.0, "{name}"),
             _ => assert!(of("consume")["max_ms"].as_f64().unwrap() >= 1000.0, "{name}"),
         }
     }

@@ -71,6 +71,8 @@ pub struct OutboxConfig {
     pub pause: Option<Window>,
     /// How often the relay looks for unsent rows when it found none.
     pub relay_poll: Duration,
+    /// The relay publishes a row no earlier than this after its commit.
+    pub relay_delay: Duration,
 }
 
 impl OutboxConfig {

@@ -213,6 +213,8 @@ impl Instance {
     /// Applies one event (after the injected delay and cost) and stores its offset.
     async fn handle(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) {
         let config = &self.shared.config;
+        // Taken off the bus now, before the injected delay and the work.
+        let received_at = crate::reference::bank::now_ms();
         match message.payload().map(serde_json::from_slice::<OutboxEvent>) {
             Some(Ok(event)) => {
                 if !config.projection_delay.is_zero() {
@@ -228,9 +230,9 @@ impl Instance {
                     let there_ms = event.at_ms + config.projection_delay.as_millis() as i64;
                     let waited = Duration::from_millis((now_ms() - there_ms).max(0) as u64);
                     let now = tokio::time::Instant::now();
-                    self.work.work_on(now.checked_sub(waited).unwrap_or(now)).await;
+                    self.work.work_on(now.checked_sub(waited).unwrap_or(now), now).await;
                 }
-                self.apply(&event, shutdown).await;
+                self.apply(&event, received_at, shutdown).await;
             }
             Some(Err(e)) => tracing::warn!("projector {}: skipping an event that is not JSON: {e}", self.index),
             None => tracing::warn!("projector {}: skipping an event without payload", self.index),
@@ -240,9 +242,9 @@ impl Instance {
         }
     }
 
-    async fn apply(&self, event: &OutboxEvent, shutdown: &CancellationToken) {
+    async fn apply(&self, event: &OutboxEvent, received_at: f64, shutdown: &CancellationToken) {
         loop {
-            match self.shared.read_model.apply(event, self.shared.config.idempotent).await {
+            match self.shared.read_model.apply(event, self.shared.config.idempotent, received_at).await {
                 Ok(Applied::Again) => {
                     if let Some(op_ref) = &event.op_ref {
                         self.shared.truth().duplicated_refs.push(op_ref.clone());

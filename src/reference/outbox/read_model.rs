@@ -1,6 +1,7 @@
 //! The outbox variant's read model in Redis, under the key prefix `{schema}:`:
-//! `acct:{id}` a hash (balance, version), `refs:{id}` the applied refs in order,
-//! `top` a sorted set of balances.
+//! `acct:{id}` a hash (balance, version, and the last applied event's `last_ref`,
+//! `received_at`, `applied_at`), `refs:{id}` the applied refs in order, `top` a sorted set
+//! of balances.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
 
 use super::bus::OutboxEvent;
-use crate::reference::bank::{RefSlice, Refusal, View};
+use crate::reference::bank::{EventTimes, RefSlice, Refusal, View};
 
 /// Applies one event atomically. Returns 1 when applied, 0 when skipped as already
 /// applied (idempotent), 2 when applied although the account already had its version
@@ -20,6 +21,7 @@ local seen = tonumber(ARGV[2]) <= stored
 if seen and ARGV[5] == '1' then return 0 end
 local balance = redis.call('HINCRBY', KEYS[1], 'balance', ARGV[3])
 if not seen then redis.call('HSET', KEYS[1], 'version', ARGV[2]) end
+redis.call('HSET', KEYS[1], 'last_ref', ARGV[4], 'received_at', ARGV[6], 'applied_at', ARGV[7])
 if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[4]) end
 redis.call('ZADD', KEYS[3], balance, ARGV[1])
 if seen then return 2 end
@@ -56,7 +58,9 @@ impl ReadModel {
         format!("{}{kind}:{account}", self.prefix)
     }
 
-    pub async fn apply(&self, event: &OutboxEvent, idempotent: bool) -> redis::RedisResult<Applied> {
+    /// Applies `event`, taken off the bus at `received_at` (ms since the epoch); the
+    /// application time is taken here.
+    pub async fn apply(&self, event: &OutboxEvent, idempotent: bool, received_at: f64) -> redis::RedisResult<Applied> {
         let outcome: i64 = self
             .apply
             .key(self.key("acct", &event.account))
@@ -67,6 +71,8 @@ impl ReadModel {
             .arg(event.delta)
             .arg(event.op_ref.as_deref().unwrap_or(""))
             .arg(if idempotent { "1" } else { "0" })
+            .arg(received_at)
+            .arg(crate::reference::bank::now_ms())
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(match outcome {
@@ -88,20 +94,29 @@ impl ReadModel {
                 (start, start + len.min(isize::MAX as usize / 2) as isize - 1)
             }
         };
-        let (balance, version, refs, total): (Option<i64>, Option<u64>, Vec<String>, u64) = redis::pipe()
-            .hget(self.key("acct", account), "balance")
-            .hget(self.key("acct", account), "version")
-            .lrange(self.key("refs", account), first, last)
-            .llen(self.key("refs", account))
-            .query_async(&mut redis)
-            .await
-            .map_err(unavailable)?;
+        type Fields = (Option<i64>, Option<u64>, Option<String>, Option<f64>, Option<f64>);
+        let ((balance, version, last_ref, received_at, applied_at), refs, total): (Fields, Vec<String>, u64) =
+            redis::pipe()
+                .hmget(self.key("acct", account), &["balance", "version", "last_ref", "received_at", "applied_at"])
+                .lrange(self.key("refs", account), first, last)
+                .llen(self.key("refs", account))
+                .query_async(&mut redis)
+                .await
+                .map_err(unavailable)?;
+        let last_event = received_at.zip(applied_at).map(|(received_at, applied_at)| EventTimes {
+            op_ref: last_ref.filter(|r| !r.is_empty()).map(Arc::from),
+            received_at,
+            applied_at,
+        });
         Ok(balance.zip(version).map(|(balance, version)| View {
             id: account.to_owned(),
             balance,
             version,
             refs: refs.into_iter().map(Arc::from).collect(),
             refs_total: total,
+            // Applied in version order (one partition per account, version checked).
+            applied_through: version,
+            last_event,
         }))
     }
 

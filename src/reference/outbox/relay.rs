@@ -23,6 +23,8 @@ pub struct Relay {
     producer: FutureProducer,
     topic: String,
     poll: Duration,
+    /// Rows are published no earlier than this after their commit (`--relay-delay`).
+    delay: Duration,
     select_unsent: String,
     mark_sent: String,
 }
@@ -44,8 +46,10 @@ impl Relay {
             producer,
             topic: config.topic(),
             poll: config.relay_poll,
+            delay: config.relay_delay,
             select_unsent: format!(
-                "SELECT seq, account, version, delta, ref, (extract(epoch FROM at) * 1000)::bigint
+                "SELECT seq, account, version, delta, ref, (extract(epoch FROM at) * 1000)::bigint,
+                        at <= clock_timestamp() - make_interval(secs => $2)
                  FROM {schema}.outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
             ),
             mark_sent: format!("UPDATE {schema}.outbox SET sent_at = clock_timestamp() WHERE seq = ANY($1)"),
@@ -75,13 +79,17 @@ impl Relay {
     async fn publish_batch(&self) -> anyhow::Result<usize> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let rows = tx.query(&self.select_unsent, &[&BATCH]).await?;
+        let rows = tx.query(&self.select_unsent, &[&BATCH, &self.delay.as_secs_f64()]).await?;
+        // With `--relay-delay`: the rows due, in `seq` order, up to the first one that is not
+        // (a later row must not overtake an earlier one of its account).
+        let due = rows.iter().take_while(|row| row.get::<_, bool>(6)).count();
+        let rows = &rows[..due];
         if rows.is_empty() {
             return Ok(0);
         }
         let mut deliveries = Vec::with_capacity(rows.len());
         let mut seqs = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows {
             let event = OutboxEvent {
                 account: row.get(1),
                 version: row.get(2),
