@@ -113,7 +113,7 @@ pub struct RunArgs {
     pub shard: Option<(u32, u32)>,
     /// Start the load at this wall-clock time (RFC 3339, e.g. 2026-11-24T10:00:00Z), so
     /// the shards of one run line up their schedules. Also names the run (its run id).
-    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at, env = "CQRS_BENCH_START_AT")]
     pub start_at: Option<std::time::SystemTime>,
     /// The run id in every ref (8 hex digits) [default: from --start-at and the scenario's
     /// name, so shards started alike agree; else random].

@@ -169,3 +169,58 @@ fn merge_refuses_overlapping_or_foreign_shards() {
     refused(&[&a, &c], "are both shard 0/2");
     refused(&[&a, &b], "ran another scenario");
 }
+
+/// The Kubernetes manifests in docker/k8s, rendered as run.sh renders them, are valid
+/// Kubernetes objects (kubernetes-validate, from PyPI: the API schemas, offline; `.ci/run`
+/// installs it).
+#[test]
+fn kubernetes_manifests_render_and_validate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for name in ["shards-job.yaml", "merge-job.yaml", "results-pvc.yaml"] {
+        let text = std::fs::read_to_string(root().join("docker/k8s").join(name)).unwrap();
+        let rendered = text
+            .replace("${SHARDS}", "4")
+            .replace("${START_AT}", "2026-11-24T10:00:00Z")
+            .replace("${TARGET_URL}", "http://bank.default.svc:8080")
+            .replace("${IMAGE}", "cqrs-bench:latest");
+        assert!(!rendered.contains("${"), "{name}: a placeholder run.sh does not fill");
+        let path = tmp.path().join(name);
+        std::fs::write(&path, rendered).unwrap();
+        files.push(path);
+    }
+    let Ok(output) = std::process::Command::new("kubernetes-validate").arg("--strict").args(&files).output() else {
+        eprintln!(
+            "SKIPPED kubernetes_manifests_render_and_validate: kubernetes-validate is not installed (pip install kubernetes-validate)"
+        );
+        return;
+    };
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{text}");
+    assert_eq!(text.matches("passed for resource").count(), 3, "{text}");
+}
+
+/// A pod of the Indexed Job: its index from JOB_COMPLETION_INDEX (`--shard auto/N`), the
+/// common start from CQRS_BENCH_START_AT, as the manifest sets them.
+#[test]
+fn a_shard_takes_its_index_and_start_from_the_jobs_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let start_at = humantime::format_rfc3339_millis(SystemTime::now() + Duration::from_secs(2)).to_string();
+    bench()
+        .env("JOB_COMPLETION_INDEX", "1")
+        .env("CQRS_BENCH_START_AT", &start_at)
+        .args(["run", "scenarios/quickstart.toml", "--quiet", "--duration", "2s", "--shard", "auto/2"])
+        .args(["--set", "load.warmup=\"0s\"", "--out"])
+        .arg(tmp.path())
+        .assert()
+        .code(predicates::ord::lt(2));
+    let result = result_json(tmp.path());
+    assert_eq!(result["shard"]["index"], 1);
+    assert_eq!(result["shard"]["count"], 2);
+    assert_eq!(result["started_at"].as_str().unwrap(), start_at);
+    assert_eq!(result["shard"]["start_at"].as_str().unwrap(), start_at);
+    // Without the variable, `auto` is refused with the reason.
+    let output = bench().args(["run", "scenarios/quickstart.toml", "--shard", "auto/2"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("JOB_COMPLETION_INDEX is not set"));
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Issue 13: are 4 merged shards the same measurement as one process sending the same
+# total load? Against one served memory target, alternately: one process at RATE, then
+# 4 shard processes at RATE/4 each (one --start-at) merged; twice each. Prints the
+# command and query latency percentiles of each run, so the merged-vs-single difference
+# can be read against the single-vs-single noise.
+#   benches/shards.sh [RATE] [DURATION]        (BIN=path/to/cqrs-bench to pick a build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rate=${1:-2000}
+duration=${2:-20s}
+bin=${BIN:-target/release/cqrs-bench}
+[ -x "$bin" ] || cargo build --release --bin cqrs-bench
+out=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+"$bin" target serve --variant memory --listen 127.0.0.1:$port > "$out/serve.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+sleep 1
+target=http://127.0.0.1:$port
+common=(--quiet --target "$target" --duration "$duration" --rate "$rate" --set load.warmup=\"2s\")
+
+single() { "$bin" run scenarios/bank-http.toml "${common[@]}" --out "$out/$1" > /dev/null || true; }
+sharded() {
+  local start_at
+  start_at=$(date -u -d '+3 seconds' +%Y-%m-%dT%H:%M:%S.%3NZ)
+  for i in 0 1 2 3; do
+    "$bin" run scenarios/bank-http.toml "${common[@]}" --shard $i/4 --start-at "$start_at" --out "$out/$1-s$i" > /dev/null &
+  done
+  wait || true
+  "$bin" merge "$out/$1"-s{0,1,2,3} --out "$out/$1" --quiet > /dev/null || true
+}
+for round in 1 2; do
+  single "single-$round"
+  sharded "merged-$round"
+done
+python3 - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+print(f"{'run':<10} {'ops':>8} {'cmd p50':>8} {'cmd p99':>8} {'qry p50':>8} {'qry p99':>8}  (ms)")
+for name in ["single-1", "single-2", "merged-1", "merged-2"]:
+    r = json.load(open(f"{out}/{name}/result.json"))
+    c, q = r["commands"], r["queries"]
+    print(f"{name:<10} {c['count'] + q['count']:>8} {c['latency_ms']['p50']:>8.3f} {c['latency_ms']['p99']:>8.3f} "
+          f"{q['latency_ms']['p50']:>8.3f} {q['latency_ms']['p99']:>8.3f}")
+PY
+echo "folders: $out"
