@@ -321,7 +321,7 @@ fn projection(results: &[&RunResult], warnings: &mut Vec<String>) -> anyhow::Res
 }
 
 fn staleness(results: &[&RunResult]) -> Option<StalenessStats> {
-    use crate::probe::staleness::{DelayFigures, visible_at, wilson_interval};
+    use crate::probe::staleness::{DelayFigures, share_with_interval, visible_at};
     let all: Vec<&StalenessStats> = results.iter().filter_map(|r| r.staleness.as_ref()).collect();
     let first = all.first()?;
     let mut points = first.points.clone();
@@ -332,10 +332,7 @@ fn staleness(results: &[&RunResult]) -> Option<StalenessStats> {
         let waited: f64 =
             all.iter().filter_map(|s| s.points.get(i)).map(|p| p.mean_actual_delay_ms * p.reads as f64).sum();
         point.mean_actual_delay_ms = if point.reads > 0 { waited / point.reads as f64 } else { 0.0 };
-        let interval = wilson_interval(point.fresh, point.reads);
-        point.p_fresh = (point.reads > 0).then(|| point.fresh as f64 / point.reads as f64);
-        point.p_fresh_low = interval.map(|i| i.0);
-        point.p_fresh_high = interval.map(|i| i.1);
+        (point.p_fresh, point.p_fresh_low, point.p_fresh_high) = share_with_interval(point.fresh, point.reads);
     }
     let figures: Vec<DelayFigures> = points
         .iter()
@@ -354,10 +351,7 @@ fn staleness(results: &[&RunResult]) -> Option<StalenessStats> {
         t.reads = same().map(|o| o.reads).sum();
         t.stale = same().map(|o| o.stale).sum();
         t.unjudged = same().map(|o| o.unjudged).sum();
-        let interval = wilson_interval(t.stale, t.reads);
-        t.stale_rate = (t.reads > 0).then(|| t.stale as f64 / t.reads as f64);
-        t.stale_rate_low = interval.map(|i| i.0);
-        t.stale_rate_high = interval.map(|i| i.1);
+        (t.stale_rate, t.stale_rate_low, t.stale_rate_high) = share_with_interval(t.stale, t.reads);
     }
     Some(StalenessStats {
         sampled: all.iter().map(|s| s.sampled).sum(),

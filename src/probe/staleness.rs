@@ -201,6 +201,13 @@ pub fn wilson_interval(k: u64, n: u64) -> Option<(f64, f64)> {
     Some(((centre - half).max(0.0), (centre + half).min(1.0)))
 }
 
+/// `k / n` with its 95 % Wilson interval, as result.json holds them: (share, low, high),
+/// all `None` when n = 0.
+pub fn share_with_interval(k: u64, n: u64) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let interval = wilson_interval(k, n);
+    ((n > 0).then(|| k as f64 / n as f64), interval.map(|i| i.0), interval.map(|i| i.1))
+}
+
 /// The smallest delay whose P(fresh) reaches `share` and stays there at every longer
 /// delay (a noisy dip after it would make the point meaningless).
 pub fn visible_at(points: &[DelayFigures], share: f64) -> Option<Duration> {

@@ -367,21 +367,21 @@ fn staleness_stats(
     outcome: &crate::run::StalenessOutcome,
     scenario: &Scenario,
 ) -> crate::results::model::StalenessStats {
-    use crate::probe::staleness::{visible_at, wilson_interval};
+    use crate::probe::staleness::{share_with_interval, visible_at};
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let points = outcome
         .figures
         .iter()
         .map(|f| {
-            let interval = wilson_interval(f.fresh, f.reads);
+            let (p_fresh, p_fresh_low, p_fresh_high) = share_with_interval(f.fresh, f.reads);
             crate::results::model::StalenessPoint {
                 delay_ms: ms(f.delay),
                 reads: f.reads,
                 fresh: f.fresh,
                 errors: f.errors,
-                p_fresh: (f.reads > 0).then(|| f.fresh as f64 / f.reads as f64),
-                p_fresh_low: interval.map(|i| i.0),
-                p_fresh_high: interval.map(|i| i.1),
+                p_fresh,
+                p_fresh_low,
+                p_fresh_high,
                 mean_actual_delay_ms: ms(f.mean_actual),
             }
         })
@@ -398,15 +398,15 @@ fn staleness_stats(
             .traffic
             .iter()
             .map(|t| {
-                let interval = wilson_interval(t.stale, t.reads);
+                let (stale_rate, stale_rate_low, stale_rate_high) = share_with_interval(t.stale, t.reads);
                 crate::results::model::TrafficStaleness {
                     query: scenario.operations[t.op].name.clone(),
                     reads: t.reads,
                     stale: t.stale,
                     unjudged: t.unjudged,
-                    stale_rate: (t.reads > 0).then(|| t.stale as f64 / t.reads as f64),
-                    stale_rate_low: interval.map(|i| i.0),
-                    stale_rate_high: interval.map(|i| i.1),
+                    stale_rate,
+                    stale_rate_low,
+                    stale_rate_high,
                 }
             })
             .collect(),

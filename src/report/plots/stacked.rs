@@ -72,14 +72,7 @@ impl Plot for StackedPlot {
                 .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], fill.mix(0.75).filled()));
         }
         super::draw_markers(&mut chart, &self.markers, (0.0, top), max_x)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, LABEL_SIZE))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(err)?;
+        super::thresholds_and_legend(&mut chart, &[], (0.0, max_x), (0.0, top), SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }
