@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 rate=${1:-2000}
 duration=${2:-20s}
 bin=${BIN:-target/release/cqrs-bench}
+# Generator threads per shard: 4 shards of 1 thread on a small machine compete less with
+# each other (and with the target) than 4 of the machine's cores each.
+shard_threads=${SHARD_THREADS:-1}
 [ -x "$bin" ] || cargo build --release --bin cqrs-bench
 out=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
@@ -24,10 +27,13 @@ single() { "$bin" run scenarios/bank-http.toml "${common[@]}" --out "$out/$1" > 
 sharded() {
   local start_at
   start_at=$(date -u -d '+3 seconds' +%Y-%m-%dT%H:%M:%S.%3NZ)
+  local pids=()
   for i in 0 1 2 3; do
-    "$bin" run scenarios/bank-http.toml "${common[@]}" --shard $i/4 --start-at "$start_at" --out "$out/$1-s$i" > /dev/null &
+    "$bin" run scenarios/bank-http.toml "${common[@]}" --threads "$shard_threads" \
+      --shard $i/4 --start-at "$start_at" --out "$out/$1-s$i" > /dev/null &
+    pids+=($!)
   done
-  wait || true
+  wait "${pids[@]}" || true   # not the server's
   "$bin" merge "$out/$1"-s{0,1,2,3} --out "$out/$1" --quiet > /dev/null || true
 }
 for round in 1 2; do
@@ -37,11 +43,15 @@ done
 python3 - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]
-print(f"{'run':<10} {'ops':>8} {'cmd p50':>8} {'cmd p99':>8} {'qry p50':>8} {'qry p99':>8}  (ms)")
+print(f"{'run':<10} {'ops':>7} {'cmd p50':>8} {'cmd p99':>8} {'qry p50':>8} {'qry p99':>8} {'svc p50':>8} {'svc p99':>8} {'lag p99':>8}  (ms)")
 for name in ["single-1", "single-2", "merged-1", "merged-2"]:
     r = json.load(open(f"{out}/{name}/result.json"))
     c, q = r["commands"], r["queries"]
-    print(f"{name:<10} {c['count'] + q['count']:>8} {c['latency_ms']['p50']:>8.3f} {c['latency_ms']['p99']:>8.3f} "
-          f"{q['latency_ms']['p50']:>8.3f} {q['latency_ms']['p99']:>8.3f}")
+    svc = r["operations"]["get_account"]["service_time_ms"]
+    print(f"{name:<10} {c['count'] + q['count']:>7} {c['latency_ms']['p50']:>8.3f} {c['latency_ms']['p99']:>8.3f} "
+          f"{q['latency_ms']['p50']:>8.3f} {q['latency_ms']['p99']:>8.3f} {svc['p50']:>8.3f} {svc['p99']:>8.3f} "
+          f"{r['generator']['send_lag_ms']['p99']:>8.3f}")
 PY
+# (svc: get_account's service time, send → answer; lag p99: the generator's send lag, the
+# worst shard's for a merged run: the part of latency that is the generator's pacing.)
 echo "folders: $out"

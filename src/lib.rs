@@ -89,6 +89,11 @@ async fn run_stages(
         }
     };
     let threads = generator_threads(args.threads);
+    // A shard measures its clock against the target's before it starts (up to ~1 s).
+    let clock = match args.shard {
+        Some(_) => Some(run::clock::estimate(&*target, Duration::from_millis(1500)).await),
+        None => None,
+    };
     let outcome = run::drive(&scenario, target.clone(), ids, threads, shutdown, gauges, on_load_start).await?;
     progress_stop.cancel();
     let _ = progress.await;
@@ -106,7 +111,11 @@ async fn run_stages(
             .start_at
             .and_then(|at| outcome.started_at.duration_since(at).ok())
             .map_or(0.0, |late| late.as_secs_f64() * 1e3),
+        clock_offset_ms: clock.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.offset_ms),
+        clock_offset_error_ms: clock.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.error_ms),
+        clock_unknown: clock.as_ref().and_then(|c| c.as_ref().err()).cloned(),
         merged_from: Vec::new(),
+        clock_spread_ms: None,
     });
     match &target.main {
         AnyTarget::Embedded(embedded) => {

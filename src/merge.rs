@@ -88,7 +88,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
         count: shards[0].1.count,
         start_at: shards[0].1.start_at.clone(),
         start_late_ms: shards.iter().map(|(_, s, _)| s.start_late_ms).fold(0.0, f64::max),
+        clock_offset_ms: None,
+        clock_offset_error_ms: None,
+        clock_unknown: None,
         merged_from: shards.iter().map(|(d, _, _)| d.display().to_string()).collect(),
+        clock_spread_ms: clock_spread(&shards, &mut warnings),
     });
     merged.warnings = results.iter().flat_map(|r| r.warnings.iter().cloned()).chain(warnings.clone()).collect();
     merged.warnings.dedup();
@@ -165,6 +169,24 @@ fn check_shards(shards: &mut [(PathBuf, ShardInfo, RunResult)]) -> anyhow::Resul
         ));
     }
     Ok(warnings)
+}
+
+/// Shards on other hosts start at one time by their own clocks: the spread of their
+/// offsets against the target's clock is how far apart their schedules were.
+const CLOCK_SPREAD_WARNING_MS: f64 = 100.0;
+
+fn clock_spread(shards: &[(PathBuf, ShardInfo, RunResult)], warnings: &mut Vec<String>) -> Option<f64> {
+    let offsets: Vec<f64> = shards.iter().filter_map(|(_, s, _)| s.clock_offset_ms).collect();
+    if offsets.len() < 2 {
+        return None;
+    }
+    let spread = offsets.iter().copied().fold(f64::MIN, f64::max) - offsets.iter().copied().fold(f64::MAX, f64::min);
+    if spread > CLOCK_SPREAD_WARNING_MS {
+        warnings.push(format!(
+            "the shards' clocks differ by {spread:.0} ms (against the target's): their schedules were that far apart"
+        ));
+    }
+    Some(spread)
 }
 
 /// A result's load start, seconds since the Unix epoch.

@@ -380,9 +380,21 @@ pub struct ShardInfo {
     /// How far after `start_at` this shard's load began, on its own clock (its setup ran
     /// past the start): 0 when it was on time.
     pub start_late_ms: f64,
+    /// The target's clock minus this host's (its `Date` header's second boundary), and
+    /// how well it is known (±): how far this shard's schedule sits from its siblings'.
+    #[serde(default)]
+    pub clock_offset_ms: Option<f64>,
+    #[serde(default)]
+    pub clock_offset_error_ms: Option<f64>,
+    /// Why the offset is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_unknown: Option<String>,
     /// Merged results: the shards' results folders, in index order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// Merged results: the largest difference between the shards' clock offsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_spread_ms: Option<f64>,
 }
 
 /// `[staleness]`: the t-visibility curve, P(a read t ms after the acknowledgement is fresh).

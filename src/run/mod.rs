@@ -9,6 +9,7 @@
 //! model back.
 
 mod bus;
+pub mod clock;
 mod observe;
 mod setup;
 

@@ -74,11 +74,15 @@ fn four_shards_merge_exactly_into_one_run() {
         assert_eq!(shard["started_at"].as_str().unwrap(), start_text, "{}", shard["shard"]);
         assert_eq!(shard["shard"]["start_late_ms"], 0.0);
         assert_eq!(shard["run_id"], shards[0]["run_id"], "one run id from --start-at");
+        // Each measured its clock against the target's (one host: one clock, within the error).
+        let (offset, error) = (&shard["shard"]["clock_offset_ms"], &shard["shard"]["clock_offset_error_ms"]);
+        assert!(offset.as_f64().unwrap().abs() <= error.as_f64().unwrap() + 2.0, "{}", shard["shard"]);
     }
 
     let merged_dir = tmp.path().join("merged");
     let (code, merged) = merge(&dirs, &merged_dir);
     assert_eq!(code, 0, "{}", merged["slo"]);
+    assert!(merged["shard"]["clock_spread_ms"].as_f64().unwrap() < 50.0, "{}", merged["shard"]);
     // Counts are the sums of the shards'.
     for op in ["deposit", "withdraw", "get_account", "top_accounts"] {
         let sum: u64 = shards.iter().map(|s| s["operations"][op]["count"].as_u64().unwrap()).sum();
