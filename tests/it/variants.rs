@@ -339,17 +339,23 @@ fn outbox_lag_falls_when_projector_instances_are_added() {
 #[test]
 fn outbox_lag_is_attributed_to_the_stage_of_each_fault() {
     // One projector (several would rebalance at the start: a real wait in the topic, which
-    // lands in `consume`); at --rate 30, 20 deposits/s keep a 15 ms projector 30 % busy; 40
-    // accounts, whose openings (events too) are no backlog for it.
-    let cases: [(&str, &[&str], &str); 3] = [
-        ("obrelay", &["--relay-delay", "150ms"], "publish"),
-        ("obcost", &["--projector-cost", "15ms"], "project"),
-        ("obpause", &["--pause-at", "3s", "--pause-for", "2s"], "consume"),
+    // lands in `consume`). At --rate 30, 20 deposits/s; 40 accounts, whose openings (events
+    // too) are no backlog for a fast projector. The costly projector gets a load that keeps it
+    // 25 % busy (8 deposits/s of 30 ms; 10 openings, 0.3 s of backlog, inside the warmup), so
+    // queueing in the topic (`consume`, a few ms, more on a crowded machine) stays well below
+    // the cost it is meant to show; every command is probed so the verdict rests on ~35 probes.
+    let fast_load: &[&str] = &["--set", "mix.keys.count=40", "--rate", "30"];
+    let costly_load: &[&str] = &["--set", "mix.keys.count=10", "--set", "projection.sample=1.0", "--rate", "12"];
+    let cases: [(&str, &[&str], &[&str], &str); 3] = [
+        ("obrelay", &["--relay-delay", "150ms"], fast_load, "publish"),
+        ("obcost", &["--projector-cost", "30ms"], costly_load, "project"),
+        ("obpause", &["--pause-at", "3s", "--pause-for", "2s"], fast_load, "consume"),
     ];
-    for (name, flags, stage) in cases {
+    for (name, flags, load, stage) in cases {
         let Some(outbox) = Outbox::start(name, flags) else { return };
         let (topic, group) = (outbox.bus_topic(), outbox.bus_group());
-        let args = ["--set", &topic, "--set", &group, "--set", "mix.keys.count=40", "--rate", "30"];
+        let mut args = vec!["--set", &topic, "--set", &group];
+        args.extend_from_slice(load);
         let result = outbox.run(&scenario("outbox-stages.toml"), &args, 0);
         let attribution = &result["projection"]["attribution"];
         println!("{name}: {attribution}");
@@ -366,7 +372,7 @@ fn outbox_lag_is_attributed_to_the_stage_of_each_fault() {
         };
         match stage {
             "publish" => assert!(of("publish")["p50_ms"].as_f64().unwrap() >= 140.0, "{name}"),
-            "project" => assert!(of("project")["p50_ms"].as_f64().unwrap() >= 14.0, "{name}"),
+            "project" => assert!(of("project")["p50_ms"].as_f64().unwrap() >= 29.0, "{name}"),
             _ => assert!(of("consume")["max_ms"].as_f64().unwrap() >= 1000.0, "{name}"),
         }
     }
