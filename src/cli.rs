@@ -32,16 +32,22 @@ pub enum Command {
         #[arg(required = true)]
         runs: Vec<PathBuf>,
     },
-    /// Put runs side by side; with --baseline, exit 1 when a metric regressed.
+    /// Put runs side by side; with --baseline, say per figure whether a change is real
+    /// (bootstrap over the per-second figures) and exit 1 when one regressed.
     Compare {
+        /// Run folders, or `run --repeat` folders (a set of runs each).
         #[arg(required = true)]
         runs: Vec<PathBuf>,
-        /// The run the others are judged against.
+        /// The run(s) the others are judged against; repeat it, or name a `run --repeat`
+        /// folder, for a baseline set whose spread widens the noise band.
         #[arg(long)]
-        baseline: Option<PathBuf>,
+        baseline: Vec<PathBuf>,
         /// Allowed regression in percent, e.g. `10%` or `10` [default: 10].
         #[arg(long, value_parser = parse_percent)]
         max_regression: Option<f64>,
+        /// Changes whose 95 % interval reaches into ±this are noise [default: 5%].
+        #[arg(long, value_parser = parse_percent)]
+        noise: Option<f64>,
         /// Folder for compare.md and the overlaid plots [default: reports/compare-<UTC timestamp>/].
         #[arg(long)]
         out: Option<PathBuf>,
@@ -125,6 +131,10 @@ pub struct RunArgs {
     /// Print result.json to stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
+    /// Run the scenario K times in a row into OUT/run-1 … run-K and summarise the spread
+    /// (OUT/repeat.md): a baseline set for `compare --baseline OUT`.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: Option<u32>,
     /// Generator threads, each with its own connections and share of the schedule
     /// [default: the machine's cores]. Like `wrk -t`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]

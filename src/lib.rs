@@ -29,6 +29,7 @@ pub mod operation;
 pub mod probe;
 pub mod reference;
 pub mod refs;
+pub mod repeat;
 pub mod report;
 pub mod results;
 pub mod run;

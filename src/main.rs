@@ -45,6 +45,10 @@ fn main() -> ExitCode {
 
 async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Result<i32> {
     match command {
+        Command::Run(args) if args.repeat.is_some_and(|k| k > 1) => {
+            let times = args.repeat.unwrap_or(1);
+            cqrs_bench::repeat::run_repeated(args, times, shutdown).await
+        }
         Command::Run(args) => {
             let outcome = cqrs_bench::run(args, shutdown).await?;
             Ok(cqrs_bench::verdict_code(&outcome.result))
@@ -90,17 +94,20 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
             }
             Ok(exit::PASS)
         }
-        Command::Compare { runs, baseline, max_regression, out } => {
+        Command::Compare { runs, baseline, max_regression, noise, out } => {
             use cqrs_bench::report::compare;
-            let (comparison, loaded) =
-                compare::compare(&runs, baseline.as_deref(), max_regression.unwrap_or(10.0)).map_err(exit::Usage)?;
+            let thresholds = compare::Thresholds {
+                max_regression: max_regression.unwrap_or(10.0) / 100.0,
+                noise: noise.unwrap_or(5.0) / 100.0,
+            };
+            let (comparison, sides) = compare::compare(&runs, &baseline, thresholds).map_err(exit::Usage)?;
             print!("{}", comparison.table);
             let out = out.unwrap_or_else(|| {
                 let stamp =
                     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace([':', '-'], "");
                 std::path::Path::new("reports").join(format!("compare-{stamp}"))
             });
-            compare::write(&out, &comparison, &loaded)?;
+            compare::write(&out, &comparison, &sides)?;
             println!("wrote {}/compare.md and plots", out.display());
             Ok(if comparison.regressions.is_empty() { exit::PASS } else { exit::SLO_VIOLATED })
         }

@@ -155,3 +155,103 @@ fn compare_passes_against_itself_and_fails_on_a_50ms_slower_command_path() {
     assert!(out.path().join("command-latency-spectrum.png").is_file());
     assert!(out.path().join("projection-lag-spectrum.png").is_file(), "lag overlaid when the runs probed it");
 }
+
+/// Issue 15: `run --repeat` makes a baseline set; `compare` calls a run of the same build
+/// "within noise" on every figure and a build 20 % slower on its commands "regressed".
+#[test]
+fn compare_tells_noise_from_a_20_percent_slower_command_path() {
+    // Every command answered 10 ms (baseline) or 12 ms (slower) after it was applied.
+    let base_target = Served::start(&["--slow-every", "1", "--slow-delay", "10ms"]);
+    let slower_target = Served::start(&["--slow-every", "1", "--slow-delay", "12ms"]);
+    let runs = tempfile::tempdir().unwrap();
+    let run = |served: &Served, out: &Path, extra: &[&str]| {
+        bench()
+            .args(["run", "scenarios/bank-http.toml", "--quiet", "--duration", "5s", "--rate", "100"])
+            .args(["--set", r#"load.warmup="1s""#, "--set", "slo.min_throughput=50", "--target", &served.url, "--out"])
+            .arg(out)
+            .args(extra)
+            .assert()
+            .code(0)
+    };
+    let set = runs.path().join("baseline");
+    let repeated = run(&base_target, &set, &["--repeat", "3"]);
+    let stdout = String::from_utf8_lossy(&repeated.get_output().stdout).into_owned();
+    assert!(stdout.contains("run 3/3: PASS"), "{stdout}");
+    for i in 1..=3 {
+        assert!(set.join(format!("run-{i}/result.json")).is_file(), "run-{i}");
+    }
+    let summary = std::fs::read_to_string(set.join("repeat.md")).unwrap();
+    assert!(summary.contains("| command latency p99 |"), "{summary}");
+
+    let same = runs.path().join("same");
+    let slower = runs.path().join("slower");
+    run(&base_target, &same, &[]);
+    run(&slower_target, &slower, &[]);
+    let compare = |new: &Path, code: i32| {
+        let out = tempfile::tempdir().unwrap();
+        let assert = bench().arg("compare").arg(new).arg("--baseline").arg(&set).arg("--out").arg(out.path()).assert();
+        let stdout = String::from_utf8_lossy(&assert.code(code).get_output().stdout).into_owned();
+        let markdown = std::fs::read_to_string(out.path().join("compare.md")).unwrap();
+        (stdout, markdown)
+    };
+    let (stdout, markdown) = compare(&same, 0);
+    assert!(stdout.contains("no regression") && !stdout.contains("REGRESSION"), "{stdout}");
+    assert!(markdown.contains("| command latency p50 |") && markdown.contains("baseline (3 runs)"), "{markdown}");
+    let (stdout, markdown) = compare(&slower, 1);
+    let line = stdout.lines().find(|l| l.starts_with("command latency p50")).unwrap_or_default();
+    assert!(line.ends_with("regressed ▲"), "{stdout}");
+    // 10 → 12 ms of delay on a command path of ~10.3 ms: about +19 %.
+    let change: f64 =
+        line.split_whitespace().find(|w| w.starts_with('+')).unwrap().trim_start_matches('+').parse().unwrap();
+    assert!((12.0..26.0).contains(&change), "{line}");
+    for query in ["query latency p50", "query latency p99", "achieved throughput"] {
+        let row = stdout.lines().find(|l| l.starts_with(query)).unwrap();
+        assert!(row.ends_with("within noise"), "{query}: {stdout}");
+    }
+    assert!(markdown.contains("| command latency p50 |") && markdown.contains("regressed ▲ |"), "{markdown}");
+}
+
+/// Issue 15: the CI gate of the README (docker/ci/perf-gate.yml runs docker/ci/gate.sh)
+/// end to end as a plain script: a baseline set on "main", a pull request of the same
+/// build passes, one whose commands are 20 ms slower fails the job with exit 1.
+#[test]
+fn the_ci_gate_script_runs_end_to_end() {
+    let workflow = std::fs::read_to_string(crate::support::root().join("docker/ci/perf-gate.yml")).unwrap();
+    assert!(workflow.contains("docker/ci/gate.sh baseline") && workflow.contains("docker/ci/gate.sh check"));
+    let dir = tempfile::tempdir().unwrap();
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let gate = |mode: &str, target: Option<&str>| {
+        let mut command = Command::new("bash");
+        command
+            .arg(crate::support::root().join("docker/ci/gate.sh"))
+            .arg(mode)
+            .current_dir(crate::support::root())
+            .env("BIN", crate::support::BIN)
+            .env("BASELINE_DIR", dir.path().join("baseline"))
+            .env("OUT", dir.path().join("report"))
+            .env("REPEAT", "2")
+            .env("RUN_ARGS", r#"--duration 4s --rate 100 --set load.warmup="1s" --set slo.min_throughput=50"#);
+        match target {
+            // The script serves the memory target itself.
+            None => command.env("TARGET_URL", format!("http://127.0.0.1:{free_port}")),
+            Some(url) => command.env("TARGET_CMD", "").env("TARGET_URL", url),
+        };
+        let output = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.code(), stdout + &String::from_utf8_lossy(&output.stderr))
+    };
+    let (code, output) = gate("baseline", None);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(dir.path().join("baseline/run-2/result.json").is_file() && dir.path().join("baseline/repeat.md").is_file());
+    let (code, output) = gate("check", None);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("no regression"), "{output}");
+    let compare_md = std::fs::read_to_string(dir.path().join("report/compare.md")).unwrap();
+    assert!(compare_md.contains("| metric | baseline | this run |"), "{compare_md}");
+    assert!(dir.path().join("report/run/report.html").is_file());
+
+    let slower = Served::start(&["--slow-every", "1", "--slow-delay", "20ms"]);
+    let (code, output) = gate("check", Some(&slower.url));
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("REGRESSION") && output.contains("command latency p50"), "{output}");
+}

@@ -1,0 +1,94 @@
+//! The per-second figures a run folder already holds, read back as the samples a
+//! comparison resamples: for each whole second of the measured window, the latency
+//! histogram of the commands and of the queries (added from the operations' `.hlog`
+//! interval logs) and the goodput (result.json's timeline).
+//!
+//! A second is the unit because it is what the run records, and because neighbouring
+//! operations are not independent (a GC pause or a noisy neighbour hits a whole second):
+//! resampling seconds keeps that correlation, resampling single operations would not.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context as _;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+
+use crate::report::hlog;
+use crate::results::RunResult;
+use crate::results::histogram::decode;
+
+/// Latency values seen in one second: (value in µs, how many), values ascending. The
+/// values are HdrHistogram bucket values (3 significant digits), as in result.json.
+pub type Counts = Vec<(u64, u64)>;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Second {
+    pub commands: Counts,
+    pub queries: Counts,
+    /// Operations answered `ok` or `rejected` in this second.
+    pub achieved: u64,
+}
+
+/// The seconds of one run's measured window, in time order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunSeconds {
+    pub seconds: Vec<Second>,
+}
+
+/// Reads the measured window's whole seconds of the run in `dir`. `None` when the folder
+/// has no interval logs (a merged or hand-made result): its figures are then compared
+/// as single values.
+pub fn load(dir: &Path, result: &RunResult) -> anyhow::Result<Option<RunSeconds>> {
+    // Whole seconds only: the first starts at or after the warmup, the last ends by the end.
+    let first = result.warmup_s.ceil() as u64;
+    let end = (result.duration_s + 1e-6).floor() as u64;
+    if end <= first {
+        return Ok(None);
+    }
+    let mut seconds: BTreeMap<u64, Second> = (first..end).map(|t| (t, Second::default())).collect();
+    for row in &result.timeline {
+        if let Some(second) = seconds.get_mut(&row.t_s) {
+            second.achieved = row.achieved;
+        }
+    }
+    let mut any_log = false;
+    for (name, op) in &result.operations {
+        let path = dir.join(format!("{}.hlog", hlog::file_safe(name)));
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        any_log = true;
+        for entry in IntervalLogIterator::new(&bytes) {
+            let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+            let LogEntry::Interval(interval) = entry else { continue };
+            let Some(second) = seconds.get_mut(&interval.start_timestamp().as_secs()) else { continue };
+            let histogram = decode(interval.encoded_histogram()).with_context(|| path.display().to_string())?;
+            let into = if op.kind == "command" { &mut second.commands } else { &mut second.queries };
+            add(into, histogram.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())));
+        }
+    }
+    Ok(any_log.then(|| RunSeconds { seconds: seconds.into_values().collect() }))
+}
+
+/// Adds ascending (value, count) pairs into `into`, keeping it ascending.
+fn add(into: &mut Counts, values: impl Iterator<Item = (u64, u64)>) {
+    let mut merged: BTreeMap<u64, u64> = into.drain(..).collect();
+    for (value, count) in values {
+        *merged.entry(value).or_default() += count;
+    }
+    into.extend(merged);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adding_keeps_values_ascending_and_counts_summed() {
+        let mut counts = vec![(10, 1), (30, 2)];
+        add(&mut counts, [(20, 5), (30, 1)].into_iter());
+        assert_eq!(counts, [(10, 1), (20, 5), (30, 3)]);
+    }
+}
