@@ -3,6 +3,10 @@
 //! operation (measured window and warmup apart) and send lag. Per second: a latency
 //! histogram per operation and the counts of the timeline row, handed to the collector
 //! at each second boundary (`SecondReport`), where the workers' seconds are added up.
+//! The report also carries what the live metrics need, taken per second from figures
+//! the worker keeps anyway: the outcomes and slots since the last report (differences of
+//! its running totals) and the latency split by window (one histogram per operation and
+//! window, so each sample is still recorded once).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -10,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::live::Gauges;
+use super::Dispatched;
+use crate::live::{Gauges, Window};
 use crate::operation::{Outcome, Sample};
 use crate::results::histogram::{new_latency_histogram, record};
 
@@ -118,6 +123,28 @@ impl Totals {
     }
 }
 
+/// Operations finished by outcome (result.json's `ok`, `rejected`, `errors`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    pub ok: u64,
+    pub rejected: u64,
+    pub errors: u64,
+}
+
+impl Outcomes {
+    fn of(figures: &OpFigures) -> Outcomes {
+        Outcomes { ok: figures.ok, rejected: figures.rejected, errors: figures.errors }
+    }
+
+    fn since(self, before: Outcomes) -> Outcomes {
+        Outcomes {
+            ok: self.ok - before.ok,
+            rejected: self.rejected - before.rejected,
+            errors: self.errors - before.errors,
+        }
+    }
+}
+
 /// One worker's second, for the collector.
 #[derive(Debug)]
 pub struct SecondReport {
@@ -127,8 +154,14 @@ pub struct SecondReport {
     /// Answered operations that were not errors (goodput).
     pub achieved: u64,
     pub errors: u64,
-    /// Latency of the operations answered in this second, per operation (non-empty only).
-    pub latency: Vec<(usize, Histogram<u64>)>,
+    /// Latency of the operations answered in this second, per operation and window
+    /// (non-empty only).
+    pub latency: Vec<(usize, Window, Histogram<u64>)>,
+    /// Operations finished since the last report, per operation and window (non-zero only).
+    pub outcomes: Vec<(usize, Window, Outcomes)>,
+    /// Slots offered and dropped since the last report, per window (`Window as usize`).
+    pub offered: [u64; 2],
+    pub dropped: [u64; 2],
 }
 
 /// What a worker tells the collector.
@@ -146,11 +179,17 @@ pub struct Recorder {
     start: Instant,
     warmup: Duration,
     pub totals: Totals,
+    /// Slots offered and dropped (the open model's worker counts them here).
+    pub dispatched: Dispatched,
     /// The second being filled.
     second: u64,
     achieved: u64,
     errors: u64,
-    interval: Vec<Histogram<u64>>,
+    /// Per operation, per window (`Window as usize`).
+    interval: Vec<[Histogram<u64>; 2]>,
+    /// The outcomes and slots already reported, per operation and window.
+    reported: Vec<[Outcomes; 2]>,
+    reported_dispatched: Dispatched,
 }
 
 impl Recorder {
@@ -160,10 +199,13 @@ impl Recorder {
             start,
             warmup,
             totals: Totals::new(operations),
+            dispatched: Dispatched::default(),
             second: 0,
             achieved: 0,
             errors: 0,
-            interval: (0..operations).map(|_| new_latency_histogram()).collect(),
+            interval: (0..operations).map(|_| [new_latency_histogram(), new_latency_histogram()]).collect(),
+            reported: vec![[Outcomes::default(); 2]; operations],
+            reported_dispatched: Dispatched::default(),
         }
     }
 
@@ -182,7 +224,8 @@ impl Recorder {
         let window = if in_warmup { &mut self.totals.warmup } else { &mut self.totals.measured };
         window[sample.op].record(sample);
         if sample.outcome.answered() {
-            record(&mut self.interval[sample.op], sample.done.saturating_duration_since(sample.intended));
+            let interval = &mut self.interval[sample.op][Window::of(!in_warmup) as usize];
+            record(interval, sample.done.saturating_duration_since(sample.intended));
         }
     }
 
@@ -202,19 +245,46 @@ impl Recorder {
 
     /// The second being filled (also a partial last one), for the collector; starts the next.
     pub fn take_second(&mut self) -> Report {
-        let latency = self
-            .interval
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, h)| !h.is_empty())
-            .map(|(op, h)| (op, std::mem::replace(h, new_latency_histogram())))
-            .collect();
+        let mut latency = Vec::new();
+        let mut outcomes = Vec::new();
+        for (op, windows) in self.interval.iter_mut().enumerate() {
+            for window in Window::ALL {
+                let histogram = &mut windows[window as usize];
+                if !histogram.is_empty() {
+                    latency.push((op, window, std::mem::replace(histogram, new_latency_histogram())));
+                }
+                let figures = match window {
+                    Window::Warmup => &self.totals.warmup[op],
+                    Window::Measured => &self.totals.measured[op],
+                };
+                let now = Outcomes::of(figures);
+                let before = std::mem::replace(&mut self.reported[op][window as usize], now);
+                if now != before {
+                    outcomes.push((op, window, now.since(before)));
+                }
+            }
+        }
+        let (d, before) = (&self.dispatched, &self.reported_dispatched);
+        let offered_measured = d.offered_measured - before.offered_measured;
+        let dropped_measured = d.dropped_measured - before.dropped_measured;
+        let offered = [d.offered - before.offered - offered_measured, offered_measured];
+        let dropped = [d.dropped - before.dropped - dropped_measured, dropped_measured];
+        self.reported_dispatched = Dispatched {
+            offered: d.offered,
+            offered_measured: d.offered_measured,
+            dropped: d.dropped,
+            dropped_measured: d.dropped_measured,
+            ..Dispatched::default()
+        };
         let report = SecondReport {
             worker: self.worker,
             second: self.second,
             achieved: std::mem::take(&mut self.achieved),
             errors: std::mem::take(&mut self.errors),
             latency,
+            outcomes,
+            offered,
+            dropped,
         };
         self.second += 1;
         Report::Second(report)
