@@ -109,7 +109,6 @@ fn live_metrics_grow_during_the_run_and_end_equal_to_result_json() {
     // Mid-run: present and growing.
     assert!(during_load.len() >= 3, "scraped during the load: {during_load:?}");
     assert!(during_load.windows(2).any(|w| w[1] > w[0]) && during_load[0] < *during_load.last().unwrap());
-    assert!(phases.contains("settling") || phases.contains("draining"), "phases after the load: {phases:?}");
 
     // After it: equal to result.json.
     let result = result_json(dir.path());
