@@ -290,3 +290,59 @@ impl Recorder {
         Report::Second(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(op: usize, intended: Instant, outcome: Outcome) -> Sample {
+        let done = intended + Duration::from_millis(2);
+        Sample { op, seq: 1, key: 0, intended, sent: intended, done, outcome, delta: 0.0 }
+    }
+
+    /// The seconds' outcome counts and latency samples add up to the worker's totals, per
+    /// window (what the live metrics are fed, so they end equal to result.json).
+    #[test]
+    fn seconds_add_up_to_the_totals_per_window() {
+        let start = Instant::now();
+        let mut recorder = Recorder::new(0, start, Duration::from_secs(1), 2);
+        let gauges = Gauges::default();
+        let timeout = Outcome::Failed(crate::target::Failure::Timeout);
+        let plan = [
+            (0, 0, Outcome::Ok),
+            (1, 500, Outcome::Rejected),
+            (0, 900, timeout),
+            (0, 1_200, Outcome::Ok),
+            (1, 1_500, Outcome::Status(503)),
+            (0, 2_100, Outcome::Ok),
+        ];
+        let mut reports = Vec::new();
+        for (op, at_ms, outcome) in plan {
+            recorder.record(&sample(op, start + Duration::from_millis(at_ms), outcome), &gauges);
+            reports.push(recorder.take_second());
+        }
+        let mut counted = [[Outcomes::default(); 2]; 2];
+        let mut latency_samples = [[0; 2]; 2];
+        for report in reports {
+            let Report::Second(second) = report else { unreachable!("take_second reports a second") };
+            for (op, window, o) in second.outcomes {
+                let c = &mut counted[op][window as usize];
+                (c.ok, c.rejected, c.errors) = (c.ok + o.ok, c.rejected + o.rejected, c.errors + o.errors);
+            }
+            for (op, window, histogram) in second.latency {
+                latency_samples[op][window as usize] += histogram.len();
+            }
+        }
+        for op in 0..2 {
+            for (window, figures) in
+                [(Window::Warmup, &recorder.totals.warmup[op]), (Window::Measured, &recorder.totals.measured[op])]
+            {
+                assert_eq!(counted[op][window as usize], Outcomes::of(figures), "op {op} {window:?}");
+                assert_eq!(latency_samples[op][window as usize], figures.latency.len(), "op {op} {window:?}");
+            }
+        }
+        // The timeout has no latency; the 503 has one.
+        assert_eq!((recorder.totals.warmup[0].errors, recorder.totals.warmup[0].latency.len()), (1, 1));
+        assert_eq!(latency_samples[1], [1, 1]);
+    }
+}

@@ -15,13 +15,10 @@ use prometheus_parse::{Scrape, Value};
 use crate::support::{BIN, Served, bench, result_json, root, scenario};
 
 /// GETs `url`; `None` when nothing answers (yet, or any more).
-fn get(url: &str) -> Option<String> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let response = reqwest::get(url).await.ok()?;
-        assert!(response.status().is_success(), "GET {url}: {}", response.status());
-        response.text().await.ok()
-    })
+async fn get(url: &str) -> Option<String> {
+    let response = reqwest::get(url).await.ok()?;
+    assert!(response.status().is_success(), "GET {url}: {}", response.status());
+    response.text().await.ok()
 }
 
 fn parse(text: &str) -> Scrape {
@@ -84,24 +81,25 @@ fn live_metrics_grow_during_the_run_and_end_equal_to_result_json() {
     let measured = |s: &Scrape| sum(s, "cqrs_bench_operations_total", &[("phase", "measured")]);
     let mut during_load: Vec<f64> = Vec::new();
     let mut phases = BTreeSet::new();
-    let mut last = None;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let Some(text) = get(&url) else {
-            break; // the linger is over
-        };
-        let scrape = parse(&text);
-        let phase = run_phase(&scrape);
-        if phase == "load" {
-            during_load.push(sum(&scrape, "cqrs_bench_operations_total", &[]));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let last = runtime.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            // Nothing answering any more: the linger is over.
+            let text = get(&url).await?;
+            let scrape = parse(&text);
+            let phase = run_phase(&scrape);
+            if phase == "load" {
+                during_load.push(sum(&scrape, "cqrs_bench_operations_total", &[]));
+            }
+            phases.insert(phase.clone());
+            if phase == "done" {
+                return Some(scrape);
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
         }
-        phases.insert(phase.clone());
-        if phase == "done" {
-            last = Some(scrape);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(400));
-    }
+        None
+    });
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "the run passes");
     let last = last.unwrap_or_else(|| panic!("no scrape after the run; phases seen {phases:?}"));
