@@ -285,6 +285,14 @@ async fn run_users<T: Target, P: Picker>(
             let (op, key) = picker.borrow_mut().pick(0);
             let slot = Slot { intended: Instant::now(), op, key, seq: shared.executor.next_seq() };
             shared.gauges.offered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            {
+                // For the live metrics only: the run counts a closed model's offered
+                // operations itself when the users are done (started = finished + unfinished);
+                // the window by intended start, as the recorder tells it.
+                let d = &mut recorder.borrow_mut().dispatched;
+                d.offered += 1;
+                d.offered_measured += u64::from(slot.intended.saturating_duration_since(shared.start) >= shared.warmup);
+            }
             shared.gauges.enter_flight();
             let executed = shared.executor.execute(op, key, slot.seq).await;
             finish(shared, &mut recorder.borrow_mut(), slot, &executed);

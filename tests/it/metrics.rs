@@ -48,24 +48,31 @@ fn u(v: &serde_json::Value, pointer: &str) -> f64 {
     v.pointer(pointer).and_then(serde_json::Value::as_f64).unwrap_or_else(|| panic!("{pointer} missing"))
 }
 
-/// Scrapes a run against the memory target mid-load and during the linger; the final
-/// totals equal result.json's, figure by figure.
-#[test]
-fn live_metrics_grow_during_the_run_and_end_equal_to_result_json() {
-    let served = Served::start(&[]);
+/// A finished run as its endpoint told it: the scrape after the run (phase `done`), the
+/// total operations of each scrape during the load, and result.json.
+struct Scraped {
+    last: Scrape,
+    during_load: Vec<f64>,
+    result: serde_json::Value,
+}
+
+/// Runs `cqrs-bench run SCENARIO ARGS --metrics-listen 127.0.0.1:0 --metrics-linger 3s`,
+/// scraping every 400 ms until the run is done; expects exit `code`.
+fn run_scraped(scenario_file: &str, args: &[&str], code: i32) -> Scraped {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .current_dir(root())
         .arg("run")
-        .arg(scenario("lag.toml"))
-        .args(["--quiet", "--target", &served.url, "--metrics-listen", "127.0.0.1:0", "--metrics-linger", "3s"])
+        .arg(scenario(scenario_file))
+        .args(["--quiet", "--metrics-listen", "127.0.0.1:0", "--metrics-linger", "3s"])
+        .args(args)
         .arg("--out")
         .arg(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("cqrs-bench starts");
-    // The first stderr line names the endpoint (the port was chosen by the system).
+    // A stderr line names the endpoint (the port was chosen by the system).
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -78,7 +85,6 @@ fn live_metrics_grow_during_the_run_and_end_equal_to_result_json() {
     });
     let url = rx.recv_timeout(Duration::from_secs(30)).expect("the run prints the metrics address");
 
-    let measured = |s: &Scrape| sum(s, "cqrs_bench_operations_total", &[("phase", "measured")]);
     let mut during_load: Vec<f64> = Vec::new();
     let mut phases = BTreeSet::new();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -101,23 +107,22 @@ fn live_metrics_grow_during_the_run_and_end_equal_to_result_json() {
         None
     });
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "the run passes");
+    assert_eq!(status.code(), Some(code), "the run's exit code");
     let last = last.unwrap_or_else(|| panic!("no scrape after the run; phases seen {phases:?}"));
+    Scraped { last, during_load, result: result_json(dir.path()) }
+}
 
-    // Mid-run: present and growing.
-    assert!(during_load.len() >= 3, "scraped during the load: {during_load:?}");
-    assert!(during_load.windows(2).any(|w| w[1] > w[0]) && during_load[0] < *during_load.last().unwrap());
-
-    // After it: equal to result.json.
-    let result = result_json(dir.path());
-    let count = u(&result, "/commands/count") + u(&result, "/queries/count");
-    assert!(count > 1000.0, "{count}");
-    assert_eq!(measured(&last), count);
-    assert_eq!(sum(&last, "cqrs_bench_operations_total", &[("phase", "warmup")]), u(&result, "/warmup/count"));
+/// The scrape after the run equals result.json, figure by figure.
+fn assert_equal_to_result_json(last: &Scrape, result: &serde_json::Value) {
+    let measured = |s: &Scrape| sum(s, "cqrs_bench_operations_total", &[("phase", "measured")]);
+    let count = u(result, "/commands/count") + u(result, "/queries/count");
+    assert!(count > 100.0, "{count}");
+    assert_eq!(measured(last), count);
+    assert_eq!(sum(last, "cqrs_bench_operations_total", &[("phase", "warmup")]), u(result, "/warmup/count"));
     for (name, stats) in result["operations"].as_object().unwrap() {
         let op = |outcome| {
             sum(
-                &last,
+                last,
                 "cqrs_bench_operations_total",
                 &[("operation", name), ("phase", "measured"), ("outcome", outcome)],
             )
@@ -127,32 +132,51 @@ fn live_metrics_grow_during_the_run_and_end_equal_to_result_json() {
         assert_eq!(op("error"), u(stats, "/errors"), "{name} errors");
         // Latency samples: the answered operations, as in result.json's histogram.
         let latency = cqrs_bench::results::histogram::decode(stats["histogram"].as_str().unwrap()).unwrap();
-        let samples = sum(&last, "cqrs_bench_latency_seconds_count", &[("operation", name), ("phase", "measured")]);
+        let samples = sum(last, "cqrs_bench_latency_seconds_count", &[("operation", name), ("phase", "measured")]);
         assert_eq!(samples, latency.len() as f64, "{name} latency samples");
         let status_errors = stats["errors_by_class"].get("status").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
         assert_eq!(samples, u(stats, "/ok") + u(stats, "/rejected") + status_errors);
         let kind = stats["kind"].as_str().unwrap();
-        assert_eq!(sum(&last, "cqrs_bench_operations_total", &[("operation", name), ("kind", kind)]), {
-            let warmup = sum(&last, "cqrs_bench_operations_total", &[("operation", name), ("phase", "warmup")]);
+        assert_eq!(sum(last, "cqrs_bench_operations_total", &[("operation", name), ("kind", kind)]), {
+            let warmup = sum(last, "cqrs_bench_operations_total", &[("operation", name), ("phase", "warmup")]);
             u(stats, "/count") + warmup
         });
     }
-    assert_eq!(sum(&last, "cqrs_bench_projection_probes_total", &[]), u(&result, "/projection/probes"));
-    assert_eq!(sum(&last, "cqrs_bench_projection_late_probes_total", &[]), u(&result, "/projection/late"));
-    assert_eq!(sum(&last, "cqrs_bench_projection_lag_seconds_count", &[]), u(&result, "/projection/probes"));
-    assert_eq!(sum(&last, "cqrs_bench_dropped_total", &[("phase", "measured")]), u(&result, "/throughput/dropped"));
-    assert_eq!(sum(&last, "cqrs_bench_offered_total", &[("phase", "measured")]), u(&result, "/throughput/offered"));
-    assert_eq!(sum(&last, "cqrs_bench_in_flight", &[]), 0.0);
+    if result["projection"].is_object() {
+        assert_eq!(sum(last, "cqrs_bench_projection_probes_total", &[]), u(result, "/projection/probes"));
+        assert_eq!(sum(last, "cqrs_bench_projection_late_probes_total", &[]), u(result, "/projection/late"));
+        assert_eq!(sum(last, "cqrs_bench_projection_lag_seconds_count", &[]), u(result, "/projection/probes"));
+    }
+    assert_eq!(sum(last, "cqrs_bench_dropped_total", &[("phase", "measured")]), u(result, "/throughput/dropped"));
+    assert_eq!(sum(last, "cqrs_bench_offered_total", &[("phase", "measured")]), u(result, "/throughput/offered"));
+    assert_eq!(sum(last, "cqrs_bench_in_flight", &[]), 0.0);
     let info = last.samples.iter().find(|s| s.metric == "cqrs_bench_run_info").expect("run info");
     assert_eq!(info.labels.get("run_id"), result["run_id"].as_str());
-    assert_eq!(info.labels.get("scenario"), Some("lag"));
+    assert_eq!(info.labels.get("scenario"), result["scenario"]["name"].as_str());
     eprintln!(
-        "metrics: measured operations {} = result.json {count}; probes {} late {}; dropped {}",
-        measured(&last),
-        sum(&last, "cqrs_bench_projection_probes_total", &[]),
-        sum(&last, "cqrs_bench_projection_late_probes_total", &[]),
-        sum(&last, "cqrs_bench_dropped_total", &[("phase", "measured")]),
+        "metrics: measured operations {} = result.json {count}; errors {}; offered {}; dropped {}; probes {} late {}",
+        measured(last),
+        sum(last, "cqrs_bench_operations_total", &[("phase", "measured"), ("outcome", "error")]),
+        sum(last, "cqrs_bench_offered_total", &[("phase", "measured")]),
+        sum(last, "cqrs_bench_dropped_total", &[("phase", "measured")]),
+        sum(last, "cqrs_bench_projection_probes_total", &[]),
+        sum(last, "cqrs_bench_projection_late_probes_total", &[]),
     );
+}
+
+/// Scrapes an open-model run with `[projection]` against the memory target mid-load and
+/// during the linger: the figures grow, then equal result.json's.
+#[test]
+fn live_metrics_grow_during_the_run_and_end_equal_to_result_json() {
+    let served = Served::start(&[]);
+    let Scraped { last, during_load, result } = run_scraped("lag.toml", &["--target", &served.url], 0);
+
+    // Mid-run: present and growing.
+    assert!(during_load.len() >= 3, "scraped during the load: {during_load:?}");
+    assert!(during_load.windows(2).any(|w| w[1] > w[0]) && during_load[0] < *during_load.last().unwrap());
+
+    assert_equal_to_result_json(&last, &result);
+    assert!(u(&result, "/projection/probes") > 0.0);
 
     // Every name the module declares is served (consumer-group lag only with `[bus]`).
     let served_names: BTreeSet<&str> = last
@@ -164,6 +188,15 @@ fn live_metrics_grow_during_the_run_and_end_equal_to_result_json() {
     for name in METRIC_NAMES.iter().filter(|n| !n.contains("consumer_group")) {
         assert!(served_names.contains(name), "{name} not in the scrape: {served_names:?}");
     }
+}
+
+/// A closed model where every 2nd command fails: errors and offered (counted by the run
+/// at its end) equal result.json too.
+#[test]
+fn live_metrics_of_a_closed_model_with_errors_equal_result_json() {
+    let Scraped { last, result, .. } = run_scraped("failing.toml", &[], 1);
+    assert!(u(&result, "/commands/errors") > 0.0);
+    assert_equal_to_result_json(&last, &result);
 }
 
 /// An address that does not parse, or is taken: exit 2 with the flag named, no panic.
