@@ -185,8 +185,11 @@ pub struct Recorder {
     second: u64,
     achieved: u64,
     errors: u64,
-    /// Per operation, per window (`Window as usize`).
-    interval: Vec<[Histogram<u64>; 2]>,
+    /// Per operation, the measured window's.
+    interval: Vec<Histogram<u64>>,
+    /// Per operation, the warmup's: made on its first sample of a second, so after the
+    /// warmup (or in a run without one) it costs no memory.
+    interval_warmup: Vec<Option<Histogram<u64>>>,
     /// The outcomes and slots already reported, per operation and window.
     reported: Vec<[Outcomes; 2]>,
     reported_dispatched: Dispatched,
@@ -203,7 +206,8 @@ impl Recorder {
             second: 0,
             achieved: 0,
             errors: 0,
-            interval: (0..operations).map(|_| [new_latency_histogram(), new_latency_histogram()]).collect(),
+            interval: (0..operations).map(|_| new_latency_histogram()).collect(),
+            interval_warmup: vec![None; operations],
             reported: vec![[Outcomes::default(); 2]; operations],
             reported_dispatched: Dispatched::default(),
         }
@@ -224,7 +228,11 @@ impl Recorder {
         let window = if in_warmup { &mut self.totals.warmup } else { &mut self.totals.measured };
         window[sample.op].record(sample);
         if sample.outcome.answered() {
-            let interval = &mut self.interval[sample.op][Window::of(!in_warmup) as usize];
+            let interval = if in_warmup {
+                self.interval_warmup[sample.op].get_or_insert_with(new_latency_histogram)
+            } else {
+                &mut self.interval[sample.op]
+            };
             record(interval, sample.done.saturating_duration_since(sample.intended));
         }
     }
@@ -247,12 +255,15 @@ impl Recorder {
     pub fn take_second(&mut self) -> Report {
         let mut latency = Vec::new();
         let mut outcomes = Vec::new();
-        for (op, windows) in self.interval.iter_mut().enumerate() {
+        for op in 0..self.interval.len() {
+            if let Some(histogram) = self.interval_warmup[op].take().filter(|h| !h.is_empty()) {
+                latency.push((op, Window::Warmup, histogram));
+            }
+            if !self.interval[op].is_empty() {
+                let histogram = std::mem::replace(&mut self.interval[op], new_latency_histogram());
+                latency.push((op, Window::Measured, histogram));
+            }
             for window in Window::ALL {
-                let histogram = &mut windows[window as usize];
-                if !histogram.is_empty() {
-                    latency.push((op, window, std::mem::replace(histogram, new_latency_histogram())));
-                }
                 let figures = match window {
                     Window::Warmup => &self.totals.warmup[op],
                     Window::Measured => &self.totals.measured[op],

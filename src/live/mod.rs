@@ -54,10 +54,6 @@ pub enum Window {
 impl Window {
     pub const ALL: [Window; 2] = [Window::Warmup, Window::Measured];
 
-    pub fn of(measured: bool) -> Window {
-        if measured { Window::Measured } else { Window::Warmup }
-    }
-
     /// The `phase` label of the live metrics.
     pub fn label(self) -> &'static str {
         match self {
