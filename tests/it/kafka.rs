@@ -247,3 +247,24 @@ fn commands_sent_over_kafka_are_all_seen_on_the_bus() {
     );
     assert!(dir.path().join("plots/consumer-lag.png").is_file());
 }
+
+/// `--metrics-listen` with `[bus]`: the consumer-group lag gauge ends at the last lag
+/// sample of result.json (the idle group: behind by every command).
+#[test]
+fn live_metrics_show_the_consumer_group_lag() {
+    let kafka = Kafka::new();
+    let topic = kafka.topic("bank-commands-live", 3);
+    let (bus_topic, command_topic) = (format!("bus.topic={topic}"), format!("command.0.kafka.topic={topic}"));
+    let scraped = crate::metrics::run_scraped(
+        "kafka-commands.toml",
+        &["--set", &bus_topic, "--set", &command_topic],
+        &[("CQRS_BENCH_KAFKA_BROKERS", &kafka.brokers)],
+        0,
+    );
+    let series = scraped.result["bus"]["consumer_lag"]["idle-projector"]["series"].as_array().unwrap().clone();
+    let last_sample = series.last().unwrap()["messages"].as_f64().unwrap();
+    let live =
+        crate::metrics::sum(&scraped.last, "cqrs_bench_consumer_group_lag_messages", &[("group", "idle-projector")]);
+    assert_eq!(live, last_sample);
+    assert_eq!(Some(live as u64), scraped.result["operations"]["deposit"]["ok"].as_u64());
+}

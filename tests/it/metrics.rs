@@ -26,7 +26,7 @@ fn parse(text: &str) -> Scrape {
 }
 
 /// Sum of the samples named `name` whose labels include `labels`.
-fn sum(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn sum(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     scrape
         .samples
         .iter()
@@ -50,18 +50,19 @@ fn u(v: &serde_json::Value, pointer: &str) -> f64 {
 
 /// A finished run as its endpoint told it: the scrape after the run (phase `done`), the
 /// total operations of each scrape during the load, and result.json.
-struct Scraped {
-    last: Scrape,
-    during_load: Vec<f64>,
-    result: serde_json::Value,
+pub struct Scraped {
+    pub last: Scrape,
+    pub during_load: Vec<f64>,
+    pub result: serde_json::Value,
 }
 
-/// Runs `cqrs-bench run SCENARIO ARGS --metrics-listen 127.0.0.1:0 --metrics-linger 3s`,
-/// scraping every 400 ms until the run is done; expects exit `code`.
-fn run_scraped(scenario_file: &str, args: &[&str], code: i32) -> Scraped {
+/// Runs `cqrs-bench run SCENARIO ARGS --metrics-listen 127.0.0.1:0 --metrics-linger 3s`
+/// (with `envs`), scraping every 400 ms until the run is done; expects exit `code`.
+pub fn run_scraped(scenario_file: &str, args: &[&str], envs: &[(&str, &str)], code: i32) -> Scraped {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .current_dir(root())
+        .envs(envs.iter().copied())
         .arg("run")
         .arg(scenario(scenario_file))
         .args(["--quiet", "--metrics-listen", "127.0.0.1:0", "--metrics-linger", "3s"])
@@ -169,7 +170,7 @@ fn assert_equal_to_result_json(last: &Scrape, result: &serde_json::Value) {
 #[test]
 fn live_metrics_grow_during_the_run_and_end_equal_to_result_json() {
     let served = Served::start(&[]);
-    let Scraped { last, during_load, result } = run_scraped("lag.toml", &["--target", &served.url], 0);
+    let Scraped { last, during_load, result } = run_scraped("lag.toml", &["--target", &served.url], &[], 0);
 
     // Mid-run: present and growing.
     assert!(during_load.len() >= 3, "scraped during the load: {during_load:?}");
@@ -194,7 +195,7 @@ fn live_metrics_grow_during_the_run_and_end_equal_to_result_json() {
 /// at its end) equal result.json too.
 #[test]
 fn live_metrics_of_a_closed_model_with_errors_equal_result_json() {
-    let Scraped { last, result, .. } = run_scraped("failing.toml", &[], 1);
+    let Scraped { last, result, .. } = run_scraped("failing.toml", &[], &[], 1);
     assert!(u(&result, "/commands/errors") > 0.0);
     assert_equal_to_result_json(&last, &result);
 }
