@@ -139,6 +139,14 @@ pub struct RunArgs {
     /// [default: the machine's cores]. Like `wrk -t`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
+    /// Serve live Prometheus/OpenMetrics metrics at http://ADDR/metrics for the whole run
+    /// (setup, load, probes, verification), e.g. `127.0.0.1:9464` (README "Live metrics").
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// After the run, keep the metrics endpoint up this long, so a scraper gets the final
+    /// totals (they equal result.json); Ctrl-C ends it early.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub metrics_linger: std::time::Duration,
 }
 
 /// What `saturate` and `capacity` share.

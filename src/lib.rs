@@ -11,7 +11,7 @@
 //! `run` wires a run: the `generator` paces and sends, the `probe`s observe and read
 //! back; neither imports the other. Both reach the target through `operation` (one
 //! operation, rendered and classified) and `target` (the adapters); `live` holds the
-//! counters they share with the progress display.
+//! counters they share with the progress display and the `--metrics-listen` endpoint.
 //!
 //! `capacity` sits on top: `saturate` runs `run::drive` at one rate per step and judges
 //! each; `capacity` does that per projector count and fits the scalability law.
@@ -73,10 +73,17 @@ async fn run_stages(
         Some((index, count)) => default_out_dir_for(&scenario, Some(&format!("shard-{index}-of-{count}"))),
         None => default_out_dir(&scenario),
     });
+    let ids = run_ids(&scenario, &args);
+    // Bound before anything is written or sent: a busy address is a usage error.
+    let (gauges, metrics_server) = match &args.metrics_listen {
+        Some(listen) => {
+            let (gauges, server) = serve_metrics(listen, &scenario, ids).await?;
+            (gauges, Some(server))
+        }
+        None => (Arc::new(live::Gauges::default()), None),
+    };
     report::prepare_dir(&out_dir)?; // before the first request (issue 18)
     let target = Arc::new(connect(&scenario).await?); // adapter chosen by config
-    let ids = run_ids(&scenario, &args);
-    let gauges = Arc::new(live::Gauges::default());
     let progress_stop = shutdown.child_token();
     let progress = report::progress::spawn(
         gauges.clone(),
@@ -95,9 +102,15 @@ async fn run_stages(
         Some(_) => Some(run::clock::estimate(&*target, Duration::from_millis(1500)).await),
         None => None,
     };
-    let outcome = run::drive(&scenario, target.clone(), ids, threads, shutdown, gauges, on_load_start).await?;
+    let linger_stop = shutdown.clone();
+    let outcome = run::drive(&scenario, target.clone(), ids, threads, shutdown, gauges.clone(), on_load_start).await?;
     progress_stop.cancel();
     let _ = progress.await;
+    if let Some(metrics) = &gauges.metrics {
+        let d = &outcome.dispatched;
+        let (offered, dropped) = (d.offered - d.offered_measured, d.dropped - d.dropped_measured);
+        metrics.finish([offered, d.offered_measured], [dropped, d.dropped_measured]);
+    }
     let mut result = results::build(results::BuildInput {
         scenario: &scenario,
         outcome: &outcome,
@@ -137,7 +150,36 @@ async fn run_stages(
     } else {
         print!("{}", report::summary::render(&result, &out_dir));
     }
+    if let Some(server) = metrics_server {
+        linger(server, args.metrics_linger, &linger_stop).await;
+    }
     Ok(RunOutcome { result, out_dir })
+}
+
+/// `--metrics-listen`: the run's live metrics, fed through its gauges, and their endpoint.
+async fn serve_metrics(
+    listen: &str,
+    scenario: &Scenario,
+    ids: run::RunIds,
+) -> anyhow::Result<(Arc<live::Gauges>, live::serve::MetricsServer)> {
+    let operations: Vec<_> = scenario.operations.iter().map(|o| (o.name.clone(), o.kind)).collect();
+    let metrics = Arc::new(live::metrics::LiveMetrics::new(&scenario.name, ids.run_id, &operations));
+    let gauges = Arc::new(live::Gauges::with_metrics(metrics.clone()));
+    let server = live::serve::MetricsServer::bind(listen, metrics, gauges.clone()).await?;
+    eprintln!("metrics: http://{}/metrics", server.addr);
+    Ok((gauges, server))
+}
+
+/// `--metrics-linger`: the endpoint stays up with the final totals (a signal ends it).
+async fn linger(server: live::serve::MetricsServer, linger: Duration, shutdown: &CancellationToken) {
+    if !linger.is_zero() && !shutdown.is_cancelled() {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(linger) => {}
+        }
+    }
+    server.stop().await;
 }
 
 /// An error that ends a run, as `main` will print it, without secrets (issue 16): URL

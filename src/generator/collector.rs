@@ -2,6 +2,10 @@
 //! handed it over (or finished): its histograms are added per operation, summarised in
 //! the timeline row and encoded for the .hlog. One message per worker per second, so
 //! the collector costs nothing per operation. Nothing here formats or prints.
+//!
+//! With `--metrics-listen` each worker's second is also added to the live metrics as it
+//! arrives (outcomes, slots, latency by window): the same figures result.json adds up,
+//! so the live totals end equal to it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -84,11 +88,21 @@ impl Collector {
 
     fn add(&mut self, report: SecondReport) {
         self.next_of[report.worker] = report.second + 1;
+        if let Some(metrics) = &self.gauges.metrics {
+            for &(op, window, o) in &report.outcomes {
+                metrics.count_outcomes(op, window, o.ok, o.rejected, o.errors);
+            }
+            for (op, window, histogram) in &report.latency {
+                metrics.observe_latency(*op, *window, histogram);
+            }
+            metrics.count_slots(report.offered, report.dropped);
+        }
         let open = self.open.entry(report.second).or_default();
         open.reported += 1;
         open.achieved += report.achieved;
         open.errors += report.errors;
-        for (op, histogram) in report.latency {
+        // The timeline and the .hlog have one histogram per operation: the windows are added.
+        for (op, _window, histogram) in report.latency {
             match open.latency.get_mut(&op) {
                 Some(sum) => sum.add(&histogram).expect("same histogram bounds"),
                 None => {
@@ -154,8 +168,17 @@ mod tests {
         for ms in latency_ms {
             record(&mut histogram, Duration::from_millis(*ms));
         }
-        let latency = if latency_ms.is_empty() { vec![] } else { vec![(0, histogram)] };
-        Report::Second(SecondReport { worker, second, achieved, errors: 0, latency })
+        let latency = if latency_ms.is_empty() { vec![] } else { vec![(0, crate::live::Window::Measured, histogram)] };
+        Report::Second(SecondReport {
+            worker,
+            second,
+            achieved,
+            errors: 0,
+            latency,
+            outcomes: vec![],
+            offered: [0; 2],
+            dropped: [0; 2],
+        })
     }
 
     /// Two workers' seconds are added into one row per second, closed in order, and a

@@ -3,6 +3,10 @@
 //! operation (measured window and warmup apart) and send lag. Per second: a latency
 //! histogram per operation and the counts of the timeline row, handed to the collector
 //! at each second boundary (`SecondReport`), where the workers' seconds are added up.
+//! The report also carries what the live metrics need, taken per second from figures
+//! the worker keeps anyway: the outcomes and slots since the last report (differences of
+//! its running totals) and the latency split by window (one histogram per operation and
+//! window, so each sample is still recorded once).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -10,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::live::Gauges;
+use super::Dispatched;
+use crate::live::{Gauges, Window};
 use crate::operation::{Outcome, Sample};
 use crate::results::histogram::{new_latency_histogram, record};
 
@@ -118,6 +123,28 @@ impl Totals {
     }
 }
 
+/// Operations finished by outcome (result.json's `ok`, `rejected`, `errors`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    pub ok: u64,
+    pub rejected: u64,
+    pub errors: u64,
+}
+
+impl Outcomes {
+    fn of(figures: &OpFigures) -> Outcomes {
+        Outcomes { ok: figures.ok, rejected: figures.rejected, errors: figures.errors }
+    }
+
+    fn since(self, before: Outcomes) -> Outcomes {
+        Outcomes {
+            ok: self.ok - before.ok,
+            rejected: self.rejected - before.rejected,
+            errors: self.errors - before.errors,
+        }
+    }
+}
+
 /// One worker's second, for the collector.
 #[derive(Debug)]
 pub struct SecondReport {
@@ -127,8 +154,14 @@ pub struct SecondReport {
     /// Answered operations that were not errors (goodput).
     pub achieved: u64,
     pub errors: u64,
-    /// Latency of the operations answered in this second, per operation (non-empty only).
-    pub latency: Vec<(usize, Histogram<u64>)>,
+    /// Latency of the operations answered in this second, per operation and window
+    /// (non-empty only).
+    pub latency: Vec<(usize, Window, Histogram<u64>)>,
+    /// Operations finished since the last report, per operation and window (non-zero only).
+    pub outcomes: Vec<(usize, Window, Outcomes)>,
+    /// Slots offered and dropped since the last report, per window (`Window as usize`).
+    pub offered: [u64; 2],
+    pub dropped: [u64; 2],
 }
 
 /// What a worker tells the collector.
@@ -146,11 +179,20 @@ pub struct Recorder {
     start: Instant,
     warmup: Duration,
     pub totals: Totals,
+    /// Slots offered and dropped (the open model's worker counts them here).
+    pub dispatched: Dispatched,
     /// The second being filled.
     second: u64,
     achieved: u64,
     errors: u64,
+    /// Per operation, the measured window's.
     interval: Vec<Histogram<u64>>,
+    /// Per operation, the warmup's: made on its first sample of a second, so after the
+    /// warmup (or in a run without one) it costs no memory.
+    interval_warmup: Vec<Option<Histogram<u64>>>,
+    /// The outcomes and slots already reported, per operation and window.
+    reported: Vec<[Outcomes; 2]>,
+    reported_dispatched: Dispatched,
 }
 
 impl Recorder {
@@ -160,10 +202,14 @@ impl Recorder {
             start,
             warmup,
             totals: Totals::new(operations),
+            dispatched: Dispatched::default(),
             second: 0,
             achieved: 0,
             errors: 0,
             interval: (0..operations).map(|_| new_latency_histogram()).collect(),
+            interval_warmup: vec![None; operations],
+            reported: vec![[Outcomes::default(); 2]; operations],
+            reported_dispatched: Dispatched::default(),
         }
     }
 
@@ -182,7 +228,12 @@ impl Recorder {
         let window = if in_warmup { &mut self.totals.warmup } else { &mut self.totals.measured };
         window[sample.op].record(sample);
         if sample.outcome.answered() {
-            record(&mut self.interval[sample.op], sample.done.saturating_duration_since(sample.intended));
+            let interval = if in_warmup {
+                self.interval_warmup[sample.op].get_or_insert_with(new_latency_histogram)
+            } else {
+                &mut self.interval[sample.op]
+            };
+            record(interval, sample.done.saturating_duration_since(sample.intended));
         }
     }
 
@@ -202,21 +253,107 @@ impl Recorder {
 
     /// The second being filled (also a partial last one), for the collector; starts the next.
     pub fn take_second(&mut self) -> Report {
-        let latency = self
-            .interval
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, h)| !h.is_empty())
-            .map(|(op, h)| (op, std::mem::replace(h, new_latency_histogram())))
-            .collect();
+        let mut latency = Vec::new();
+        let mut outcomes = Vec::new();
+        for op in 0..self.interval.len() {
+            if let Some(histogram) = self.interval_warmup[op].take().filter(|h| !h.is_empty()) {
+                latency.push((op, Window::Warmup, histogram));
+            }
+            if !self.interval[op].is_empty() {
+                let histogram = std::mem::replace(&mut self.interval[op], new_latency_histogram());
+                latency.push((op, Window::Measured, histogram));
+            }
+            for window in Window::ALL {
+                let figures = match window {
+                    Window::Warmup => &self.totals.warmup[op],
+                    Window::Measured => &self.totals.measured[op],
+                };
+                let now = Outcomes::of(figures);
+                let before = std::mem::replace(&mut self.reported[op][window as usize], now);
+                if now != before {
+                    outcomes.push((op, window, now.since(before)));
+                }
+            }
+        }
+        let (d, before) = (&self.dispatched, &self.reported_dispatched);
+        let offered_measured = d.offered_measured - before.offered_measured;
+        let dropped_measured = d.dropped_measured - before.dropped_measured;
+        let offered = [d.offered - before.offered - offered_measured, offered_measured];
+        let dropped = [d.dropped - before.dropped - dropped_measured, dropped_measured];
+        self.reported_dispatched = Dispatched {
+            offered: d.offered,
+            offered_measured: d.offered_measured,
+            dropped: d.dropped,
+            dropped_measured: d.dropped_measured,
+            ..Dispatched::default()
+        };
         let report = SecondReport {
             worker: self.worker,
             second: self.second,
             achieved: std::mem::take(&mut self.achieved),
             errors: std::mem::take(&mut self.errors),
             latency,
+            outcomes,
+            offered,
+            dropped,
         };
         self.second += 1;
         Report::Second(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(op: usize, intended: Instant, outcome: Outcome) -> Sample {
+        let done = intended + Duration::from_millis(2);
+        Sample { op, seq: 1, key: 0, intended, sent: intended, done, outcome, delta: 0.0 }
+    }
+
+    /// The seconds' outcome counts and latency samples add up to the worker's totals, per
+    /// window (what the live metrics are fed, so they end equal to result.json).
+    #[test]
+    fn seconds_add_up_to_the_totals_per_window() {
+        let start = Instant::now();
+        let mut recorder = Recorder::new(0, start, Duration::from_secs(1), 2);
+        let gauges = Gauges::default();
+        let timeout = Outcome::Failed(crate::target::Failure::Timeout);
+        let plan = [
+            (0, 0, Outcome::Ok),
+            (1, 500, Outcome::Rejected),
+            (0, 900, timeout),
+            (0, 1_200, Outcome::Ok),
+            (1, 1_500, Outcome::Status(503)),
+            (0, 2_100, Outcome::Ok),
+        ];
+        let mut reports = Vec::new();
+        for (op, at_ms, outcome) in plan {
+            recorder.record(&sample(op, start + Duration::from_millis(at_ms), outcome), &gauges);
+            reports.push(recorder.take_second());
+        }
+        let mut counted = [[Outcomes::default(); 2]; 2];
+        let mut latency_samples = [[0; 2]; 2];
+        for report in reports {
+            let Report::Second(second) = report else { unreachable!("take_second reports a second") };
+            for (op, window, o) in second.outcomes {
+                let c = &mut counted[op][window as usize];
+                (c.ok, c.rejected, c.errors) = (c.ok + o.ok, c.rejected + o.rejected, c.errors + o.errors);
+            }
+            for (op, window, histogram) in second.latency {
+                latency_samples[op][window as usize] += histogram.len();
+            }
+        }
+        for op in 0..2 {
+            for (window, figures) in
+                [(Window::Warmup, &recorder.totals.warmup[op]), (Window::Measured, &recorder.totals.measured[op])]
+            {
+                assert_eq!(counted[op][window as usize], Outcomes::of(figures), "op {op} {window:?}");
+                assert_eq!(latency_samples[op][window as usize], figures.latency.len(), "op {op} {window:?}");
+            }
+        }
+        // The timeout has no latency; the 503 has one.
+        assert_eq!((recorder.totals.warmup[0].errors, recorder.totals.warmup[0].latency.len()), (1, 1));
+        assert_eq!(latency_samples[1], [1, 1]);
     }
 }

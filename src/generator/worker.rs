@@ -116,34 +116,26 @@ impl<T: Target, P: Picker> Worker<T, P> {
         let warm = shared.executor.target.warm_up(connections);
         let _ = tokio::time::timeout_at(tokio::time::Instant::from_std(shared.start), warm).await;
         let recorder = Recorder::new(index, shared.start, shared.warmup, shared.operations);
-        let (recorder, dispatched) = match share {
+        let recorder = match share {
             Share::Open { schedule, lanes, max_backlog } => {
                 let slots = schedule.skip(index).step_by(count);
-                let mut open = OpenLoop {
-                    shared: &shared,
-                    index,
-                    count,
-                    recorder,
-                    picker,
-                    dispatched: Dispatched::default(),
-                    lanes: lanes.max(1),
-                    max_backlog,
-                };
+                let mut open =
+                    OpenLoop { shared: &shared, index, count, recorder, picker, lanes: lanes.max(1), max_backlog };
                 open.run(slots, &reports, scheduling).await;
-                (open.recorder, open.dispatched)
+                open.recorder
             }
             Share::Closed { stages, users, think_time } => {
                 let recorder = RefCell::new(recorder);
                 let picker = RefCell::new(picker);
                 run_users(&shared, &recorder, &picker, &stages, &users, think_time, &reports).await;
                 drop(scheduling);
-                (recorder.into_inner(), Dispatched::default())
+                recorder.into_inner()
             }
         };
         let mut recorder = recorder;
         let last = recorder.take_second(); // the partial last second
         send_reports(&reports, vec![last, Report::Done { worker: index }]).await;
-        WorkerOutcome { totals: recorder.totals, dispatched }
+        WorkerOutcome { totals: recorder.totals, dispatched: recorder.dispatched }
     }
 }
 
@@ -172,7 +164,6 @@ struct OpenLoop<'a, T, P> {
     count: usize,
     recorder: Recorder,
     picker: P,
-    dispatched: Dispatched,
     lanes: usize,
     max_backlog: usize,
 }
@@ -244,7 +235,7 @@ impl<T: Target, P: Picker> OpenLoop<'_, T, P> {
     /// Counts a due slot as offered and chooses its operation and key.
     fn offer(&mut self, intended: Instant, offset: Duration) -> Slot {
         let measured = offset >= self.shared.warmup;
-        let d = &mut self.dispatched;
+        let d = &mut self.recorder.dispatched;
         d.offered += 1;
         d.offered_measured += u64::from(measured);
         Dispatched::count(&mut d.offered_per_s, offset.as_secs() as usize);
@@ -256,7 +247,7 @@ impl<T: Target, P: Picker> OpenLoop<'_, T, P> {
     }
 
     fn drop_slot(&mut self, offset: Duration) {
-        let d = &mut self.dispatched;
+        let d = &mut self.recorder.dispatched;
         d.dropped += 1;
         d.dropped_measured += u64::from(offset >= self.shared.warmup);
         Dispatched::count(&mut d.dropped_per_s, offset.as_secs() as usize);
@@ -294,6 +285,14 @@ async fn run_users<T: Target, P: Picker>(
             let (op, key) = picker.borrow_mut().pick(0);
             let slot = Slot { intended: Instant::now(), op, key, seq: shared.executor.next_seq() };
             shared.gauges.offered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            {
+                // For the live metrics only: the run counts a closed model's offered
+                // operations itself when the users are done (started = finished + unfinished);
+                // the window by intended start, as the recorder tells it.
+                let d = &mut recorder.borrow_mut().dispatched;
+                d.offered += 1;
+                d.offered_measured += u64::from(slot.intended.saturating_duration_since(shared.start) >= shared.warmup);
+            }
             shared.gauges.enter_flight();
             let executed = shared.executor.execute(op, key, slot.seq).await;
             finish(shared, &mut recorder.borrow_mut(), slot, &executed);

@@ -9,7 +9,7 @@
 //! - Consumer-group lag of the projectors, sampled every second per partition: in
 //!   messages (log end − committed offset) and in seconds (how long ago the log end was
 //!   at the committed offset, from the timeline of log-end offsets, as kafka-lag-exporter
-//!   estimates it).
+//!   estimates it). The latest lag in messages also goes to the live metrics.
 //!
 //! librdkafka calls block; they run on blocking threads.
 
@@ -26,6 +26,7 @@ use rdkafka::message::{Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 use roaring::RoaringTreemap;
 
+use crate::live::Gauges;
 use crate::refs::OpRef;
 
 /// One command in this many gets an end-to-end time (its ack time must be kept until
@@ -176,6 +177,7 @@ impl BusProbe {
         shard: u32,
         start: Instant,
         tracing: Option<Tracing>,
+        gauges: Arc<Gauges>,
     ) -> anyhow::Result<BusProbe> {
         let stop = Arc::new(AtomicBool::new(false));
         let setup = spec.clone();
@@ -201,8 +203,9 @@ impl BusProbe {
             tokio::task::spawn_blocking(move || read(consumer, &pointer, run_id, shard, probed, &flag, &counter));
         let (flag, sampler_spec) = (stop.clone(), spec);
         let traced_group = tracing.and_then(|t| t.group);
-        let sampler =
-            tokio::task::spawn_blocking(move || sample_lag(&sampler_spec, traced_group.as_deref(), start, &flag));
+        let sampler = tokio::task::spawn_blocking(move || {
+            sample_lag(&sampler_spec, traced_group.as_deref(), start, &flag, &gauges)
+        });
         Ok(BusProbe { stop, messages, reader, sampler })
     }
 
@@ -312,7 +315,13 @@ impl EndTimeline {
     }
 }
 
-fn sample_lag(spec: &BusSpec, traced_group: Option<&str>, start: Instant, stop: &AtomicBool) -> Sampled {
+fn sample_lag(
+    spec: &BusSpec,
+    traced_group: Option<&str>,
+    start: Instant,
+    stop: &AtomicBool,
+    gauges: &Gauges,
+) -> Sampled {
     let mut sampled = Sampled::default();
     // A consumer per group with that group's id reads its committed offsets; it never
     // subscribes, so it never joins the group.
@@ -362,6 +371,9 @@ fn sample_lag(spec: &BusSpec, traced_group: Option<&str>, start: Instant, stop: 
                 sample.messages += (end - at).max(0) as u64;
                 let seconds = timelines.get(&element.partition()).map_or(0.0, |t| t.seconds_behind(at, now_s));
                 sample.seconds = sample.seconds.max(seconds);
+            }
+            if let Some(metrics) = &gauges.metrics {
+                metrics.set_consumer_lag(group, sample.messages);
             }
             let lag: &mut GroupLag = sampled.lag.entry(group.clone()).or_default();
             lag.max_messages = lag.max_messages.max(sample.messages);

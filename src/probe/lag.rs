@@ -320,6 +320,10 @@ pub async fn collect(
                 LAG_LATE
             }
         };
+        if let Some(metrics) = &gauges.metrics {
+            // As in the histogram above: a late probe at the timeout.
+            metrics.observe_lag(record_.lag.unwrap_or(timeout), record_.lag.is_none());
+        }
         gauges.last_lag_us.store(live, Ordering::Relaxed);
         let acked = record_.acked.saturating_duration_since(start);
         figures.records.push((acked, record_.lag));

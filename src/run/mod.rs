@@ -255,9 +255,16 @@ async fn run_load<T: Target>(
     // The bus probe starts reading at the log end before the first operation.
     let bus_probe = match &scenario.bus {
         Some(spec) => Some(
-            BusProbe::start(spec.clone(), executor.run_id, executor.shard, start, bus_tracing(scenario))
-                .await
-                .map_err(crate::exit::RunFailure)?,
+            BusProbe::start(
+                spec.clone(),
+                executor.run_id,
+                executor.shard,
+                start,
+                bus_tracing(scenario),
+                gauges.clone(),
+            )
+            .await
+            .map_err(crate::exit::RunFailure)?,
         ),
         None => None,
     };

@@ -87,7 +87,9 @@ fn the_bus_probe_counts_injected_gaps_and_duplicates_exactly() {
     let kafka = Kafka::new();
     let topic = kafka.topic("events", 3);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let probe = runtime.block_on(BusProbe::start(spec(&kafka, &topic, &[]), RUN, 0, Instant::now(), None)).unwrap();
+    let probe = runtime
+        .block_on(BusProbe::start(spec(&kafka, &topic, &[]), RUN, 0, Instant::now(), None, Default::default()))
+        .unwrap();
 
     // 2,000 acknowledged commands; every 50th event never published, every 40th twice.
     let producer = kafka.producer();
@@ -134,8 +136,9 @@ fn the_lag_of_a_slow_projector_group_grows_then_drains() {
     let topic = kafka.topic("lagging", 2);
     let group = format!("slow-projector-{}", std::process::id());
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let probe =
-        runtime.block_on(BusProbe::start(spec(&kafka, &topic, &[&group]), RUN, 0, Instant::now(), None)).unwrap();
+    let probe = runtime
+        .block_on(BusProbe::start(spec(&kafka, &topic, &[&group]), RUN, 0, Instant::now(), None, Default::default()))
+        .unwrap();
 
     // A projector that applies 400 events/s and commits each one.
     let done = Arc::new(AtomicBool::new(false));
@@ -195,7 +198,10 @@ fn a_missing_topic_or_broker_is_a_clear_error_within_the_timeout() {
     let mut missing = spec(&kafka, "no-such-topic-anywhere", &[]);
     missing.timeout = Duration::from_secs(2);
     let began = Instant::now();
-    let error = runtime.block_on(BusProbe::start(missing, RUN, 0, Instant::now(), None)).err().expect("no such topic");
+    let error = runtime
+        .block_on(BusProbe::start(missing, RUN, 0, Instant::now(), None, Default::default()))
+        .err()
+        .expect("no such topic");
     assert!(format!("{error:#}").contains("no-such-topic-anywhere"), "{error:#}");
     assert!(began.elapsed() < Duration::from_secs(10));
 
@@ -203,7 +209,10 @@ fn a_missing_topic_or_broker_is_a_clear_error_within_the_timeout() {
     nobody.brokers = "127.0.0.1:9".into();
     nobody.timeout = Duration::from_secs(2);
     let began = Instant::now();
-    let error = runtime.block_on(BusProbe::start(nobody, RUN, 0, Instant::now(), None)).err().expect("no broker");
+    let error = runtime
+        .block_on(BusProbe::start(nobody, RUN, 0, Instant::now(), None, Default::default()))
+        .err()
+        .expect("no broker");
     assert!(format!("{error:#}").contains("127.0.0.1:9"), "{error:#}");
     assert!(began.elapsed() < Duration::from_secs(10));
 }
@@ -237,4 +246,25 @@ fn commands_sent_over_kafka_are_all_seen_on_the_bus() {
         series.first().unwrap()["messages"].as_u64().unwrap() < series.last().unwrap()["messages"].as_u64().unwrap()
     );
     assert!(dir.path().join("plots/consumer-lag.png").is_file());
+}
+
+/// `--metrics-listen` with `[bus]`: the consumer-group lag gauge ends at the last lag
+/// sample of result.json (the idle group: behind by every command).
+#[test]
+fn live_metrics_show_the_consumer_group_lag() {
+    let kafka = Kafka::new();
+    let topic = kafka.topic("bank-commands-live", 3);
+    let (bus_topic, command_topic) = (format!("bus.topic={topic}"), format!("command.0.kafka.topic={topic}"));
+    let scraped = crate::metrics::run_scraped(
+        "kafka-commands.toml",
+        &["--set", &bus_topic, "--set", &command_topic],
+        &[("CQRS_BENCH_KAFKA_BROKERS", &kafka.brokers)],
+        0,
+    );
+    let series = scraped.result["bus"]["consumer_lag"]["idle-projector"]["series"].as_array().unwrap().clone();
+    let last_sample = series.last().unwrap()["messages"].as_f64().unwrap();
+    let live =
+        crate::metrics::sum(&scraped.last, "cqrs_bench_consumer_group_lag_messages", &[("group", "idle-projector")]);
+    assert_eq!(live, last_sample);
+    assert_eq!(Some(live as u64), scraped.result["operations"]["deposit"]["ok"].as_u64());
 }

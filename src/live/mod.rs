@@ -1,8 +1,16 @@
 //! Live counters of a run, shared by the generator (offered, in flight, backlog), the
-//! probes (latest lag, warnings) and the progress display, which only reads them.
+//! probes (latest lag, warnings) and the progress display, which only reads them; with
+//! `--metrics-listen`, the Prometheus metrics fed from the same places (`metrics`) and
+//! the endpoint that serves them (`serve`).
 
+pub mod metrics;
+pub mod serve;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use metrics::LiveMetrics;
 
 /// Live counters shared by the generator, the collector and the progress display.
 #[derive(Debug, Default)]
@@ -29,6 +37,30 @@ pub struct Gauges {
     /// When the current phase began, µs after `epoch`.
     phase_since_us: AtomicU64,
     epoch: Epoch,
+    /// The Prometheus metrics (`--metrics-listen`), fed where the figures are already
+    /// added up (the collector's seconds, the lag collector, the bus sampler), never per
+    /// operation on a worker.
+    pub metrics: Option<Arc<LiveMetrics>>,
+}
+
+/// The window of the run an operation belongs to, by its intended start: the warmup is
+/// left out of every result figure but still shown live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Window {
+    Warmup = 0,
+    Measured = 1,
+}
+
+impl Window {
+    pub const ALL: [Window; 2] = [Window::Warmup, Window::Measured];
+
+    /// The `phase` label of the live metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Window::Warmup => "warmup",
+            Window::Measured => "measured",
+        }
+    }
 }
 
 /// What the run is doing, for the live progress: after the load it names the step that
@@ -51,8 +83,20 @@ pub enum Phase {
 }
 
 impl Phase {
-    const ALL: [Phase; 6] =
+    pub const ALL: [Phase; 6] =
         [Phase::Setup, Phase::Load, Phase::Draining, Phase::Settling, Phase::Verifying, Phase::BusDrain];
+
+    /// The phase's name in the live metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Setup => "setup",
+            Phase::Load => "load",
+            Phase::Draining => "draining",
+            Phase::Settling => "settling",
+            Phase::Verifying => "verifying",
+            Phase::BusDrain => "bus_drain",
+        }
+    }
 }
 
 /// The instant phase times are counted from.
@@ -71,6 +115,11 @@ pub const LAG_NONE: u64 = 0;
 pub const LAG_LATE: u64 = u64::MAX;
 
 impl Gauges {
+    /// Gauges that also feed `metrics`.
+    pub fn with_metrics(metrics: Arc<LiveMetrics>) -> Gauges {
+        Gauges { metrics: Some(metrics), ..Gauges::default() }
+    }
+
     pub fn enter_flight(&self) {
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         self.max_in_flight.fetch_max(now, Ordering::Relaxed);
