@@ -138,7 +138,13 @@ async fn run_stages(
         AnyTarget::Http(http) => result.generator.truncated_bodies = http.truncated_bodies(),
     }
     let op_names: Vec<String> = scenario.operations.iter().map(|o| o.name.clone()).collect();
-    let warnings = report::write_all(&result, &op_names, &outcome.timeline.intervals, &out_dir)?; // even for interrupted runs
+    let lag = outcome
+        .probes
+        .lag
+        .as_ref()
+        .zip(scenario.projection.as_ref())
+        .map(|(lag, spec)| report::LagRecords { records: &lag.figures.records, timeout: spec.timeout });
+    let warnings = report::write_all(&result, &op_names, &outcome.timeline.intervals, lag, &out_dir)?; // even for interrupted runs
     for warning in result.warnings.iter().chain(&warnings) {
         eprintln!("warning: {warning}");
     }

@@ -98,7 +98,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     merged.warnings.dedup();
     let rules = rules(&merged, shards[0].1.count)?;
     crate::results::judge_rules(&mut merged, &rules);
-    warnings.extend(crate::report::write_all(&merged, &names, &intervals, out)?);
+    warnings.extend(crate::report::write_all(&merged, &names, &intervals, None, out)?);
     Ok((merged, warnings))
 }
 

@@ -74,6 +74,12 @@ pub fn prepare_dir(out_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The lag probes' (acknowledged at, lag) records and their timeout, for projection-lag.hlog.
+pub struct LagRecords<'a> {
+    pub records: &'a [(std::time::Duration, Option<std::time::Duration>)],
+    pub timeout: std::time::Duration,
+}
+
 /// Writes every file of the results folder: result.json first (a failure there is an
 /// error), then .hlog files, plots, report.html and junit.xml, each atomically and
 /// independently so one failing reporter loses nothing else. Returns warnings.
@@ -81,6 +87,7 @@ pub fn write_all(
     result: &RunResult,
     op_names: &[String],
     intervals: &[Interval],
+    lag: Option<LagRecords>,
     out_dir: &Path,
 ) -> anyhow::Result<Vec<String>> {
     results::write_json(&out_dir.join("result.json"), result)?;
@@ -88,6 +95,11 @@ pub fn write_all(
     let started = humantime::parse_rfc3339_weak(&result.started_at).unwrap_or(std::time::SystemTime::UNIX_EPOCH);
     if let Err(e) = hlog::write(out_dir, op_names, intervals, started) {
         warnings.push(format!("interval logs: {e:#}"));
+    }
+    if let Some(lag) = lag
+        && let Err(e) = hlog::write_lag(out_dir, lag.records, lag.timeout, started)
+    {
+        warnings.push(format!("{}: {e:#}", hlog::LAG_LOG));
     }
     warnings.extend(write_views(result, out_dir));
     Ok(warnings)

@@ -204,6 +204,10 @@ fn compare_tells_noise_from_a_20_percent_slower_command_path() {
     let change: f64 =
         line.split_whitespace().find(|w| w.starts_with('+')).unwrap().trim_start_matches('+').parse().unwrap();
     assert!((12.0..26.0).contains(&change), "{line}");
+    // The lag is resampled per second too, from projection-lag.hlog.
+    assert!(set.join("run-1/projection-lag.hlog").is_file());
+    let lag_row = stdout.lines().find(|l| l.starts_with("projection lag p99")).unwrap();
+    assert!(lag_row.contains(" … ") && !lag_row.contains("single value"), "{lag_row}");
     for query in ["query latency p50", "query latency p99", "achieved throughput"] {
         let row = stdout.lines().find(|l| l.starts_with(query)).unwrap();
         assert!(row.ends_with("within noise"), "{query}: {stdout}");

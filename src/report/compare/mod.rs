@@ -3,12 +3,12 @@
 //!
 //! A side is one run folder or a set of runs (a `run --repeat` folder, or several
 //! `--baseline` folders). Against a baseline, each figure recorded per second (command
-//! and query latency percentiles, goodput) gets a change with a 95 % bootstrap interval
+//! and query latency percentiles, projection lag p99, goodput) gets a change with a 95 % bootstrap interval
 //! (`bootstrap`): it is *regressed* when the whole interval is worse than the noise band
 //! and the change is larger than `--max-regression`. The noise band is `--noise`, widened
 //! to the spread a baseline set showed between its runs. Latencies must also be worse by
-//! at least `LATENCY_FLOOR_MS`. Figures without per-second samples (projection lag, error
-//! rates, missed and duplicate events, and anything of a merged run) are judged as single
+//! at least `LATENCY_FLOOR_MS`. Figures without per-second samples (error rates, missed
+//! and duplicate events, and anything of a merged run) are judged as single
 //! values against the worst run of the baseline: worse by more than `--max-regression`
 //! regresses, and for counts whose baseline is 0 (missed, duplicates), any increase.
 
@@ -113,7 +113,7 @@ const METRICS: &[Metric] = &[
         unit: "ms",
         better: Better::Lower,
         value: |r| r.projection.as_ref().map(|p| p.lag_ms.p99),
-        per_second: None,
+        per_second: Some(bootstrap::latency(2, 2)),
     },
     Metric {
         name: "missed events",

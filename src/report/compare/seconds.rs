@@ -1,7 +1,8 @@
 //! The per-second figures a run folder already holds, read back as the samples a
 //! comparison resamples: for each whole second of the measured window, the latency
 //! histogram of the commands and of the queries (added from the operations' `.hlog`
-//! interval logs) and the goodput (result.json's timeline).
+//! interval logs), the projection lag (`projection-lag.hlog`) and the goodput
+//! (result.json's timeline).
 //!
 //! A second is the unit because it is what the run records, and because neighbouring
 //! operations are not independent (a GC pause or a noisy neighbour hits a whole second):
@@ -25,6 +26,8 @@ pub type Counts = Vec<(u64, u64)>;
 pub struct Second {
     pub commands: Counts,
     pub queries: Counts,
+    /// Projection lag of the probes whose command was acknowledged in this second.
+    pub lag: Counts,
     /// Operations answered `ok` or `rejected` in this second.
     pub achieved: u64,
 }
@@ -54,22 +57,34 @@ pub fn load(dir: &Path, result: &RunResult) -> anyhow::Result<Option<RunSeconds>
     let mut any_log = false;
     for (name, op) in &result.operations {
         let path = dir.join(format!("{}.hlog", hlog::file_safe(name)));
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        any_log = true;
-        for entry in IntervalLogIterator::new(&bytes) {
-            let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
-            let LogEntry::Interval(interval) = entry else { continue };
-            let Some(second) = seconds.get_mut(&interval.start_timestamp().as_secs()) else { continue };
-            let histogram = decode(interval.encoded_histogram()).with_context(|| path.display().to_string())?;
-            let into = if op.kind == "command" { &mut second.commands } else { &mut second.queries };
-            add(into, histogram.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())));
-        }
+        let command = op.kind == "command";
+        any_log |= read_log(&path, &mut seconds, |s| if command { &mut s.commands } else { &mut s.queries })?;
+    }
+    if any_log {
+        read_log(&dir.join(hlog::LAG_LOG), &mut seconds, |second| &mut second.lag)?;
     }
     Ok(any_log.then(|| RunSeconds { seconds: seconds.into_values().collect() }))
+}
+
+/// Adds an interval log's seconds into `seconds`, where `into` says; a missing log adds nothing.
+fn read_log(
+    path: &Path,
+    seconds: &mut BTreeMap<u64, Second>,
+    into: impl Fn(&mut Second) -> &mut Counts,
+) -> anyhow::Result<bool> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    for entry in IntervalLogIterator::new(&bytes) {
+        let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+        let LogEntry::Interval(interval) = entry else { continue };
+        let Some(second) = seconds.get_mut(&interval.start_timestamp().as_secs()) else { continue };
+        let histogram = decode(interval.encoded_histogram()).with_context(|| path.display().to_string())?;
+        add(into(second), histogram.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())));
+    }
+    Ok(true)
 }
 
 /// Adds ascending (value, count) pairs into `into`, keeping it ascending.
