@@ -33,12 +33,15 @@ pub const RESAMPLES: usize = 2000;
 /// Fixed, so the same folders always give the same verdict.
 const SEED: u64 = 0x00c9_b5e4_c11a_55e5;
 
-/// A relative change, new / baseline − 1 (0.2 is 20 % higher).
+/// A relative change, new / baseline − 1 (0.2 is 20 % higher), between the figures of
+/// the pooled seconds of each side (`base`, `new`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Change {
     pub point: f64,
     pub low: f64,
     pub high: f64,
+    pub base: f64,
+    pub new: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +114,7 @@ pub fn changes(base: &[RunSeconds], new: &[RunSeconds]) -> [Option<Change>; FIGU
         }
         samples.sort_by(f64::total_cmp);
         let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-        Some(Change { point, low: at(0.025), high: at(0.975) })
+        Some(Change { point, low: at(0.025), high: at(0.975), base: base_point[i], new: new_point[i] })
     })
 }
 
@@ -357,13 +360,16 @@ mod tests {
 
     #[test]
     fn judging_follows_the_direction_of_better() {
-        let up = Change { point: 0.2, low: 0.15, high: 0.25 };
+        let up = Change { point: 0.2, low: 0.15, high: 0.25, base: 1.0, new: 1.2 };
         assert_eq!(judge(&up, true, 0.05, 0.10), Verdict::Regressed);
         assert_eq!(judge(&up, false, 0.05, 0.10), Verdict::Improved);
         assert_eq!(judge(&up, true, 0.05, 0.30), Verdict::Worse);
-        let vague = Change { point: 0.2, low: -0.01, high: 0.4 };
+        let vague = Change { point: 0.2, low: -0.01, high: 0.4, base: 1.0, new: 1.2 };
         assert_eq!(judge(&vague, true, 0.05, 0.10), Verdict::WithinNoise, "the interval reaches into the noise");
-        assert_eq!(judge(&Change { point: -0.3, low: -0.35, high: -0.25 }, true, 0.05, 0.1), Verdict::Improved);
+        assert_eq!(
+            judge(&Change { point: -0.3, low: -0.35, high: -0.25, base: 1.0, new: 0.7 }, true, 0.05, 0.1),
+            Verdict::Improved
+        );
     }
 
     #[test]

@@ -292,11 +292,15 @@ fn judge_run(base: &Side, run: &Side, thresholds: Thresholds) -> Vec<Judged> {
         let resampled = metric.per_second.zip(changes.as_ref()).and_then(|(i, c)| Some((i, c[i]?)));
         if let (Some((i, change)), Some(spread)) = (resampled, &spread) {
             entry.bootstrapped = true;
+            // The figures the change is between: each side's seconds pooled (a set's runs
+            // together), which for one run is its own figure over whole measured seconds.
+            entry.baseline = show(Some(change.base), metric.unit);
+            entry.observed = show(Some(change.new), metric.unit);
             entry.noise = thresholds.noise.max(spread[i]);
             entry.verdict =
                 bootstrap::judge(&change, metric.better == Better::Lower, entry.noise, thresholds.max_regression);
             // Sub-millisecond latencies jitter by more than any sensible percentage.
-            if metric.unit == "ms" && (change.point * shown_base).abs() < LATENCY_FLOOR_MS {
+            if metric.unit == "ms" && (change.new - change.base).abs() < LATENCY_FLOOR_MS {
                 entry.verdict = Verdict::WithinNoise;
             }
             entry.change = Some(change);
@@ -304,7 +308,7 @@ fn judge_run(base: &Side, run: &Side, thresholds: Thresholds) -> Vec<Judged> {
             entry.baseline = show(Some(worst), metric.unit);
             let point =
                 if worst == 0.0 { if observed > 0.0 { f64::INFINITY } else { 0.0 } } else { observed / worst - 1.0 };
-            entry.change = Some(Change { point, low: point, high: point });
+            entry.change = Some(Change { point, low: point, high: point, base: worst, new: observed });
             if regressed(metric, worst, observed, thresholds.max_regression * 100.0).is_some() {
                 entry.verdict = Verdict::Regressed;
             }
@@ -455,7 +459,8 @@ fn against_baseline(sides: &[Side], judged: &[Judged], thresholds: Thresholds) -
          (runs and seconds resampled). Regressed: the whole interval is worse than the noise band \
          (±{:.0} %, wider where the baseline runs differed more) and the change exceeds the allowed \
          {:+.0} %; latencies also by at least {LATENCY_FLOOR_MS} ms. \"single value\": no per-second \
-         figures; judged against the baseline's worst run.",
+         figures; judged against the baseline's worst run. Baseline and run figures of resampled \
+         metrics are over whole measured seconds, a set's runs pooled.",
         thresholds.noise * 100.0,
         thresholds.max_regression * 100.0,
     );
