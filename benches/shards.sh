@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 13: are 4 merged shards the same measurement as one process sending the same
-# total load? Against one served memory target, alternately: one process at RATE, then
+# total load? Against one served memory target, alternately: one process at RATE (with
+# the default threads, and with as many threads as the shards have event loops), then
 # 4 shard processes at RATE/4 each (one --start-at) merged; twice each. Prints the
 # command and query latency percentiles of each run, so the merged-vs-single difference
 # can be read against the single-vs-single noise.
@@ -23,7 +24,7 @@ sleep 1
 target=http://127.0.0.1:$port
 common=(--quiet --target "$target" --duration "$duration" --rate "$rate" --set load.warmup=\"2s\")
 
-single() { "$bin" run scenarios/bank-http.toml "${common[@]}" --out "$out/$1" > /dev/null || true; }
+single() { "$bin" run scenarios/bank-http.toml "${common[@]}" --out "$out/$1" "${@:2}" > /dev/null || true; }
 sharded() {
   local start_at
   start_at=$(date -u -d '+3 seconds' +%Y-%m-%dT%H:%M:%S.%3NZ)
@@ -36,19 +37,22 @@ sharded() {
   wait "${pids[@]}" || true   # not the server's
   "$bin" merge "$out/$1"-s{0,1,2,3} --out "$out/$1" --quiet > /dev/null || true
 }
+# single: one process with the machine's cores as threads; single-t4: one process with as
+# many event loops as the 4 shards have together (like for like on a small machine).
 for round in 1 2; do
   single "single-$round"
+  single "single-t4-$round" --threads $((4 * shard_threads))
   sharded "merged-$round"
 done
 python3 - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]
-print(f"{'run':<10} {'ops':>7} {'cmd p50':>8} {'cmd p99':>8} {'qry p50':>8} {'qry p99':>8} {'svc p50':>8} {'svc p99':>8} {'lag p99':>8}  (ms)")
-for name in ["single-1", "single-2", "merged-1", "merged-2"]:
+print(f"{'run':<12} {'ops':>7} {'cmd p50':>8} {'cmd p99':>8} {'qry p50':>8} {'qry p99':>8} {'svc p50':>8} {'svc p99':>8} {'lag p99':>8}  (ms)")
+for name in ["single-1", "single-2", "single-t4-1", "single-t4-2", "merged-1", "merged-2"]:
     r = json.load(open(f"{out}/{name}/result.json"))
     c, q = r["commands"], r["queries"]
     svc = r["operations"]["get_account"]["service_time_ms"]
-    print(f"{name:<10} {c['count'] + q['count']:>7} {c['latency_ms']['p50']:>8.3f} {c['latency_ms']['p99']:>8.3f} "
+    print(f"{name:<12} {c['count'] + q['count']:>7} {c['latency_ms']['p50']:>8.3f} {c['latency_ms']['p99']:>8.3f} "
           f"{q['latency_ms']['p50']:>8.3f} {q['latency_ms']['p99']:>8.3f} {svc['p50']:>8.3f} {svc['p99']:>8.3f} "
           f"{r['generator']['send_lag_ms']['p99']:>8.3f}")
 PY
