@@ -235,6 +235,9 @@ fn the_ci_gate_script_runs_end_to_end() {
             .env("BASELINE_DIR", dir.path().join("baseline"))
             .env("OUT", dir.path().join("report"))
             .env("REPEAT", "2")
+            // 3-second runs hold a few lag probes: their p99 moves by several times between
+            // identical runs (+382 % seen); the gate's slow case is +1,400 %.
+            .env("NOISE", "500%")
             .env("RUN_ARGS", r#"--duration 4s --rate 100 --set load.warmup="1s" --set slo.min_throughput=50"#);
         match target {
             // The script serves the memory target itself.
