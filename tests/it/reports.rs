@@ -205,13 +205,16 @@ fn compare_tells_noise_from_a_20_percent_slower_command_path() {
     let change: f64 =
         line.split_whitespace().find(|w| w.starts_with('+')).unwrap().trim_start_matches('+').parse().unwrap();
     assert!(change >= 12.0, "{line}");
-    // The lag is resampled per second too, from projection-lag.hlog.
+    // The lag is read per second too, from projection-lag.hlog; 4-second runs hold a few
+    // probes, too few to judge even its median (20 needed), and the row says so.
     assert!(set.join("run-1/projection-lag.hlog").is_file());
-    let lag_row = stdout.lines().find(|l| l.starts_with("projection lag p99")).unwrap();
-    assert!(lag_row.contains(" … ") && !lag_row.contains("single value"), "{lag_row}");
-    for query in ["query latency p50", "query latency p99", "achieved throughput"] {
-        let row = stdout.lines().find(|l| l.starts_with(query)).unwrap();
-        assert!(row.ends_with("within noise"), "{query}: {stdout}");
+    let row = |name: &str| stdout.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_owned();
+    let lag_p50 = row("projection lag p50");
+    assert!(lag_p50.contains("< 20") && lag_p50.ends_with("too few samples"), "{lag_p50}");
+    let lag_p99 = row("projection lag p99");
+    assert!(lag_p99.contains("< 1000") && lag_p99.ends_with("too few samples"), "{lag_p99}");
+    for query in ["query latency p50", "achieved throughput"] {
+        assert!(row(query).ends_with("within noise"), "{query}: {stdout}");
     }
     assert!(markdown.contains("| command latency p50 |") && markdown.contains("regressed ▲ |"), "{markdown}");
 }
@@ -235,9 +238,6 @@ fn the_ci_gate_script_runs_end_to_end() {
             .env("BASELINE_DIR", dir.path().join("baseline"))
             .env("OUT", dir.path().join("report"))
             .env("REPEAT", "2")
-            // 3-second runs hold a few lag probes: their p99 moves by several times between
-            // identical runs (+382 % seen); the gate's slow case is +1,400 %.
-            .env("NOISE", "500%")
             .env("RUN_ARGS", r#"--duration 4s --rate 100 --set load.warmup="1s" --set slo.min_throughput=50"#);
         match target {
             // The script serves the memory target itself.

@@ -33,8 +33,25 @@ pub const RESAMPLES: usize = 2000;
 /// Fixed, so the same folders always give the same verdict.
 const SEED: u64 = 0x00c9_b5e4_c11a_55e5;
 
+/// Samples beyond a percentile that each side needs before its change is judged: a
+/// p99 of 30 probes is their maximum, and resampling a maximum gives an interval far
+/// narrower than the figure's real run-to-run spread (identical 3-second runs moved a
+/// lag p99 by +382 %). Ten samples in the tail is the usual floor for a percentile
+/// bootstrap: 20 for p50, 200 for p95, 1,000 for p99.
+pub const TAIL_SAMPLES: f64 = 10.0;
+
+/// The samples a figure needs on each side before its change is judged (1 second for goodput).
+pub fn min_samples(figure: usize) -> u64 {
+    if figure == GOODPUT {
+        return 1;
+    }
+    let q = QUANTILES[figure % QUANTILES.len()];
+    (TAIL_SAMPLES / (1.0 - q)).round() as u64
+}
+
 /// A relative change, new / baseline − 1 (0.2 is 20 % higher), between the figures of
-/// the pooled seconds of each side (`base`, `new`).
+/// the pooled seconds of each side (`base`, `new`), with the samples behind each
+/// (operations or probes; seconds for goodput).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Change {
     pub point: f64,
@@ -42,6 +59,15 @@ pub struct Change {
     pub high: f64,
     pub base: f64,
     pub new: f64,
+    pub base_samples: u64,
+    pub new_samples: u64,
+}
+
+impl Change {
+    /// Whether both sides hold enough samples for the figure's interval to mean something.
+    pub fn enough_samples(&self, figure: usize) -> bool {
+        self.base_samples.min(self.new_samples) >= min_samples(figure)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +77,8 @@ pub enum Verdict {
     /// Worse beyond the noise, but by no more than the allowed regression.
     Worse,
     Regressed,
+    /// Not judged: a side holds too few samples for this percentile (`min_samples`).
+    TooFewSamples,
 }
 
 impl Verdict {
@@ -60,6 +88,7 @@ impl Verdict {
             Verdict::WithinNoise => "within noise",
             Verdict::Worse => "worse, allowed",
             Verdict::Regressed => "regressed",
+            Verdict::TooFewSamples => "too few samples",
         }
     }
 }
@@ -92,8 +121,8 @@ pub fn changes(base: &[RunSeconds], new: &[RunSeconds]) -> [Option<Change>; FIGU
     let base = Side::index(base, &support);
     let new = Side::index(new, &support);
     let mut pool = Pool::new(&support);
-    let base_point = base.pooled(&mut pool);
-    let new_point = new.pooled(&mut pool);
+    let (base_point, base_samples) = base.pooled(&mut pool);
+    let (new_point, new_samples) = new.pooled(&mut pool);
     let mut rng = SmallRng::seed_from_u64(SEED);
     let mut resampled: Vec<Vec<f64>> = (0..FIGURES).map(|_| Vec::with_capacity(RESAMPLES)).collect();
     for _ in 0..RESAMPLES {
@@ -114,7 +143,15 @@ pub fn changes(base: &[RunSeconds], new: &[RunSeconds]) -> [Option<Change>; FIGU
         }
         samples.sort_by(f64::total_cmp);
         let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-        Some(Change { point, low: at(0.025), high: at(0.975), base: base_point[i], new: new_point[i] })
+        Some(Change {
+            point,
+            low: at(0.025),
+            high: at(0.975),
+            base: base_point[i],
+            new: new_point[i],
+            base_samples: base_samples[i],
+            new_samples: new_samples[i],
+        })
     })
 }
 
@@ -124,7 +161,7 @@ pub fn spread(base: &[RunSeconds]) -> Figures {
     let support = Support::of(base.iter());
     let set = Side::index(base, &support);
     let mut pool = Pool::new(&support);
-    let pooled = set.pooled(&mut pool);
+    let (pooled, _) = set.pooled(&mut pool);
     let mut widest = [0.0; FIGURES];
     for run in &set.runs {
         pool.clear();
@@ -183,10 +220,11 @@ impl Side {
         Side { runs: runs.iter().map(|r| r.seconds.iter().map(second).collect()).collect() }
     }
 
-    fn pooled(&self, pool: &mut Pool) -> Figures {
+    /// The figures of all the side's seconds together, and the samples behind each.
+    fn pooled(&self, pool: &mut Pool) -> (Figures, [u64; FIGURES]) {
         pool.clear();
         self.runs.iter().flatten().for_each(|s| pool.add(s));
-        pool.figures()
+        (pool.figures(), pool.samples())
     }
 
     fn resample(&self, pool: &mut Pool, rng: &mut SmallRng) -> Figures {
@@ -229,6 +267,16 @@ impl Pool {
         }
         self.achieved += second.achieved;
         self.seconds += 1;
+    }
+
+    /// The samples behind each figure: a kind's count for its percentiles, seconds for goodput.
+    fn samples(&self) -> [u64; FIGURES] {
+        let mut samples = [self.seconds; FIGURES];
+        for kind in 0..KINDS {
+            let total = self.counts[kind].iter().sum();
+            samples[latency(kind, 0)..latency(kind + 1, 0)].fill(total);
+        }
+        samples
     }
 
     fn figures(&self) -> Figures {
@@ -360,16 +408,37 @@ mod tests {
 
     #[test]
     fn judging_follows_the_direction_of_better() {
-        let up = Change { point: 0.2, low: 0.15, high: 0.25, base: 1.0, new: 1.2 };
+        let up = Change { point: 0.2, low: 0.15, high: 0.25, base: 1.0, new: 1.2, base_samples: 1, new_samples: 1 };
         assert_eq!(judge(&up, true, 0.05, 0.10), Verdict::Regressed);
         assert_eq!(judge(&up, false, 0.05, 0.10), Verdict::Improved);
         assert_eq!(judge(&up, true, 0.05, 0.30), Verdict::Worse);
-        let vague = Change { point: 0.2, low: -0.01, high: 0.4, base: 1.0, new: 1.2 };
+        let vague = Change { point: 0.2, low: -0.01, high: 0.4, base: 1.0, new: 1.2, base_samples: 1, new_samples: 1 };
         assert_eq!(judge(&vague, true, 0.05, 0.10), Verdict::WithinNoise, "the interval reaches into the noise");
         assert_eq!(
-            judge(&Change { point: -0.3, low: -0.35, high: -0.25, base: 1.0, new: 0.7 }, true, 0.05, 0.1),
+            judge(
+                &Change { point: -0.3, low: -0.35, high: -0.25, base: 1.0, new: 0.7, base_samples: 1, new_samples: 1 },
+                true,
+                0.05,
+                0.1
+            ),
             Verdict::Improved
         );
+    }
+
+    #[test]
+    fn a_percentile_needs_ten_samples_beyond_it_on_each_side() {
+        assert_eq!([0, 1, 2].map(|q| min_samples(latency(2, q))), [20, 200, 1000]);
+        assert_eq!(min_samples(GOODPUT), 1);
+        // 30 s of 200 commands: 6,000 per side, enough for every percentile; 100 queries
+        // a second for 5 s are 500: enough for p95, not for p99.
+        let c = changes(&[run(30, 5000.0, 1)], &[run(5, 5000.0, 2)]);
+        let commands = c[latency(0, 2)].unwrap();
+        assert_eq!((commands.base_samples, commands.new_samples), (6000, 1000));
+        assert!(commands.enough_samples(latency(0, 2)));
+        let queries = [1, 2].map(|q| c[latency(1, q)].unwrap());
+        assert_eq!(queries.map(|c| c.new_samples), [500, 500]);
+        assert!(queries[0].enough_samples(latency(1, 1)) && !queries[1].enough_samples(latency(1, 2)));
+        assert_eq!(c[GOODPUT].unwrap().new_samples, 5, "seconds");
     }
 
     #[test]

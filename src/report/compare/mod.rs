@@ -3,9 +3,10 @@
 //!
 //! A side is one run folder or a set of runs (a `run --repeat` folder, or several
 //! `--baseline` folders). Against a baseline, each figure recorded per second (command
-//! and query latency percentiles, projection lag p99, goodput) gets a change with a 95 % bootstrap interval
-//! (`bootstrap`): it is *regressed* when the whole interval is worse than the noise band
-//! and the change is larger than `--max-regression`. The noise band is `--noise`, widened
+//! and query latency percentiles, projection lag percentiles, goodput) gets a change with a
+//! 95 % bootstrap interval (`bootstrap`): it is *regressed* when the whole interval is worse
+//! than the noise band and the change is larger than `--max-regression`; a percentile with
+//! too few samples beyond it on either side is not judged (`bootstrap::min_samples`). The noise band is `--noise`, widened
 //! to the spread a baseline set showed between its runs. Latencies must also be worse by
 //! at least `LATENCY_FLOOR_MS`. Figures without per-second samples (error rates, missed
 //! and duplicate events, and anything of a merged run) are judged as single
@@ -107,6 +108,20 @@ const METRICS: &[Metric] = &[
         better: Better::Lower,
         value: |r| some_count(r.queries.count, r.queries.error_rate),
         per_second: None,
+    },
+    Metric {
+        name: "projection lag p50",
+        unit: "ms",
+        better: Better::Lower,
+        value: |r| r.projection.as_ref().map(|p| p.lag_ms.p50),
+        per_second: Some(bootstrap::latency(2, 0)),
+    },
+    Metric {
+        name: "projection lag p95",
+        unit: "ms",
+        better: Better::Lower,
+        value: |r| r.projection.as_ref().map(|p| p.lag_ms.p95),
+        per_second: Some(bootstrap::latency(2, 1)),
     },
     Metric {
         name: "projection lag p99",
@@ -243,6 +258,8 @@ pub struct Judged {
     /// The noise band used, a fraction.
     pub noise: f64,
     pub verdict: Verdict,
+    /// Too few samples: the count each side needed (`bootstrap::min_samples`).
+    pub needed: Option<u64>,
 }
 
 /// One regression found.
@@ -288,6 +305,7 @@ fn judge_run(base: &Side, run: &Side, thresholds: Thresholds) -> Vec<Judged> {
             bootstrapped: false,
             noise: thresholds.noise,
             verdict: Verdict::WithinNoise,
+            needed: None,
         };
         let resampled = metric.per_second.zip(changes.as_ref()).and_then(|(i, c)| Some((i, c[i]?)));
         if let (Some((i, change)), Some(spread)) = (resampled, &spread) {
@@ -303,12 +321,24 @@ fn judge_run(base: &Side, run: &Side, thresholds: Thresholds) -> Vec<Judged> {
             if metric.unit == "ms" && (change.new - change.base).abs() < LATENCY_FLOOR_MS {
                 entry.verdict = Verdict::WithinNoise;
             }
+            if !change.enough_samples(i) {
+                entry.verdict = Verdict::TooFewSamples;
+                entry.needed = Some(bootstrap::min_samples(i));
+            }
             entry.change = Some(change);
         } else if let Some(worst) = base.worst(metric) {
             entry.baseline = show(Some(worst), metric.unit);
             let point =
                 if worst == 0.0 { if observed > 0.0 { f64::INFINITY } else { 0.0 } } else { observed / worst - 1.0 };
-            entry.change = Some(Change { point, low: point, high: point, base: worst, new: observed });
+            entry.change = Some(Change {
+                point,
+                low: point,
+                high: point,
+                base: worst,
+                new: observed,
+                base_samples: 0,
+                new_samples: 0,
+            });
             if regressed(metric, worst, observed, thresholds.max_regression * 100.0).is_some() {
                 entry.verdict = Verdict::Regressed;
             }
@@ -404,6 +434,9 @@ fn show_change(j: &Judged) -> (String, String) {
     let pct = |x: f64| if x.is_finite() { format!("{:+.1} %", x * 100.0) } else { "from 0".into() };
     match j.change {
         None => ("-".into(), "-".into()),
+        Some(c) if j.needed.is_some() => {
+            (pct(c.point), format!("n {}/{} < {}", c.base_samples, c.new_samples, j.needed.unwrap_or_default()))
+        }
         Some(c) if j.bootstrapped => (pct(c.point), format!("{} … {}", pct(c.low), pct(c.high))),
         Some(c) => (pct(c.point), "single value".into()),
     }
@@ -458,11 +491,14 @@ fn against_baseline(sides: &[Side], judged: &[Judged], thresholds: Thresholds) -
         "Change: this run / baseline − 1, with a 95 % bootstrap interval over the per-second figures \
          (runs and seconds resampled). Regressed: the whole interval is worse than the noise band \
          (±{:.0} %, wider where the baseline runs differed more) and the change exceeds the allowed \
-         {:+.0} %; latencies also by at least {LATENCY_FLOOR_MS} ms. \"single value\": no per-second \
+         {:+.0} %; latencies also by at least {LATENCY_FLOOR_MS} ms. \"too few samples\": a percentile \
+         is judged only with {tail} samples beyond it on each side (p99: 1,000; \"n base/run < needed\"), \
+         fewer say nothing about it. \"single value\": no per-second \
          figures; judged against the baseline's worst run. Baseline and run figures of resampled \
          metrics are over whole measured seconds, a set's runs pooled.",
         thresholds.noise * 100.0,
         thresholds.max_regression * 100.0,
+        tail = bootstrap::TAIL_SAMPLES,
     );
     let _ = writeln!(md, "{rule}");
     for j in judged.iter().filter(|j| j.verdict == Verdict::Regressed) {
@@ -593,7 +629,7 @@ mod tests {
     fn regression_rules() {
         let latency = &METRICS[2];
         let throughput = &METRICS[6];
-        let missed = &METRICS[10];
+        let missed = &METRICS[12];
         assert_eq!(regressed(latency, 10.0, 10.5, 10.0), None); // within 10 % and the floor
         assert!(regressed(latency, 10.0, 60.0, 10.0).is_some());
         assert_eq!(regressed(latency, 0.2, 0.5, 10.0), None); // +150 % but under 1 ms: noise
