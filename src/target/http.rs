@@ -1,5 +1,6 @@
-//! HTTP/1.1 keep-alive adapter on hyper's client connection API: one request at a time
-//! per connection, as wrk and oha do, with no pool shared across threads.
+//! HTTP/1.1 keep-alive adapter: one request at a time per connection, as wrk and oha do,
+//! on the lean connection of `http1` (no task per connection, no channel per request),
+//! with no pool shared across threads.
 //!
 //! Idle connections are kept per thread (`IDLE`): a generator worker is one thread with
 //! its own event loop, so it reuses only connections its own loop drives and nothing
@@ -7,27 +8,18 @@
 //! bookkeeping held the generator to a fraction of wrk's rate). Probes on the run's
 //! multi-threaded runtime share that runtime's threads' idle lists the same way.
 //!
-//! Answers are read frame by frame and only their first `max_body` bytes are kept
-//! (issue 16: a target sending 50 MB bodies drove the harness to gigabytes); the rest is
-//! read to the last byte (latency is to the last byte) and dropped. A body that never
-//! ends is cut by the caller's timeout like any slow answer; a connection whose request
-//! was cut is closed, never reused.
+//! Answers are read to the last byte and only their first `max_body` bytes are kept
+//! (issue 16: a target sending 50 MB bodies drove the harness to gigabytes). A body that
+//! never ends is cut by the caller's timeout like any slow answer; a connection whose
+//! request was cut is dropped with the request's future, never reused.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
-use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_TYPE, HOST};
-use http::{HeaderValue, Uri};
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 
+use super::http1::Connection;
 use super::{Failure, Reply, Request, Target};
-
-type Connection = SendRequest<Full<Bytes>>;
 
 /// Gives each `HttpTarget` its own key in the per-thread idle lists.
 static NEXT_TARGET_ID: AtomicU64 = AtomicU64::new(1);
@@ -42,7 +34,7 @@ pub struct HttpTarget {
     host: String,
     port: u16,
     /// `Host` header: the base URL's authority.
-    host_header: HeaderValue,
+    host_header: String,
     /// The base URL's path without its trailing slash ("" for the root).
     path_prefix: String,
     /// Base URL without a trailing slash; request paths start with `/`.
@@ -77,7 +69,7 @@ impl HttpTarget {
             id: NEXT_TARGET_ID.fetch_add(1, Ordering::Relaxed),
             host,
             port,
-            host_header: HeaderValue::try_from(authority).context("target base_url host")?,
+            host_header: authority,
             path_prefix: url.path().trim_end_matches('/').to_owned(),
             base_url: base_url.trim_end_matches('/').to_owned(),
             max_idle: max_connections.max(1),
@@ -95,8 +87,13 @@ impl HttpTarget {
         self.truncated.load(Ordering::Relaxed)
     }
 
+    /// An idle connection of this thread that can still carry a request.
     fn take_idle(&self) -> Option<Connection> {
-        IDLE.with_borrow_mut(|idle| idle.iter_mut().find(|(id, _)| *id == self.id)?.1.pop())
+        IDLE.with_borrow_mut(|idle| {
+            let list = &mut idle.iter_mut().find(|(id, _)| *id == self.id)?.1;
+            // A connection the server closed while idle is dropped here, unused.
+            std::iter::from_fn(|| list.pop()).find_map(|mut c| c.is_reusable().then_some(c))
+        })
     }
 
     fn put_idle(&self, connection: Connection) {
@@ -115,104 +112,45 @@ impl HttpTarget {
         });
     }
 
-    /// A new connection, driven by a task on the current thread's runtime.
     async fn connect(&self) -> Result<Connection, Failure> {
-        let stream =
-            tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|_| Failure::Connect)?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|_| Failure::Connect)?;
-        tokio::spawn(async move {
-            // Ends when the server closes or the last `SendRequest` is dropped.
-            let _ = connection.await;
-        });
-        Ok(sender)
-    }
-
-    fn build(&self, request: Request) -> Result<http::Request<Full<Bytes>>, Failure> {
-        let body = request.body.map(Bytes::from);
-        let has_body = body.is_some();
-        let mut built = http::Request::new(Full::new(body.unwrap_or_default()));
-        *built.method_mut() = request.method;
-        *built.uri_mut() = if self.path_prefix.is_empty() {
-            Uri::try_from(request.path)
-        } else {
-            Uri::try_from(format!("{}{}", self.path_prefix, request.path))
-        }
-        .map_err(|_| Failure::Transport)?;
-        let headers = built.headers_mut();
-        for (name, value) in request.headers {
-            headers.append(name, value);
-        }
-        if !headers.contains_key(HOST) {
-            headers.insert(HOST, self.host_header.clone());
-        }
-        if has_body && !headers.contains_key(CONTENT_TYPE) {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        Ok(built)
-    }
-
-    /// Reads the body to its end, keeping the first `max_body` bytes. A body in one frame
-    /// (the usual small answer) is kept without a copy.
-    async fn read_body(&self, mut body: Incoming) -> Result<Bytes, Failure> {
-        let mut first: Option<Bytes> = None;
-        let mut kept = BytesMut::new();
-        let mut truncated = false;
-        while let Some(frame) = body.frame().await {
-            let Ok(chunk) = frame.map_err(|_| Failure::Body)?.into_data() else {
-                continue; // trailers
-            };
-            if truncated {
-                continue; // drained, not kept
-            }
-            let held = first.as_ref().map_or(kept.len(), Bytes::len);
-            if held + chunk.len() > self.max_body {
-                truncated = true;
-                self.truncated.fetch_add(1, Ordering::Relaxed);
-            }
-            if first.is_none() && kept.is_empty() && !truncated {
-                first = Some(chunk);
-                continue;
-            }
-            if let Some(first) = first.take() {
-                kept.extend_from_slice(&first);
-            }
-            let room = self.max_body - kept.len();
-            kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        }
-        Ok(first.unwrap_or_else(|| kept.freeze()))
+        Connection::open(&self.host, self.port).await.map_err(|_| Failure::Connect)
     }
 }
 
 impl Target for HttpTarget {
     async fn send(&self, request: Request) -> Result<Reply, Failure> {
-        let mut request = self.build(request)?;
+        let target = if self.path_prefix.is_empty() {
+            std::borrow::Cow::Borrowed(request.path.as_str())
+        } else {
+            std::borrow::Cow::Owned(format!("{}{}", self.path_prefix, request.path))
+        };
+        if !target.starts_with('/') || !target.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Failure::Transport); // not a request target that can be sent
+        }
+        let body = request.body.as_deref().map(str::as_bytes);
         loop {
             let (mut connection, reused) = match self.take_idle() {
                 Some(connection) => (connection, true),
                 None => (self.connect().await?, false),
             };
-            if connection.ready().await.is_err() {
+            let written = connection
+                .write_request(&request.method, &target, self.host_header.as_bytes(), &request.headers, body)
+                .await;
+            if written.is_err() {
                 if reused {
-                    continue; // closed by the server while idle
+                    continue; // closed by the server while idle: not delivered, once more on another
                 }
                 return Err(Failure::Connect);
             }
-            match connection.try_send_request(request).await {
-                Ok(response) => {
-                    let (parts, body) = response.into_parts();
-                    let body = self.read_body(body).await?;
-                    self.put_idle(connection);
-                    return Ok(Reply { status: parts.status.as_u16(), headers: parts.headers, body });
-                }
-                Err(mut error) => match error.take_message() {
-                    // Not written: an idle connection the server had just closed. Once more
-                    // on another (a request that was written is never sent twice).
-                    Some(unsent) if reused => request = unsent,
-                    _ => return Err(classify(error.error())),
-                },
+            // A request that was written is never sent twice.
+            let (answer, keep_alive) = connection.read_answer(&request.method, self.max_body).await?;
+            if answer.truncated {
+                self.truncated.fetch_add(1, Ordering::Relaxed);
             }
+            if keep_alive {
+                self.put_idle(connection);
+            }
+            return Ok(Reply { status: answer.status, headers: answer.headers, body: answer.body });
         }
     }
 
@@ -222,15 +160,5 @@ impl Target for HttpTarget {
         for connection in opened.into_iter().flatten() {
             self.put_idle(connection);
         }
-    }
-}
-
-fn classify(error: &hyper::Error) -> Failure {
-    if error.is_timeout() {
-        Failure::Timeout
-    } else if error.is_incomplete_message() || error.is_body_write_aborted() {
-        Failure::Body
-    } else {
-        Failure::Transport
     }
 }

@@ -3,6 +3,7 @@
 
 mod embedded;
 mod http;
+mod http1;
 mod kafka;
 
 use std::future::Future;
