@@ -13,7 +13,8 @@ rate=${3:-200}
 bin=${BIN:-target/release/cqrs-bench}
 [ -x "$bin" ] || cargo build --release --bin cqrs-bench
 out=$(mktemp -d)
-base_port=$((20000 + RANDOM % 20000))
+# Below the ephemeral range (32768+), where a client socket could hold the port.
+base_port=$((20000 + RANDOM % 12000))
 slow_port=$((base_port + 1))
 # A fresh target for every run: the memory target's answers list every ref of an account,
 # so a target kept across runs answers more slowly run after run (a real drift, which the
@@ -21,11 +22,16 @@ slow_port=$((base_port + 1))
 target_pid=
 trap 'kill $target_pid 2>/dev/null || true' EXIT
 serve() {  # PORT SLOW_DELAY
-  kill $target_pid 2>/dev/null || true
-  wait $target_pid 2>/dev/null || true
+  if [ -n "$target_pid" ]; then
+    kill "$target_pid" 2>/dev/null || true
+    wait "$target_pid" 2>/dev/null || true
+  fi
   "$bin" target serve --variant memory --listen 127.0.0.1:$1 --slow-every 1 --slow-delay $2 > "$out/serve-$1.log" 2>&1 &
   target_pid=$!
-  for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$1" && break; sleep 0.1; done
+  # Up to 30 s: on a crowded machine a start can take seconds.
+  for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$1" && return; sleep 0.1; done
+  echo "gate.sh: the target on port $1 did not come up in 30 s (log: $out/serve-$1.log)" >&2
+  exit 1
 }
 delay_of() { if [ "$1" = "$base_port" ]; then echo 10ms; else echo 12ms; fi; }
 run_once() {
