@@ -297,7 +297,11 @@ async fn run_load<T: Target>(
     drop(lag_tx);
     // Late probes are recorded at the probe timeout (issue 12).
     let probe_timeout = scenario.projection.as_ref().map_or(Duration::ZERO, |spec| spec.timeout);
-    let lag_collecting = tokio::spawn(lag_probe::collect(start, probe_timeout, lag_rx, gauges.clone()));
+    // Lag attribution (the only reader of the seen probes) needs the bus or told stage times.
+    let attributes = scenario.projection.as_ref().is_some_and(|spec| {
+        scenario.bus.is_some() || spec.stages.received_at.is_some() || spec.stages.applied_at.is_some()
+    });
+    let lag_collecting = tokio::spawn(lag_probe::collect(start, probe_timeout, lag_rx, gauges.clone(), attributes));
     let actions_stop = shutdown.child_token();
     let acting = tokio::spawn(actions::run(
         shard_actions(scenario, executor.shard),

@@ -92,6 +92,37 @@ fn add(into: &mut Counts, values: impl Iterator<Item = (u64, u64)>) {
 mod tests {
     use super::*;
 
+    /// Issue 15: a run whose logs rotated reads back the same seconds as one log.
+    #[test]
+    fn rotated_logs_read_the_same_seconds_as_one_log() {
+        use std::time::{Duration, SystemTime};
+
+        use crate::report::hlog::IntervalLog;
+        use crate::results::histogram::{new_latency_histogram, record};
+        use crate::results::model::OperationStats;
+
+        let mut result = RunResult { duration_s: 9.0, ..RunResult::default() };
+        for (name, kind) in [("put", "command"), ("get", "query")] {
+            result.operations.insert(name.into(), OperationStats { kind: kind.into(), ..OperationStats::default() });
+        }
+        let load = |rotate_s: u64| {
+            let dir = tempfile::tempdir().unwrap();
+            for (stem, base) in [("put", 1), ("get", 7), (hlog::LAG_STEM, 50)] {
+                let mut log = IntervalLog::create(dir.path(), stem, "c", SystemTime::UNIX_EPOCH, rotate_s).unwrap();
+                for second in 0..9 {
+                    let mut h = new_latency_histogram();
+                    record(&mut h, Duration::from_millis(base + second));
+                    log.append(second, &h).unwrap();
+                }
+                log.flush().unwrap();
+            }
+            load(dir.path(), &result).unwrap().unwrap()
+        };
+        let (rotated, whole) = (load(2), load(3600));
+        assert_eq!(rotated.seconds.len(), 9);
+        assert_eq!(rotated, whole);
+    }
+
     #[test]
     fn adding_keeps_values_ascending_and_counts_summed() {
         let mut counts = vec![(10, 1), (30, 2)];
