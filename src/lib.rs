@@ -82,6 +82,7 @@ async fn run_stages(
         }
         None => (Arc::new(live::Gauges::default()), None),
     };
+    let rotate_s = report::hlog::rotate_seconds().map_err(Usage)?;
     report::prepare_dir(&out_dir)?; // before the first request (issue 18)
     let target = Arc::new(connect(&scenario).await?); // adapter chosen by config
     let progress_stop = shutdown.child_token();
@@ -103,7 +104,11 @@ async fn run_stages(
         None => None,
     };
     let linger_stop = shutdown.clone();
-    let outcome = run::drive(&scenario, target.clone(), ids, threads, shutdown, gauges.clone(), on_load_start).await?;
+    // The operations' .hlog files are written as seconds close (issue 15), not at the end.
+    let op_names: Vec<String> = scenario.operations.iter().map(|o| o.name.clone()).collect();
+    let intervals = report::hlog::OperationLogs::new(&out_dir, op_names.clone(), rotate_s);
+    let hooks = run::Hooks { on_load_start, intervals: Some(Box::new(intervals)) };
+    let outcome = run::drive(&scenario, target.clone(), ids, threads, shutdown, gauges.clone(), hooks).await?;
     progress_stop.cancel();
     let _ = progress.await;
     if let Some(metrics) = &gauges.metrics {
@@ -137,14 +142,14 @@ async fn run_stages(
         }
         AnyTarget::Http(http) => result.generator.truncated_bodies = http.truncated_bodies(),
     }
-    let op_names: Vec<String> = scenario.operations.iter().map(|o| o.name.clone()).collect();
     let lag = outcome
         .probes
         .lag
         .as_ref()
         .zip(scenario.projection.as_ref())
         .map(|(lag, spec)| report::LagRecords { records: &lag.figures.records, timeout: spec.timeout });
-    let warnings = report::write_all(&result, &op_names, &outcome.timeline.intervals, lag, &out_dir)?; // even for interrupted runs
+    let mut warnings = outcome.timeline.warnings.clone();
+    warnings.extend(report::write_all(&result, lag, &out_dir)?); // even for interrupted runs
     for warning in result.warnings.iter().chain(&warnings) {
         eprintln!("warning: {warning}");
     }

@@ -3,7 +3,9 @@
 //!
 //! - Histograms are added, never their percentiles averaged: every operation's latency
 //!   and service time, projection lag, bus end-to-end time; and per second, the shards'
-//!   interval logs (`<operation>.hlog`), so the timeline's p50/p99 are exact too.
+//!   interval logs (`<operation>.hlog` and its rotated parts), so the timeline's p50/p99
+//!   are exact too; the merged logs are written one operation at a time, so merging holds
+//!   one operation's seconds (encoded, ~0.5 KB each), not the whole run's.
 //! - Counts add up; timelines add up per second, aligned on each shard's start.
 //! - Event accounting: each shard verified its own refs (its siblings' refs are neither
 //!   its own nor foreign), so every acknowledged ref was judged once, by its shard, and
@@ -24,7 +26,6 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, bail};
 use hdrhistogram::Histogram;
 
-use crate::generator::Interval;
 use crate::report::hlog;
 use crate::results::histogram::{decode, encode, new_latency_histogram, percentiles};
 use crate::results::model::*;
@@ -80,9 +81,17 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     merged.actions = results.iter().flat_map(|r| r.actions.iter().cloned()).collect();
     merged.recovery = results.iter().flat_map(|r| r.recovery.iter().cloned()).collect();
     let names: Vec<String> = merged.operations.keys().cloned().collect();
-    let intervals =
-        merged_intervals(&shards.iter().map(|(d, _, _)| d.as_path()).collect::<Vec<_>>(), &names, &offsets)?;
-    merged.timeline = timeline(&results, &offsets, &names, &intervals);
+    let dirs: Vec<&Path> = shards.iter().map(|(d, _, _)| d.as_path()).collect();
+    let mut rows = timeline(&results, &offsets);
+    let merged_start = humantime::parse_rfc3339_weak(&merged.started_at).unwrap_or(SystemTime::UNIX_EPOCH);
+    let rotate_s = hlog::rotate_seconds()?;
+    for name in &names {
+        let seconds = merged_intervals(&dirs, name, &offsets)?;
+        add_latency(&mut rows, name, &seconds)?;
+        write_log(out, name, &seconds, merged_start, rotate_s)
+            .with_context(|| format!("writing the merged interval log of `{name}`"))?;
+    }
+    merged.timeline = rows.into_values().collect();
     merged.shard = Some(ShardInfo {
         index: 0,
         count: shards[0].1.count,
@@ -98,7 +107,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     merged.warnings.dedup();
     let rules = rules(&merged, shards[0].1.count)?;
     crate::results::judge_rules(&mut merged, &rules);
-    warnings.extend(crate::report::write_all(&merged, &names, &intervals, None, out)?);
+    warnings.extend(crate::report::write_all(&merged, None, out)?);
     Ok((merged, warnings))
 }
 
@@ -469,35 +478,41 @@ fn bus(results: &[&RunResult]) -> anyhow::Result<Option<BusStats>> {
     }))
 }
 
-/// Per operation and second of the merged run, the shards' one-second histograms added,
-/// read back from their interval logs.
-fn merged_intervals(dirs: &[&Path], names: &[String], offsets: &[u64]) -> anyhow::Result<Vec<Interval>> {
-    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-    let mut per_second: BTreeMap<(usize, u64), Histogram<u64>> = BTreeMap::new();
+/// One operation's seconds of the merged run: the shards' one-second histograms added
+/// (every part of their interval logs), encoded, by second.
+fn merged_intervals(dirs: &[&Path], name: &str, offsets: &[u64]) -> anyhow::Result<BTreeMap<u64, String>> {
+    let mut per_second: BTreeMap<u64, String> = BTreeMap::new();
     for (dir, offset) in dirs.iter().zip(offsets) {
-        for (op, name) in names.iter().enumerate() {
-            let path = dir.join(format!("{}.hlog", hlog::file_safe(name)));
-            let Ok(bytes) = std::fs::read(&path) else { continue }; // an operation this shard never ran
-            for entry in IntervalLogIterator::new(&bytes) {
-                let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
-                let LogEntry::Interval(interval) = entry else { continue };
-                let second = interval.start_timestamp().as_secs() + offset;
-                let histogram = decode(interval.encoded_histogram()).with_context(|| path.display().to_string())?;
-                per_second
-                    .entry((op, second))
-                    .or_insert_with(new_latency_histogram)
-                    .add(histogram)
-                    .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
-            }
-        }
+        // A shard that never ran the operation has no log: it adds nothing.
+        hlog::read::for_each_interval(dir, &hlog::file_safe(name), |second, histogram| {
+            let into = per_second.entry(second + offset).or_default();
+            let mut sum = if into.is_empty() { new_latency_histogram() } else { decode(into)? };
+            sum.add(&histogram).map_err(|e| anyhow::anyhow!("second {second}: {e:?}"))?;
+            *into = encode(&sum);
+            Ok(())
+        })?;
     }
-    let mut intervals: Vec<Interval> =
-        per_second.into_iter().map(|((op, start_s), h)| Interval { op, start_s, encoded: encode(&h) }).collect();
-    intervals.sort_by_key(|i| (i.start_s, i.op));
-    Ok(intervals)
+    Ok(per_second)
 }
 
-fn timeline(results: &[&RunResult], offsets: &[u64], names: &[String], intervals: &[Interval]) -> Vec<TimelineRow> {
+/// Writes the merged `<name>.hlog` (rotated as a run would be) from its seconds.
+fn write_log(
+    out: &Path,
+    name: &str,
+    seconds: &BTreeMap<u64, String>,
+    started_at: SystemTime,
+    rotate_s: u64,
+) -> anyhow::Result<()> {
+    let comment = hlog::operation_comment(name);
+    let mut log = hlog::IntervalLog::create(out, &hlog::file_safe(name), &comment, started_at, rotate_s)?;
+    for (second, encoded) in seconds {
+        log.append(*second, &decode(encoded)?)?;
+    }
+    log.flush()
+}
+
+/// The shards' timeline rows added per second, aligned on their starts (latency apart).
+fn timeline(results: &[&RunResult], offsets: &[u64]) -> BTreeMap<u64, TimelineRow> {
     let mut rows: BTreeMap<u64, TimelineRow> = BTreeMap::new();
     for (result, offset) in results.iter().zip(offsets) {
         for row in &result.timeline {
@@ -517,14 +532,21 @@ fn timeline(results: &[&RunResult], offsets: &[u64], names: &[String], intervals
             };
         }
     }
-    for interval in intervals {
-        let Ok(h) = decode(&interval.encoded) else { continue };
+    rows
+}
+
+/// Each second's latency of operation `name`, from its merged histogram.
+fn add_latency(
+    rows: &mut BTreeMap<u64, TimelineRow>,
+    name: &str,
+    seconds: &BTreeMap<u64, String>,
+) -> anyhow::Result<()> {
+    for (&t_s, encoded) in seconds {
+        let h = decode(encoded)?;
         let ms = |v: u64| v as f64 / 1000.0;
-        let row = rows
-            .entry(interval.start_s)
-            .or_insert_with(|| TimelineRow { t_s: interval.start_s, ..TimelineRow::default() });
+        let row = rows.entry(t_s).or_insert_with(|| TimelineRow { t_s, ..TimelineRow::default() });
         row.latency_ms.insert(
-            names[interval.op].clone(),
+            name.to_string(),
             IntervalLatency {
                 count: h.len(),
                 p50: ms(h.value_at_quantile(0.5)),
@@ -533,7 +555,7 @@ fn timeline(results: &[&RunResult], offsets: &[u64], names: &[String], intervals
             },
         );
     }
-    rows.into_values().collect()
+    Ok(())
 }
 
 /// The SLO rules the shards were judged by, read back from their verdicts.

@@ -94,7 +94,8 @@ pub async fn run_step(
             embedded.app().restart_fault_clock();
         }
     };
-    let outcome = run::drive(&scenario, target.clone(), ids, threads, shutdown.clone(), gauges, on_load_start).await?;
+    let hooks = run::Hooks { on_load_start, intervals: None };
+    let outcome = run::drive(&scenario, target.clone(), ids, threads, shutdown.clone(), gauges, hooks).await?;
     let result = results::build(results::BuildInput {
         scenario: &scenario,
         outcome: &outcome,
@@ -237,7 +238,8 @@ pub async fn wait_for_drain(
     while began.elapsed() < MAX_DRAIN && !shutdown.is_cancelled() {
         let ids = RunIds::single();
         let gauges = Arc::new(Gauges::default());
-        let outcome = run::drive(&check, target.clone(), ids, threads, shutdown.clone(), gauges, || {}).await?;
+        let hooks = run::Hooks { on_load_start: || {}, intervals: None };
+        let outcome = run::drive(&check, target.clone(), ids, threads, shutdown.clone(), gauges, hooks).await?;
         let Some(lag) = &outcome.probes.lag else { break };
         let worst = lag.figures.records.iter().map(|(_, lag)| lag.unwrap_or(projection.timeout)).max();
         match worst {

@@ -1,7 +1,9 @@
 //! Joins the workers' seconds into one timeline. A second closes when every worker has
 //! handed it over (or finished): its histograms are added per operation, summarised in
-//! the timeline row and encoded for the .hlog. One message per worker per second, so
-//! the collector costs nothing per operation. Nothing here formats or prints.
+//! the timeline row and handed to the [`IntervalSink`] (the .hlog writer), then dropped:
+//! the collector keeps only the small timeline rows (issue 15: an hours-long run holds no
+//! interval histograms). One message per worker per second, so the collector costs
+//! nothing per operation. Nothing here formats or prints.
 //!
 //! With `--metrics-listen` each worker's second is also added to the live metrics as it
 //! arrives (outcomes, slots, latency by window): the same figures result.json adds up,
@@ -10,31 +12,33 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::SystemTime;
 
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc::Receiver;
 
 use super::recorder::{Report, SecondReport};
 use crate::live::Gauges;
-use crate::results::histogram as hist;
 use crate::results::model::{IntervalLatency, TimelineRow};
 
-/// One operation's latency histogram over one second: an entry of its .hlog.
-#[derive(Debug, Clone)]
-pub struct Interval {
-    pub op: usize,
-    /// Seconds since the start of the load.
-    pub start_s: u64,
-    /// HdrHistogram V2 + deflate, base64 (a full histogram is ~180 KB; this is ~100s of bytes).
-    pub encoded: String,
+/// Where each closed second's per-operation histograms go as the run goes (the .hlog
+/// writer, `report::hlog::OperationLogs`). Failures are kept as warnings, never stop the load.
+pub trait IntervalSink: Send {
+    /// The load starts at `started_at` (wall clock of second 0).
+    fn begin(&mut self, started_at: SystemTime);
+    /// Second `second` (since the load start) closed: its non-empty histograms by
+    /// operation index. Written through before returning, so a kill loses no closed second.
+    fn second(&mut self, second: u64, histograms: &BTreeMap<usize, Histogram<u64>>);
+    /// The load ended: what could not be written, as warnings.
+    fn finish(&mut self) -> Vec<String>;
 }
 
 /// The run's seconds.
 #[derive(Debug, Default)]
 pub struct Timeline {
     pub rows: Vec<TimelineRow>,
-    /// Non-empty one-second latency histograms, per operation, in time order.
-    pub intervals: Vec<Interval>,
+    /// The interval sink's warnings (a log that could not be written).
+    pub warnings: Vec<String>,
 }
 
 /// A second some workers have handed over.
@@ -55,11 +59,18 @@ pub struct Collector {
     /// The next second to close.
     closing: u64,
     timeline: Timeline,
+    sink: Option<Box<dyn IntervalSink>>,
 }
 
 impl Collector {
-    pub fn new(names: Vec<String>, gauges: Arc<Gauges>, workers: usize) -> Collector {
+    pub fn new(
+        names: Vec<String>,
+        gauges: Arc<Gauges>,
+        workers: usize,
+        sink: Option<Box<dyn IntervalSink>>,
+    ) -> Collector {
         Collector {
+            sink,
             names,
             gauges,
             next_of: vec![0; workers],
@@ -82,6 +93,9 @@ impl Collector {
         while let Some(&second) = self.open.keys().next() {
             self.closing = second;
             self.close(second);
+        }
+        if let Some(sink) = &mut self.sink {
+            self.timeline.warnings = sink.finish();
         }
         self.timeline
     }
@@ -134,7 +148,7 @@ impl Collector {
             ..TimelineRow::default()
         };
         let mut worst_p99 = 0;
-        for (op, histogram) in open.latency {
+        for (&op, histogram) in &open.latency {
             worst_p99 = worst_p99.max(histogram.value_at_quantile(0.99));
             let ms = |v: u64| v as f64 / 1000.0;
             row.latency_ms.insert(
@@ -146,7 +160,9 @@ impl Collector {
                     max: ms(histogram.max()),
                 },
             );
-            self.timeline.intervals.push(Interval { op, start_s: second, encoded: hist::encode(&histogram) });
+        }
+        if let Some(sink) = &mut self.sink {
+            sink.second(second, &open.latency);
         }
         if worst_p99 > 0 {
             self.gauges.last_second_p99_us.store(worst_p99, Ordering::Relaxed);
@@ -186,7 +202,9 @@ mod tests {
     #[tokio::test]
     async fn adds_the_workers_seconds() {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let collector = Collector::new(vec!["get".into()], Arc::new(Gauges::default()), 2);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Box::new(Recording(seen.clone()));
+        let collector = Collector::new(vec!["get".into()], Arc::new(Gauges::default()), 2, Some(sink));
         tx.send(second(0, 0, 2, &[1, 2])).await.unwrap();
         tx.send(second(1, 0, 1, &[30])).await.unwrap();
         tx.send(second(1, 1, 1, &[4])).await.unwrap();
@@ -200,6 +218,23 @@ mod tests {
         assert_eq!(achieved, [3, 1, 5]);
         assert_eq!(timeline.rows[0].latency_ms["get"].count, 3);
         assert!((timeline.rows[0].latency_ms["get"].max - 30.0).abs() < 0.1);
-        assert_eq!(timeline.intervals.iter().map(|i| i.start_s).collect::<Vec<_>>(), [0, 1, 2]);
+        // The sink got each closed second once, in order, with its added histogram.
+        assert_eq!(*seen.lock().unwrap(), [(0, 3), (1, 1), (2, 5)]);
+        assert_eq!(timeline.warnings, ["finished"]);
+    }
+
+    /// (second, operations' count) per closed second.
+    struct Recording(Arc<std::sync::Mutex<Vec<(u64, u64)>>>);
+
+    impl IntervalSink for Recording {
+        fn begin(&mut self, _: SystemTime) {}
+        fn second(&mut self, second: u64, histograms: &BTreeMap<usize, Histogram<u64>>) {
+            if let Some(h) = histograms.get(&0) {
+                self.0.lock().unwrap().push((second, h.len()));
+            }
+        }
+        fn finish(&mut self) -> Vec<String> {
+            vec!["finished".into()]
+        }
     }
 }

@@ -22,7 +22,7 @@ use anyhow::Context as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use collector::{Interval, Timeline};
+pub use collector::{IntervalSink, Timeline};
 pub use recorder::{OpFigures, Recorder, Report, Totals};
 use worker::{Share, Shared, Worker, WorkerOutcome};
 
@@ -124,6 +124,8 @@ pub struct LoadPlan<T> {
     pub names: Vec<String>,
     /// Stops scheduling (a signal); what is under way still finishes.
     pub stop: CancellationToken,
+    /// Where closed seconds' histograms are written as the load goes (the .hlog files).
+    pub intervals: Option<Box<dyn IntervalSink>>,
 }
 
 /// A load under way.
@@ -196,7 +198,8 @@ fn start<T: Target, P: Picker>(
     // One report per worker per second: the capacity covers minutes of a stalled
     // collector before the workers wait for it.
     let (reports, received) = mpsc::channel(REPORTS_CHANNEL);
-    let collecting = tokio::spawn(collector::Collector::new(plan.names, plan.gauges, threads).run(received));
+    let collecting =
+        tokio::spawn(collector::Collector::new(plan.names, plan.gauges, threads, plan.intervals).run(received));
     let (scheduling, scheduled) = mpsc::channel(1);
     let mut workers = Vec::with_capacity(threads);
     for index in 0..threads {

@@ -1,6 +1,6 @@
 //! Everything a person or a CI system reads after a run: the terminal summary, live
-//! progress and the files of the results folder. Reporters read the result model only
-//! (and the per-second histograms for the .hlog files).
+//! progress and the files of the results folder. Reporters read the result model only;
+//! the operations' .hlog files are written during the run ([`hlog::OperationLogs`]).
 
 pub mod compare;
 pub mod figures;
@@ -15,7 +15,6 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::generator::Interval;
 use crate::results::{self, RunResult};
 
 /// Files and folders of a results folder, all written by [`write_all`], or by
@@ -80,22 +79,15 @@ pub struct LagRecords<'a> {
     pub timeout: std::time::Duration,
 }
 
-/// Writes every file of the results folder: result.json first (a failure there is an
-/// error), then .hlog files, plots, report.html and junit.xml, each atomically and
-/// independently so one failing reporter loses nothing else. Returns warnings.
-pub fn write_all(
-    result: &RunResult,
-    op_names: &[String],
-    intervals: &[Interval],
-    lag: Option<LagRecords>,
-    out_dir: &Path,
-) -> anyhow::Result<Vec<String>> {
+/// Writes the files of the results folder left to write at the end: result.json first (a
+/// failure there is an error), then projection-lag.hlog, plots, report.html and
+/// junit.xml, each atomically or independently so one failing reporter loses nothing
+/// else. Returns warnings. (The operations' .hlog files were written during the run;
+/// `merge` writes its own.)
+pub fn write_all(result: &RunResult, lag: Option<LagRecords>, out_dir: &Path) -> anyhow::Result<Vec<String>> {
     results::write_json(&out_dir.join("result.json"), result)?;
     let mut warnings = Vec::new();
     let started = humantime::parse_rfc3339_weak(&result.started_at).unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-    if let Err(e) = hlog::write(out_dir, op_names, intervals, started) {
-        warnings.push(format!("interval logs: {e:#}"));
-    }
     if let Some(lag) = lag
         && let Err(e) = hlog::write_lag(out_dir, lag.records, lag.timeout, started)
     {

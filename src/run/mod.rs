@@ -149,9 +149,17 @@ pub struct LoadOutcome {
     pub max_backlog: u64,
 }
 
-/// Runs setup then load against `target` on `threads` generator threads. `on_load_start`
-/// fires right before the first load operation (the embedded target restarts its fault
-/// clock there).
+/// What a caller plugs into a load.
+pub struct Hooks<F: FnOnce()> {
+    /// Fires right before the first load operation (the embedded target restarts its
+    /// fault clock there).
+    pub on_load_start: F,
+    /// Where each closed second's histograms are written during the load: `run` writes
+    /// the .hlog files there (issue 15); `None` keeps nothing (capacity steps).
+    pub intervals: Option<Box<dyn generator::IntervalSink>>,
+}
+
+/// Runs setup then load against `target` on `threads` generator threads.
 pub async fn drive<T: Target>(
     scenario: &Scenario,
     target: Arc<T>,
@@ -159,7 +167,7 @@ pub async fn drive<T: Target>(
     threads: usize,
     shutdown: CancellationToken,
     gauges: Arc<Gauges>,
-    on_load_start: impl FnOnce(),
+    hooks: Hooks<impl FnOnce()>,
 ) -> anyhow::Result<LoadOutcome> {
     let common = &scenario.target.headers;
     let mut load_ops =
@@ -208,12 +216,14 @@ pub async fn drive<T: Target>(
     load_exec.next_seq.store(setup_exec.next_seq.load(Ordering::Relaxed), Ordering::Relaxed);
     if !shutdown.is_cancelled() {
         gauges.set_phase(Phase::Load);
-        on_load_start();
+        (hooks.on_load_start)();
     }
     // Interrupted during setup (issue 16): no load, but still an outcome, so the run
     // writes its (empty, interrupted) results. With the token cancelled, `run_load`
     // sends nothing and skips reconciliation.
-    run_load(scenario, load_exec, ids.start_at, threads, gauges, shutdown, setup).await
+    let mut outcome = run_load(scenario, load_exec, ids.start_at, threads, gauges, shutdown, hooks.intervals).await?;
+    outcome.setup = setup;
+    Ok(outcome)
 }
 
 /// The commands the ledger records: `[verify]`'s, or every command when only `[bus]`
@@ -247,11 +257,14 @@ async fn run_load<T: Target>(
     threads: usize,
     gauges: Arc<Gauges>,
     shutdown: CancellationToken,
-    setup: SetupOutcome,
+    mut intervals: Option<Box<dyn generator::IntervalSink>>,
 ) -> anyhow::Result<LoadOutcome> {
     let chooser =
         OpChooser::new(scenario).context("the mix chooses no operation: check weights and read_write_ratio")?;
     let (start, started_at) = load_start(start_at);
+    if let Some(sink) = &mut intervals {
+        sink.begin(started_at); // the logs' StartTime and BaseTime
+    }
     // The bus probe starts reading at the log end before the first operation.
     let bus_probe = match &scenario.bus {
         Some(spec) => Some(
@@ -284,7 +297,11 @@ async fn run_load<T: Target>(
     drop(lag_tx);
     // Late probes are recorded at the probe timeout (issue 12).
     let probe_timeout = scenario.projection.as_ref().map_or(Duration::ZERO, |spec| spec.timeout);
-    let lag_collecting = tokio::spawn(lag_probe::collect(start, probe_timeout, lag_rx, gauges.clone()));
+    // Lag attribution (the only reader of the seen probes) needs the bus or told stage times.
+    let attributes = scenario.projection.as_ref().is_some_and(|spec| {
+        scenario.bus.is_some() || spec.stages.received_at.is_some() || spec.stages.applied_at.is_some()
+    });
+    let lag_collecting = tokio::spawn(lag_probe::collect(start, probe_timeout, lag_rx, gauges.clone(), attributes));
     let actions_stop = shutdown.child_token();
     let acting = tokio::spawn(actions::run(
         shard_actions(scenario, executor.shard),
@@ -320,6 +337,7 @@ async fn run_load<T: Target>(
         warmup: scenario.load.warmup,
         names: scenario.operations.iter().map(|o| o.name.clone()).collect(),
         stop: shutdown.clone(),
+        intervals,
     };
     let running = start_generator(scenario, plan, chooser, &executor)?;
     let (generated, load_elapsed) = drain(scenario, running, start, &gauges, &shutdown).await?;
@@ -414,7 +432,7 @@ async fn run_load<T: Target>(
         totals,
         timeline: generated.timeline,
         dispatched,
-        setup,
+        setup: SetupOutcome::default(), // `drive` puts the setup's in
         started_at,
         // A run that was not interrupted covered its whole schedule (the last operation is due
         // just before the end), so rates are per scheduled second.

@@ -41,6 +41,7 @@ pub async fn run<T: Target>(
             warmup: Duration::ZERO,
             names: names.clone(),
             stop: shutdown.clone(),
+            intervals: None,
         };
         let limits = Limits { max_in_flight: SETUP_IN_FLIGHT, max_backlog: usize::MAX };
         // Slot i of the schedule opens key i.

@@ -12,6 +12,7 @@ mod goodput_and_lag;
 mod hardening;
 mod kafka;
 mod layering;
+mod long_runs;
 mod metrics;
 mod read_models;
 mod reports;

@@ -1,7 +1,7 @@
 //! The per-second figures a run folder already holds, read back as the samples a
 //! comparison resamples: for each whole second of the measured window, the latency
 //! histogram of the commands and of the queries (added from the operations' `.hlog`
-//! interval logs), the projection lag (`projection-lag.hlog`) and the goodput
+//! interval logs, every rotated part), the projection lag (`projection-lag.hlog`) and the goodput
 //! (result.json's timeline).
 //!
 //! A second is the unit because it is what the run records, and because neighbouring
@@ -11,12 +11,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context as _;
-use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-
 use crate::report::hlog;
 use crate::results::RunResult;
-use crate::results::histogram::decode;
 
 /// Latency values seen in one second: (value in µs, how many), values ascending. The
 /// values are HdrHistogram bucket values (3 significant digits), as in result.json.
@@ -56,35 +52,31 @@ pub fn load(dir: &Path, result: &RunResult) -> anyhow::Result<Option<RunSeconds>
     }
     let mut any_log = false;
     for (name, op) in &result.operations {
-        let path = dir.join(format!("{}.hlog", hlog::file_safe(name)));
         let command = op.kind == "command";
-        any_log |= read_log(&path, &mut seconds, |s| if command { &mut s.commands } else { &mut s.queries })?;
+        any_log |= read_log(dir, &hlog::file_safe(name), &mut seconds, |s| {
+            if command { &mut s.commands } else { &mut s.queries }
+        })?;
     }
     if any_log {
-        read_log(&dir.join(hlog::LAG_LOG), &mut seconds, |second| &mut second.lag)?;
+        read_log(dir, hlog::LAG_STEM, &mut seconds, |second| &mut second.lag)?;
     }
     Ok(any_log.then(|| RunSeconds { seconds: seconds.into_values().collect() }))
 }
 
-/// Adds an interval log's seconds into `seconds`, where `into` says; a missing log adds nothing.
+/// Adds an interval log's seconds (every part of it) into `seconds`, where `into` says;
+/// a missing log adds nothing.
 fn read_log(
-    path: &Path,
+    dir: &Path,
+    stem: &str,
     seconds: &mut BTreeMap<u64, Second>,
     into: impl Fn(&mut Second) -> &mut Counts,
 ) -> anyhow::Result<bool> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    for entry in IntervalLogIterator::new(&bytes) {
-        let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
-        let LogEntry::Interval(interval) = entry else { continue };
-        let Some(second) = seconds.get_mut(&interval.start_timestamp().as_secs()) else { continue };
-        let histogram = decode(interval.encoded_histogram()).with_context(|| path.display().to_string())?;
-        add(into(second), histogram.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())));
-    }
-    Ok(true)
+    hlog::read::for_each_interval(dir, stem, |second, histogram| {
+        if let Some(second) = seconds.get_mut(&second) {
+            add(into(second), histogram.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())));
+        }
+        Ok(())
+    })
 }
 
 /// Adds ascending (value, count) pairs into `into`, keeping it ascending.
@@ -99,6 +91,37 @@ fn add(into: &mut Counts, values: impl Iterator<Item = (u64, u64)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15: a run whose logs rotated reads back the same seconds as one log.
+    #[test]
+    fn rotated_logs_read_the_same_seconds_as_one_log() {
+        use std::time::{Duration, SystemTime};
+
+        use crate::report::hlog::IntervalLog;
+        use crate::results::histogram::{new_latency_histogram, record};
+        use crate::results::model::OperationStats;
+
+        let mut result = RunResult { duration_s: 9.0, ..RunResult::default() };
+        for (name, kind) in [("put", "command"), ("get", "query")] {
+            result.operations.insert(name.into(), OperationStats { kind: kind.into(), ..OperationStats::default() });
+        }
+        let load = |rotate_s: u64| {
+            let dir = tempfile::tempdir().unwrap();
+            for (stem, base) in [("put", 1), ("get", 7), (hlog::LAG_STEM, 50)] {
+                let mut log = IntervalLog::create(dir.path(), stem, "c", SystemTime::UNIX_EPOCH, rotate_s).unwrap();
+                for second in 0..9 {
+                    let mut h = new_latency_histogram();
+                    record(&mut h, Duration::from_millis(base + second));
+                    log.append(second, &h).unwrap();
+                }
+                log.flush().unwrap();
+            }
+            load(dir.path(), &result).unwrap().unwrap()
+        };
+        let (rotated, whole) = (load(2), load(3600));
+        assert_eq!(rotated.seconds.len(), 9);
+        assert_eq!(rotated, whole);
+    }
 
     #[test]
     fn adding_keeps_values_ascending_and_counts_summed() {
