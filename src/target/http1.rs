@@ -143,16 +143,7 @@ impl Connection {
         let mut body = Body::new(max_body);
         match framing {
             Framing::None => {}
-            Framing::Length(mut left) => {
-                while left > 0 {
-                    if self.read.is_empty() {
-                        self.fill().await?.then_some(()).ok_or(Failure::Body)?;
-                    }
-                    let take = (self.read.len() as u64).min(left) as usize;
-                    body.push(self.read.split_to(take));
-                    left -= take as u64;
-                }
-            }
+            Framing::Length(length) => self.read_exactly(length, &mut body).await?,
             Framing::Chunked => self.read_chunked(&mut body).await?,
             Framing::UntilClose => {
                 keep_alive = false;
@@ -166,6 +157,19 @@ impl Connection {
         }
         let (body, truncated) = body.finish();
         Ok((Answer { status, headers, body, truncated }, keep_alive && status != 101))
+    }
+
+    /// The next `length` bytes of the body into `body`; the stream ending first is a broken answer.
+    async fn read_exactly(&mut self, mut length: u64, body: &mut Body) -> Result<(), Failure> {
+        while length > 0 {
+            if self.read.is_empty() && !self.fill().await? {
+                return Err(Failure::Body);
+            }
+            let take = (self.read.len() as u64).min(length) as usize;
+            body.push(self.read.split_to(take));
+            length -= take as u64;
+        }
+        Ok(())
     }
 
     /// Reads more bytes into the buffer; `false` at the end of the stream.
@@ -217,15 +221,7 @@ impl Connection {
             if size == 0 {
                 return self.skip_trailers().await;
             }
-            let mut left = size;
-            while left > 0 {
-                if self.read.is_empty() {
-                    self.fill().await?.then_some(()).ok_or(Failure::Body)?;
-                }
-                let take = (self.read.len() as u64).min(left) as usize;
-                body.push(self.read.split_to(take));
-                left -= take as u64;
-            }
+            self.read_exactly(size, body).await?;
             self.expect_crlf().await?;
         }
     }
