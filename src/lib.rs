@@ -83,6 +83,7 @@ async fn run_stages(
         None => (Arc::new(live::Gauges::default()), None),
     };
     let rotate_s = report::hlog::rotate_seconds().map_err(Usage)?;
+    results::intervals::timeline_step(scenario.load_duration()).map_err(Usage)?;
     report::prepare_dir(&out_dir)?; // before the first request (issue 18)
     let target = Arc::new(connect(&scenario).await?); // adapter chosen by config
     let progress_stop = shutdown.child_token();
@@ -106,8 +107,17 @@ async fn run_stages(
     let linger_stop = shutdown.clone();
     // The operations' .hlog files are written as seconds close (issue 15), not at the end.
     let op_names: Vec<String> = scenario.operations.iter().map(|o| o.name.clone()).collect();
-    let intervals = report::hlog::OperationLogs::new(&out_dir, op_names.clone(), rotate_s);
-    let hooks = run::Hooks { on_load_start, intervals: Some(Box::new(intervals)) };
+    let intervals = report::hlog::IntervalLogs::operations(&out_dir, op_names.clone(), rotate_s);
+    let lag_log = report::hlog::IntervalLogs::lag(&out_dir, rotate_s);
+    let hooks = run::Hooks {
+        on_load_start,
+        intervals: Some(Box::new(intervals)),
+        lag_intervals: scenario
+            .projection
+            .is_some()
+            .then(|| Box::new(lag_log) as Box<dyn results::intervals::IntervalSink>),
+        keep_lag_records: false,
+    };
     let outcome = run::drive(&scenario, target.clone(), ids, threads, shutdown, gauges.clone(), hooks).await?;
     progress_stop.cancel();
     let _ = progress.await;
@@ -142,14 +152,11 @@ async fn run_stages(
         }
         AnyTarget::Http(http) => result.generator.truncated_bodies = http.truncated_bodies(),
     }
-    let lag = outcome
-        .probes
-        .lag
-        .as_ref()
-        .zip(scenario.projection.as_ref())
-        .map(|(lag, spec)| report::LagRecords { records: &lag.figures.records, timeout: spec.timeout });
     let mut warnings = outcome.timeline.warnings.clone();
-    warnings.extend(report::write_all(&result, lag, &out_dir)?); // even for interrupted runs
+    if let Some(lag) = &outcome.probes.lag {
+        warnings.extend(lag.figures.warnings.iter().cloned());
+    }
+    warnings.extend(report::write_all(&result, &out_dir)?); // even for interrupted runs
     for warning in result.warnings.iter().chain(&warnings) {
         eprintln!("warning: {warning}");
     }

@@ -27,7 +27,8 @@ use anyhow::{Context as _, bail};
 use hdrhistogram::Histogram;
 
 use crate::report::hlog;
-use crate::results::histogram::{decode, encode, new_latency_histogram, percentiles};
+use crate::results::histogram::{decode, encode, new_latency_histogram, percentile_ms, percentiles};
+use crate::results::intervals::row_of;
 use crate::results::model::*;
 use crate::scenario::{SloMetric, SloRule, slo_metric};
 
@@ -82,16 +83,36 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     merged.recovery = results.iter().flat_map(|r| r.recovery.iter().cloned()).collect();
     let names: Vec<String> = merged.operations.keys().cloned().collect();
     let dirs: Vec<&Path> = shards.iter().map(|(d, _, _)| d.as_path()).collect();
-    let mut rows = timeline(&results, &offsets);
+    let step = results[0].timeline_step();
+    if let Some(other) = results.iter().find(|r| r.timeline_step() != step) {
+        anyhow::bail!(
+            "the shards' timelines have different steps ({step} s and {} s): run them with the same \
+             duration and {}",
+            other.timeline_step(),
+            crate::results::intervals::TIMELINE_ROWS_ENV
+        );
+    }
+    let mut rows = timeline(&results, &offsets, step);
     let merged_start = humantime::parse_rfc3339_weak(&merged.started_at).unwrap_or(SystemTime::UNIX_EPOCH);
     let rotate_s = hlog::rotate_seconds()?;
     for name in &names {
-        let seconds = merged_intervals(&dirs, name, &offsets)?;
-        add_latency(&mut rows, name, &seconds)?;
-        write_log(out, name, &seconds, merged_start, rotate_s)
+        let stem = hlog::file_safe(name);
+        let seconds = merged_intervals(&dirs, &stem, &offsets)?;
+        add_latency(&mut rows, name, &seconds, step)?;
+        write_log(out, &stem, &hlog::operation_comment(name), &seconds, merged_start, rotate_s)
             .with_context(|| format!("writing the merged interval log of `{name}`"))?;
     }
+    if let Some(projection) = &merged.projection {
+        // The lag per row from the shards' lag logs added per second: exact, as one process's.
+        let seconds = merged_intervals(&dirs, hlog::LAG_STEM, &offsets)?;
+        if !seconds.is_empty() {
+            add_lag(&mut rows, &seconds, step, projection.timeout_ms)?;
+            write_log(out, hlog::LAG_STEM, hlog::LAG_COMMENT, &seconds, merged_start, rotate_s)
+                .context("writing the merged projection-lag.hlog")?;
+        }
+    }
     merged.timeline = rows.into_values().collect();
+    merged.timeline_step_s = step;
     merged.shard = Some(ShardInfo {
         index: 0,
         count: shards[0].1.count,
@@ -107,7 +128,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     merged.warnings.dedup();
     let rules = rules(&merged, shards[0].1.count)?;
     crate::results::judge_rules(&mut merged, &rules);
-    warnings.extend(crate::report::write_all(&merged, None, out)?);
+    warnings.extend(crate::report::write_all(&merged, out)?);
     Ok((merged, warnings))
 }
 
@@ -480,11 +501,11 @@ fn bus(results: &[&RunResult]) -> anyhow::Result<Option<BusStats>> {
 
 /// One operation's seconds of the merged run: the shards' one-second histograms added
 /// (every part of their interval logs), encoded, by second.
-fn merged_intervals(dirs: &[&Path], name: &str, offsets: &[u64]) -> anyhow::Result<BTreeMap<u64, String>> {
+fn merged_intervals(dirs: &[&Path], stem: &str, offsets: &[u64]) -> anyhow::Result<BTreeMap<u64, String>> {
     let mut per_second: BTreeMap<u64, String> = BTreeMap::new();
     for (dir, offset) in dirs.iter().zip(offsets) {
         // A shard that never ran the operation has no log: it adds nothing.
-        hlog::read::for_each_interval(dir, &hlog::file_safe(name), |second, histogram| {
+        hlog::read::for_each_interval(dir, stem, |second, histogram| {
             let into = per_second.entry(second + offset).or_default();
             let mut sum = if into.is_empty() { new_latency_histogram() } else { decode(into)? };
             sum.add(&histogram).map_err(|e| anyhow::anyhow!("second {second}: {e:?}"))?;
@@ -495,28 +516,30 @@ fn merged_intervals(dirs: &[&Path], name: &str, offsets: &[u64]) -> anyhow::Resu
     Ok(per_second)
 }
 
-/// Writes the merged `<name>.hlog` (rotated as a run would be) from its seconds.
+/// Writes the merged `<stem>.hlog` (rotated as a run would be) from its seconds.
 fn write_log(
     out: &Path,
-    name: &str,
+    stem: &str,
+    comment: &str,
     seconds: &BTreeMap<u64, String>,
     started_at: SystemTime,
     rotate_s: u64,
 ) -> anyhow::Result<()> {
-    let comment = hlog::operation_comment(name);
-    let mut log = hlog::IntervalLog::create(out, &hlog::file_safe(name), &comment, started_at, rotate_s)?;
+    let mut log = hlog::IntervalLog::create(out, stem, comment, started_at, rotate_s)?;
     for (second, encoded) in seconds {
         log.append(*second, &decode(encoded)?)?;
     }
     log.flush()
 }
 
-/// The shards' timeline rows added per second, aligned on their starts (latency apart).
-fn timeline(results: &[&RunResult], offsets: &[u64]) -> BTreeMap<u64, TimelineRow> {
+/// The shards' timeline rows added per row, aligned on their starts (latency and lag
+/// apart, which come from the interval logs). A shard whose start is not a whole number
+/// of rows after the first shard's puts each of its rows in the row its start falls in.
+fn timeline(results: &[&RunResult], offsets: &[u64], step: u64) -> BTreeMap<u64, TimelineRow> {
     let mut rows: BTreeMap<u64, TimelineRow> = BTreeMap::new();
     for (result, offset) in results.iter().zip(offsets) {
         for row in &result.timeline {
-            let t_s = row.t_s + offset;
+            let t_s = row_of(row.t_s + offset, step);
             let into = rows.entry(t_s).or_insert_with(|| TimelineRow { t_s, ..TimelineRow::default() });
             into.offered += row.offered;
             into.achieved += row.achieved;
@@ -525,7 +548,7 @@ fn timeline(results: &[&RunResult], offsets: &[u64]) -> BTreeMap<u64, TimelineRo
             into.in_flight += row.in_flight;
             into.backlog += row.backlog;
             into.projection_late += row.projection_late;
-            // Not mergeable from per-shard percentiles: the worst shard's.
+            // Replaced by the merged projection-lag.hlog's where the shards have one.
             into.projection_lag_p99_ms = match (into.projection_lag_p99_ms, row.projection_lag_p99_ms) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
@@ -535,14 +558,31 @@ fn timeline(results: &[&RunResult], offsets: &[u64]) -> BTreeMap<u64, TimelineRo
     rows
 }
 
-/// Each second's latency of operation `name`, from its merged histogram.
+/// The merged seconds of one interval log added into histograms per timeline row.
+fn per_row(seconds: &BTreeMap<u64, String>, step: u64) -> anyhow::Result<BTreeMap<u64, Histogram<u64>>> {
+    let mut rows: BTreeMap<u64, Histogram<u64>> = BTreeMap::new();
+    for (&second, encoded) in seconds {
+        let h = decode(encoded)?;
+        match rows.entry(row_of(second, step)) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(h);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                o.get_mut().add(&h).map_err(|e| anyhow::anyhow!("second {second}: {e:?}"))?;
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Each row's latency of operation `name`, from its merged histogram.
 fn add_latency(
     rows: &mut BTreeMap<u64, TimelineRow>,
     name: &str,
     seconds: &BTreeMap<u64, String>,
+    step: u64,
 ) -> anyhow::Result<()> {
-    for (&t_s, encoded) in seconds {
-        let h = decode(encoded)?;
+    for (t_s, h) in per_row(seconds, step)? {
         let ms = |v: u64| v as f64 / 1000.0;
         let row = rows.entry(t_s).or_insert_with(|| TimelineRow { t_s, ..TimelineRow::default() });
         row.latency_ms.insert(
@@ -554,6 +594,21 @@ fn add_latency(
                 max: ms(h.max()),
             },
         );
+    }
+    Ok(())
+}
+
+/// Each row's lag p99 from the merged projection-lag.hlog (late probes at the timeout,
+/// capped at it, as a run computes it).
+fn add_lag(
+    rows: &mut BTreeMap<u64, TimelineRow>,
+    seconds: &BTreeMap<u64, String>,
+    step: u64,
+    timeout_ms: f64,
+) -> anyhow::Result<()> {
+    for (t_s, h) in per_row(seconds, step)? {
+        let row = rows.entry(t_s).or_insert_with(|| TimelineRow { t_s, ..TimelineRow::default() });
+        row.projection_lag_p99_ms = percentile_ms(&h, 99.0).map(|p99| p99.min(timeout_ms));
     }
     Ok(())
 }

@@ -94,7 +94,8 @@ pub async fn run_step(
             embedded.app().restart_fault_clock();
         }
     };
-    let hooks = run::Hooks { on_load_start, intervals: None };
+    // The lag trend is fitted on every probe's record.
+    let hooks = run::Hooks { on_load_start, intervals: None, lag_intervals: None, keep_lag_records: true };
     let outcome = run::drive(&scenario, target.clone(), ids, threads, shutdown.clone(), gauges, hooks).await?;
     let result = results::build(results::BuildInput {
         scenario: &scenario,
@@ -238,7 +239,7 @@ pub async fn wait_for_drain(
     while began.elapsed() < MAX_DRAIN && !shutdown.is_cancelled() {
         let ids = RunIds::single();
         let gauges = Arc::new(Gauges::default());
-        let hooks = run::Hooks { on_load_start: || {}, intervals: None };
+        let hooks = run::Hooks { on_load_start: || {}, intervals: None, lag_intervals: None, keep_lag_records: true };
         let outcome = run::drive(&check, target.clone(), ids, threads, shutdown.clone(), gauges, hooks).await?;
         let Some(lag) = &outcome.probes.lag else { break };
         let worst = lag.figures.records.iter().map(|(_, lag)| lag.unwrap_or(projection.timeout)).max();

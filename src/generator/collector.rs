@@ -1,9 +1,9 @@
 //! Joins the workers' seconds into one timeline. A second closes when every worker has
-//! handed it over (or finished): its histograms are added per operation, summarised in
-//! the timeline row and handed to the [`IntervalSink`] (the .hlog writer), then dropped:
-//! the collector keeps only the small timeline rows (issue 15: an hours-long run holds no
-//! interval histograms). One message per worker per second, so the collector costs
-//! nothing per operation. Nothing here formats or prints.
+//! handed it over (or finished): its histograms are added per operation, handed to the
+//! [`IntervalSink`] (the .hlog writer), and added into the timeline row it falls in
+//! (one per `step` seconds, so an hours-long run holds a bounded timeline, issue 15),
+//! then dropped. One message per worker per second, so the collector costs nothing per
+//! operation. Nothing here formats or prints.
 //!
 //! With `--metrics-listen` each worker's second is also added to the live metrics as it
 //! arrives (outcomes, slots, latency by window): the same figures result.json adds up,
@@ -12,26 +12,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
 
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc::Receiver;
 
 use super::recorder::{Report, SecondReport};
 use crate::live::Gauges;
+pub use crate::results::intervals::IntervalSink;
+use crate::results::intervals::row_of;
 use crate::results::model::{IntervalLatency, TimelineRow};
-
-/// Where each closed second's per-operation histograms go as the run goes (the .hlog
-/// writer, `report::hlog::OperationLogs`). Failures are kept as warnings, never stop the load.
-pub trait IntervalSink: Send {
-    /// The load starts at `started_at` (wall clock of second 0).
-    fn begin(&mut self, started_at: SystemTime);
-    /// Second `second` (since the load start) closed: its non-empty histograms by
-    /// operation index. Written through before returning, so a kill loses no closed second.
-    fn second(&mut self, second: u64, histograms: &BTreeMap<usize, Histogram<u64>>);
-    /// The load ended: what could not be written, as warnings.
-    fn finish(&mut self) -> Vec<String>;
-}
 
 /// The run's seconds.
 #[derive(Debug, Default)]
@@ -41,13 +30,24 @@ pub struct Timeline {
     pub warnings: Vec<String>,
 }
 
-/// A second some workers have handed over.
+/// A second some workers have handed over, or the row being added up.
 #[derive(Default)]
 struct OpenSecond {
     reported: usize,
     achieved: u64,
     errors: u64,
     latency: BTreeMap<usize, Histogram<u64>>,
+}
+
+impl OpenSecond {
+    fn add_latency(&mut self, op: usize, histogram: &Histogram<u64>) {
+        match self.latency.get_mut(&op) {
+            Some(sum) => sum.add(histogram).expect("same histogram bounds"),
+            None => {
+                self.latency.insert(op, histogram.clone());
+            }
+        }
+    }
 }
 
 pub struct Collector {
@@ -60,6 +60,10 @@ pub struct Collector {
     closing: u64,
     timeline: Timeline,
     sink: Option<Box<dyn IntervalSink>>,
+    /// Seconds per timeline row.
+    step: u64,
+    /// The row being added up: its first second and figures.
+    row: Option<(u64, OpenSecond)>,
 }
 
 impl Collector {
@@ -67,10 +71,13 @@ impl Collector {
         names: Vec<String>,
         gauges: Arc<Gauges>,
         workers: usize,
+        step: u64,
         sink: Option<Box<dyn IntervalSink>>,
     ) -> Collector {
         Collector {
             sink,
+            step: step.max(1),
+            row: None,
             names,
             gauges,
             next_of: vec![0; workers],
@@ -94,6 +101,7 @@ impl Collector {
             self.closing = second;
             self.close(second);
         }
+        self.close_row();
         if let Some(sink) = &mut self.sink {
             self.timeline.warnings = sink.finish();
         }
@@ -116,13 +124,8 @@ impl Collector {
         open.achieved += report.achieved;
         open.errors += report.errors;
         // The timeline and the .hlog have one histogram per operation: the windows are added.
-        for (op, _window, histogram) in report.latency {
-            match open.latency.get_mut(&op) {
-                Some(sum) => sum.add(&histogram).expect("same histogram bounds"),
-                None => {
-                    open.latency.insert(op, histogram);
-                }
-            }
+        for (op, _window, histogram) in &report.latency {
+            open.add_latency(*op, histogram);
         }
     }
 
@@ -139,17 +142,42 @@ impl Collector {
 
     fn close(&mut self, second: u64) {
         let open = self.open.remove(&second).unwrap_or_default();
+        if let Some(sink) = &mut self.sink {
+            sink.second(second, &open.latency);
+        }
+        let worst_p99 = open.latency.values().map(|h| h.value_at_quantile(0.99)).max().unwrap_or(0);
+        if worst_p99 > 0 {
+            self.gauges.last_second_p99_us.store(worst_p99, Ordering::Relaxed);
+        }
+        let row_start = row_of(second, self.step);
+        if self.row.as_ref().is_some_and(|(t_s, _)| *t_s != row_start) {
+            self.close_row();
+        }
+        let (_, row) = self.row.get_or_insert_with(|| (row_start, OpenSecond::default()));
+        row.achieved += open.achieved;
+        row.errors += open.errors;
+        for (op, histogram) in &open.latency {
+            row.add_latency(*op, histogram);
+        }
+        self.closing = second + 1;
+        if second + 1 == row_start + self.step {
+            self.close_row();
+        }
+    }
+
+    /// Summarises the row being added up into the timeline; its in-flight and backlog
+    /// are those at its end.
+    fn close_row(&mut self) {
+        let Some((t_s, open)) = self.row.take() else { return };
         let mut row = TimelineRow {
-            t_s: second,
+            t_s,
             achieved: open.achieved,
             errors: open.errors,
             in_flight: self.gauges.in_flight.load(Ordering::Relaxed),
             backlog: self.gauges.backlog.load(Ordering::Relaxed),
             ..TimelineRow::default()
         };
-        let mut worst_p99 = 0;
         for (&op, histogram) in &open.latency {
-            worst_p99 = worst_p99.max(histogram.value_at_quantile(0.99));
             let ms = |v: u64| v as f64 / 1000.0;
             row.latency_ms.insert(
                 self.names[op].clone(),
@@ -161,20 +189,13 @@ impl Collector {
                 },
             );
         }
-        if let Some(sink) = &mut self.sink {
-            sink.second(second, &open.latency);
-        }
-        if worst_p99 > 0 {
-            self.gauges.last_second_p99_us.store(worst_p99, Ordering::Relaxed);
-        }
         self.timeline.rows.push(row);
-        self.closing = second + 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     use super::*;
     use crate::results::histogram::{new_latency_histogram, record};
@@ -204,7 +225,7 @@ mod tests {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = Box::new(Recording(seen.clone()));
-        let collector = Collector::new(vec!["get".into()], Arc::new(Gauges::default()), 2, Some(sink));
+        let collector = Collector::new(vec!["get".into()], Arc::new(Gauges::default()), 2, 1, Some(sink));
         tx.send(second(0, 0, 2, &[1, 2])).await.unwrap();
         tx.send(second(1, 0, 1, &[30])).await.unwrap();
         tx.send(second(1, 1, 1, &[4])).await.unwrap();
@@ -221,6 +242,27 @@ mod tests {
         // The sink got each closed second once, in order, with its added histogram.
         assert_eq!(*seen.lock().unwrap(), [(0, 3), (1, 1), (2, 5)]);
         assert_eq!(timeline.warnings, ["finished"]);
+    }
+
+    /// With 2-second rows, each row adds up its seconds (counts and histograms), the
+    /// last row may be short, and the sink still gets every second.
+    #[tokio::test]
+    async fn adds_seconds_into_rows_of_the_step() {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Box::new(Recording(seen.clone()));
+        let collector = Collector::new(vec!["get".into()], Arc::new(Gauges::default()), 1, 2, Some(sink));
+        tx.send(second(0, 0, 2, &[1, 2])).await.unwrap();
+        tx.send(second(0, 1, 1, &[30])).await.unwrap();
+        tx.send(second(0, 2, 5, &[1, 1, 1, 1, 1])).await.unwrap();
+        tx.send(Report::Done { worker: 0 }).await.unwrap();
+        drop(tx);
+        let timeline = collector.run(rx).await;
+        let rows: Vec<(u64, u64)> = timeline.rows.iter().map(|r| (r.t_s, r.achieved)).collect();
+        assert_eq!(rows, [(0, 3), (2, 5)]);
+        assert_eq!(timeline.rows[0].latency_ms["get"].count, 3);
+        assert!((timeline.rows[0].latency_ms["get"].max - 30.0).abs() < 0.1);
+        assert_eq!(*seen.lock().unwrap(), [(0, 2), (1, 1), (2, 5)]);
     }
 
     /// (second, operations' count) per closed second.

@@ -126,6 +126,8 @@ pub struct LoadPlan<T> {
     pub stop: CancellationToken,
     /// Where closed seconds' histograms are written as the load goes (the .hlog files).
     pub intervals: Option<Box<dyn IntervalSink>>,
+    /// Seconds per timeline row (`results::intervals::timeline_step`).
+    pub timeline_step: u64,
 }
 
 /// A load under way.
@@ -198,8 +200,9 @@ fn start<T: Target, P: Picker>(
     // One report per worker per second: the capacity covers minutes of a stalled
     // collector before the workers wait for it.
     let (reports, received) = mpsc::channel(REPORTS_CHANNEL);
-    let collecting =
-        tokio::spawn(collector::Collector::new(plan.names, plan.gauges, threads, plan.intervals).run(received));
+    let collecting = tokio::spawn(
+        collector::Collector::new(plan.names, plan.gauges, threads, plan.timeline_step, plan.intervals).run(received),
+    );
     let (scheduling, scheduled) = mpsc::channel(1);
     let mut workers = Vec::with_capacity(threads);
     for index in 0..threads {

@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::bus::{CommittedTimeline, Placed, consumed_at};
-use super::lag::SeenProbe;
+use super::lag_figures::SeenProbe;
 use crate::results::histogram::{new_latency_histogram, percentile_ms, record};
 
 /// The stages in order, between the times that bound them.

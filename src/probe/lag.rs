@@ -14,16 +14,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::live::{Gauges, LAG_LATE};
+use super::lag_figures::Outstanding;
+use crate::live::Gauges;
 use crate::operation::{Executed, Executor, Outcome, Probe};
-use crate::results::histogram::{new_latency_histogram, record};
 use crate::scenario::ProjectionSpec;
 use crate::scenario::template::RenderContext;
 use crate::target::Target;
@@ -94,6 +93,9 @@ pub struct LagProbe<T> {
     sampling: super::Sampling,
     slots: Arc<Semaphore>,
     records: mpsc::Sender<LagRecord>,
+    /// The probes still running, by acknowledgement: the collector closes a second once
+    /// none of its probes can still report.
+    pub outstanding: Arc<Outstanding>,
     /// `probes_running` is kept here, for the progress display.
     gauges: Arc<Gauges>,
     pub tracker: TaskTracker,
@@ -128,6 +130,7 @@ impl<T: Target> LagProbe<T> {
             probed,
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES)),
             records,
+            outstanding: Arc::default(),
             gauges,
             tracker: TaskTracker::new(),
             abort: CancellationToken::new(),
@@ -157,7 +160,7 @@ impl<T: Target> LagProbe<T> {
         let expected = self.spec.until.value.render(&ctx, &mut SmallRng::seed_from_u64(seq));
         let (probe, acked, captured) = (self.clone(), executed.done, executed.captured.clone());
         let abort = self.abort.clone();
-        let running = Running::enter(self.gauges.clone());
+        let running = Running::enter(self.gauges.clone(), self.outstanding.clone(), acked);
         self.tracker.spawn_on(
             async move {
                 let (_permit, _running) = (permit, running);
@@ -256,112 +259,32 @@ impl<T: Target> LagProbe<T> {
     }
 }
 
-/// Counts a probe in `Gauges::probes_running` while it lives (finished or aborted).
-struct Running(Arc<Gauges>);
+/// Counts a probe in `Gauges::probes_running` and [`Outstanding`] while it lives
+/// (finished, after its record is sent, or aborted).
+struct Running {
+    gauges: Arc<Gauges>,
+    outstanding: Arc<Outstanding>,
+    acked: Instant,
+}
 
 impl Running {
-    fn enter(gauges: Arc<Gauges>) -> Running {
+    fn enter(gauges: Arc<Gauges>, outstanding: Arc<Outstanding>, acked: Instant) -> Running {
         gauges.probes_running.fetch_add(1, Ordering::Relaxed);
-        Running(gauges)
+        outstanding.enter(acked);
+        Running { gauges, outstanding, acked }
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.probes_running.fetch_sub(1, Ordering::Relaxed);
+        self.gauges.probes_running.fetch_sub(1, Ordering::Relaxed);
+        self.outstanding.leave(self.acked);
     }
-}
-
-/// Gathers probe records: the lag histogram, late probes, and every record (compact)
-/// for the per-second series and recovery times.
-pub struct LagFigures {
-    /// Every probe's lag; a late one at the probe timeout (issue 12: a censored value, so
-    /// the percentiles, the per-second series and the SLO all tell the same story).
-    pub histogram: Histogram<u64>,
-    pub probes: u64,
-    pub late: u64,
-    /// (acknowledgement offset from load start, lag) per probe, in arrival order; `None`
-    /// for a late probe (recovery times need to know it was not seen).
-    pub records: Vec<(Duration, Option<Duration>)>,
-    /// The probes that saw their command, with what lag attribution needs; empty when
-    /// the run cannot attribute (no `[bus]`, no `[projection.stages]`).
-    pub seen: Vec<SeenProbe>,
-}
-
-/// A probe that saw its command: its ref, times, and the read model's own times.
-#[derive(Debug, Clone, Copy)]
-pub struct SeenProbe {
-    pub seq: u64,
-    /// Acknowledgement, from load start.
-    pub acked: Duration,
-    pub lag: Duration,
-    pub told: ToldTimes,
-}
-
-/// Receives probe records until every probe is done; `timeout` is the probe timeout, the
-/// value late probes are recorded at. `keep_seen`: keep [`LagFigures::seen`], which only
-/// lag attribution reads (issue 15: ~80 bytes a probe, ~11 MB an hour at 40 probes/s,
-/// not held for a run that cannot attribute).
-pub async fn collect(
-    start: Instant,
-    timeout: Duration,
-    mut records: mpsc::Receiver<LagRecord>,
-    gauges: Arc<Gauges>,
-    keep_seen: bool,
-) -> LagFigures {
-    let mut figures =
-        LagFigures { histogram: new_latency_histogram(), probes: 0, late: 0, records: Vec::new(), seen: Vec::new() };
-    while let Some(record_) = records.recv().await {
-        figures.probes += 1;
-        let live = match record_.lag {
-            Some(lag) => {
-                record(&mut figures.histogram, lag);
-                (lag.as_micros() as u64).max(1)
-            }
-            None => {
-                record(&mut figures.histogram, timeout);
-                figures.late += 1;
-                LAG_LATE
-            }
-        };
-        if let Some(metrics) = &gauges.metrics {
-            // As in the histogram above: a late probe at the timeout.
-            metrics.observe_lag(record_.lag.unwrap_or(timeout), record_.lag.is_none());
-        }
-        gauges.last_lag_us.store(live, Ordering::Relaxed);
-        let acked = record_.acked.saturating_duration_since(start);
-        figures.records.push((acked, record_.lag));
-        if let Some(lag) = record_.lag
-            && keep_seen
-        {
-            figures.seen.push(SeenProbe { seq: record_.seq, acked, lag, told: record_.told });
-        }
-    }
-    figures
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Issue 12: a late probe is a censored value, recorded at the timeout; its record
-    /// stays `None` (recovery times need to know it was never seen).
-    #[tokio::test]
-    async fn late_probes_are_recorded_at_the_timeout() {
-        let (tx, rx) = mpsc::channel(4);
-        let start = Instant::now();
-        let told = ToldTimes::default();
-        tx.send(LagRecord { seq: 1, acked: start, lag: Some(Duration::from_millis(20)), told }).await.unwrap();
-        tx.send(LagRecord { seq: 2, acked: start, lag: None, told }).await.unwrap();
-        drop(tx);
-        let gauges = Arc::new(Gauges::default());
-        let figures = collect(start, Duration::from_secs(2), rx, gauges.clone(), true).await;
-        assert_eq!((figures.probes, figures.late, figures.histogram.len()), (2, 1, 2));
-        assert!(figures.histogram.equivalent(figures.histogram.max(), 2_000_000));
-        assert_eq!(figures.records[1].1, None);
-        assert_eq!(gauges.last_lag_us.load(Ordering::Relaxed), LAG_LATE);
-        assert_eq!(figures.seen.len(), 1);
-    }
 
     #[test]
     fn read_model_times_in_any_usual_unit() {

@@ -23,7 +23,7 @@ pub fn render_all(result: &RunResult, dir: &Path) -> (Vec<Figure>, Vec<String>) 
         Err(e) => warnings.push(format!("plot `{title}`: {e:#}")),
     };
     let markers: Vec<Marker> = result.actions.iter().map(|a| Marker { label: a.name.clone(), at_s: a.at_s }).collect();
-    let duration_s = result.timeline.len().max(1) as f64;
+    let duration_s = (result.timeline.len() as u64 * result.timeline_step()).max(1) as f64;
 
     let spectrum = latency_spectrum(result);
     add(&spectrum.title.clone(), plots::render(&spectrum, dir));
@@ -91,6 +91,11 @@ pub fn latency_spectrum(result: &RunResult) -> SpectrumPlot {
     }
 }
 
+/// The middle of the timeline row starting at `t_s`, where its point is drawn.
+fn mid(result: &RunResult, t_s: u64) -> f64 {
+    t_s as f64 + result.timeline_step() as f64 / 2.0
+}
+
 fn latency_over_time(result: &RunResult, markers: &[Marker], duration_s: f64) -> TimeSeriesPlot {
     let mut series = Vec::new();
     for (i, name) in result.operations.keys().enumerate() {
@@ -98,7 +103,7 @@ fn latency_over_time(result: &RunResult, markers: &[Marker], duration_s: f64) ->
             result
                 .timeline
                 .iter()
-                .filter_map(|row| row.latency_ms.get(name).map(|l| (row.t_s as f64 + 0.5, pick(l))))
+                .filter_map(|row| row.latency_ms.get(name).map(|l| (mid(result, row.t_s), pick(l))))
                 .collect()
         };
         series.push(Series { name: format!("{name} p99"), points: points(|l| l.p99), secondary: false, colour: i });
@@ -106,7 +111,7 @@ fn latency_over_time(result: &RunResult, markers: &[Marker], duration_s: f64) ->
     }
     TimeSeriesPlot {
         name: "latency-over-time".into(),
-        title: "Latency over time (per second)".into(),
+        title: format!("Latency over time (per {})", result.timeline_row_label()),
         y_label: "latency (ms)".into(),
         series,
         thresholds: thresholds(result, is_latency_slo),
@@ -118,7 +123,9 @@ fn latency_over_time(result: &RunResult, markers: &[Marker], duration_s: f64) ->
 
 fn throughput(result: &RunResult, markers: &[Marker], duration_s: f64) -> TimeSeriesPlot {
     let column = |pick: fn(&crate::results::model::TimelineRow) -> u64| -> Vec<(f64, f64)> {
-        result.timeline.iter().map(|row| (row.t_s as f64 + 0.5, pick(row) as f64)).collect()
+        // Counts per row, as rates.
+        let step = result.timeline_step() as f64;
+        result.timeline.iter().map(|row| (mid(result, row.t_s), pick(row) as f64 / step)).collect()
     };
     let mut series = vec![
         Series { name: "offered".into(), points: column(|r| r.offered), secondary: true, colour: 6 },
@@ -145,11 +152,15 @@ fn throughput(result: &RunResult, markers: &[Marker], duration_s: f64) -> TimeSe
 fn projection_lag(result: &RunResult, markers: &[Marker], duration_s: f64) -> Option<(TimeSeriesPlot, SpectrumPlot)> {
     let projection = result.projection.as_ref()?;
     let points: Vec<(f64, f64)> =
-        result.timeline.iter().filter_map(|row| row.projection_lag_p99_ms.map(|v| (row.t_s as f64 + 0.5, v))).collect();
+        result.timeline.iter().filter_map(|row| row.projection_lag_p99_ms.map(|v| (mid(result, row.t_s), v))).collect();
     let lag_thresholds = thresholds(result, |n| n.starts_with("projection_lag_"));
     let over_time = TimeSeriesPlot {
         name: "projection-lag".into(),
-        title: format!("Projection lag over time (p99 per second, resolution {} ms)", projection.resolution_ms),
+        title: format!(
+            "Projection lag over time (p99 per {}, resolution {} ms)",
+            result.timeline_row_label(),
+            projection.resolution_ms
+        ),
         y_label: "lag (ms)".into(),
         series: vec![Series { name: "lag p99".into(), points, secondary: false, colour: 2 }],
         thresholds: lag_thresholds.clone(),

@@ -73,28 +73,14 @@ pub fn prepare_dir(out_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The lag probes' (acknowledged at, lag) records and their timeout, for projection-lag.hlog.
-pub struct LagRecords<'a> {
-    pub records: &'a [(std::time::Duration, Option<std::time::Duration>)],
-    pub timeout: std::time::Duration,
-}
-
 /// Writes the files of the results folder left to write at the end: result.json first (a
-/// failure there is an error), then projection-lag.hlog, plots, report.html and
-/// junit.xml, each atomically or independently so one failing reporter loses nothing
-/// else. Returns warnings. (The operations' .hlog files were written during the run;
+/// failure there is an error), then plots, report.html and junit.xml, each atomically or
+/// independently so one failing reporter loses nothing else. Returns warnings. (The
+/// interval logs, the operations' and projection-lag.hlog, were written during the run;
 /// `merge` writes its own.)
-pub fn write_all(result: &RunResult, lag: Option<LagRecords>, out_dir: &Path) -> anyhow::Result<Vec<String>> {
+pub fn write_all(result: &RunResult, out_dir: &Path) -> anyhow::Result<Vec<String>> {
     results::write_json(&out_dir.join("result.json"), result)?;
-    let mut warnings = Vec::new();
-    let started = humantime::parse_rfc3339_weak(&result.started_at).unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-    if let Some(lag) = lag
-        && let Err(e) = hlog::write_lag(out_dir, lag.records, lag.timeout, started)
-    {
-        warnings.push(format!("{}: {e:#}", hlog::LAG_LOG));
-    }
-    warnings.extend(write_views(result, out_dir));
-    Ok(warnings)
+    Ok(write_views(result, out_dir))
 }
 
 /// Plots, report.html and junit.xml, from the result alone.

@@ -4,15 +4,15 @@ use std::collections::BTreeMap;
 
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-
-use super::histogram::{encode, new_latency_histogram, percentile_ms, percentiles, record};
+use super::histogram::{encode, percentiles};
 use super::model::*;
 use super::slo;
 use crate::generator::OpFigures;
 use crate::probe::actions::recovery_after;
+use crate::probe::lag_figures::LagRow;
+use crate::results::intervals::sum_over;
 use crate::run::LoadOutcome;
-use crate::scenario::{OpKind, Scenario, SloMetric};
+use crate::scenario::{LoadModel, OpKind, Scenario, SloMetric};
 
 pub struct BuildInput<'a> {
     pub scenario: &'a Scenario,
@@ -74,11 +74,14 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         warmup_all.add(figures);
     }
 
+    let step = outcome.timeline_step;
+    let closed = matches!(scenario.load.model, LoadModel::Closed { .. });
     let mut timeline = outcome.timeline.rows.clone();
     for row in &mut timeline {
-        let at = |v: &Vec<u64>| v.get(row.t_s as usize).copied().unwrap_or(0);
-        row.offered = at(&outcome.dispatched.offered_per_s);
-        row.dropped = at(&outcome.dispatched.dropped_per_s);
+        // Closed model: an operation is offered when a user starts it (issue 12).
+        row.offered =
+            if closed { row.achieved + row.errors } else { sum_over(&outcome.dispatched.offered_per_s, row.t_s, step) };
+        row.dropped = sum_over(&outcome.dispatched.dropped_per_s, row.t_s, step);
     }
 
     let mut result = RunResult {
@@ -129,6 +132,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         recovery: Vec::new(),
         target_truth: None,
         timeline,
+        timeline_step_s: step,
         slo: Vec::new(),
         warnings: Vec::new(),
     };
@@ -156,7 +160,7 @@ fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome
             histogram: encode(&figures.histogram),
             attribution: attribution(spec, outcome),
         });
-        add_lag_timeline(&mut result.timeline, &figures.records, spec.timeout);
+        add_lag_timeline(&mut result.timeline, &figures.rows);
         // Recovery is judged against the projection-lag SLO (its tightest threshold), or
         // against the probe timeout when the scenario sets none.
         let threshold = scenario
@@ -233,25 +237,13 @@ fn attribution(
 /// Lag must stay under its threshold this long to count as recovered.
 const RECOVERY_HOLD: Duration = Duration::from_secs(1);
 
-/// Per second of acknowledgement: lag p99 of the probes (late ones at `timeout`, as in
-/// the whole-run histogram) and how many were late.
-fn add_lag_timeline(timeline: &mut [TimelineRow], records: &[(Duration, Option<Duration>)], timeout: Duration) {
-    let mut per_second: BTreeMap<u64, (Histogram<u64>, u64)> = BTreeMap::new();
-    for (acked, lag) in records {
-        let (histogram, late) = per_second.entry(acked.as_secs()).or_insert_with(|| (new_latency_histogram(), 0));
-        match lag {
-            Some(lag) => record(histogram, *lag),
-            None => {
-                record(histogram, timeout);
-                *late += 1;
-            }
-        }
-    }
-    let timeout_ms = timeout.as_secs_f64() * 1000.0;
+/// The lag of each timeline row, as the lag collector closed it.
+fn add_lag_timeline(timeline: &mut [TimelineRow], rows: &[LagRow]) {
+    let by_start: BTreeMap<u64, &LagRow> = rows.iter().map(|r| (r.t_s, r)).collect();
     for row in timeline {
-        if let Some((histogram, late)) = per_second.get(&row.t_s) {
-            row.projection_lag_p99_ms = percentile_ms(histogram, 99.0).map(|p99| p99.min(timeout_ms));
-            row.projection_late = *late;
+        if let Some(lag) = by_start.get(&row.t_s) {
+            row.projection_lag_p99_ms = lag.p99_ms;
+            row.projection_late = lag.late;
         }
     }
 }

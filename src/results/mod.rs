@@ -3,6 +3,7 @@
 
 mod build;
 pub mod histogram;
+pub mod intervals;
 pub mod model;
 pub mod slo;
 mod write;

@@ -85,8 +85,13 @@ pub struct RunResult {
     /// (`GET /admin/ground-truth` of `target serve`), to check the harness against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_truth: Option<serde_json::Value>,
-    /// One row per second of the load.
+    /// One row per `timeline_step_s` seconds of the load (1 up to an hour; a longer run's
+    /// rows are longer so there are at most 3,600; the per-second latency and lag are
+    /// in the .hlog files).
     pub timeline: Vec<TimelineRow>,
+    /// The seconds each timeline row covers (its counts are sums over them).
+    #[serde(default = "one_second", skip_serializing_if = "is_one_second")]
+    pub timeline_step_s: u64,
     pub slo: Vec<SloResult>,
     /// Things the run noticed that may make its figures misleading (a probe predicate that
     /// does not fit the read model's answers, …); also printed on stderr.
@@ -232,7 +237,7 @@ pub struct WarmupStats {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TimelineRow {
-    /// Seconds since the start of the load.
+    /// Seconds since the start of the load, of the row's first second.
     pub t_s: u64,
     /// Operations scheduled in this second.
     pub offered: u64,
@@ -254,6 +259,29 @@ pub struct TimelineRow {
     /// Probes acknowledged in this second that were late.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub projection_late: u64,
+}
+
+impl RunResult {
+    /// Seconds per timeline row (at least 1).
+    pub fn timeline_step(&self) -> u64 {
+        self.timeline_step_s.max(1)
+    }
+
+    /// "second", or "N s" for a longer row, for titles and captions.
+    pub fn timeline_row_label(&self) -> String {
+        match self.timeline_step() {
+            1 => "second".into(),
+            n => format!("{n} s"),
+        }
+    }
+}
+
+fn one_second() -> u64 {
+    1
+}
+
+fn is_one_second(step: &u64) -> bool {
+    *step == 1
 }
 
 fn is_zero(n: &u64) -> bool {

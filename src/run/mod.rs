@@ -30,11 +30,13 @@ use crate::live::{Gauges, Phase};
 use crate::operation::{Executor, PreparedOp, captures, created};
 use crate::probe::actions::{self, ActionRun};
 use crate::probe::bus::{self as bus_probe, BusProbe};
-use crate::probe::lag::{self as lag_probe, LagFigures, LagProbe};
+use crate::probe::lag::{self as lag_probe, LagProbe};
+use crate::probe::lag_figures::{self, Keep, LagCollecting, LagFigures};
 use crate::probe::ledger::Ledger;
 use crate::probe::stale_reads::TrafficJudge;
 use crate::probe::staleness::StalenessProbe;
 use crate::probe::verify::{self, VerifyOutcome};
+use crate::results::intervals::{IntervalSink, timeline_step};
 use crate::scenario::{ExpectedValue, LoadModel, OpKind, Scenario};
 use crate::target::Target;
 use observe::RunObserver;
@@ -134,6 +136,8 @@ pub struct LoadOutcome {
     /// The generator's figures, added up over its threads.
     pub totals: Totals,
     pub timeline: Timeline,
+    /// Seconds per timeline row.
+    pub timeline_step: u64,
     pub dispatched: Dispatched,
     pub setup: SetupOutcome,
     /// Wall-clock start of the load phase.
@@ -156,7 +160,19 @@ pub struct Hooks<F: FnOnce()> {
     pub on_load_start: F,
     /// Where each closed second's histograms are written during the load: `run` writes
     /// the .hlog files there (issue 15); `None` keeps nothing (capacity steps).
-    pub intervals: Option<Box<dyn generator::IntervalSink>>,
+    pub intervals: Option<Box<dyn IntervalSink>>,
+    /// The same for the lag probes, per second of acknowledgement (projection-lag.hlog).
+    pub lag_intervals: Option<Box<dyn IntervalSink>>,
+    /// Keep every lag probe's (acknowledged, lag) record (16 bytes a probe): the capacity
+    /// steps read their trend. Runs with `[[action]]`s keep them anyway (recovery times).
+    pub keep_lag_records: bool,
+}
+
+/// Where the load's seconds go as they close, and what the lag collector keeps.
+struct Sinks {
+    intervals: Option<Box<dyn IntervalSink>>,
+    lag: Option<Box<dyn IntervalSink>>,
+    keep_lag_records: bool,
 }
 
 /// Runs setup then load against `target` on `threads` generator threads.
@@ -221,7 +237,9 @@ pub async fn drive<T: Target>(
     // Interrupted during setup (issue 16): no load, but still an outcome, so the run
     // writes its (empty, interrupted) results. With the token cancelled, `run_load`
     // sends nothing and skips reconciliation.
-    let mut outcome = run_load(scenario, load_exec, ids.start_at, threads, gauges, shutdown, hooks.intervals).await?;
+    let sinks =
+        Sinks { intervals: hooks.intervals, lag: hooks.lag_intervals, keep_lag_records: hooks.keep_lag_records };
+    let mut outcome = run_load(scenario, load_exec, ids.start_at, threads, gauges, shutdown, sinks).await?;
     outcome.setup = setup;
     Ok(outcome)
 }
@@ -257,12 +275,13 @@ async fn run_load<T: Target>(
     threads: usize,
     gauges: Arc<Gauges>,
     shutdown: CancellationToken,
-    mut intervals: Option<Box<dyn generator::IntervalSink>>,
+    mut sinks: Sinks,
 ) -> anyhow::Result<LoadOutcome> {
     let chooser =
         OpChooser::new(scenario).context("the mix chooses no operation: check weights and read_write_ratio")?;
+    let timeline_step = timeline_step(scenario.load_duration())?;
     let (start, started_at) = load_start(start_at);
-    if let Some(sink) = &mut intervals {
+    for sink in sinks.intervals.iter_mut().chain(sinks.lag.iter_mut()) {
         sink.begin(started_at); // the logs' StartTime and BaseTime
     }
     // The bus probe starts reading at the log end before the first operation.
@@ -301,7 +320,16 @@ async fn run_load<T: Target>(
     let attributes = scenario.projection.as_ref().is_some_and(|spec| {
         scenario.bus.is_some() || spec.stages.received_at.is_some() || spec.stages.applied_at.is_some()
     });
-    let lag_collecting = tokio::spawn(lag_probe::collect(start, probe_timeout, lag_rx, gauges.clone(), attributes));
+    let collecting = LagCollecting {
+        start,
+        timeout: probe_timeout,
+        step: timeline_step,
+        keep: Keep { records: sinks.keep_lag_records || !scenario.actions.is_empty(), seen: attributes },
+        outstanding: lag.as_ref().map_or_else(Arc::default, |probe| probe.outstanding.clone()),
+        sink: sinks.lag,
+        gauges: gauges.clone(),
+    };
+    let lag_collecting = tokio::spawn(lag_figures::collect(collecting, lag_rx));
     let actions_stop = shutdown.child_token();
     let acting = tokio::spawn(actions::run(
         shard_actions(scenario, executor.shard),
@@ -337,7 +365,8 @@ async fn run_load<T: Target>(
         warmup: scenario.load.warmup,
         names: scenario.operations.iter().map(|o| o.name.clone()).collect(),
         stop: shutdown.clone(),
-        intervals,
+        intervals: sinks.intervals,
+        timeline_step,
     };
     let running = start_generator(scenario, plan, chooser, &executor)?;
     let (generated, load_elapsed) = drain(scenario, running, start, &gauges, &shutdown).await?;
@@ -406,8 +435,8 @@ async fn run_load<T: Target>(
     let mut dispatched = generated.dispatched;
     if matches!(scenario.load.model, LoadModel::Closed { .. }) {
         // Closed model: an operation is offered when a user starts it; `achieved` is
-        // goodput, so the errors are added back (issue 12).
-        dispatched.offered_per_s = generated.timeline.rows.iter().map(|r| r.achieved + r.errors).collect();
+        // goodput, so the errors are added back (issue 12; the timeline's rows the same,
+        // in `results::build`).
         dispatched.offered = totals.completed + unfinished;
         dispatched.offered_measured = totals.measured.iter().map(|f| f.count).sum::<u64>() + unfinished;
     }
@@ -431,6 +460,7 @@ async fn run_load<T: Target>(
         },
         totals,
         timeline: generated.timeline,
+        timeline_step,
         dispatched,
         setup: SetupOutcome::default(), // `drive` puts the setup's in
         started_at,

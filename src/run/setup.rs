@@ -42,6 +42,7 @@ pub async fn run<T: Target>(
             names: names.clone(),
             stop: shutdown.clone(),
             intervals: None,
+            timeline_step: 1,
         };
         let limits = Limits { max_in_flight: SETUP_IN_FLIGHT, max_backlog: usize::MAX };
         // Slot i of the schedule opens key i.

@@ -1,7 +1,9 @@
 //! Issue 15: hours-long runs with bounded memory. The operations' interval logs are
 //! written as seconds close (readable mid-run, kept by a killed run) and rotated into
 //! parts (`<op>.hlog`, `<op>.1.hlog`, …; `CQRS_BENCH_HLOG_ROTATE_S` shortens the part
-//! here), and result.json and `merge` still add up the whole run exactly.
+//! here), and result.json and `merge` still add up the whole run exactly. The lag probes'
+//! log is streamed too, and a run longer than the timeline's row budget keeps rows of
+//! several seconds.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -167,4 +169,76 @@ fn issue15_merge_adds_rotated_shard_logs_exactly() {
         assert!(merged.join(format!("{op}.1.hlog")).is_file(), "the merged log rotates as a run's does");
         assert_eq!(per_second(&merged, op), expected, "{op}");
     }
+    // The lag too: the merged projection-lag.hlog is the shards' added per second (the
+    // merged timeline's lag p99 is read from it).
+    let mut expected = std::collections::BTreeMap::new();
+    for dir in &dirs {
+        for (second, count) in per_second(dir, "projection-lag") {
+            *expected.entry(second).or_insert(0) += count;
+        }
+    }
+    assert!(!expected.is_empty(), "the shards probed lag");
+    assert_eq!(per_second(&merged, "projection-lag"), expected, "projection lag");
+}
+
+/// (second, probes) of every interval of projection-lag.hlog in `dir` (one part here).
+fn lag_intervals(dir: &Path) -> Vec<(u64, u64)> {
+    let log = dir.join("projection-lag.hlog");
+    if log.is_file() { intervals(&log) } else { Vec::new() }
+}
+
+/// A run longer than the timeline's row budget (4 rows here, 3,600 by default) keeps
+/// rows of several seconds that add up exactly to the totals; the lag probes' log is
+/// written while the run goes (a second closes once its probes are in) and holds every
+/// probe; the rows' late probes add up to result.json's.
+#[test]
+#[allow(clippy::disallowed_methods)] // std::thread::sleep: a plain test thread polling a file
+fn issue15_a_long_run_keeps_a_bounded_timeline_and_streams_the_lag_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(root())
+        .env("CQRS_BENCH_TIMELINE_ROWS", "4")
+        .args(["run", "scenarios/quickstart.toml", "--quiet", "--duration", "12s", "--out"])
+        .arg(dir.path())
+        .args(["--set", r#"load.warmup="0s""#, "--set", "slo.min_throughput=100"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while lag_intervals(dir.path()).len() < 2 {
+        assert!(began.elapsed() < Duration::from_secs(60), "2 closed seconds in projection-lag.hlog within 60 s");
+        assert!(child.try_wait().unwrap().is_none(), "the run is still going");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!dir.path().join("result.json").exists(), "the lag log is read before the run ended");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    let result = result_json(dir.path());
+    assert_eq!(result["timeline_step_s"], 3, "12 s in at most 4 rows");
+    let rows = result["timeline"].as_array().unwrap();
+    assert!((4..=5).contains(&rows.len()), "{} rows", rows.len());
+    assert!(rows.iter().all(|r| r["t_s"].as_u64().unwrap() % 3 == 0), "rows start every 3 s");
+    let sum = |field: &str| -> u64 { rows.iter().filter_map(|r| r[field].as_u64()).sum() };
+    assert_eq!(sum("offered"), result["throughput"]["offered"].as_u64().unwrap(), "offered");
+    for op in ["deposit", "get_account"] {
+        let counted: u64 = rows.iter().filter_map(|r| r["latency_ms"][op]["count"].as_u64()).sum();
+        assert_eq!(counted, answered(&result, op), "{op}: rows vs result.json");
+    }
+    let projection = &result["projection"];
+    let logged: u64 = lag_intervals(dir.path()).iter().map(|(_, n)| n).sum();
+    assert_eq!(logged, projection["probes"].as_u64().unwrap(), "projection-lag.hlog holds every probe");
+    assert!(logged > 50, "{logged} probes");
+    assert_eq!(sum("projection_late"), projection["late"].as_u64().unwrap(), "late probes");
+    assert!(rows.iter().filter(|r| r["projection_lag_p99_ms"].is_number()).count() >= 3, "lag per row");
+
+    // A bad row budget is refused before the run, with the variable named.
+    bench()
+        .env("CQRS_BENCH_TIMELINE_ROWS", "0")
+        .args(["run", "scenarios/quickstart.toml", "--quiet", "--out"])
+        .arg(dir.path().join("bad"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("CQRS_BENCH_TIMELINE_ROWS"));
 }

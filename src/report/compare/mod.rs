@@ -601,12 +601,15 @@ pub fn write(out: &Path, comparison: &Comparison, sides: &[Side]) -> anyhow::Res
         .enumerate()
         .map(|(i, (name, r))| plots::Series {
             name: name.clone(),
-            points: r.timeline.iter().map(|row| (row.t_s as f64 + 0.5, row.achieved as f64)).collect(),
+            points: {
+                let step = r.timeline_step() as f64;
+                r.timeline.iter().map(|row| (row.t_s as f64 + step / 2.0, row.achieved as f64 / step)).collect()
+            },
             secondary: false,
             colour: i,
         })
         .collect();
-    let duration_s = runs.iter().map(|(_, r)| r.timeline.len()).max().unwrap_or(1) as f64;
+    let duration_s = runs.iter().map(|(_, r)| r.timeline.len() as u64 * r.timeline_step()).max().unwrap_or(1) as f64;
     let plot = plots::TimeSeriesPlot {
         name: "throughput".into(),
         title: "Achieved throughput over time".into(),

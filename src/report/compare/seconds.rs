@@ -45,9 +45,14 @@ pub fn load(dir: &Path, result: &RunResult) -> anyhow::Result<Option<RunSeconds>
         return Ok(None);
     }
     let mut seconds: BTreeMap<u64, Second> = (first..end).map(|t| (t, Second::default())).collect();
+    // A row of several seconds (a run over an hour, issue 15) is spread evenly over them:
+    // the goodput's mean stays exact, its spread is that of the rows.
+    let step = result.timeline_step();
     for row in &result.timeline {
-        if let Some(second) = seconds.get_mut(&row.t_s) {
-            second.achieved = row.achieved;
+        for i in 0..step {
+            if let Some(second) = seconds.get_mut(&(row.t_s + i)) {
+                second.achieved = row.achieved / step + u64::from(i < row.achieved % step);
+            }
         }
     }
     let mut any_log = false;

@@ -4,8 +4,9 @@
 //! Values are microseconds; the max column is divided by 1000 (milliseconds).
 //! `projection-lag.hlog` holds the lag probes the same way, per second of acknowledgement.
 //!
-//! Issue 15: the operations' logs are written while the run goes ([`OperationLogs`], fed
-//! by the generator's collector as each second closes), so a run holds none of its
+//! Issue 15: the logs are written while the run goes ([`IntervalLogs`], fed by the
+//! generator's collector as each second closes, and by the lag collector as each second
+//! of acknowledgement closes, up to the probe timeout later), so a run holds none of its
 //! intervals in memory and a killed run keeps every closed second. Long runs rotate:
 //! part 0 is `<stem>.hlog` (seconds 0 to 3599 of the load), part N is `<stem>.N.hlog`
 //! (seconds N·3600 to N·3600 + 3599), each a whole log with the same header and
@@ -19,12 +20,9 @@ mod sink;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
-pub use sink::OperationLogs;
+pub use sink::IntervalLogs;
 pub use writer::IntervalLog;
-
-use crate::results::histogram;
 
 /// Seconds of load per part of a rotated log, unless `CQRS_BENCH_HLOG_ROTATE_S` says.
 pub const ROTATE_S: u64 = 3600;
@@ -55,31 +53,9 @@ pub const LAG_LOG: &str = "projection-lag.hlog";
 /// [`LAG_LOG`]'s stem, as [`read::for_each_interval`] takes it.
 pub const LAG_STEM: &str = "projection-lag";
 
-/// Writes `dir/projection-lag.hlog` (and its parts) from the probes' (acknowledged at,
-/// lag) records; a late probe counts at `timeout`, as in result.json's lag histogram.
-///
-/// Written at the end of the run, not streamed (issue 15): the same records also make
-/// the timeline's lag p99 and late counts and the recovery times, and a probe's record
-/// comes up to its timeout after its second; they are kept, ~32 bytes a probe (measured
-/// in the README, "Long runs").
-pub fn write_lag(
-    dir: &Path,
-    records: &[(Duration, Option<Duration>)],
-    timeout: Duration,
-    started_at: SystemTime,
-) -> anyhow::Result<()> {
-    let mut per_second: std::collections::BTreeMap<u64, hdrhistogram::Histogram<u64>> = Default::default();
-    for (acked, lag) in records {
-        let histogram = per_second.entry(acked.as_secs()).or_insert_with(histogram::new_latency_histogram);
-        histogram::record(histogram, lag.unwrap_or(timeout));
-    }
-    let comment = "cqrs-bench projection lag, microseconds, per second of acknowledgement; late probes at the timeout";
-    let mut log = IntervalLog::create(dir, LAG_STEM, comment, started_at, rotate_seconds()?)?;
-    for (second, h) in &per_second {
-        log.append(*second, h)?;
-    }
-    log.flush()
-}
+/// The comment heading projection-lag.hlog.
+pub const LAG_COMMENT: &str =
+    "cqrs-bench projection lag, microseconds, per second of acknowledgement; late probes at the timeout";
 
 /// An operation name usable as a file name (never a `.`, so `<stem>.N.hlog` is a part).
 pub fn file_safe(name: &str) -> String {

@@ -1,9 +1,10 @@
-//! The operations' interval logs, written while the run goes: the generator's collector
-//! hands each closed second's histograms here (issue 15). A log that cannot be written
-//! (full disk, removed folder) stops with one warning; the run and the other logs go on,
-//! and what it had flushed stays. The writes are a few hundred bytes per operation per
-//! second into the page cache (flushed, not fsynced: a killed process loses nothing, a
-//! power cut may), on the collector's task, never on the generator threads' hot path.
+//! The interval logs written while the run goes: the generator's collector hands each
+//! closed second's histograms to the operations' logs, the lag collector each closed
+//! second of acknowledgement to projection-lag.hlog (issue 15). A log that cannot be
+//! written (full disk, removed folder) stops with one warning; the run and the other
+//! logs go on, and what it had flushed stays. The writes are a few hundred bytes per log
+//! per second into the page cache (flushed, not fsynced: a killed process loses nothing,
+//! a power cut may), on the collectors' tasks, never on the generator threads' hot path.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,40 +13,51 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 
 use super::IntervalLog;
-use crate::generator::IntervalSink;
+use crate::results::intervals::IntervalSink;
 
-pub struct OperationLogs {
+/// Interval logs by index (operation, or 0 for the lag).
+pub struct IntervalLogs {
     dir: PathBuf,
-    names: Vec<String>,
+    /// Per index: the file stem and the comment heading the log.
+    heads: Vec<(String, String)>,
     rotate_s: u64,
-    /// Per operation index; `None` before `begin` or after a failure.
+    /// Per index; `None` before `begin` or after a failure.
     logs: Vec<Option<IntervalLog>>,
     warnings: Vec<String>,
 }
 
-impl OperationLogs {
-    /// Logs for `names` (index = operation) in `dir`, parts of `rotate_s` seconds; the
-    /// files are created by [`IntervalSink::begin`], when the load start is known.
-    pub fn new(dir: &Path, names: Vec<String>, rotate_s: u64) -> OperationLogs {
-        OperationLogs { dir: dir.to_path_buf(), names, rotate_s, logs: Vec::new(), warnings: Vec::new() }
+impl IntervalLogs {
+    /// Logs for the operations `names` (index = operation) in `dir`, parts of `rotate_s`
+    /// seconds; the files are created by [`IntervalSink::begin`], when the load start is known.
+    pub fn operations(dir: &Path, names: Vec<String>, rotate_s: u64) -> IntervalLogs {
+        let heads = names.iter().map(|name| (super::file_safe(name), super::operation_comment(name))).collect();
+        IntervalLogs::new(dir, heads, rotate_s)
     }
 
-    fn fail(&mut self, op: usize, error: &anyhow::Error) {
-        self.logs[op] = None;
-        self.warnings.push(format!("interval log of `{}` stopped: {error:#}", self.names[op]));
+    /// projection-lag.hlog: one interval per second of acknowledgement.
+    pub fn lag(dir: &Path, rotate_s: u64) -> IntervalLogs {
+        IntervalLogs::new(dir, vec![(super::LAG_STEM.into(), super::LAG_COMMENT.into())], rotate_s)
+    }
+
+    fn new(dir: &Path, heads: Vec<(String, String)>, rotate_s: u64) -> IntervalLogs {
+        IntervalLogs { dir: dir.to_path_buf(), heads, rotate_s, logs: Vec::new(), warnings: Vec::new() }
+    }
+
+    fn fail(&mut self, index: usize, error: &anyhow::Error) {
+        self.logs[index] = None;
+        self.warnings.push(format!("interval log `{}.hlog` stopped: {error:#}", self.heads[index].0));
     }
 }
 
-impl IntervalSink for OperationLogs {
+impl IntervalSink for IntervalLogs {
     fn begin(&mut self, started_at: SystemTime) {
         // To the millisecond, as result.json's `started_at` (and projection-lag.hlog's header).
         let since_epoch = started_at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
         let started_at = SystemTime::UNIX_EPOCH + Duration::from_millis(since_epoch.as_millis() as u64);
-        self.logs = (0..self.names.len()).map(|_| None).collect();
-        for op in 0..self.names.len() {
-            let name = &self.names[op];
-            let comment = super::operation_comment(name);
-            match IntervalLog::create(&self.dir, &super::file_safe(name), &comment, started_at, self.rotate_s) {
+        self.logs = (0..self.heads.len()).map(|_| None).collect();
+        for op in 0..self.heads.len() {
+            let (stem, comment) = &self.heads[op];
+            match IntervalLog::create(&self.dir, stem, comment, started_at, self.rotate_s) {
                 Ok(log) => self.logs[op] = Some(log),
                 Err(e) => self.fail(op, &e),
             }
