@@ -130,6 +130,7 @@ fn issue15_merge_adds_rotated_shard_logs_exactly() {
             std::process::Command::new(BIN)
                 .current_dir(root())
                 .env("CQRS_BENCH_HLOG_ROTATE_S", "2")
+                .env("CQRS_BENCH_TIMELINE_ROWS", "3") // rows of 2 s
                 .args(["run", "scenarios/bank-http.toml", "--quiet", "--duration", "5s", "--rate", "300"])
                 .args(["--target", &served.url, "--shard", &format!("{i}/2"), "--start-at", &start_text])
                 .args(["--set", "slo.min_throughput=10"])
@@ -179,6 +180,17 @@ fn issue15_merge_adds_rotated_shard_logs_exactly() {
     }
     assert!(!expected.is_empty(), "the shards probed lag");
     assert_eq!(per_second(&merged, "projection-lag"), expected, "projection lag");
+    // Rows of 2 s merge into rows of 2 s that add up the shards' rows.
+    let merged_result = result_json(&merged);
+    assert_eq!(merged_result["timeline_step_s"], 2);
+    let row_sum = |result: &serde_json::Value, field: &str| -> u64 {
+        result["timeline"].as_array().unwrap().iter().filter_map(|r| r[field].as_u64()).sum()
+    };
+    for field in ["achieved", "offered", "projection_late"] {
+        let shards: u64 = dirs.iter().map(|d| row_sum(&result_json(d), field)).sum();
+        assert_eq!(row_sum(&merged_result, field), shards, "{field}");
+    }
+    assert!(merged_result["timeline"].as_array().unwrap().iter().all(|r| r["t_s"].as_u64().unwrap() % 2 == 0));
 }
 
 /// (second, probes) of every interval of projection-lag.hlog in `dir` (one part here).
