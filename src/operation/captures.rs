@@ -72,7 +72,7 @@ mod tests {
     fn reply(status: u16, location: &str, body: &str) -> Reply {
         let mut headers = http::HeaderMap::new();
         headers.insert("location", http::HeaderValue::from_str(location).expect("valid"));
-        Reply { status, headers, body: bytes::Bytes::from(body.to_owned()) }
+        Reply { status, headers, body: bytes::Bytes::from(body.to_owned()), received: None }
     }
 
     fn spec(from: &str, regex: Option<&str>) -> CaptureSpec {

@@ -190,7 +190,13 @@ impl<T: Target> Executor<T> {
         };
         let sent = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.target.send(request)).await;
-        let done = Instant::now();
+        let read = Instant::now();
+        // The kernel's receive time where the transport has it: the generator's own
+        // wake-up and queueing after the answer arrived are not the target's latency.
+        let done = match &result {
+            Ok(Ok(Reply { received: Some(received), .. })) => (*received).clamp(sent, read),
+            _ => read,
+        };
         let (outcome, reply) = match result {
             Err(_elapsed) => (Outcome::Failed(Failure::Timeout), None),
             Ok(Err(failure)) => (Outcome::Failed(failure), None),

@@ -53,6 +53,6 @@ impl Target for EmbeddedTarget {
         let (parts, body) = response.into_parts();
         let (status, headers) = (parts.status.as_u16(), parts.headers);
         let body = body.collect().await.map_err(|_| Failure::Body)?.to_bytes();
-        Ok(Reply { status, headers, body })
+        Ok(Reply { status, headers, body, received: None })
     }
 }

@@ -150,7 +150,12 @@ impl Target for HttpTarget {
             if keep_alive {
                 self.put_idle(connection);
             }
-            return Ok(Reply { status: answer.status, headers: answer.headers, body: answer.body });
+            return Ok(Reply {
+                status: answer.status,
+                headers: answer.headers,
+                body: answer.body,
+                received: answer.received,
+            });
         }
     }
 

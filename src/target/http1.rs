@@ -11,13 +11,24 @@
 //!
 //! Body framing follows RFC 9112 §6.3: none for HEAD and 1xx/204/304, else
 //! `Transfer-Encoding: chunked`, else `Content-Length`, else to the end of the connection.
+//!
+//! An answer is timed when its last bytes reached this host's kernel (`SO_TIMESTAMPNS`,
+//! read with each `recvmsg`), not when this process got round to reading them: a
+//! generator thread that was asleep (an idle vCPU wakes in ~0.1 ms) or busy with other
+//! answers would otherwise add its own delay to the target's latency, and more so the
+//! less loaded it is (issue 13: 4 shards at a quarter of the rate each measured a p50
+//! twice one process's). Where the socket gives no timestamp, the read time is used.
 
 use std::io;
+use std::io::IoSliceMut;
+use std::os::fd::AsRawFd as _;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+use tokio::io::{AsyncWriteExt as _, Interest};
 use tokio::net::TcpStream;
 
 use super::Failure;
@@ -36,14 +47,38 @@ pub struct Answer {
     pub body: Bytes,
     /// The body was longer than the limit; the rest was read and dropped.
     pub truncated: bool,
+    /// When the answer's last bytes were received by the kernel, as an `Instant`
+    /// (`None`: the socket gives no receive timestamps).
+    pub received: Option<Instant>,
 }
 
 pub struct Connection {
     stream: TcpStream,
     /// Bytes read and not yet parsed.
     read: BytesMut,
+    /// What `recvmsg` reads into (initialised once; the bytes are then copied to `read`).
+    scratch: Vec<u8>,
+    /// Room for one receive-timestamp control message.
+    control: Vec<u8>,
+    /// The kernel's receive time of the bytes read last.
+    received: Option<Instant>,
     /// The request being written (kept for its capacity).
     write: Vec<u8>,
+}
+
+/// One `recvmsg` into `into`: the bytes read and the kernel's receive time of the last of
+/// them, when the socket reports it.
+fn receive(fd: std::os::fd::RawFd, into: &mut [u8], control: &mut [u8]) -> io::Result<(usize, Option<SystemTime>)> {
+    let mut iov = [IoSliceMut::new(into)];
+    let message = recvmsg::<()>(fd, &mut iov, Some(control), MsgFlags::empty()).map_err(io::Error::from)?;
+    let mut at = None;
+    // A truncated control message (ENOBUFS) only loses the stamp, never the bytes.
+    for message in message.cmsgs().into_iter().flatten() {
+        if let ControlMessageOwned::ScmTimestampns(ts) = message {
+            at = Some(SystemTime::UNIX_EPOCH + Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32));
+        }
+    }
+    Ok((message.bytes, at))
 }
 
 /// How an answer's body ends.
@@ -58,7 +93,17 @@ impl Connection {
     pub async fn open(host: &str, port: u16) -> io::Result<Connection> {
         let stream = TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
-        Ok(Connection { stream, read: BytesMut::with_capacity(READ_CHUNK), write: Vec::with_capacity(512) })
+        if let Err(error) = setsockopt(&stream, sockopt::ReceiveTimestampns, &true) {
+            tracing::debug!("no receive timestamps ({error}): answers are timed when read");
+        }
+        Ok(Connection {
+            stream,
+            read: BytesMut::with_capacity(READ_CHUNK),
+            scratch: vec![0; READ_CHUNK],
+            control: nix::cmsg_space!(nix::sys::time::TimeSpec),
+            received: None,
+            write: Vec::with_capacity(512),
+        })
     }
 
     /// Whether an idle connection can carry a request: the server has not closed it nor
@@ -156,7 +201,8 @@ impl Connection {
             }
         }
         let (body, truncated) = body.finish();
-        Ok((Answer { status, headers, body, truncated }, keep_alive && status != 101))
+        let received = self.received.take();
+        Ok((Answer { status, headers, body, truncated, received }, keep_alive && status != 101))
     }
 
     /// The next `length` bytes of the body into `body`; the stream ending first is a broken answer.
@@ -172,16 +218,31 @@ impl Connection {
         Ok(())
     }
 
-    /// Reads more bytes into the buffer; `false` at the end of the stream.
+    /// Reads more bytes into the buffer, noting when the kernel received them; `false` at
+    /// the end of the stream.
     async fn fill(&mut self) -> Result<bool, Failure> {
-        if self.read.capacity() - self.read.len() < READ_CHUNK / 4 {
-            self.read.reserve(READ_CHUNK);
+        let Connection { stream, scratch, control, .. } = self;
+        let fd = stream.as_raw_fd();
+        let (n, at) = loop {
+            stream.readable().await.map_err(|_| Failure::Body)?;
+            match stream.try_io(Interest::READABLE, || receive(fd, scratch, control)) {
+                Ok(read) => break read,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(Failure::Body),
+            }
+        };
+        if n == 0 {
+            return Ok(false);
         }
-        match self.stream.read_buf(&mut self.read).await {
-            Ok(0) => Ok(false),
-            Ok(_) => Ok(true),
-            Err(_) => Err(Failure::Body),
-        }
+        self.read.extend_from_slice(&self.scratch[..n]);
+        // The wall-clock stamp becomes an Instant by its age now (both clocks read
+        // together; the realtime clock's slewing is parts per million of that age).
+        self.received = at.map(|at| {
+            let (now, wall) = (Instant::now(), SystemTime::now());
+            now.checked_sub(wall.duration_since(at).unwrap_or_default()).unwrap_or(now)
+        });
+        Ok(true)
     }
 
     /// The status line and headers: (status, headers, framing, keep-alive).
@@ -376,6 +437,42 @@ mod tests {
     async fn exchange(c: &mut Connection, method: Method, max_body: usize) -> Result<(Answer, bool), Failure> {
         c.write_request(&method, "/x?y=1", b"h:1", &[], None).await.unwrap();
         c.read_answer(&method, max_body).await
+    }
+
+    /// The answer is timed when it arrived, not when the client read it, and by its last
+    /// piece: the server sends the head, waits 60 ms, sends the body; the client reads
+    /// 150 ms after writing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answer_is_timed_by_the_kernel_arrival_of_its_last_bytes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await.unwrap();
+            socket.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            socket.write_all(b"ok").await.unwrap();
+            let sent_last = Instant::now();
+            let _ = socket.read(&mut buf).await;
+            sent_last
+        });
+        let mut c = Connection::open("127.0.0.1", port).await.unwrap();
+        let written = Instant::now();
+        c.write_request(&Method::GET, "/", b"h", &[], None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let (answer, _) = c.read_answer(&Method::GET, 10).await.unwrap();
+        let read = Instant::now();
+        drop(c);
+        let sent_last = server.await.unwrap();
+        let received = answer.received.expect("loopback TCP gives receive timestamps");
+        assert_eq!(&answer.body[..], b"ok");
+        assert!(received >= written + Duration::from_millis(55), "timed by the last piece: {:?}", received - written);
+        // Within a few ms of the server's write, far from the client's read 90 ms later.
+        let after_send =
+            received.saturating_duration_since(sent_last).max(sent_last.saturating_duration_since(received));
+        assert!(after_send < Duration::from_millis(45), "{after_send:?} from the server's write");
+        assert!(read - received >= Duration::from_millis(60), "read {:?} after arrival", read - received);
     }
 
     #[tokio::test]

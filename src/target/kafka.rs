@@ -43,7 +43,7 @@ impl KafkaTarget {
         match self.producer.send(record, self.timeout).await {
             Ok(delivery) => {
                 let body = format!(r#"{{"partition": {}, "offset": {}}}"#, delivery.partition, delivery.offset);
-                Ok(Reply { status: 200, headers: ::http::HeaderMap::new(), body: Bytes::from(body) })
+                Ok(Reply { status: 200, headers: ::http::HeaderMap::new(), body: Bytes::from(body), received: None })
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut), _)) => Err(Failure::Timeout),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::AllBrokersDown), _)) => Err(Failure::Connect),

@@ -33,6 +33,9 @@ pub struct Reply {
     /// The answer's headers (for `capture = { id = "header:location" }`).
     pub headers: ::http::HeaderMap,
     pub body: Bytes,
+    /// When the answer reached this host's kernel, if the transport can tell (the lean
+    /// HTTP/1.1 client): the operation's end, excluding the generator's own wake-up.
+    pub received: Option<std::time::Instant>,
 }
 
 /// Why a request got no answer. A small closed set, so counting by it never grows.
