@@ -441,7 +441,7 @@ mod tests {
 
     /// The answer is timed when it arrived, not when the client read it, and by its last
     /// piece: the server sends the head, waits 60 ms, sends the body; the client reads
-    /// 150 ms after writing.
+    /// 300 ms after writing (slack for a stalled machine).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_answer_is_timed_by_the_kernel_arrival_of_its_last_bytes() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -460,7 +460,7 @@ mod tests {
         let mut c = Connection::open("127.0.0.1", port).await.unwrap();
         let written = Instant::now();
         c.write_request(&Method::GET, "/", b"h", &[], None).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let (answer, _) = c.read_answer(&Method::GET, 10).await.unwrap();
         let read = Instant::now();
         drop(c);
@@ -468,11 +468,11 @@ mod tests {
         let received = answer.received.expect("loopback TCP gives receive timestamps");
         assert_eq!(&answer.body[..], b"ok");
         assert!(received >= written + Duration::from_millis(55), "timed by the last piece: {:?}", received - written);
-        // Within a few ms of the server's write, far from the client's read 90 ms later.
+        // Within a few ms of the server's write, far from the client's read ~240 ms later.
         let after_send =
             received.saturating_duration_since(sent_last).max(sent_last.saturating_duration_since(received));
         assert!(after_send < Duration::from_millis(45), "{after_send:?} from the server's write");
-        assert!(read - received >= Duration::from_millis(60), "read {:?} after arrival", read - received);
+        assert!(read - received >= Duration::from_millis(100), "read {:?} after arrival", read - received);
     }
 
     #[tokio::test]
