@@ -16,7 +16,7 @@ use super::{PROBE_HEADER, Probe, Sample};
 use crate::refs::OpRef;
 use crate::scenario::template::{CaptureLookup, RenderContext, Template};
 use crate::scenario::{CaptureSpec, Delta, OperationSpec, RequestSpec};
-use crate::target::{Failure, Reply, Request, Target};
+use crate::target::{Failure, Reply, Request, Target, received_instant};
 
 /// How one operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,7 +194,7 @@ impl<T: Target> Executor<T> {
         // The kernel's receive time where the transport has it: the generator's own
         // wake-up and queueing after the answer arrived are not the target's latency.
         let done = match &result {
-            Ok(Ok(Reply { received: Some(received), .. })) => (*received).clamp(sent, read),
+            Ok(Ok(Reply { received: Some(at), .. })) => received_instant(*at, read).clamp(sent, read),
             _ => read,
         };
         let (outcome, reply) = match result {

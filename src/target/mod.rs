@@ -33,9 +33,17 @@ pub struct Reply {
     /// The answer's headers (for `capture = { id = "header:location" }`).
     pub headers: ::http::HeaderMap,
     pub body: Bytes,
-    /// When the answer reached this host's kernel, if the transport can tell (the lean
-    /// HTTP/1.1 client): the operation's end, excluding the generator's own wake-up.
-    pub received: Option<std::time::Instant>,
+    /// When the answer reached this host's kernel (wall clock), if the transport can tell
+    /// (the lean HTTP/1.1 client): the operation's end, excluding the generator's own
+    /// wake-up. [`received_instant`] makes it an `Instant`.
+    pub received: Option<std::time::SystemTime>,
+}
+
+/// The `Instant` of a kernel receive time, by its age at `now` (the wall clock is read
+/// right after `now`; its slewing is parts per million of that age). Read once per answer.
+pub fn received_instant(at: std::time::SystemTime, now: std::time::Instant) -> std::time::Instant {
+    let age = std::time::SystemTime::now().duration_since(at).unwrap_or_default();
+    now.checked_sub(age).unwrap_or(now)
 }
 
 /// Why a request got no answer. A small closed set, so counting by it never grows.
