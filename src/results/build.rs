@@ -121,6 +121,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
             count: warmup_all.count,
             errors: warmup_all.errors,
             latency_ms: percentiles(&warmup_all.latency),
+            send_lag_ms: (!collected.send_lag_warmup.is_empty()).then(|| percentiles(&collected.send_lag_warmup)),
         },
         projection: None,
         staleness: outcome.probes.staleness.as_ref().map(|s| staleness_stats(s, scenario)),

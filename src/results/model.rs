@@ -204,7 +204,8 @@ pub struct GeneratorStats {
     /// written before it was recorded.
     #[serde(default)]
     pub threads: Option<u64>,
-    /// Actual send − intended start, over every load operation (includes waiting for a free slot).
+    /// Actual send − intended start (includes waiting for a free slot), over the load
+    /// operations scheduled after warmup; the warmup's is in `warmup.send_lag_ms`.
     pub send_lag_ms: Percentiles,
     /// Most requests outstanding at once.
     pub max_in_flight: u64,
@@ -233,6 +234,10 @@ pub struct WarmupStats {
     pub count: u64,
     pub errors: u64,
     pub latency_ms: Percentiles,
+    /// The generator's send lag during warmup (null in results written before it was
+    /// kept apart, when `generator.send_lag_ms` covered the warmup too).
+    #[serde(default)]
+    pub send_lag_ms: Option<Percentiles>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
