@@ -226,9 +226,25 @@ impl Connection {
         let fd = stream.as_raw_fd();
         let (n, at) = loop {
             stream.readable().await.map_err(|_| Failure::Body)?;
-            match stream.try_io(Interest::READABLE, || receive(fd, scratch, control)) {
+            // A short read has emptied the socket (TCP copies every queued byte up to the
+            // buffer's size). Returning `WouldBlock` from `try_io` then makes tokio clear the
+            // readiness it saw (only that one: an answer arriving meanwhile keeps it), which
+            // spares the next request on this connection an `EAGAIN` read to find that out.
+            let mut drained = None;
+            let read = stream.try_io(Interest::READABLE, || {
+                let (n, at) = receive(fd, scratch, control)?;
+                if n > 0 && n < scratch.len() {
+                    drained = Some((n, at));
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok((n, at))
+            });
+            match read {
                 Ok(read) => break read,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match drained {
+                    Some(read) => break read,
+                    None => continue,
+                },
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return Err(Failure::Body),
             }
