@@ -18,6 +18,11 @@
 #                trying FRACTIONS of this round's wrk figure in ascending order and stopping
 #                at the first failure (each try SECS s after a 2 s warmup)
 #   cqrs 10k     the open model at 10,000 ops/s: its send-lag p99 (goal: < 0.5 ms)
+#   wrk2         when WRK2 names a wrk2 binary (or wrk2 is on PATH): the open-model reference,
+#                run at every rate the open model tries, THREADS threads, CONNS connections,
+#                SECS s measured after its own 10 s calibration. wrk2 reports no send lag, so
+#                both tools are also compared on latency from the intended start (p99),
+#                which is send lag plus the server's time
 #
 # Why rounds that alternate between the tools: the machine is shared and noisy (2 cores),
 # so one tool measured for a minute and then the next would compare two different
@@ -30,7 +35,8 @@
 #
 # Environment: ROUNDS, THREADS, CONNS, SECS, FRACTIONS ("0.1 0.15 … 1.0"),
 # PORT (3939, target serve), NGINX_PORT (3940), CQRS_BENCH_BIN (else `cargo build
-# --release`), OHA (path to oha; else found on PATH or in ~/.cargo/bin), CEILING_CSV
+# --release`), OHA (path to oha; else found on PATH or in ~/.cargo/bin), WRK2 (path to
+# wrk2, which is not packaged: build it from github.com/giltene/wrk2), CEILING_CSV
 # (/tmp/ceiling.csv: every raw figure, one row per measurement).
 # Needs wrk and nginx (installed with apt-get when missing); everything runs on 127.0.0.1,
 # every tool stops by itself (and is killed after a grace if not), and the servers started
@@ -102,6 +108,7 @@ find_tools() {
     # Like wrk's -t: as many threads as the other tools get (else oha takes every core).
     if grep -q -- '--worker-threads' <<<"$help"; then oha_args+=(--worker-threads "$THREADS"); fi
   fi
+  wrk2=${WRK2:-$(command -v wrk2 || true)}
 }
 
 start_nginx() {
@@ -166,8 +173,25 @@ except (ValueError, KeyError):
 PY
 }
 
+# wrk2 against URL $1 at rate $2: prints "achieved/s latency_p99_ms" (latency from the
+# intended start, measured after wrk2's calibration of 10 s + 5 ms per connection).
+run_wrk2() {
+  local secs=$((SECS + 11))
+  timeout -k 5 $((secs + GRACE)) "$wrk2" -t"$THREADS" -c"$CONNS" -d"${secs}s" -R"$2" --latency "$1" \
+    >"$work/wrk2.txt" 2>&1 || true
+  python3 - "$work/wrk2.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+p99 = re.search(r"^\s*99\.000%\s+([\d.]+)(us|ms|s)\b", text, re.M)
+scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+print(rps.group(1) if rps else "nan", float(p99.group(1)) * scale[p99.group(2)] if p99 else "nan")
+PY
+}
+
 # One cqrs-bench run: scenario $1 against base URL $2 at rate (or user count) $3.
-# Prints "offered/s achieved/s dropped send_lag_p99_ms" (nan for what is missing).
+# Prints "offered/s achieved/s dropped send_lag_p99_ms latency_p99_ms" (nan for what is
+# missing; the latency of the scenario's one operation, from the intended start).
 run_cqrs() {
   local out
   out=$(mktemp -d "$work/run.XXXXXX")
@@ -178,10 +202,12 @@ import json, sys
 try:
     r = json.load(open(sys.argv[1]))
 except (OSError, ValueError):
-    print("nan nan nan nan"); sys.exit()
+    print("nan nan nan nan nan"); sys.exit()
 t = r["throughput"]
 lag = ((r.get("generator") or {}).get("send_lag_ms") or {}).get("p99")
-print(t["offered_per_s"], t["achieved_per_s"], t["dropped"], "nan" if lag is None else lag)
+latency = [op["latency_ms"]["p99"] for op in (r.get("operations") or {}).values()]
+print(t["offered_per_s"], t["achieved_per_s"], t["dropped"], "nan" if lag is None else lag,
+      latency[0] if len(latency) == 1 else "nan")
 PY
   rm -rf "$out" "$out.log"
 }
@@ -220,7 +246,7 @@ fmt() {  # a number rounded (to $2 decimals, default 0), "-" for nan/empty
 # Every tool once against server $1 (name) at base URL $2, round $3.
 measure() {
   local server=$1 base=$2 round=$3 url=$2/accounts/acct-1
-  local wrk_rps oha_rps offered achieved dropped lag f rate best=0 note
+  local wrk_rps oha_rps offered achieved dropped lag latency f rate best=0 note w2_rps w2_latency
   echo
   echo "== round $round/$ROUNDS · $server ($base)"
   printf '  %-20s %10s %11s %8s %11s  %s\n' tool offered/s achieved/s dropped lag_p99_ms note
@@ -238,7 +264,7 @@ measure() {
   fi
   csv "$round" "$server" oha "" "" "$oha_rps" "" "" ""
 
-  read -r offered achieved dropped lag < <(run_cqrs scenarios/ceiling-closed.toml "$base" "$CONNS")
+  read -r offered achieved dropped lag latency < <(run_cqrs scenarios/ceiling-closed.toml "$base" "$CONNS")
   row "cqrs closed" - "$achieved" "$dropped" "$lag" \
     "$CONNS users${threads_flag[*]:+, ${threads_flag[*]}}"
   csv "$round" "$server" cqrs-closed "" "$offered" "$achieved" "$dropped" "$lag" ""
@@ -246,15 +272,20 @@ measure() {
   if [ "$wrk_rps" != nan ]; then
     for f in $FRACTIONS; do
       rate=$(python3 -c "print(round($f * $wrk_rps))")
-      read -r offered achieved dropped lag < <(run_cqrs scenarios/ceiling.toml "$base" "$rate")
+      read -r offered achieved dropped lag latency < <(run_cqrs scenarios/ceiling.toml "$base" "$rate")
       if note=$(keeps_schedule "$offered" "$achieved" "$dropped" "$lag"); then
         best=$rate
-        csv "$round" "$server" cqrs-open-try "$f" "$offered" "$achieved" "$dropped" "$lag" 1
+        csv "$round" "$server" cqrs-open-try "$f" "$offered" "$achieved" "$dropped" "$lag" 1 "$latency"
       else
         note="$note: stop"
-        csv "$round" "$server" cqrs-open-try "$f" "$offered" "$achieved" "$dropped" "$lag" 0
+        csv "$round" "$server" cqrs-open-try "$f" "$offered" "$achieved" "$dropped" "$lag" 0 "$latency"
       fi
-      row "cqrs open ${f}×wrk" "$offered" "$achieved" "$dropped" "$lag" "$note"
+      row "cqrs open ${f}×wrk" "$offered" "$achieved" "$dropped" "$lag" "$note; latency p99 $(fmt "$latency" 2) ms"
+      if [ -n "$wrk2" ]; then
+        read -r w2_rps w2_latency < <(run_wrk2 "$url" "$rate")
+        row "wrk2 open ${f}×wrk" "$rate" "$w2_rps" - - "latency p99 $(fmt "$w2_latency" 2) ms (no send lag reported)"
+        csv "$round" "$server" wrk2-open-try "$f" "$rate" "$w2_rps" "" "" "" "$w2_latency"
+      fi
       [ "$best" = "$rate" ] || break
     done
   fi
@@ -263,7 +294,7 @@ measure() {
   row "cqrs open-max" "$best" - - - "$note"
   csv "$round" "$server" cqrs-open-max "" "$best" "" "" "" ""
 
-  read -r offered achieved dropped lag < <(run_cqrs scenarios/ceiling.toml "$base" "$RATE_10K")
+  read -r offered achieved dropped lag latency < <(run_cqrs scenarios/ceiling.toml "$base" "$RATE_10K")
   note=$(python3 -c "import math; l=float('$lag'); print('send-lag p99 < 0.5 ms: ' + ('n/a' if math.isnan(l) else 'yes' if l < 0.5 else 'NO'))")
   row "cqrs open 10k" "$offered" "$achieved" "$dropped" "$lag" "$note"
   csv "$round" "$server" cqrs-open-10k "" "$offered" "$achieved" "$dropped" "$lag" ""
@@ -300,6 +331,14 @@ for server in dict.fromkeys(r["server"] for r in rows):
           f"  send-lag p99 at 10k/s {f(med(lag10k), 3)} ms")
     print(f"  closed/wrk {f(ratio(closed, wrk), 2)}  open/wrk {f(ratio(open_, wrk), 2)}  "
           f"oha/wrk {f(ratio(oha, wrk), 2)}  cqrs-closed/oha {f(ratio(closed, oha), 2)}")
+    tries = {}
+    for r in rows:
+        if r["server"] == server and r["tool"] in ("cqrs-open-try", "wrk2-open-try"):
+            tries.setdefault(r["fraction"], {}).setdefault(r["tool"], []).append(num(r.get("latency_p99_ms") or "nan"))
+    if any("wrk2-open-try" in t for t in tries.values()):
+        print("  open model, latency p99 from the intended start at the same rates (median ms, cqrs / wrk2): " +
+              ", ".join(f"{fr}×wrk {f(med(t.get('cqrs-open-try', [])), 2)} / {f(med(t.get('wrk2-open-try', [])), 2)}"
+                        for fr, t in sorted(tries.items(), key=lambda kv: float(kv[0]))))
 PY
 }
 
@@ -309,10 +348,10 @@ find_bin
 find_tools
 start_nginx
 start_target
-echo "cqrs-bench: $bin${threads_flag[*]:+ (${threads_flag[*]})}; wrk: $(command -v wrk); oha: ${oha:-not installed}"
+echo "cqrs-bench: $bin${threads_flag[*]:+ (${threads_flag[*]})}; wrk: $(command -v wrk); oha: ${oha:-not installed}; wrk2: ${wrk2:-not installed}"
 echo "rounds $ROUNDS, $THREADS thread(s), $CONNS connections/users, ${SECS} s per measurement" \
   "(+${WARMUP} s warmup for cqrs-bench); open model tries ${FRACTIONS// /, } × wrk"
-echo "round,server,tool,fraction,offered_per_s,achieved_per_s,dropped,send_lag_p99_ms,keeps_schedule" >"$CSV"
+echo "round,server,tool,fraction,offered_per_s,achieved_per_s,dropped,send_lag_p99_ms,keeps_schedule,latency_p99_ms" >"$CSV"
 for round in $(seq "$ROUNDS"); do
   measure nginx "http://127.0.0.1:$NGINX_PORT" "$round"
   measure target "http://127.0.0.1:$PORT" "$round"
