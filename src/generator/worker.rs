@@ -35,6 +35,13 @@ use crate::target::Target;
 /// latencies, without holding a thousand idle connections on a server at a low rate.
 const WARM_CONNECTIONS: usize = 64;
 
+/// On a dense schedule (this worker's slots under `DENSE_GAP` apart), a due slot waits
+/// until the oldest due one is `BURST` late, and they go out together: the server then
+/// wakes once per burst instead of once per request, as with wrk2 (which sends what fell
+/// due each millisecond). The wait is part of their send lag, as any lateness is.
+const DENSE_GAP: Duration = Duration::from_micros(20);
+const BURST: Duration = Duration::from_micros(50);
+
 /// A scheduled operation waiting for a lane.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Slot {
@@ -147,6 +154,14 @@ async fn send_reports(reports: &Sender<Report>, due: Vec<Report>) {
     }
 }
 
+/// When the slot at `offset` may go, as an offset, if the schedule is dense (it follows
+/// the last slot sent, at `last_sent`, by under `DENSE_GAP`): `BURST` after its own
+/// intended start. `None`: it goes when due.
+fn burst_release(offset: Duration, last_sent: Option<Duration>) -> Option<Duration> {
+    let dense = last_sent.is_some_and(|last| offset.saturating_sub(last) < DENSE_GAP);
+    dense.then_some(offset + BURST)
+}
+
 /// Records a finished operation and tells the observer.
 fn finish<T>(shared: &Shared<T>, recorder: &mut Recorder, slot: Slot, executed: &Executed) {
     shared.gauges.leave_flight();
@@ -180,15 +195,22 @@ impl<T: Target, P: Picker> OpenLoop<'_, T, P> {
         let stop = shared.stop.cancelled();
         let abort = shared.abort.cancelled();
         tokio::pin!(stop, abort);
+        let mut last_offset: Option<Duration> = None;
         loop {
             let now = Instant::now();
-            if scheduling.is_some() {
+            // A slot held for a burst, until when (only while that is still ahead).
+            let held = |offset: Duration, last_sent: Option<Duration>| {
+                burst_release(offset, last_sent).map(|at| shared.start + at).filter(|release| *release > now)
+            };
+            let holding = slots.peek().and_then(|&offset| held(offset, last_offset));
+            if scheduling.is_some() && holding.is_none() {
                 while let Some(&offset) = slots.peek() {
                     let intended = shared.start + offset;
                     if intended > now {
                         break;
                     }
                     slots.next();
+                    last_offset = Some(offset);
                     let slot = self.offer(intended, offset);
                     if in_flight.len() < self.lanes {
                         shared.gauges.enter_flight();
@@ -212,7 +234,10 @@ impl<T: Target, P: Picker> OpenLoop<'_, T, P> {
                 // The backlog only fills while every lane is busy, so it is empty too.
                 return;
             }
-            let next_due = slots.peek().filter(|_| scheduling.is_some()).map(|offset| shared.start + *offset);
+            let next_due = slots
+                .peek()
+                .filter(|_| scheduling.is_some())
+                .map(|&offset| held(offset, last_offset).unwrap_or(shared.start + offset));
             let boundary = self.recorder.next_boundary();
             let wake = next_due.map_or(boundary, |due| due.min(boundary));
             tokio::select! {
@@ -326,5 +351,19 @@ async fn run_users<T: Target, P: Picker>(
             _ = running.next() => {}
             _ = pacer.sleep_until(boundary) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a dense schedule is held, and only until its first waiting slot is `BURST` late.
+    #[test]
+    fn a_dense_schedule_is_sent_in_bursts() {
+        let us = Duration::from_micros;
+        assert_eq!(burst_release(us(1_000), None), None, "the first slot goes when due");
+        assert_eq!(burst_release(us(1_100), Some(us(1_000))), None, "100 µs apart: each when due");
+        assert_eq!(burst_release(us(1_010), Some(us(1_000))), Some(us(1_010) + BURST));
     }
 }
