@@ -72,10 +72,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
         count: results.iter().map(|r| r.warmup.count).sum(),
         errors: results.iter().map(|r| r.warmup.errors).sum(),
         latency_ms: worst(results.iter().map(|r| &r.warmup.latency_ms)),
-        send_lag_ms: {
-            let shards: Vec<&Percentiles> = results.iter().filter_map(|r| r.warmup.send_lag_ms.as_ref()).collect();
-            (shards.len() == results.len()).then(|| worst(shards.into_iter()))
-        },
+        // Known only when every shard has it (older results do not).
+        send_lag_ms: results
+            .iter()
+            .map(|r| r.warmup.send_lag_ms.as_ref())
+            .collect::<Option<Vec<_>>>()
+            .map(|shards| worst(shards.into_iter())),
     };
     merged.projection = projection(&results, &mut warnings)?;
     merged.staleness = staleness(&results);
