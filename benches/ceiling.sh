@@ -24,6 +24,16 @@
 #                both tools are also compared on latency from the intended start (p99),
 #                which is send lag plus the server's time
 #
+# PIN=1 (on 2 or more cores) gives the server the last core and every load tool the
+# others, each tool the same (taskset), as two machines would. Unpinned (the default),
+# this VM's scheduler at times packs a woken server onto the waking load tool's core while
+# the other idles (`perf sched timehist`: nginx and the generator taking turns on CPU 0 in
+# 1-2 ms slices, CPU 1 idle for 8-30 ms). Measured both ways (README), pinning did not
+# raise the open model's figure (0.50 x wrk either way) and lowered cqrs-bench's closed
+# loop against wrk (0.92 -> 0.85 on nginx: its collector thread then shares the one tool
+# core with the generator thread, where wrk -t1 has a single busy thread), so it is an
+# option, not the default.
+#
 # Why rounds that alternate between the tools: the machine is shared and noisy (2 cores),
 # so one tool measured for a minute and then the next would compare two different
 # machines. Each round runs every tool once against each server, and the summary takes
@@ -33,7 +43,7 @@
 #   benches/ceiling.sh                       (ROUNDS=3 THREADS=1 CONNS=64 SECS=10)
 #   ROUNDS=1 SECS=3 CQRS_BENCH_BIN=/path/to/cqrs-bench benches/ceiling.sh
 #
-# Environment: ROUNDS, THREADS, CONNS, SECS, FRACTIONS ("0.1 0.15 … 1.0"),
+# Environment: ROUNDS, THREADS, CONNS, SECS, FRACTIONS ("0.1 0.15 … 1.0"), PIN (0),
 # PORT (3939, target serve), NGINX_PORT (3940), CQRS_BENCH_BIN (else `cargo build
 # --release`), OHA (path to oha; else found on PATH or in ~/.cargo/bin), WRK2 (path to
 # wrk2, which is not packaged: build it from github.com/giltene/wrk2), CEILING_CSV
@@ -56,6 +66,15 @@ WARMUP=2             # the warmup of both ceiling scenarios, in seconds
 RATE_10K=10000       # the issue's send-lag check: p99 < 0.5 ms at this rate
 LAG_LIMIT_MS=1       # "keeps the schedule": send-lag p99 under this
 GRACE=60             # a tool still running this long after its duration is killed
+
+PIN=${PIN:-0}
+cpus=$(nproc)
+pin_server=() pin_tool=()
+if [ "$PIN" = 1 ] && [ "$cpus" -ge 2 ] && command -v taskset >/dev/null; then
+  tool_cpus=0
+  [ "$cpus" -eq 2 ] || tool_cpus=0-$((cpus - 2))
+  pin_server=(taskset -c "$((cpus - 1))") pin_tool=(taskset -c "$tool_cpus")
+fi
 
 work=$(mktemp -d /tmp/ceiling.XXXXXX)
 pids=()
@@ -139,14 +158,14 @@ http {
 }
 EOF
   port_open "$NGINX_PORT" && die "127.0.0.1:$NGINX_PORT is already in use (set NGINX_PORT)"
-  nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+  "${pin_server[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
   pids+=($!)
   wait_port "$NGINX_PORT" nginx
 }
 
 start_target() {
   port_open "$PORT" && die "127.0.0.1:$PORT is already in use (set PORT)"
-  "$bin" target serve --variant memory --listen "127.0.0.1:$PORT" >"$work/serve.log" 2>&1 &
+  "${pin_server[@]}" "$bin" target serve --variant memory --listen "127.0.0.1:$PORT" >"$work/serve.log" 2>&1 &
   pids+=($!)
   wait_port "$PORT" "target serve"
 }
@@ -155,13 +174,13 @@ start_target() {
 
 # Requests/s of wrk against URL $1.
 run_wrk() {
-  timeout -k 5 $((SECS + GRACE)) wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" "$1" >"$work/wrk.txt" 2>&1 || true
+  timeout -k 5 $((SECS + GRACE)) "${pin_tool[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" "$1" >"$work/wrk.txt" 2>&1 || true
   awk '/Requests\/sec/ {print $2; found=1} END {if (!found) print "nan"}' "$work/wrk.txt"
 }
 
 # Requests/s of oha against URL $1 ("nan" if it failed).
 run_oha() {
-  timeout -k 5 $((SECS + GRACE)) "$oha" -z "${SECS}s" -c "$CONNS" "${oha_args[@]}" "$1" \
+  timeout -k 5 $((SECS + GRACE)) "${pin_tool[@]}" "$oha" -z "${SECS}s" -c "$CONNS" "${oha_args[@]}" "$1" \
     >"$work/oha.json" 2>"$work/oha.err" </dev/null || true
   python3 - "$work/oha.json" <<'PY'
 import json, sys
@@ -177,7 +196,7 @@ PY
 # intended start, measured after wrk2's calibration of 10 s + 5 ms per connection).
 run_wrk2() {
   local secs=$((SECS + 11))
-  timeout -k 5 $((secs + GRACE)) "$wrk2" -t"$THREADS" -c"$CONNS" -d"${secs}s" -R"$2" --latency "$1" \
+  timeout -k 5 $((secs + GRACE)) "${pin_tool[@]}" "$wrk2" -t"$THREADS" -c"$CONNS" -d"${secs}s" -R"$2" --latency "$1" \
     >"$work/wrk2.txt" 2>&1 || true
   python3 - "$work/wrk2.txt" <<'PY'
 import re, sys
@@ -195,7 +214,7 @@ PY
 run_cqrs() {
   local out
   out=$(mktemp -d "$work/run.XXXXXX")
-  timeout -k 5 $((SECS + WARMUP + GRACE)) "$bin" run "$1" --quiet --target "$2" --rate "$3" \
+  timeout -k 5 $((SECS + WARMUP + GRACE)) "${pin_tool[@]}" "$bin" run "$1" --quiet --target "$2" --rate "$3" \
     --duration "$((SECS + WARMUP))s" "${threads_flag[@]}" --out "$out" >"$out.log" 2>&1 || true
   python3 - "$out/result.json" <<'PY'
 import json, sys
@@ -349,6 +368,11 @@ find_tools
 start_nginx
 start_target
 echo "cqrs-bench: $bin${threads_flag[*]:+ (${threads_flag[*]})}; wrk: $(command -v wrk); oha: ${oha:-not installed}; wrk2: ${wrk2:-not installed}"
+if [ ${#pin_server[@]} -gt 0 ]; then
+  echo "placement: server on CPU ${pin_server[2]}, load tools on CPU ${pin_tool[2]} (PIN=1)"
+else
+  echo "placement: left to the scheduler (PIN=1 pins the server and the load tools apart)"
+fi
 echo "rounds $ROUNDS, $THREADS thread(s), $CONNS connections/users, ${SECS} s per measurement" \
   "(+${WARMUP} s warmup for cqrs-bench); open model tries ${FRACTIONS// /, } × wrk"
 echo "round,server,tool,fraction,offered_per_s,achieved_per_s,dropped,send_lag_p99_ms,keeps_schedule,latency_p99_ms" >"$CSV"
