@@ -18,6 +18,14 @@
 #                trying FRACTIONS of this round's wrk figure in ascending order and stopping
 #                at the first failure (each try SECS s after a 2 s warmup)
 #   cqrs 10k     the open model at 10,000 ops/s: its send-lag p99 (goal: < 0.5 ms)
+#   ideal        with STALLS=1 (the default): how far an ideal open-model generator could
+#                have gone on this machine just before the open-model tries: benches/stalls.py
+#                records STALL_SECS s of the cores' stalls (the load tool's and, on 2 or more
+#                cores, the last one's, the server's), and replays them against a generator
+#                that sends on time at no cost but wrk's (this round's wrk rate) with 256
+#                requests in flight at most (scenarios/ceiling.toml's max_in_flight): its
+#                highest fraction kept, by the same search. cqrs open / ideal reads the
+#                generator against what the minute allowed.
 #   wrk2         when WRK2 names a wrk2 binary (or wrk2 is on PATH): the open-model reference,
 #                run at every rate the open model tries, THREADS threads, CONNS connections,
 #                SECS s measured after its own 10 s calibration. wrk2 reports no send lag, so
@@ -44,6 +52,7 @@
 #   ROUNDS=1 SECS=3 CQRS_BENCH_BIN=/path/to/cqrs-bench benches/ceiling.sh
 #
 # Environment: ROUNDS, THREADS, CONNS, SECS, FRACTIONS ("0.1 0.15 … 1.0"), PIN (0),
+# STALLS (1), STALL_SECS (10),
 # PORT (3939, target serve), NGINX_PORT (3940), CQRS_BENCH_BIN (else `cargo build
 # --release`), OHA (path to oha; else found on PATH or in ~/.cargo/bin), WRK2 (path to
 # wrk2, which is not packaged: build it from github.com/giltene/wrk2), CEILING_CSV
@@ -68,6 +77,8 @@ LAG_LIMIT_MS=1       # "keeps the schedule": send-lag p99 under this
 GRACE=60             # a tool still running this long after its duration is killed
 
 PIN=${PIN:-0}
+STALLS=${STALLS:-1}
+STALL_SECS=${STALL_SECS:-10}
 cpus=$(nproc)
 pin_server=() pin_tool=()
 if [ "$PIN" = 1 ] && [ "$cpus" -ge 2 ] && command -v taskset >/dev/null; then
@@ -288,6 +299,16 @@ measure() {
     "$CONNS users${threads_flag[*]:+, ${threads_flag[*]}}"
   csv "$round" "$server" cqrs-closed "" "$offered" "$achieved" "$dropped" "$lag" ""
 
+  if [ "$STALLS" = 1 ] && [ "$wrk_rps" != nan ]; then
+    local reach server_cpu=()
+    [ "$cpus" -lt 2 ] || server_cpu=(--server-cpu "$((cpus - 1))")
+    reach=$(python3 benches/stalls.py --reach --secs "$STALL_SECS" --capacity "$wrk_rps" --cpu 0 \
+      "${server_cpu[@]}" --lanes 256 --fractions "$FRACTIONS" 2>/dev/null || echo nan)
+    rate=$(python3 -c "print(round($reach * $wrk_rps))" 2>/dev/null || echo nan)
+    row "ideal open-max" "$rate" - - - "${reach}×wrk: an ideal generator on the last ${STALL_SECS} s of this machine's stalls"
+    csv "$round" "$server" ideal-open-max "$reach" "$rate" "" "" "" ""
+  fi
+
   if [ "$wrk_rps" != nan ]; then
     for f in $FRACTIONS; do
       rate=$(python3 -c "print(round($f * $wrk_rps))")
@@ -339,17 +360,23 @@ for server in dict.fromkeys(r["server"] for r in rows):
     for r in rows:
         if r["server"] == server:
             key = (int(r["round"]), r["tool"])
-            val = num(r["offered_per_s"] if r["tool"] == "cqrs-open-max" else
+            val = num(r["offered_per_s"] if r["tool"] in ("cqrs-open-max", "ideal-open-max") else
                       r["send_lag_p99_ms"] if r["tool"] == "cqrs-open-10k" else r["achieved_per_s"])
             per[key] = val
     def series(tool): return [per.get((i, tool), math.nan) for i in range(1, rounds + 1)]
-    wrk, oha, closed, open_, lag10k = map(series, ["wrk", "oha", "cqrs-closed", "cqrs-open-max", "cqrs-open-10k"])
+    wrk, oha, closed, open_, lag10k, ideal = map(series, ["wrk", "oha", "cqrs-closed", "cqrs-open-max",
+                                                          "cqrs-open-10k", "ideal-open-max"])
     ratio = lambda a, b: med([x / y if y else math.nan for x, y in zip(a, b)])
     print(f"{server}: wrk {f(med(wrk))}/s  oha " + (f"{f(med(oha))}/s" if have_oha else "not installed") +
           f"  cqrs closed {f(med(closed))}/s  cqrs open-max {f(med(open_))}/s"
           f"  send-lag p99 at 10k/s {f(med(lag10k), 3)} ms")
     print(f"  closed/wrk {f(ratio(closed, wrk), 2)}  open/wrk {f(ratio(open_, wrk), 2)}  "
           f"oha/wrk {f(ratio(oha, wrk), 2)}  cqrs-closed/oha {f(ratio(closed, oha), 2)}")
+    if not all(math.isnan(x) for x in ideal):
+        print(f"  ideal open-max/wrk {f(ratio(ideal, wrk), 2)} (rounds: "
+              + ", ".join(f(x / y, 2) if y else "n/a" for x, y in zip(ideal, wrk))
+              + f")  cqrs open / ideal, by round: "
+              + ", ".join(f(x / y, 2) if y else "n/a" for x, y in zip(open_, ideal)))
     tries = {}
     for r in rows:
         if r["server"] == server and r["tool"] in ("cqrs-open-try", "wrk2-open-try"):

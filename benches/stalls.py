@@ -21,7 +21,10 @@ It does three things:
    or measured here with wrk against --url). Slot i is due at i / rate; it is sent at the
    first moment the generator is free and the core is not stalled. The p99 of (sent - due)
    over every slot is the least send-lag p99 a generator could report at that rate on
-   this trace: a lower bound, since the server's own core stalls too and is not counted.
+   this trace. With --server-cpu, the server's core is measured at the same time and
+   the replay adds it: the server answers in order at CAPACITY on its stalling core, and
+   a slot waits for a lane (--lanes requests in flight at most, one per HTTP/1.1
+   connection) when every lane waits for the server.
 3. With --windows N: runs wrk N times back to back for --window-secs each (pinned like
    the stall thread) and replays the same ideal generator, now as efficient as wrk *in
    each window*, at fractions of the median window: a window where wrk itself did less
@@ -33,12 +36,14 @@ It does three things:
   benches/stalls.py --capacity 120000                   (SECS=30 on CPU 0)
   benches/stalls.py --url http://127.0.0.1:3940/ --secs 20 --cpu 0
   benches/stalls.py --url http://127.0.0.1:3940/ --windows 40 --window-secs 2
+  benches/stalls.py --capacity 120000 --server-cpu 1 --secs 10 --reach   (for ceiling.sh)
 
 Prints the stalls (count, total, largest, share of the time) and, for each fraction of
 the capacity, the ideal generator's send-lag p50 / p99 / max.
 """
 
 import argparse
+import multiprocessing
 import os
 import re
 import shutil
@@ -51,8 +56,6 @@ GAP_S = 0.0001  # a gap between two clock reads longer than this is a stall
 
 def measure_stalls_both(secs, cpu, server_cpu):
     """The stalls of two cores over the same `secs`, measured side by side."""
-    import multiprocessing
-
     with multiprocessing.Pool(2) as pool:
         return pool.starmap(measure_stalls, [(secs, cpu), (secs, server_cpu)])
 
@@ -159,6 +162,9 @@ def main():
     parser.add_argument("--run-secs", type=float, default=10.0, help="length of a try, for the spans")
     parser.add_argument("--server-cpu", type=int, help="also replay the server's stalls, measured on this CPU")
     parser.add_argument("--lanes", type=int, default=256, help="requests in flight at most (with --server-cpu)")
+    parser.add_argument("--reach", action="store_true",
+                        help="print only the highest of --fractions (tried in ascending order, up to the first "
+                             "miss) at which the ideal generator keeps p99 < 1 ms with every stall measured; 0 if none")
     args = parser.parse_args()
     fractions = [float(f) for f in args.fractions.split()]
     ms = 1e3
@@ -187,6 +193,16 @@ def main():
         stalls, server_stalls = measure_stalls(args.secs, args.cpu), None
     else:
         stalls, server_stalls = measure_stalls_both(args.secs, args.cpu, args.server_cpu)
+    if args.reach:
+        reach = 0.0
+        for fraction in sorted(fractions):
+            lanes = args.lanes if server_stalls is not None else None
+            lags = ideal_lags(stalls, args.secs, fraction * capacity, capacity, server_stalls, lanes)
+            if percentile(lags, 0.99) >= 1e-3:
+                break
+            reach = fraction
+        print(f"{reach:g}")
+        return
     describe(stalls, args.secs, args.cpu)
     if server_stalls is not None:
         describe(server_stalls, args.secs, args.server_cpu)
