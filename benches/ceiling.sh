@@ -22,8 +22,8 @@
 #                have gone on this machine just before the open-model tries: benches/stalls.py
 #                records STALL_SECS s of the cores' stalls (the load tool's and, on 2 or more
 #                cores, the last one's, the server's), and replays them against a generator
-#                that sends on time at no cost but wrk's (this round's wrk rate) with 256
-#                requests in flight at most (scenarios/ceiling.toml's max_in_flight): its
+#                that sends on time at no cost but wrk's (this round's wrk rate) with as
+#                many requests in flight as scenarios/ceiling.toml's max_in_flight: its
 #                highest fraction kept, by the same search. cqrs open / ideal reads the
 #                generator against what the minute allowed.
 #   wrk2         when WRK2 names a wrk2 binary (or wrk2 is on PATH): the open-model reference,
@@ -300,10 +300,11 @@ measure() {
   csv "$round" "$server" cqrs-closed "" "$offered" "$achieved" "$dropped" "$lag" ""
 
   if [ "$STALLS" = 1 ] && [ "$wrk_rps" != nan ]; then
-    local reach server_cpu=()
+    local reach lanes server_cpu=()
     [ "$cpus" -lt 2 ] || server_cpu=(--server-cpu "$((cpus - 1))")
+    lanes=$(awk -F'= *' '/^max_in_flight/ {print $2}' scenarios/ceiling.toml)
     reach=$(python3 benches/stalls.py --reach --secs "$STALL_SECS" --capacity "$wrk_rps" --cpu 0 \
-      "${server_cpu[@]}" --lanes 256 --fractions "$FRACTIONS" 2>/dev/null || echo nan)
+      "${server_cpu[@]}" --lanes "$lanes" --fractions "$FRACTIONS" 2>/dev/null || echo nan)
     rate=$(python3 -c "print(round($reach * $wrk_rps))" 2>/dev/null || echo nan)
     row "ideal open-max" "$rate" - - - "${reach}×wrk: an ideal generator on the last ${STALL_SECS} s of this machine's stalls"
     csv "$round" "$server" ideal-open-max "$reach" "$rate" "" "" "" ""
