@@ -82,7 +82,7 @@ fn sample(op: usize, seq: u64, at: Instant) -> Sample {
         sent: at,
         done: at + Duration::from_micros(micros),
         outcome: Outcome::Ok,
-        delta: 0.0,
+        change: Default::default(),
     }
 }
 

@@ -65,6 +65,9 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
                             scenario.queries().count(),
                             scenario.load_duration()
                         );
+                        for warning in cqrs_bench::scenario::lint(&scenario) {
+                            eprintln!("warning: {}: {warning}", path.display());
+                        }
                         if let Some(url) = &target {
                             for warning in cqrs_bench::check_probe_answers(&scenario, url).await? {
                                 eprintln!("warning: {}: {warning}", path.display());

@@ -443,6 +443,13 @@ fn sum_events(results: &[&RunResult]) -> Option<EventCounts> {
         keys_checked: sum(|e| e.keys_checked),
         read_errors: sum(|e| e.read_errors),
         unknown: sum(|e| e.unknown),
+        pending: sum(|e| e.pending),
+        // Each shard's first refs of each class, by ref (shards' refs differ in their shard).
+        examples: {
+            let mut examples: Vec<_> = all.iter().flat_map(|e| e.examples.iter().cloned()).collect();
+            examples.sort_by(|a, b| a.class.cmp(&b.class).then_with(|| a.op_ref.cmp(&b.op_ref)));
+            examples
+        },
     })
 }
 
@@ -453,12 +460,14 @@ fn values(results: &[&RunResult]) -> Option<crate::probe::values::ValueCounts> {
         merged.keys_checked += v.keys_checked;
         merged.matched += v.matched;
         merged.mismatched += v.mismatched;
+        merged.absent += v.absent;
         merged.unsure += v.unsure;
         merged.unreadable += v.unreadable;
         merged.largest_difference = merged.largest_difference.max(v.largest_difference);
         merged.total_difference += v.total_difference;
         merged.mismatches.extend(v.mismatches.iter().cloned());
     }
+    merged.mismatches.sort_by(|a, b| a.key.cmp(&b.key));
     Some(merged)
 }
 
@@ -472,6 +481,10 @@ fn verify(results: &[&RunResult]) -> Option<VerifyStats> {
         settled_after_s: all.iter().map(|v| v.settled_after_s).fold(0.0, f64::max),
         ledger_bytes: all.iter().map(|v| v.ledger_bytes).sum(),
         cut_short: all.iter().any(|v| v.cut_short),
+        // The shards stopped each for its own reason: see each shard's result.
+        stopped: None,
+        stopped_because: None,
+        lag_bound_ms: None,
     })
 }
 

@@ -315,7 +315,7 @@ mod tests {
 
     fn sample(op: usize, intended: Instant, outcome: Outcome) -> Sample {
         let done = intended + Duration::from_millis(2);
-        Sample { op, seq: 1, key: 0, intended, sent: intended, done, outcome, delta: 0.0 }
+        Sample { op, seq: 1, key: 0, intended, sent: intended, done, outcome, change: Default::default() }
     }
 
     /// The seconds' outcome counts and latency samples add up to the worker's totals, per

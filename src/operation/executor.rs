@@ -12,7 +12,7 @@ use rand::rngs::SmallRng;
 
 use super::captures::{self, CaptureStore};
 use super::created::{CreatedKeys, NO_KEY};
-use super::{PROBE_HEADER, Probe, Sample};
+use super::{PROBE_HEADER, Probe, Sample, ValueChange};
 use crate::refs::OpRef;
 use crate::scenario::template::{CaptureLookup, RenderContext, Template};
 use crate::scenario::{CaptureSpec, Delta, OperationSpec, RequestSpec};
@@ -142,8 +142,8 @@ pub struct Executed {
     pub captured: Vec<(String, String)>,
     /// The key the operation acted on: the drawn one, or the id a create made.
     pub key: u64,
-    /// Its `[verify] deltas` change (NaN: its body had no number there; 0: none).
-    pub delta: f64,
+    /// Its `[verify] deltas` change.
+    pub change: ValueChange,
 }
 
 impl Executed {
@@ -157,7 +157,7 @@ impl Executed {
             sent: self.sent,
             done: self.done,
             outcome: self.outcome,
-            delta: self.delta,
+            change: self.change,
         }
     }
 }
@@ -184,9 +184,9 @@ impl<T: Target> Executor<T> {
     pub async fn execute(&self, op: usize, key: u64, seq: u64) -> Executed {
         let spec = &self.ops[op];
         let request = self.render(spec, key, seq, None);
-        let delta = match &spec.delta {
-            Some(delta) => request.body.as_deref().and_then(|b| delta.of_body(b)).unwrap_or(f64::NAN),
-            None => 0.0,
+        let change = match &spec.delta {
+            Some(delta) => request.body.as_deref().map_or(ValueChange::Unknown, |b| delta.of_body(b)),
+            None => ValueChange::None,
         };
         let sent = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.target.send(request)).await;
@@ -218,7 +218,7 @@ impl<T: Target> Executor<T> {
             store.put(key, captured.clone());
         }
         let body = reply.map_or_else(bytes::Bytes::new, |r| r.body);
-        Executed { sent, done, outcome, body, captured, key, delta }
+        Executed { sent, done, outcome, body, captured, key, change }
     }
 
     /// Sends operation `op` for a probe: same rendering, no figures, the command's own

@@ -48,6 +48,20 @@ pub struct Sample {
     pub sent: Instant,
     pub done: Instant,
     pub outcome: Outcome,
-    /// The command's `[verify] deltas` change (0 when none, NaN when unknown).
-    pub delta: f64,
+    /// The command's `[verify] deltas` change.
+    pub change: ValueChange,
+}
+
+/// What a command does to `[verify] value`'s number, from the body it sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum ValueChange {
+    /// Not a command of `deltas`.
+    #[default]
+    None,
+    /// Adds this (negative: subtracts).
+    Add(f64),
+    /// Sets the number to this (`"=/qty"`).
+    Set(f64),
+    /// Its body had no number at the delta's pointer: the number after it is not known.
+    Unknown,
 }

@@ -106,7 +106,15 @@ pub struct LagFigures {
     pub seen: Vec<SeenProbe>,
     /// What could not be written (projection-lag.hlog) or placed.
     pub warnings: Vec<String>,
+    /// The longest lag of a probe that saw its command (late ones left out).
+    pub longest_seen: Duration,
+    /// The refs of the first `MAX_LATE_KEPT` late probes: `[verify]` tells an event
+    /// never applied from one applied after the timeout (issue 30).
+    pub late_seqs: Vec<u64>,
 }
+
+/// Late probes whose refs are kept for `[verify]`.
+pub const MAX_LATE_KEPT: usize = 4096;
 
 /// A probe that saw its command: its ref, times, and the read model's own times.
 #[derive(Debug, Clone, Copy)]
@@ -176,6 +184,8 @@ impl Book {
                 records: Vec::new(),
                 seen: Vec::new(),
                 warnings: Vec::new(),
+                longest_seen: Duration::ZERO,
+                late_seqs: Vec::new(),
             },
             open: BTreeMap::new(),
             closed_through: 0,
@@ -190,6 +200,11 @@ impl Book {
         let counted = r.lag.unwrap_or(config.timeout);
         record(&mut figures.histogram, counted);
         figures.late += u64::from(r.lag.is_none());
+        match r.lag {
+            Some(lag) => figures.longest_seen = figures.longest_seen.max(lag),
+            None if figures.late_seqs.len() < MAX_LATE_KEPT => figures.late_seqs.push(r.seq),
+            None => {}
+        }
         if let Some(metrics) = &config.gauges.metrics {
             // As in the histogram above: a late probe at the timeout.
             metrics.observe_lag(counted, r.lag.is_none());

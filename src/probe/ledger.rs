@@ -33,23 +33,124 @@ pub struct Ledger {
     pub time_acks: bool,
     /// Per operation: are its refs accounted (`[verify] commands`)? Empty: every recorded one.
     pub refs_of: Vec<bool>,
-    /// Per key: how many of its commands were acknowledged, so the refs of a key that
-    /// could not be read are reported unknown, not missed.
-    pub acked_per_key: HashMap<u64, u64>,
+    /// Per key: how many of its commands were acknowledged (so the refs of a key that
+    /// could not be read are reported unknown, not missed) and which was last.
+    pub acked_per_key: HashMap<u64, KeyAcks>,
     /// Acknowledged refs of keyless commands (no `{{key}}`): a global list must show them.
-    pub keyless: u64,
+    pub keyless: KeyAcks,
     /// Value accounting (`[verify] deltas`): per key, what the run changed.
     pub values: HashMap<u64, KeyChange>,
+    /// Every acknowledged ref: the last one, for a global list read back (issue 30).
+    pub all: KeyAcks,
+    /// Key, operation and acknowledgement time of the first and the latest
+    /// `DETAILS_KEPT` refs, so the examples of missed refs can name them (issue 30).
+    pub details: RefDetails,
+    /// What acknowledgement times are measured from (the load's start).
+    pub origin: Option<Instant>,
+}
+
+/// Refs whose details are kept at each end of the run (24 bytes each).
+pub const DETAILS_KEPT: usize = 32_768;
+
+/// One ref's key, operation and acknowledgement time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefDetail {
+    pub seq: u64,
+    pub key: u64,
+    pub op: u32,
+    /// Milliseconds from the ledger's origin to its answer.
+    pub acked_ms: u32,
+}
+
+/// The first `DETAILS_KEPT` refs recorded and a ring of the latest `DETAILS_KEPT`:
+/// bounded, whatever the run's length.
+#[derive(Debug, Default)]
+pub struct RefDetails {
+    first: Vec<RefDetail>,
+    latest: std::collections::VecDeque<RefDetail>,
+}
+
+impl RefDetails {
+    fn push(&mut self, detail: RefDetail) {
+        if self.first.len() < DETAILS_KEPT {
+            self.first.push(detail);
+            return;
+        }
+        if self.latest.len() == DETAILS_KEPT {
+            self.latest.pop_front();
+        }
+        self.latest.push_back(detail);
+    }
+
+    /// The details of ref `seq`, when kept.
+    pub fn get(&self, seq: u64) -> Option<RefDetail> {
+        self.first.iter().chain(&self.latest).find(|d| d.seq == seq).copied()
+    }
+
+    fn bytes(&self) -> usize {
+        (self.first.capacity() + self.latest.capacity()) * std::mem::size_of::<RefDetail>()
+    }
+}
+
+/// The acknowledged commands of one key (or of the keyless ones, a global list).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct KeyAcks {
+    pub count: u64,
+    /// The ref acknowledged last (by its answer's time): once the read model shows it, a
+    /// projector that keeps the key's order has passed every earlier one (issue 30).
+    pub last_seq: u64,
+    pub last_done: Option<Instant>,
+}
+
+impl KeyAcks {
+    fn record(&mut self, seq: u64, done: Instant) {
+        self.count += 1;
+        if self.last_done.is_none_or(|last| done >= last) {
+            (self.last_seq, self.last_done) = (seq, Some(done));
+        }
+    }
 }
 
 /// What this run did to one key's number.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct KeyChange {
-    /// Sum of the acknowledged commands' deltas.
+    /// Sum of the acknowledged commands' deltas: from `initial`, or from the last set.
     pub sum: f64,
-    /// A command with a delta got no answer (or its delta was not a number): the
-    /// expected value is not known.
+    /// A command set the number (`"=/qty"`): `sum` is the number itself.
+    pub set: bool,
+    /// A command with a delta got no answer, its delta was not a number, or a set raced
+    /// another command on the key: the expected value is not known.
     pub unsure: bool,
+    /// Acknowledged commands with a change: a key with any has a row in the read model.
+    pub acked: u64,
+    /// The latest completion of a command with a change, and of a set (for races).
+    last_done: Option<Instant>,
+    last_set_done: Option<Instant>,
+}
+
+impl KeyChange {
+    /// Adds one finished command's change. Samples arrive about in completion order, so
+    /// a set sent before an earlier-finished command ended, or a command sent before the
+    /// latest set ended, overlapped it: the target may have ordered them either way.
+    fn record(&mut self, sample: &Sample) {
+        use crate::operation::ValueChange;
+        let overlaps_set = self.last_set_done.is_some_and(|done| sample.sent < done);
+        match (sample.outcome, sample.change) {
+            (Outcome::Ok, ValueChange::Add(n)) => {
+                self.sum += n;
+                self.unsure |= overlaps_set;
+            }
+            (Outcome::Ok, ValueChange::Set(n)) => {
+                self.unsure |= overlaps_set || self.last_done.is_some_and(|done| sample.sent < done);
+                (self.sum, self.set) = (n, true);
+                self.last_set_done = Some(sample.done);
+            }
+            (Outcome::Ok | Outcome::Failed(_), _) => self.unsure = true,
+            (Outcome::Rejected | Outcome::Status(_), _) => return,
+        }
+        self.acked += u64::from(sample.outcome == Outcome::Ok);
+        self.last_done = Some(self.last_done.map_or(sample.done, |done| done.max(sample.done)));
+    }
 }
 
 impl Ledger {
@@ -60,13 +161,8 @@ impl Ledger {
 
     /// Records one finished command the verification covers.
     pub fn record(&mut self, sample: &Sample) {
-        if sample.delta != 0.0 && sample.key != NO_KEY {
-            let change = self.values.entry(sample.key).or_default();
-            match sample.outcome {
-                Outcome::Ok if sample.delta.is_finite() => change.sum += sample.delta,
-                Outcome::Ok | Outcome::Failed(_) => change.unsure = true,
-                Outcome::Rejected | Outcome::Status(_) => {}
-            }
+        if sample.change != crate::operation::ValueChange::None && sample.key != NO_KEY {
+            self.values.entry(sample.key).or_default().record(sample);
             if matches!(sample.outcome, Outcome::Ok | Outcome::Failed(_)) {
                 self.keys.insert(sample.key);
             }
@@ -74,9 +170,19 @@ impl Ledger {
         if !self.refs_of.is_empty() && !self.refs_of.get(sample.op).copied().unwrap_or(false) {
             return;
         }
+        if matches!(sample.outcome, Outcome::Ok | Outcome::Failed(_)) {
+            let acked_ms = self.origin.map_or(0, |origin| sample.done.saturating_duration_since(origin).as_millis());
+            self.details.push(RefDetail {
+                seq: sample.seq,
+                key: sample.key,
+                op: sample.op as u32,
+                acked_ms: u32::try_from(acked_ms).unwrap_or(u32::MAX),
+            });
+        }
         match sample.outcome {
             Outcome::Ok => {
                 self.acked.insert(sample.seq);
+                self.all.record(sample.seq, sample.done);
                 if self.time_acks
                     && sample.seq.is_multiple_of(crate::probe::bus::E2E_SAMPLE_EVERY)
                     && self.sampled_acks.len() < crate::probe::bus::E2E_MAX_SAMPLES
@@ -92,11 +198,13 @@ impl Ledger {
         }
         if sample.key == NO_KEY {
             // Keyless: read back from a global list, where order across entities means nothing.
-            self.keyless += u64::from(sample.outcome == Outcome::Ok);
+            if sample.outcome == Outcome::Ok {
+                self.keyless.record(sample.seq, sample.done);
+            }
             return;
         }
         if sample.outcome == Outcome::Ok {
-            *self.acked_per_key.entry(sample.key).or_default() += 1;
+            self.acked_per_key.entry(sample.key).or_default().record(sample.seq, sample.done);
         }
         self.keys.insert(sample.key);
         // Samples arrive roughly in completion order. A command sent before the latest
@@ -126,8 +234,9 @@ impl Ledger {
             + self.ambiguous_order.serialized_size()
             + self.last_done.capacity() * (8 + 16 + 8)
             + self.sampled_acks.capacity() * (8 + 16)
-            + self.acked_per_key.capacity() * (8 + 8)
-            + self.values.capacity() * (8 + 16)
+            + self.acked_per_key.capacity() * (8 + std::mem::size_of::<KeyAcks>())
+            + self.values.capacity() * (8 + std::mem::size_of::<KeyChange>())
+            + self.details.bytes()
     }
 }
 
@@ -146,7 +255,7 @@ mod tests {
             sent: t0 + Duration::from_millis(sent_ms),
             done: t0 + Duration::from_millis(done_ms),
             outcome,
-            delta: 0.0,
+            change: Default::default(),
         }
     }
 

@@ -35,6 +35,14 @@ pub struct EventCounts {
     /// Acknowledged refs of keys that could not be read: neither applied nor missed, unknown.
     #[serde(default)]
     pub unknown: u64,
+    /// Acknowledged refs not visible when verification stopped that the projector had not
+    /// passed (nothing acknowledged after them on their key is visible), while no rule
+    /// says it never will apply them: not yet applied, or never; not judged missed.
+    #[serde(default)]
+    pub pending: u64,
+    /// The first missed, pending, duplicated and unexpected refs (up to 20 of each), by ref.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<RefExample>,
 }
 
 impl EventCounts {
@@ -42,6 +50,30 @@ impl EventCounts {
     pub fn complete(&self) -> bool {
         self.read_errors == 0 && self.unknown == 0
     }
+
+    /// True when every acknowledged ref not visible is judged (missed), none pending.
+    pub fn judged(&self) -> bool {
+        self.complete() && self.pending == 0
+    }
+}
+
+/// Examples kept per class.
+pub const EXAMPLES: usize = 20;
+
+/// One ref a user can look up in their own logs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RefExample {
+    /// `missed`, `pending`, `duplicate` or `unexpected`.
+    pub class: String,
+    #[serde(rename = "ref")]
+    pub op_ref: String,
+    /// The key it was written on, its operation and when it was answered (ms from the
+    /// start of the run), when the ledger kept them (the first and latest 32,768 refs).
+    pub key: Option<String>,
+    pub operation: Option<String>,
+    pub acked_at_ms: Option<u64>,
+    /// What the read model showed of it.
+    pub shown: String,
 }
 
 /// One application found in the read model.
@@ -87,12 +119,52 @@ pub struct Reconciler<'l> {
     foreign: HashSet<u64>,
     /// Acknowledged refs on keys that could not be read.
     unreadable_acked: u64,
+    unreadable_keys: HashSet<u64>,
+    /// Keys whose last acknowledged ref is not visible, and their refs not visible: the
+    /// projector has not passed them (issue 30).
+    unpassed_keys: HashSet<u64>,
+    unpassed_acked: u64,
+    /// Read from a global list (keyless query): the run's refs are one ordered stream.
+    global_list: bool,
+    /// `verify`'s time rule is in force, with the refs of the late lag probes: when none
+    /// of them is visible, every ref not visible is judged missed.
+    time_rule: Option<&'l [u64]>,
+    all_passed: bool,
+    /// Refs applied more than once (their applications), and unexpected ones, by ref.
+    duplicated: std::collections::BTreeMap<u64, u32>,
+    unexpected: std::collections::BTreeSet<u64>,
 }
 
 impl<'l> Reconciler<'l> {
     pub fn new(ledger: &'l Ledger) -> Reconciler<'l> {
         let counts = EventCounts { acked: ledger.acked.len(), ..EventCounts::default() };
-        Reconciler { ledger, counts, seen: RoaringTreemap::new(), foreign: HashSet::new(), unreadable_acked: 0 }
+        Reconciler {
+            ledger,
+            counts,
+            seen: RoaringTreemap::new(),
+            foreign: HashSet::new(),
+            unreadable_acked: 0,
+            unreadable_keys: HashSet::new(),
+            unpassed_keys: HashSet::new(),
+            unpassed_acked: 0,
+            global_list: false,
+            time_rule: None,
+            all_passed: false,
+            duplicated: Default::default(),
+            unexpected: Default::default(),
+        }
+    }
+
+    /// The read model has had longer than the projector ever took (`verify`'s time
+    /// rule): unless a late probe's ref shows up (the projector can take longer), every
+    /// ref not visible is judged missed.
+    pub fn time_rule(&mut self, late_seqs: &'l [u64]) {
+        self.time_rule = Some(late_seqs);
+    }
+
+    /// True when the time rule judged the refs not visible (after `finish`).
+    pub fn judged_by_time(&self) -> bool {
+        self.all_passed
     }
 
     /// One key's applications in the order the read model applied them (`key: Some`), or
@@ -101,10 +173,15 @@ impl<'l> Reconciler<'l> {
     pub fn add(&mut self, key: Option<u64>, applied: Option<&[Applied]>) {
         let counts = &mut self.counts;
         counts.keys_checked += 1;
+        self.global_list |= key.is_none();
+        let key_acks = key.and_then(|key| self.ledger.acked_per_key.get(&key)).copied().unwrap_or_default();
         let Some(applied) = applied else {
             counts.read_errors += 1;
             self.unreadable_acked += match key {
-                Some(key) => self.ledger.acked_per_key.get(&key).copied().unwrap_or(0),
+                Some(key) => {
+                    self.unreadable_keys.insert(key);
+                    key_acks.count
+                }
                 // A global list that could not be read: nothing is known.
                 None => self.ledger.acked.len(),
             };
@@ -112,6 +189,7 @@ impl<'l> Reconciler<'l> {
         };
         // Highest well-ordered sequence number applied so far on this key.
         let mut highest_ordered = 0u64;
+        let (mut visible_acked, mut last_visible) = (0u64, false);
         for item in applied {
             let seq = match *item {
                 Applied::Foreign(hash) => {
@@ -124,19 +202,37 @@ impl<'l> Reconciler<'l> {
             };
             if !self.seen.insert(seq) {
                 counts.duplicates += 1;
+                // The lowest refs are kept: a higher one dropped here is dropped again if seen.
+                *self.duplicated.entry(seq).or_insert(1) += 1;
+                if self.duplicated.len() > EXAMPLES {
+                    self.duplicated.pop_last();
+                }
                 continue;
             }
             let (acked, unsure) = (self.ledger.acked.contains(seq), self.ledger.indeterminate.contains(seq));
             if !acked && !unsure {
                 counts.unexpected += 1;
+                self.unexpected.insert(seq);
+                if self.unexpected.len() > EXAMPLES {
+                    self.unexpected.pop_last();
+                }
                 continue;
             }
+            visible_acked += u64::from(acked);
+            last_visible |= seq == key_acks.last_seq;
             if key.is_some() && acked && !self.ledger.ambiguous_order.contains(seq) {
                 if seq < highest_ordered {
                     counts.reordered += 1;
                 }
                 highest_ordered = highest_ordered.max(seq);
             }
+        }
+        if let Some(key) = key
+            && key_acks.count > 0
+            && !last_visible
+        {
+            self.unpassed_keys.insert(key);
+            self.unpassed_acked += key_acks.count.saturating_sub(visible_acked);
         }
     }
 
@@ -146,14 +242,110 @@ impl<'l> Reconciler<'l> {
         self.unreadable_acked += acked;
     }
 
-    pub fn finish(mut self) -> EventCounts {
-        let not_seen = (&self.ledger.acked - &self.seen).len();
+    /// The counts, with the examples' refs (their texts are the caller's: `describe`).
+    pub fn finish(mut self) -> (EventCounts, Vec<ExampleRef>, bool) {
+        let not_seen = &self.ledger.acked - &self.seen;
         // Refs of unreadable keys are among those not seen: unknown, not missed.
-        self.counts.unknown = self.unreadable_acked.min(not_seen);
-        self.counts.missed = not_seen - self.counts.unknown;
+        self.counts.unknown = self.unreadable_acked.min(not_seen.len());
+        let judgeable = not_seen.len() - self.counts.unknown;
+        // A global list passed its last acknowledged ref: every earlier one was passed.
+        if self.global_list && self.ledger.all.count > 0 && !self.seen.contains(self.ledger.all.last_seq) {
+            self.unpassed_acked = judgeable;
+        }
+        self.all_passed = self.time_rule.is_some_and(|late| !late.iter().any(|&seq| self.seen.contains(seq)));
+        self.counts.pending = if self.all_passed { 0 } else { self.unpassed_acked.min(judgeable) };
+        self.counts.missed = judgeable - self.counts.pending;
         self.counts.recovered = (&self.ledger.indeterminate & &self.seen).len();
         self.counts.indeterminate = self.ledger.indeterminate.len() - self.counts.recovered;
-        self.counts
+        let examples = self.examples(&not_seen);
+        (self.counts, examples, self.all_passed)
+    }
+
+    /// The first refs of each class, by ref.
+    fn examples(&self, not_seen: &RoaringTreemap) -> Vec<ExampleRef> {
+        let mut examples = Vec::new();
+        let (mut missed, mut pending) = (0, 0);
+        for seq in not_seen.iter() {
+            if missed >= EXAMPLES && pending >= EXAMPLES {
+                break;
+            }
+            let key = self.ledger.details.get(seq).map(|d| d.key);
+            let class = match key {
+                Some(key) if self.unreadable_keys.contains(&key) => continue,
+                _ if self.counts.pending == 0 => RefClass::Missed,
+                _ if self.counts.missed == 0 => RefClass::Pending,
+                Some(key) if self.unpassed_keys.contains(&key) => RefClass::Pending,
+                Some(_) => RefClass::Missed,
+                None => continue, // its key is not known: neither can be told
+            };
+            let taken = if class == RefClass::Missed { &mut missed } else { &mut pending };
+            if *taken < EXAMPLES {
+                *taken += 1;
+                examples.push(ExampleRef { class, seq, applications: 0, by_time: self.all_passed });
+            }
+        }
+        examples.extend(self.duplicated.iter().map(|(&seq, &n)| ExampleRef {
+            class: RefClass::Duplicate,
+            seq,
+            applications: n,
+            by_time: false,
+        }));
+        examples.extend(self.unexpected.iter().map(|&seq| ExampleRef {
+            class: RefClass::Unexpected,
+            seq,
+            applications: 1,
+            by_time: false,
+        }));
+        examples
+    }
+}
+
+/// An example's class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefClass {
+    Missed,
+    Pending,
+    Duplicate,
+    Unexpected,
+}
+
+/// An example before its texts: the ref's sequence number and how often it was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExampleRef {
+    pub class: RefClass,
+    pub seq: u64,
+    pub applications: u32,
+    /// Judged missed by the time rule rather than by a later ref being visible.
+    pub by_time: bool,
+}
+
+impl ExampleRef {
+    /// The example as result.json shows it.
+    pub fn describe(
+        &self,
+        ledger: &Ledger,
+        op_ref: String,
+        key_text: impl Fn(u64) -> String,
+        op_name: impl Fn(usize) -> String,
+    ) -> RefExample {
+        let detail = ledger.details.get(self.seq);
+        let (class, shown) = match self.class {
+            RefClass::Missed if self.by_time => {
+                ("missed", "not visible, for longer than twice the longest lag probed".to_owned())
+            }
+            RefClass::Missed => ("missed", "not visible, though a ref acknowledged after it on its key is".to_owned()),
+            RefClass::Pending => ("pending", "not visible, nor anything acknowledged after it on its key".to_owned()),
+            RefClass::Duplicate => ("duplicate", format!("applied {} times", self.applications)),
+            RefClass::Unexpected => ("unexpected", "applied, but its command was not acknowledged".to_owned()),
+        };
+        RefExample {
+            class: class.into(),
+            op_ref,
+            key: detail.filter(|d| d.key != crate::operation::created::NO_KEY).map(|d| key_text(d.key)),
+            operation: detail.map(|d| op_name(d.op as usize)),
+            acked_at_ms: detail.filter(|_| self.class != RefClass::Unexpected).map(|d| u64::from(d.acked_ms)),
+            shown,
+        }
     }
 }
 
@@ -175,7 +367,7 @@ pub fn classify<'a>(
         });
         reconciler.add(Some(key), items.as_deref());
     }
-    reconciler.finish()
+    reconciler.finish().0
 }
 
 #[cfg(test)]
@@ -199,7 +391,8 @@ mod tests {
         ledger.indeterminate.insert(7);
         ledger.indeterminate.insert(8);
         // key A: 1, 3, 2 (2 reordered), 3 again (duplicate); key B: 5, 7 (recovered), 9 (unexpected), foreign
-        ledger.acked_per_key.insert(3, 1); // key 3 holds ref 6: unreadable, so 6 is unknown
+        // key 3 holds ref 6: unreadable, so 6 is unknown
+        ledger.acked_per_key.insert(3, crate::probe::ledger::KeyAcks { count: 1, last_seq: 6, ..Default::default() });
         let a = [text(1), text(3), text(2), text(3)];
         let b = [
             text(5),
@@ -233,6 +426,8 @@ mod tests {
                 keys_checked: 3,
                 read_errors: 1,
                 unknown: 1,
+                pending: 0,
+                examples: Vec::new(),
             }
         );
     }

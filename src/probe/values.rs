@@ -16,6 +16,10 @@ pub struct ValueCounts {
     pub matched: u64,
     /// Keys whose number differs from the expected one.
     pub mismatched: u64,
+    /// Keys with acknowledged commands that have no row in the read model (a 404, or
+    /// `value` selects nothing): definitely wrong, unless `absent = "zero"` (issue 30).
+    #[serde(default)]
+    pub absent: u64,
     /// Keys whose expected number is not known: a command with a change got no answer.
     pub unsure: u64,
     /// Keys that could not be read (or whose answer had no number at `value`).
@@ -24,15 +28,30 @@ pub struct ValueCounts {
     pub largest_difference: f64,
     /// Sum of |observed − expected| over mismatched keys.
     pub total_difference: f64,
-    /// The first mismatches, by key.
+    /// The first mismatched and absent keys, by key.
     pub mismatches: Vec<ValueMismatch>,
+    /// Key indices of `mismatches`, to keep the first by key (not in result.json).
+    #[serde(skip)]
+    order: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ValueMismatch {
     pub key: String,
-    pub expected: f64,
-    pub observed: f64,
+    /// `None`: not known (the key is absent and one of its commands got no answer).
+    pub expected: Option<f64>,
+    /// `None`: the key has no row (absent).
+    pub observed: Option<f64>,
+}
+
+/// What the read model shows for one key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Observed {
+    Number(f64),
+    /// No row: a 404, or `value` selects nothing in the answer.
+    Absent,
+    /// The read failed, or the value is not a number.
+    Unreadable,
 }
 
 impl ValueCounts {
@@ -41,16 +60,39 @@ impl ValueCounts {
         self.unreadable == 0
     }
 
-    /// One key: `observed` is the read model's number (`None`: unreadable), `expected`
-    /// what it must be (`None`: not known).
-    pub fn add(&mut self, key: String, observed: Option<f64>, expected: Option<f64>) {
+    /// Keys definitely wrong: mismatched or absent (what `value_mismatches` judges).
+    pub fn wrong(&self) -> u64 {
+        self.mismatched + self.absent
+    }
+
+    /// True when every key was judged: none unreadable, none unsure.
+    pub fn judged(&self) -> bool {
+        self.complete() && self.unsure == 0
+    }
+
+    /// One key (`index` orders the examples): what the read model shows, what it must
+    /// show (`None`: not known), and whether the key has acknowledged commands (a row).
+    pub fn add(&mut self, index: u64, key: String, observed: Observed, expected: Option<f64>, has_acked: bool) {
         self.keys_checked += 1;
-        let (Some(observed), Some(expected)) = (observed, expected) else {
-            if observed.is_none() {
+        let observed = match observed {
+            Observed::Unreadable => {
                 self.unreadable += 1;
-            } else {
-                self.unsure += 1;
+                return;
             }
+            Observed::Absent if has_acked => {
+                self.absent += 1;
+                self.keep_example(index, ValueMismatch { key, expected, observed: None });
+                return;
+            }
+            // Only commands without an answer: it may rightly have no row.
+            Observed::Absent => {
+                self.unsure += 1;
+                return;
+            }
+            Observed::Number(n) => n,
+        };
+        let Some(expected) = expected else {
+            self.unsure += 1;
             return;
         };
         let difference = (observed - expected).abs();
@@ -62,9 +104,19 @@ impl ValueCounts {
         self.mismatched += 1;
         self.largest_difference = self.largest_difference.max(difference);
         self.total_difference += difference;
-        if self.mismatches.len() < EXAMPLES {
-            self.mismatches.push(ValueMismatch { key, expected, observed });
+        self.keep_example(index, ValueMismatch { key, expected: Some(expected), observed: Some(observed) });
+    }
+
+    /// Keeps the `EXAMPLES` lowest keys, whatever order they were read in.
+    fn keep_example(&mut self, index: u64, example: ValueMismatch) {
+        let at = self.order.partition_point(|&i| i < index);
+        if at >= EXAMPLES {
+            return;
         }
+        self.order.insert(at, index);
+        self.mismatches.insert(at, example);
+        self.order.truncate(EXAMPLES);
+        self.mismatches.truncate(EXAMPLES);
     }
 }
 
@@ -72,29 +124,55 @@ impl ValueCounts {
 pub fn expected_from_deltas(ledger: &Ledger, key: u64, initial: f64) -> Option<f64> {
     match ledger.values.get(&key) {
         Some(change) if change.unsure => None,
+        Some(change) if change.set => Some(change.sum),
         Some(change) => Some(initial + change.sum),
         None => Some(initial),
     }
 }
 
+/// True when key `key` had an acknowledged command: the read model must have its row.
+pub fn has_acked(ledger: &Ledger, key: u64) -> bool {
+    ledger.values.get(&key).is_some_and(|c| c.acked > 0) || ledger.acked_per_key.get(&key).is_some_and(|a| a.count > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::ledger::KeyChange;
 
     #[test]
-    fn counts_matches_mismatches_and_unknowns() {
-        let mut ledger = Ledger::default();
-        ledger.values.insert(1, KeyChange { sum: 30.0, unsure: false });
-        ledger.values.insert(2, KeyChange { sum: 5.0, unsure: true });
+    fn counts_matches_mismatches_absent_and_unknowns() {
         let mut counts = ValueCounts::default();
-        counts.add("a".into(), Some(130.0), expected_from_deltas(&ledger, 1, 100.0));
-        counts.add("b".into(), Some(1.0), expected_from_deltas(&ledger, 2, 100.0));
-        counts.add("c".into(), Some(97.0), expected_from_deltas(&ledger, 3, 100.0));
-        counts.add("d".into(), None, Some(100.0));
-        counts.add("e".into(), Some(0.1 + 0.2), Some(0.3));
-        assert_eq!((counts.matched, counts.mismatched, counts.unsure, counts.unreadable), (2, 1, 1, 1));
+        counts.add(1, "a".into(), Observed::Number(130.0), Some(130.0), true);
+        counts.add(2, "b".into(), Observed::Number(1.0), None, true);
+        counts.add(9, "c".into(), Observed::Number(97.0), Some(100.0), true);
+        counts.add(4, "d".into(), Observed::Unreadable, Some(100.0), true);
+        counts.add(5, "e".into(), Observed::Number(0.1 + 0.2), Some(0.3), true);
+        counts.add(3, "f".into(), Observed::Absent, Some(0.0), true); // a row missing, though its sum is 0
+        counts.add(6, "g".into(), Observed::Absent, None, false); // only unanswered commands: unsure
+        assert_eq!(
+            (counts.matched, counts.mismatched, counts.absent, counts.unsure, counts.unreadable),
+            (2, 1, 1, 2, 1)
+        );
+        assert_eq!(counts.wrong(), 2);
         assert_eq!(counts.largest_difference, 3.0);
-        assert_eq!(counts.mismatches, vec![ValueMismatch { key: "c".into(), expected: 100.0, observed: 97.0 }]);
+        // By key index, not in the order read.
+        assert_eq!(
+            counts.mismatches,
+            vec![
+                ValueMismatch { key: "f".into(), expected: Some(0.0), observed: None },
+                ValueMismatch { key: "c".into(), expected: Some(100.0), observed: Some(97.0) },
+            ]
+        );
+    }
+
+    #[test]
+    fn keeps_the_lowest_keys() {
+        let mut counts = ValueCounts::default();
+        for index in (0..100u64).rev() {
+            counts.add(index, format!("k{index}"), Observed::Number(1.0), Some(2.0), true);
+        }
+        assert_eq!(counts.mismatched, 100);
+        let keys: Vec<&str> = counts.mismatches.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(keys, (0..EXAMPLES).map(|i| format!("k{i}")).collect::<Vec<_>>());
     }
 }

@@ -8,9 +8,15 @@
 //!   the key's number, checked against the deltas or the write side (`probe::values`).
 //! - A key that cannot be read is *unknown*, never missed (issue 16).
 //!
-//! When to read: the backlog may still be draining. Sweeps repeat until everything is
-//! accounted for and a second sweep changes nothing, or until nothing has changed for
-//! `max(1 s, settle/10)`, or until `settle` has passed; the last sweep counts.
+//! When to read (issue 30): the backlog may still be draining, and a projector may run
+//! every few seconds. A ref not visible is called **missed** only when a rule says it
+//! will not come: the read model shows a ref acknowledged after it on its key (a global
+//! list: the run's last acknowledged ref), so a projector that keeps order has passed it;
+//! or it has stayed invisible for longer than the projector ever took (twice the longest
+//! lag `[projection]` measured, at least that + 1 s, when no probe was late). Else it is
+//! **pending**. Sweeps repeat until everything is accounted for and a second sweep
+//! changes nothing, or nothing has changed for `max(1 s, settle/10)` and nothing is
+//! pending (no wrong number unless the time rule holds), or until `settle` has passed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,10 +27,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::ledger::Ledger;
-use super::reconcile::{Applied, EventCounts, Reconciler, applied_in};
-use super::values::{ValueCounts, expected_from_deltas};
+use super::reconcile::{Applied, EventCounts, ExampleRef, Reconciler, applied_in};
+use super::values::{Observed, ValueCounts, expected_from_deltas, has_acked};
 use crate::operation::{Executor, Probe};
-use crate::scenario::{ExpectedValue, Selector, VerifySpec};
+use crate::scenario::{AbsentRows, ExpectedValue, Selector, VerifySpec};
 use crate::target::{Reply, Target};
 
 /// Reads at once during a sweep.
@@ -33,6 +39,8 @@ const SWEEP_CONCURRENCY: usize = 32;
 const SWEEP_PAUSE: Duration = Duration::from_millis(200);
 /// Pages of a global list read at most per sweep.
 const MAX_PAGES: u64 = 100_000;
+/// Matched lag probes needed before their longest lag bounds the projector's.
+const MIN_PROBES_FOR_BOUND: u64 = 20;
 
 pub struct VerifyOutcome {
     /// Ref accounting (`applied_refs`).
@@ -44,20 +52,123 @@ pub struct VerifyOutcome {
     pub settled_after: Duration,
     /// Stopped by a signal before the read model settled (issue 18).
     pub cut_short: bool,
+    /// Why the sweeps stopped.
+    pub stopped: Stopped,
+    /// The time rule's bound, when the lag probes gave one.
+    pub lag_bound: Option<Duration>,
+    /// The refs not visible were judged by the time rule.
+    pub judged_by_time: bool,
+}
+
+/// Why verification stopped (result.json `verify.stopped`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stopped {
+    /// Everything visible, every number right, and a second sweep changed nothing.
+    Complete,
+    /// Nothing changed for the quiet time and everything not visible is judged.
+    Judged,
+    /// `settle` passed: what is still pending stays pending.
+    Settle,
+    /// Ctrl-C or SIGTERM.
+    Signal,
+}
+
+impl VerifyOutcome {
+    /// Why and when the sweeps stopped, with what was left (the summary's line).
+    pub fn stopped_because(&self) -> String {
+        let after = format!("after {:.1} s, {} sweeps", self.settled_after.as_secs_f64(), self.sweeps);
+        let left = self.left();
+        let (what, left) = match self.stopped {
+            Stopped::Complete => ("complete", "every acknowledged ref visible, every number right".to_owned()),
+            Stopped::Judged => ("judged", format!("nothing changed, nothing pending{}", with(&left, "; "))),
+            Stopped::Settle => ("settle passed", left),
+            Stopped::Signal => ("interrupted by a signal", left),
+        };
+        format!("{what} {after}{}", with(&left, ": "))
+    }
+
+    /// What was not right when the sweeps stopped, and by which rule refs were missed.
+    fn left(&self) -> String {
+        let mut left = Vec::new();
+        if let Some(c) = &self.counts {
+            let why_missed = match self.lag_bound {
+                Some(bound) if self.judged_by_time => {
+                    format!(" (not visible after {:.0} ms, twice the longest lag probed)", bound.as_secs_f64() * 1e3)
+                }
+                _ => " (a ref acknowledged after each on its key is visible)".to_owned(),
+            };
+            let refs = [(c.missed, "refs missed", why_missed), (c.pending, "refs pending", String::new())];
+            left.extend(refs.into_iter().filter(|(n, ..)| *n > 0).map(|(n, what, why)| format!("{n} {what}{why}")));
+            if c.unknown > 0 {
+                left.push(format!("{} refs unknown", c.unknown));
+            }
+        }
+        if let Some(v) = &self.values {
+            let keys = [
+                (v.mismatched, "numbers wrong"),
+                (v.absent, "keys absent"),
+                (v.unsure, "keys unsure"),
+                (v.unreadable, "keys unreadable"),
+            ];
+            left.extend(keys.into_iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")));
+        }
+        left.join(", ")
+    }
+}
+
+/// `text` after `separator`, or nothing when it is empty.
+fn with(text: &str, separator: &str) -> String {
+    if text.is_empty() { String::new() } else { format!("{separator}{text}") }
+}
+
+/// What the lag probes tell of the projector (the time rule; see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LagEvidence {
+    /// Twice the longest lag a probe saw, at least that + 1 s.
+    pub bound: Duration,
+    /// The refs of the late probes: if one shows up, the projector can take longer.
+    pub late_seqs: Vec<u64>,
+}
+
+impl LagEvidence {
+    /// From the lag probes' figures: none when too few probes saw their command, or when
+    /// more probes were late than their refs kept.
+    pub fn of(figures: &crate::probe::lag_figures::LagFigures) -> Option<LagEvidence> {
+        let saw = figures.probes - figures.late;
+        (saw >= MIN_PROBES_FOR_BOUND && figures.late_seqs.len() as u64 == figures.late).then(|| LagEvidence {
+            bound: (figures.longest_seen * 2).max(figures.longest_seen + Duration::from_secs(1)),
+            late_seqs: figures.late_seqs.clone(),
+        })
+    }
 }
 
 /// One sweep's findings.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 struct Sweep {
     counts: Option<EventCounts>,
+    examples: Vec<ExampleRef>,
     values: Option<ValueCounts>,
+    /// The time rule held: what is not visible or not right will not change.
+    time_rule: bool,
 }
 
 impl Sweep {
+    fn same_as(&self, other: &Sweep) -> bool {
+        self.counts == other.counts && self.values == other.values
+    }
+
     /// Everything acknowledged is visible, every number right, every key read.
     fn complete(&self) -> bool {
-        self.counts.as_ref().is_none_or(|c| c.missed == 0 && c.complete())
-            && self.values.as_ref().is_none_or(|v| v.mismatched == 0 && v.complete())
+        self.counts.as_ref().is_none_or(|c| c.missed == 0 && c.pending == 0 && c.complete())
+            && self.values.as_ref().is_none_or(|v| v.wrong() == 0 && v.complete())
+    }
+
+    /// Nothing is left that more time could change: no ref pending, and no wrong number
+    /// unless the projector has had longer than it ever took (the time rule).
+    fn judged(&self) -> bool {
+        self.counts.as_ref().is_none_or(|c| c.pending == 0)
+            && (self.time_rule || self.values.as_ref().is_none_or(|v| v.wrong() == 0))
     }
 }
 
@@ -68,6 +179,7 @@ pub async fn reconcile<T: Target>(
     executor: Arc<Executor<T>>,
     spec: &VerifySpec,
     ledger: Arc<Ledger>,
+    evidence: Option<LagEvidence>,
     stop: &CancellationToken,
 ) -> VerifyOutcome {
     let began = Instant::now();
@@ -75,57 +187,114 @@ pub async fn reconcile<T: Target>(
     let quiet_needed = (spec.settle / 10).max(Duration::from_secs(1));
     let mut last: Option<(Sweep, Instant)> = None;
     let mut sweeps = 0;
-    let cut_short = |last: Option<(Sweep, Instant)>, sweeps| {
-        let found = last.map(|(found, _)| found);
+    let lag_bound = evidence.as_ref().map(|e| e.bound);
+    let outcome = |found: Option<Sweep>, sweeps, stopped| {
+        let judged_by_time = found.as_ref().is_some_and(|f| f.time_rule);
+        let (counts, values) = match found {
+            Some(found) => {
+                (found.counts.map(|counts| with_examples(counts, &found.examples, &executor, &ledger)), found.values)
+            }
+            None => (None, None),
+        };
         VerifyOutcome {
-            counts: found.as_ref().and_then(|f| f.counts.clone()),
-            values: found.and_then(|f| f.values),
+            counts,
+            values,
             sweeps,
             settled_after: began.elapsed(),
-            cut_short: true,
+            cut_short: stopped == Stopped::Signal,
+            stopped,
+            lag_bound,
+            judged_by_time,
         }
     };
     loop {
+        // Every command was answered before `began`: past the bound, none is still coming.
+        let late_seqs = evidence.as_ref().filter(|e| began.elapsed() >= e.bound).map(|e| e.late_seqs.as_slice());
         let found = tokio::select! {
             biased;
-            _ = stop.cancelled() => return cut_short(last, sweeps),
-            found = sweep(&executor, spec, &ledger) => found,
+            _ = stop.cancelled() => return outcome(last.map(|(found, _)| found), sweeps, Stopped::Signal),
+            found = sweep(&executor, spec, &ledger, late_seqs) => found,
         };
         sweeps += 1;
         let now = Instant::now();
         let (unchanged_since, unchanged) = match &last {
-            Some((previous, since)) if *previous == found => (*since, true),
+            Some((previous, since)) if previous.same_as(&found) => (*since, true),
             _ => (now, false),
         };
-        if (found.complete() && unchanged) || now - unchanged_since >= quiet_needed || now >= deadline {
-            return VerifyOutcome {
-                counts: found.counts,
-                values: found.values,
-                sweeps,
-                settled_after: began.elapsed(),
-                cut_short: false,
-            };
+        let stopped = if found.complete() && unchanged {
+            Some(Stopped::Complete)
+        } else if now - unchanged_since >= quiet_needed && found.judged() {
+            Some(Stopped::Judged)
+        } else if now >= deadline {
+            Some(Stopped::Settle)
+        } else {
+            None
+        };
+        if let Some(stopped) = stopped {
+            return outcome(Some(found), sweeps, stopped);
         }
         last = Some((found, unchanged_since));
         tokio::select! {
             biased;
-            _ = stop.cancelled() => return cut_short(last, sweeps),
+            _ = stop.cancelled() => return outcome(last.map(|(found, _)| found), sweeps, Stopped::Signal),
             _ = tokio::time::sleep(SWEEP_PAUSE.min(deadline.saturating_duration_since(now))) => {}
         }
     }
 }
 
-async fn sweep<T: Target>(executor: &Arc<Executor<T>>, spec: &VerifySpec, ledger: &Arc<Ledger>) -> Sweep {
+/// The counts with their examples named: ref, key, operation, when it was answered.
+fn with_examples<T: Target>(
+    mut counts: EventCounts,
+    examples: &[ExampleRef],
+    executor: &Executor<T>,
+    ledger: &Ledger,
+) -> EventCounts {
+    counts.examples = examples
+        .iter()
+        .map(|example| {
+            let op_ref = crate::refs::OpRef { run_id: executor.run_id, shard: executor.shard, seq: example.seq };
+            example.describe(
+                ledger,
+                op_ref.to_string(),
+                |key| executor.key_text(key),
+                |op| executor.op_name(op).to_owned(),
+            )
+        })
+        .collect();
+    counts
+}
+
+/// One sweep over the read model. `late_seqs`: the time rule is in force (see the module
+/// docs), with the late probes' refs.
+async fn sweep<T: Target>(
+    executor: &Arc<Executor<T>>,
+    spec: &VerifySpec,
+    ledger: &Arc<Ledger>,
+    late_seqs: Option<&[u64]>,
+) -> Sweep {
     let mut reconciler = spec.applied_refs.as_ref().map(|_| Reconciler::new(ledger));
+    if let (Some(reconciler), Some(late)) = (&mut reconciler, late_seqs) {
+        reconciler.time_rule(late);
+    }
+    let finish = |reconciler: Option<Reconciler>, values| match reconciler {
+        Some(reconciler) => {
+            let (counts, examples, by_time) = reconciler.finish();
+            Sweep { counts: Some(counts), examples, values, time_rule: by_time }
+        }
+        // Numbers alone: no ref tells a late event from a lost one, so no probe may be late.
+        None => {
+            Sweep { counts: None, examples: Vec::new(), values, time_rule: late_seqs.is_some_and(<[u64]>::is_empty) }
+        }
+    };
     if executor.is_keyless(spec.query) {
         if let Some(reconciler) = &mut reconciler {
             read_global_list(executor, spec, reconciler).await;
         }
-        return Sweep { counts: reconciler.map(Reconciler::finish), values: None };
+        return finish(reconciler, None);
     }
     if let Some(reconciler) = &mut reconciler {
         // Keyless commands (a create whose id could not be captured) have no key to read.
-        reconciler.add_unfindable(ledger.keyless);
+        reconciler.add_unfindable(ledger.keyless.count);
     }
     let mut values = spec.values.as_ref().map(|_| ValueCounts::default());
     let slots = Arc::new(Semaphore::new(SWEEP_CONCURRENCY));
@@ -155,10 +324,10 @@ async fn sweep<T: Target>(executor: &Arc<Executor<T>>, spec: &VerifySpec, ledger
             reconciler.add(Some(read.key), read.applied.as_deref());
         }
         if let (Some(values), Some((observed, expected))) = (&mut values, read.value) {
-            values.add(executor.key_text(read.key), observed, expected);
+            values.add(read.key, executor.key_text(read.key), observed, expected, has_acked(ledger, read.key));
         }
     }
-    Sweep { counts: reconciler.map(Reconciler::finish), values }
+    finish(reconciler, values)
 }
 
 /// What one key's read found.
@@ -167,7 +336,7 @@ struct KeyRead {
     /// `None`: the read failed.
     applied: Option<Vec<Applied>>,
     /// (observed, expected) numbers, when value accounting is on.
-    value: Option<(Option<f64>, Option<f64>)>,
+    value: Option<(Observed, Option<f64>)>,
 }
 
 async fn read_key<T: Target>(executor: &Executor<T>, spec: &VerifySpec, ledger: &Ledger, key: u64) -> KeyRead {
@@ -200,13 +369,20 @@ async fn read_key<T: Target>(executor: &Executor<T>, spec: &VerifySpec, ledger: 
     let value = match &spec.values {
         None => None,
         Some(values) => {
-            let observed = answer.as_ref().and_then(|json| number_at(json.as_ref(), &values.read));
+            let observed = match &answer {
+                None => Observed::Unreadable,
+                Some(json) => observed_at(json.as_ref(), &values.read, values.absent),
+            };
             let expected = match &values.expected {
                 ExpectedValue::Deltas { initial, .. } => expected_from_deltas(ledger, key, *initial),
                 ExpectedValue::WriteSide { query, read } => {
                     let write =
                         executor.fetch(Probe::Verify, *query, key, 0, None).await.ok().and_then(|r| answer_of(&r));
-                    write.and_then(|json| number_at(json.as_ref(), read))
+                    // The write side has no row: nothing was written, so its number is 0.
+                    write.and_then(|json| match observed_at(json.as_ref(), read, AbsentRows::Zero) {
+                        Observed::Number(n) => Some(n),
+                        Observed::Absent | Observed::Unreadable => None,
+                    })
                 }
             };
             Some((observed, expected))
@@ -235,11 +411,17 @@ fn answer_of(reply: &Reply) -> Option<Option<Value>> {
     }
 }
 
-/// The number at `selector` (a 404 reads as 0: the read model has nothing for the key).
-fn number_at(json: Option<&Value>, selector: &Selector) -> Option<f64> {
-    match json {
-        None => Some(0.0),
-        Some(json) => selector.select(json).first().and_then(|v| crate::scenario::selector::number(v)),
+/// The number at `selector` in an answer (`None`: a 404). A row that is not there (a 404,
+/// or the selector selects nothing) is `Absent`, or 0 with `absent = "zero"` (issue 30).
+fn observed_at(json: Option<&Value>, selector: &Selector, absent: AbsentRows) -> Observed {
+    let selected = json.map(|json| selector.select(json));
+    let number = match selected.as_ref().and_then(|nodes| nodes.first()) {
+        Some(value) => return crate::scenario::selector::number(value).map_or(Observed::Unreadable, Observed::Number),
+        None => Observed::Absent,
+    };
+    match absent {
+        AbsentRows::Zero => Observed::Number(0.0),
+        AbsentRows::Absent => number,
     }
 }
 

@@ -85,9 +85,10 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
     if let Some(e) = &result.events {
         let _ = writeln!(
             s,
-            "events: {} acked, {} missed, {} duplicates, {} unexpected, {} indeterminate, {} recovered, {} reordered{}",
+            "events: {} acked, {} missed, {} pending, {} duplicates, {} unexpected, {} indeterminate, {} recovered, {} reordered{}",
             e.acked,
             e.missed,
+            e.pending,
             e.duplicates,
             e.unexpected,
             e.indeterminate,
@@ -102,15 +103,38 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
                 e.unknown, e.read_errors, e.keys_checked
             );
         }
+        for example in e.examples.iter().filter(|x| x.class != "pending").take(3) {
+            let _ = writeln!(s, "  {}", ref_example_line(example));
+        }
+    }
+    if let Some(v) = &result.verify
+        && let Some(why) = &v.stopped_because
+    {
+        let _ = writeln!(s, "verify: {why}");
     }
     if let Some(v) = &result.values {
         let _ = writeln!(
             s,
-            "values: {} keys checked, {} match, {} mismatched (largest difference {}, total {}), {} unsure, {} unreadable",
-            v.keys_checked, v.matched, v.mismatched, v.largest_difference, v.total_difference, v.unsure, v.unreadable
+            "values: {} keys checked, {} match, {} mismatched (largest difference {}, total {}), {} absent, {} unsure, {} unreadable",
+            v.keys_checked,
+            v.matched,
+            v.mismatched,
+            v.largest_difference,
+            v.total_difference,
+            v.absent,
+            v.unsure,
+            v.unreadable
         );
         for m in v.mismatches.iter().take(5) {
-            let _ = writeln!(s, "  {}: expected {}, read model has {}", m.key, m.expected, m.observed);
+            let expected = m.expected.map_or("unknown".to_owned(), |n| n.to_string());
+            match m.observed {
+                Some(observed) => {
+                    let _ = writeln!(s, "  {}: expected {expected}, read model has {observed}", m.key);
+                }
+                None => {
+                    let _ = writeln!(s, "  {}: expected {expected}, read model has no row", m.key);
+                }
+            }
         }
     }
     if let Some(b) = &result.bus {
@@ -268,6 +292,16 @@ pub fn projection_line(p: &ProjectionStats) -> String {
     )
 }
 
+/// `missed 5.0.12 (acct-7, deposit, answered at 3.214 s): not visible, though …`
+pub fn ref_example_line(x: &crate::probe::reconcile::RefExample) -> String {
+    let mut about = Vec::new();
+    about.extend(x.key.clone());
+    about.extend(x.operation.clone());
+    about.extend(x.acked_at_ms.map(|ms| format!("answered at {:.3} s", ms as f64 / 1e3)));
+    let about = if about.is_empty() { String::new() } else { format!(" ({})", about.join(", ")) };
+    format!("{} {}{about}: {}", x.class, x.op_ref, x.shown)
+}
+
 /// `command_latency_p95   412.3 ms  <=  200 ms  FAIL`
 pub fn slo_line(slo: &SloResult) -> String {
     let line = format!(
@@ -278,16 +312,19 @@ pub fn slo_line(slo: &SloResult) -> String {
         format_value(slo.threshold, &slo.unit),
         if slo.pass { "ok" } else { "FAIL" }
     );
-    match &slo.unknown_because {
-        Some(why) => format!("{line} ({why})"),
-        None => line,
+    match (&slo.unknown_because, &slo.unsure) {
+        (Some(why), _) | (None, Some(why)) => format!("{line} ({why})"),
+        (None, None) => line,
     }
 }
 
 /// The observed figure, or "no data" and why.
 pub fn observed_text(slo: &SloResult) -> String {
     match (slo.observed, &slo.unknown_because) {
-        (Some(v), _) => format_value(v, &slo.unit),
+        (Some(v), _) => match &slo.unsure {
+            Some(unsure) => format!("{} ({unsure})", format_value(v, &slo.unit)),
+            None => format_value(v, &slo.unit),
+        },
         (None, Some(why)) => format!("no data: {why}"),
         (None, None) => "no data".to_owned(),
     }
@@ -370,6 +407,7 @@ mod tests {
                 comparison: "<=".into(),
                 unit: "ms".into(),
                 unknown_because: None,
+                unsure: None,
             })
             .collect();
         assert_eq!(verdict_line(&result), "FAIL: 2 SLO(s) violated: command_latency_p95, late_ratio");

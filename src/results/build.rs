@@ -137,6 +137,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         slo: Vec::new(),
         warnings: Vec::new(),
     };
+    result.warnings.extend(crate::scenario::lint(scenario));
     add_probes(&mut result, scenario, outcome);
     judge(&mut result, scenario);
     result
@@ -211,6 +212,9 @@ fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome
             settled_after_s: verify.settled_after.as_secs_f64(),
             ledger_bytes: probes.ledger_bytes as u64,
             cut_short: verify.cut_short,
+            stopped: Some(verify.stopped),
+            stopped_because: Some(verify.stopped_because()),
+            lag_bound_ms: verify.lag_bound.map(|b| b.as_secs_f64() * 1e3),
         });
     }
 }

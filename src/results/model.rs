@@ -338,6 +338,15 @@ pub struct VerifyStats {
     /// are those of the last whole sweep, or absent when none finished.
     #[serde(default)]
     pub cut_short: bool,
+    /// Why the sweeps stopped: `complete`, `judged`, `settle` or `signal` (issue 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<crate::probe::verify::Stopped>,
+    /// The same, in words, with what was left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_because: Option<String>,
+    /// The time rule's bound (twice the longest probed lag), when the lag probes gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_bound_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -371,9 +380,13 @@ pub struct SloResult {
     /// `<=` or `>=`: how observed is compared with threshold.
     pub comparison: String,
     pub unit: String,
-    /// Why there is no observed figure (e.g. "could not verify: 3 keys unreadable").
+    /// Why there is no observed figure (e.g. "no [verify] value accounting ran").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_because: Option<String>,
+    /// What the observed figure leaves out (e.g. "and 58 keys unsure: commands without an
+    /// answer"): the rule fails even when the figure meets it (issue 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsure: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

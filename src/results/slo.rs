@@ -12,8 +12,10 @@ pub fn evaluate(rules: &[SloRule], result: &RunResult) -> Vec<SloResult> {
         .iter()
         .map(|rule| {
             let observed = observe(&rule.metric, result);
+            let unsure = observed.and(unsure(&rule.metric, result));
             let lower_bound = rule.metric.is_lower_bound();
-            let pass = observed.is_some_and(|v| if lower_bound { v >= rule.threshold } else { v <= rule.threshold });
+            let met = observed.is_some_and(|v| if lower_bound { v >= rule.threshold } else { v <= rule.threshold });
+            let pass = met && unsure.is_none();
             SloResult {
                 name: rule.name.clone(),
                 threshold: rule.threshold,
@@ -22,6 +24,7 @@ pub fn evaluate(rules: &[SloRule], result: &RunResult) -> Vec<SloResult> {
                 comparison: if lower_bound { ">=" } else { "<=" }.into(),
                 unit: unit(&rule.metric).into(),
                 unknown_because: if observed.is_none() { unknown_because(&rule.metric, result) } else { None },
+                unsure,
             }
         })
         .collect()
@@ -66,10 +69,6 @@ fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
             Some("no data: nothing was acknowledged (nothing to verify)".into())
         }
         SloMetric::Duplicates | SloMetric::Missed | SloMetric::Unexpected => match &result.events {
-            Some(e) if !e.complete() => Some(format!(
-                "could not verify: {} acknowledged refs unknown ({} of {} reads of the read model failed)",
-                e.unknown, e.read_errors, e.keys_checked
-            )),
             None if result.verify.as_ref().is_some_and(|v| v.cut_short) => {
                 Some("could not verify: interrupted before a sweep of the read model finished".into())
             }
@@ -77,13 +76,6 @@ fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
             _ => None,
         },
         SloMetric::ValueMismatches => match &result.values {
-            Some(v) if !v.complete() => {
-                Some(format!("could not verify: {} of {} keys unreadable", v.unreadable, v.keys_checked))
-            }
-            Some(v) if v.unsure > 0 => Some(format!(
-                "could not verify: {} keys had commands without an answer (their value is unknown)",
-                v.unsure
-            )),
             Some(_) => None,
             None => Some("no [verify] value accounting ran".into()),
         },
@@ -103,6 +95,40 @@ fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
     }
 }
 
+/// What a verdict's figure leaves out (issue 30): the definite count is judged, the refs
+/// or keys that could not be judged are named beside it and fail the rule.
+fn unsure(metric: &SloMetric, result: &RunResult) -> Option<String> {
+    match (metric, &result.events, &result.values) {
+        (SloMetric::Duplicates | SloMetric::Missed | SloMetric::Unexpected, Some(e), _) => {
+            let mut left = Vec::new();
+            if e.unknown > 0 {
+                left.push(format!(
+                    "{} acknowledged refs unknown ({} of {} reads of the read model failed)",
+                    e.unknown, e.read_errors, e.keys_checked
+                ));
+            }
+            if e.pending > 0 && *metric == SloMetric::Missed {
+                left.push(format!(
+                    "{} refs pending (not visible when verification stopped, not passed by the projector)",
+                    e.pending
+                ));
+            }
+            (!left.is_empty()).then(|| format!("could not verify: {}", left.join("; ")))
+        }
+        (SloMetric::ValueMismatches, _, Some(v)) if !v.judged() => {
+            let mut left = Vec::new();
+            if v.unreadable > 0 {
+                left.push(format!("{} of {} keys unreadable", v.unreadable, v.keys_checked));
+            }
+            if v.unsure > 0 {
+                left.push(format!("{} keys had commands without an answer (their value is unknown)", v.unsure));
+            }
+            Some(format!("could not verify: {}", left.join("; ")))
+        }
+        _ => None,
+    }
+}
+
 /// Commands acknowledged (the refs `missed` and `duplicates` are about): from the read
 /// model's accounting, else from the bus (acknowledged refs seen or missed on it).
 fn acked(result: &RunResult) -> Option<u64> {
@@ -113,11 +139,11 @@ fn acked(result: &RunResult) -> Option<u64> {
     }
 }
 
-/// A count from the read model when `[verify]` ran (none when some key could not be
-/// read), else from the bus.
+/// A count from the read model when `[verify]` ran (counted on the keys it could read;
+/// what it could not judge is `unsure`), else from the bus.
 fn verified(events: Option<&EventCounts>, bus: Option<u64>, count: impl Fn(&EventCounts) -> u64) -> Option<f64> {
     match events {
-        Some(e) => e.complete().then(|| count(e) as f64),
+        Some(e) => Some(count(e) as f64),
         None => bus.map(|n| n as f64),
     }
 }
@@ -145,17 +171,15 @@ fn observe(metric: &SloMetric, result: &RunResult) -> Option<f64> {
             let projection = result.projection.as_ref().filter(|p| p.probes > 0)?;
             Some(projection.late as f64 / projection.probes as f64)
         }
-        // From the read model when `[verify]` ran, else from the bus.
-        // A read model that could not be read entirely is not verified: no figure, so the
-        // SLO fails as "could not verify" rather than passing on what could be read.
+        // From the read model when `[verify]` ran, else from the bus. What could not be
+        // judged (unreadable keys, pending refs) fails the rule beside the definite count
+        // (issue 30), rather than hiding it or passing on what could be read.
         // Nothing acknowledged: nothing was verified, so `missed = 0` is no evidence (issue 18).
         SloMetric::Duplicates | SloMetric::Missed if acked(result) == Some(0) => None,
         SloMetric::Duplicates => verified(events, bus.map(|b| b.duplicates), |e| e.duplicates),
         SloMetric::Missed => verified(events, bus.map(|b| b.missed), |e| e.missed),
         SloMetric::Unexpected => verified(events, bus.map(|b| b.unexpected), |e| e.unexpected),
-        SloMetric::ValueMismatches => {
-            result.values.as_ref().filter(|v| v.complete() && v.unsure == 0).map(|v| v.mismatched as f64)
-        }
+        SloMetric::ValueMismatches => result.values.as_ref().map(|v| v.wrong() as f64),
         SloMetric::CommandErrorRate => (result.commands.count > 0).then_some(result.commands.error_rate),
         SloMetric::QueryErrorRate => (result.queries.count > 0).then_some(result.queries.error_rate),
         SloMetric::MinThroughput => Some(result.throughput.achieved_per_s),

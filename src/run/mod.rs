@@ -351,7 +351,10 @@ async fn run_load<T: Target>(
         TrafficJudge::new(executor.clone(), spec, scenario.operations.len(), start + scenario.load.warmup).map(Arc::new)
     });
     let observer = Arc::new(RunObserver {
-        ledger: ledger_for(scenario).map(|(ledger, ledgered)| (Mutex::new(ledger), ledgered)),
+        ledger: ledger_for(scenario).map(|(mut ledger, ledgered)| {
+            ledger.origin = Some(start);
+            (Mutex::new(ledger), ledgered)
+        }),
         lag: lag.clone(),
         staleness: staleness.clone(),
         traffic: traffic.clone(),
@@ -418,7 +421,8 @@ async fn run_load<T: Target>(
         // (A signal after the load gives an outcome with `cut_short`, so the result says so.)
         (Some(spec), Some(ledger)) if !interrupted && answered > 0 => {
             gauges.set_phase(Phase::Verifying);
-            Some(verify::reconcile(executor.clone(), spec, ledger, &shutdown).await)
+            let evidence = scenario.projection.as_ref().and_then(|_| verify::LagEvidence::of(&lag_figures));
+            Some(verify::reconcile(executor.clone(), spec, ledger, evidence, &shutdown).await)
         }
         _ => None,
     };

@@ -893,6 +893,16 @@ impl Checker<'_> {
             Some(value) => Some(ValueSpec {
                 read: self.selector(value, selector::Scope::Body)?,
                 expected: self.expected(v, value, operations)?,
+                absent: match v.absent.as_ref().map(|a| (a, a.get_ref().as_str())) {
+                    None | Some((_, "absent")) => AbsentRows::Absent,
+                    Some((_, "zero")) => AbsentRows::Zero,
+                    Some((a, _)) => {
+                        return Err(self.error(
+                            a,
+                            "`absent` is \"absent\" (a key without a row is wrong) or \"zero\" (no row means 0)",
+                        ));
+                    }
+                },
             }),
         };
         if applied_refs.is_none() && values.is_none() {
@@ -964,16 +974,21 @@ impl Checker<'_> {
                         self.error(pointer, format!("no [[command]] named `{name}`"))
                     })?;
                     let text = pointer.get_ref().trim();
-                    let (negate, text) = match text.strip_prefix('-') {
-                        Some(rest) => (true, rest),
-                        None => (false, text),
+                    if text == "none" {
+                        deltas.push((op, Delta { pointer: String::new(), mode: DeltaMode::Unchanged }));
+                        continue;
+                    }
+                    let (mode, text) = match (text.strip_prefix('-'), text.strip_prefix('=')) {
+                        (Some(rest), _) => (DeltaMode::Subtract, rest),
+                        (_, Some(rest)) => (DeltaMode::Set, rest),
+                        _ => (DeltaMode::Add, text),
                     };
                     if !text.starts_with('/') {
                         return Err(self
                             .error(pointer, "a delta is a JSON pointer into the command's request body, e.g. \"/amount\" or \"-/amount\"")
-                            .with_hint("\"-\" in front subtracts the amount"));
+                            .with_hint("\"-\" in front subtracts the amount, \"=\" sets the number to it; \"none\": no change"));
                     }
-                    deltas.push((op, Delta { pointer: text.to_owned(), negate }));
+                    deltas.push((op, Delta { pointer: text.to_owned(), mode }));
                 }
                 let initial = match &v.initial {
                     Some(i) if !i.get_ref().is_finite() => return Err(self.error(i, "initial is a finite number")),

@@ -340,6 +340,17 @@ pub struct ValueSpec {
     /// The read model's number in the verify query's answer.
     pub read: Selector,
     pub expected: ExpectedValue,
+    /// What a key with acknowledged commands but no row in the read model is.
+    pub absent: AbsentRows,
+}
+
+/// `[verify] absent`: how a missing row (a 404, or `value` selecting nothing) is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbsentRows {
+    /// The key is `absent`: wrong, counted in `values.absent` (the default, issue 30).
+    Absent,
+    /// The read model keeps no row for 0: read as 0.
+    Zero,
 }
 
 /// What a key's number must equal.
@@ -352,19 +363,39 @@ pub enum ExpectedValue {
 }
 
 /// A command's change to the number: the value at a JSON pointer of the request body it
-/// sent, negated for `"-/amount"`.
+/// sent, added (`"/amount"`), subtracted (`"-/amount"`) or set outright (`"=/qty"`, a
+/// cycle count: the number after this command is the body's value).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delta {
     pub pointer: String,
-    pub negate: bool,
+    pub mode: DeltaMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaMode {
+    Add,
+    Subtract,
+    Set,
+    /// `"none"`: the command leaves the number alone (said, so `validate` does not warn).
+    Unchanged,
 }
 
 impl Delta {
-    /// The change a rendered request body carries; `None` when it has no number there.
-    pub fn of_body(&self, body: &str) -> Option<f64> {
-        let json: serde_json::Value = serde_json::from_str(body).ok()?;
-        let value = super::selector::number(json.pointer(&self.pointer)?)?;
-        Some(if self.negate { -value } else { value })
+    /// The change a rendered request body carries; `Unknown` when it has no number there.
+    pub fn of_body(&self, body: &str) -> crate::operation::ValueChange {
+        use crate::operation::ValueChange;
+        if self.mode == DeltaMode::Unchanged {
+            return ValueChange::None;
+        }
+        let number = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|json| json.pointer(&self.pointer).and_then(super::selector::number));
+        match (number, self.mode) {
+            (Some(n), DeltaMode::Add) if n.is_finite() => ValueChange::Add(n),
+            (Some(n), DeltaMode::Subtract) if n.is_finite() => ValueChange::Add(-n),
+            (Some(n), DeltaMode::Set) if n.is_finite() => ValueChange::Set(n),
+            _ => ValueChange::Unknown,
+        }
     }
 }
 

@@ -238,6 +238,7 @@ pub struct RawVerify {
     #[serde(default)]
     pub deltas: BTreeMap<String, S<String>>,
     pub initial: Option<S<f64>>,
+    pub absent: Option<S<String>>,
     pub write_query: Option<S<String>>,
     pub write_value: Option<S<String>>,
     pub page: Option<S<RawPage>>,
