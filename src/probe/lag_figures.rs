@@ -108,9 +108,9 @@ pub struct LagFigures {
     pub warnings: Vec<String>,
     /// The longest lag of a probe that saw its command (late ones left out).
     pub longest_seen: Duration,
-    /// The refs of the first `MAX_LATE_KEPT` late probes: `[verify]` tells an event
-    /// never applied from one applied after the timeout (issue 30).
-    pub late_seqs: Vec<u64>,
+    /// The refs and acknowledgements of the first `MAX_LATE_KEPT` late probes: `[verify]`
+    /// tells an event never applied from one applied after the timeout (issue 30).
+    pub late_probes: Vec<(u64, Instant)>,
 }
 
 /// Late probes whose refs are kept for `[verify]`.
@@ -185,7 +185,7 @@ impl Book {
                 seen: Vec::new(),
                 warnings: Vec::new(),
                 longest_seen: Duration::ZERO,
-                late_seqs: Vec::new(),
+                late_probes: Vec::new(),
             },
             open: BTreeMap::new(),
             closed_through: 0,
@@ -202,7 +202,7 @@ impl Book {
         figures.late += u64::from(r.lag.is_none());
         match r.lag {
             Some(lag) => figures.longest_seen = figures.longest_seen.max(lag),
-            None if figures.late_seqs.len() < MAX_LATE_KEPT => figures.late_seqs.push(r.seq),
+            None if figures.late_probes.len() < MAX_LATE_KEPT => figures.late_probes.push((r.seq, r.acked)),
             None => {}
         }
         if let Some(metrics) = &config.gauges.metrics {

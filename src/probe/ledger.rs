@@ -71,7 +71,7 @@ pub struct RefDetails {
 }
 
 impl RefDetails {
-    fn push(&mut self, detail: RefDetail) {
+    pub(crate) fn push(&mut self, detail: RefDetail) {
         if self.first.len() < DETAILS_KEPT {
             self.first.push(detail);
             return;

@@ -126,9 +126,7 @@ pub struct Reconciler<'l> {
     unpassed_acked: u64,
     /// Read from a global list (keyless query): the run's refs are one ordered stream.
     global_list: bool,
-    /// `verify`'s time rule is in force, with the refs of the late lag probes: when none
-    /// of them is visible, every ref not visible is judged missed.
-    time_rule: Option<&'l [u64]>,
+    /// `verify`'s time rule held: every ref not visible is judged missed.
     all_passed: bool,
     /// Refs applied more than once (their applications), and unexpected ones, by ref.
     duplicated: std::collections::BTreeMap<u64, u32>,
@@ -148,23 +146,15 @@ impl<'l> Reconciler<'l> {
             unpassed_keys: HashSet::new(),
             unpassed_acked: 0,
             global_list: false,
-            time_rule: None,
             all_passed: false,
             duplicated: Default::default(),
             unexpected: Default::default(),
         }
     }
 
-    /// The read model has had longer than the projector ever took (`verify`'s time
-    /// rule): unless a late probe's ref shows up (the projector can take longer), every
-    /// ref not visible is judged missed.
-    pub fn time_rule(&mut self, late_seqs: &'l [u64]) {
-        self.time_rule = Some(late_seqs);
-    }
-
-    /// True when the time rule judged the refs not visible (after `finish`).
-    pub fn judged_by_time(&self) -> bool {
-        self.all_passed
+    /// True when ref `seq` of this run was visible.
+    pub fn saw(&self, seq: u64) -> bool {
+        self.seen.contains(seq)
     }
 
     /// One key's applications in the order the read model applied them (`key: Some`), or
@@ -243,7 +233,9 @@ impl<'l> Reconciler<'l> {
     }
 
     /// The counts, with the examples' refs (their texts are the caller's: `describe`).
-    pub fn finish(mut self) -> (EventCounts, Vec<ExampleRef>, bool) {
+    /// `all_passed`: `verify`'s time rule holds, so every ref not visible is judged missed.
+    pub fn finish(mut self, all_passed: bool) -> (EventCounts, Vec<ExampleRef>) {
+        self.all_passed = all_passed;
         let not_seen = &self.ledger.acked - &self.seen;
         // Refs of unreadable keys are among those not seen: unknown, not missed.
         self.counts.unknown = self.unreadable_acked.min(not_seen.len());
@@ -252,13 +244,12 @@ impl<'l> Reconciler<'l> {
         if self.global_list && self.ledger.all.count > 0 && !self.seen.contains(self.ledger.all.last_seq) {
             self.unpassed_acked = judgeable;
         }
-        self.all_passed = self.time_rule.is_some_and(|late| !late.iter().any(|&seq| self.seen.contains(seq)));
         self.counts.pending = if self.all_passed { 0 } else { self.unpassed_acked.min(judgeable) };
         self.counts.missed = judgeable - self.counts.pending;
         self.counts.recovered = (&self.ledger.indeterminate & &self.seen).len();
         self.counts.indeterminate = self.ledger.indeterminate.len() - self.counts.recovered;
         let examples = self.examples(&not_seen);
-        (self.counts, examples, self.all_passed)
+        (self.counts, examples)
     }
 
     /// The first refs of each class, by ref.
@@ -367,7 +358,7 @@ pub fn classify<'a>(
         });
         reconciler.add(Some(key), items.as_deref());
     }
-    reconciler.finish().0
+    reconciler.finish(false).0
 }
 
 #[cfg(test)]
@@ -430,6 +421,44 @@ mod tests {
                 examples: Vec::new(),
             }
         );
+    }
+
+    /// Issue 30: a ref not visible is missed only on a key whose last acknowledged ref is
+    /// visible (the projector passed it); on a key whose last one is not, it is pending.
+    #[test]
+    fn refs_not_passed_by_the_projector_are_pending_not_missed() {
+        use crate::probe::ledger::KeyAcks;
+        let mut ledger = Ledger::default();
+        for seq in 1..=6 {
+            ledger.acked.insert(seq);
+            let key = if seq <= 3 { 1 } else { 2 };
+            ledger.details.push(crate::probe::ledger::RefDetail { seq, key, op: 0, acked_ms: seq as u32 });
+        }
+        // Key 1: refs 1, 2, 3 (3 last); key 2: refs 4, 5, 6 (6 last).
+        ledger.acked_per_key.insert(1, KeyAcks { count: 3, last_seq: 3, ..Default::default() });
+        ledger.acked_per_key.insert(2, KeyAcks { count: 3, last_seq: 6, ..Default::default() });
+        let (key1, key2) = ([text(1), text(3)], [text(4)]);
+        let read = |all_passed| {
+            let mut reconciler = Reconciler::new(&ledger);
+            let mut applied = |key, texts: &[String]| {
+                let mut items = Vec::new();
+                for t in texts {
+                    applied_in(&serde_json::Value::String(t.clone()), RUN, 0, &mut items);
+                }
+                reconciler.add(Some(key), Some(&items));
+            };
+            applied(1, &key1);
+            applied(2, &key2);
+            reconciler.finish(all_passed)
+        };
+        // Ref 2 was passed (3 after it is visible): missed; 5 and 6 are pending.
+        let (counts, examples) = read(false);
+        assert_eq!((counts.missed, counts.pending), (1, 2));
+        let classes: Vec<(RefClass, u64)> = examples.iter().map(|x| (x.class, x.seq)).collect();
+        assert_eq!(classes, [(RefClass::Missed, 2), (RefClass::Pending, 5), (RefClass::Pending, 6)]);
+        // The time rule judges every ref not visible.
+        let (counts, _) = read(true);
+        assert_eq!((counts.missed, counts.pending), (3, 0));
     }
 
     proptest! {

@@ -125,10 +125,11 @@ fn with(text: &str, separator: &str) -> String {
 /// What the lag probes tell of the projector (the time rule; see the module docs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LagEvidence {
-    /// Twice the longest lag a probe saw, at least that + 1 s.
-    pub bound: Duration,
-    /// The refs of the late probes: if one shows up, the projector can take longer.
-    pub late_seqs: Vec<u64>,
+    /// The longest lag a probe saw, raised by the late probes whose refs showed up since.
+    longest: Duration,
+    /// Late probes whose refs have not shown up: (ref, acknowledged). Never applied, as far
+    /// as anyone can tell, which the time rule allows (a lost event).
+    late: Vec<(u64, Instant)>,
 }
 
 impl LagEvidence {
@@ -136,10 +137,27 @@ impl LagEvidence {
     /// more probes were late than their refs kept.
     pub fn of(figures: &crate::probe::lag_figures::LagFigures) -> Option<LagEvidence> {
         let saw = figures.probes - figures.late;
-        (saw >= MIN_PROBES_FOR_BOUND && figures.late_seqs.len() as u64 == figures.late).then(|| LagEvidence {
-            bound: (figures.longest_seen * 2).max(figures.longest_seen + Duration::from_secs(1)),
-            late_seqs: figures.late_seqs.clone(),
-        })
+        (saw >= MIN_PROBES_FOR_BOUND && figures.late_probes.len() as u64 == figures.late)
+            .then(|| LagEvidence { longest: figures.longest_seen, late: figures.late_probes.clone() })
+    }
+
+    /// Twice the longest lag known, at least that + 1 s.
+    pub fn bound(&self) -> Duration {
+        (self.longest * 2).max(self.longest + Duration::from_secs(1))
+    }
+
+    /// Late probes whose refs a sweep ending `now` found: each took at most `now − ack`,
+    /// which the projector's longest lag must then cover.
+    fn saw_late(&mut self, saw: impl Fn(u64) -> bool, now: Instant) {
+        let mut longest = self.longest;
+        self.late.retain(|&(seq, acked)| {
+            let shown = saw(seq);
+            if shown {
+                longest = longest.max(now.saturating_duration_since(acked));
+            }
+            !shown
+        });
+        self.longest = longest;
     }
 }
 
@@ -151,6 +169,8 @@ struct Sweep {
     values: Option<ValueCounts>,
     /// The time rule held: what is not visible or not right will not change.
     time_rule: bool,
+    /// Its bound at this sweep.
+    lag_bound: Option<Duration>,
 }
 
 impl Sweep {
@@ -179,7 +199,7 @@ pub async fn reconcile<T: Target>(
     executor: Arc<Executor<T>>,
     spec: &VerifySpec,
     ledger: Arc<Ledger>,
-    evidence: Option<LagEvidence>,
+    mut evidence: Option<LagEvidence>,
     stop: &CancellationToken,
 ) -> VerifyOutcome {
     let began = Instant::now();
@@ -187,9 +207,9 @@ pub async fn reconcile<T: Target>(
     let quiet_needed = (spec.settle / 10).max(Duration::from_secs(1));
     let mut last: Option<(Sweep, Instant)> = None;
     let mut sweeps = 0;
-    let lag_bound = evidence.as_ref().map(|e| e.bound);
     let outcome = |found: Option<Sweep>, sweeps, stopped| {
         let judged_by_time = found.as_ref().is_some_and(|f| f.time_rule);
+        let lag_bound = found.as_ref().and_then(|f| f.lag_bound);
         let (counts, values) = match found {
             Some(found) => {
                 (found.counts.map(|counts| with_examples(counts, &found.examples, &executor, &ledger)), found.values)
@@ -208,12 +228,10 @@ pub async fn reconcile<T: Target>(
         }
     };
     loop {
-        // Every command was answered before `began`: past the bound, none is still coming.
-        let late_seqs = evidence.as_ref().filter(|e| began.elapsed() >= e.bound).map(|e| e.late_seqs.as_slice());
         let found = tokio::select! {
             biased;
             _ = stop.cancelled() => return outcome(last.map(|(found, _)| found), sweeps, Stopped::Signal),
-            found = sweep(&executor, spec, &ledger, late_seqs) => found,
+            found = sweep(&executor, spec, &ledger, evidence.as_mut(), began) => found,
         };
         sweeps += 1;
         let now = Instant::now();
@@ -264,27 +282,28 @@ fn with_examples<T: Target>(
     counts
 }
 
-/// One sweep over the read model. `late_seqs`: the time rule is in force (see the module
-/// docs), with the late probes' refs.
+/// One sweep over the read model. `evidence`: the lag probes' (the time rule, see the
+/// module docs), which the late probes' refs found by this sweep update; every command
+/// was answered before `began`.
 async fn sweep<T: Target>(
     executor: &Arc<Executor<T>>,
     spec: &VerifySpec,
     ledger: &Arc<Ledger>,
-    late_seqs: Option<&[u64]>,
+    mut evidence: Option<&mut LagEvidence>,
+    began: Instant,
 ) -> Sweep {
     let mut reconciler = spec.applied_refs.as_ref().map(|_| Reconciler::new(ledger));
-    if let (Some(reconciler), Some(late)) = (&mut reconciler, late_seqs) {
-        reconciler.time_rule(late);
-    }
-    let finish = |reconciler: Option<Reconciler>, values| match reconciler {
-        Some(reconciler) => {
-            let (counts, examples, by_time) = reconciler.finish();
-            Sweep { counts: Some(counts), examples, values, time_rule: by_time }
+    let mut finish = |reconciler: Option<Reconciler>, values| {
+        if let (Some(evidence), Some(reconciler)) = (evidence.as_deref_mut(), &reconciler) {
+            evidence.saw_late(|seq| reconciler.saw(seq), Instant::now());
         }
-        // Numbers alone: no ref tells a late event from a lost one, so no probe may be late.
-        None => {
-            Sweep { counts: None, examples: Vec::new(), values, time_rule: late_seqs.is_some_and(<[u64]>::is_empty) }
-        }
+        let lag_bound = evidence.as_deref().map(LagEvidence::bound);
+        // Numbers alone: no ref tells a late event from a lost one, so none may be late.
+        let time_rule = evidence
+            .as_deref()
+            .is_some_and(|e| began.elapsed() >= e.bound() && (reconciler.is_some() || e.late.is_empty()));
+        let (counts, examples) = reconciler.map(|r| r.finish(time_rule)).unzip();
+        Sweep { counts, examples: examples.unwrap_or_default(), values, time_rule, lag_bound }
     };
     if executor.is_keyless(spec.query) {
         if let Some(reconciler) = &mut reconciler {

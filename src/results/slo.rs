@@ -12,10 +12,13 @@ pub fn evaluate(rules: &[SloRule], result: &RunResult) -> Vec<SloResult> {
         .iter()
         .map(|rule| {
             let observed = observe(&rule.metric, result);
-            let unsure = observed.and(unsure(&rule.metric, result));
+            let unsure = observed.and_then(|_| unsure(&rule.metric, result));
             let lower_bound = rule.metric.is_lower_bound();
             let met = observed.is_some_and(|v| if lower_bound { v >= rule.threshold } else { v <= rule.threshold });
-            let pass = met && unsure.is_none();
+            // A definite figure over the threshold fails; within it, the unsure ones fail
+            // the rule unless even the worst they could be keeps it (issue 30).
+            let pass =
+                met && unsure.as_ref().is_none_or(|u| observed.is_some_and(|v| u.cannot_break(v, rule.threshold)));
             SloResult {
                 name: rule.name.clone(),
                 threshold: rule.threshold,
@@ -24,7 +27,10 @@ pub fn evaluate(rules: &[SloRule], result: &RunResult) -> Vec<SloResult> {
                 comparison: if lower_bound { ">=" } else { "<=" }.into(),
                 unit: unit(&rule.metric).into(),
                 unknown_because: if observed.is_none() { unknown_because(&rule.metric, result) } else { None },
-                unsure,
+                unsure: unsure.map(|u| match pass {
+                    true => format!("{}: within the threshold even at worst", u.left),
+                    false => format!("could not verify: {}", u.left),
+                }),
             }
         })
         .collect()
@@ -95,10 +101,25 @@ fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
     }
 }
 
-/// What a verdict's figure leaves out (issue 30): the definite count is judged, the refs
-/// or keys that could not be judged are named beside it and fail the rule.
-fn unsure(metric: &SloMetric, result: &RunResult) -> Option<String> {
-    match (metric, &result.events, &result.values) {
+/// What a verdict's figure leaves out (issue 30): the definite count is judged, and the
+/// refs or keys that could not be judged are named beside it.
+struct Unsure {
+    /// How much they could add to the figure at worst (`None`: without bound, e.g. the
+    /// duplicates an unreadable key may hide).
+    at_most: Option<u64>,
+    /// What was left unjudged, in words.
+    left: String,
+}
+
+impl Unsure {
+    /// The rule holds whatever the unsure ones turn out to be.
+    fn cannot_break(&self, observed: f64, threshold: f64) -> bool {
+        self.at_most.is_some_and(|n| observed + n as f64 <= threshold)
+    }
+}
+
+fn unsure(metric: &SloMetric, result: &RunResult) -> Option<Unsure> {
+    let (at_most, left) = match (metric, &result.events, &result.values) {
         (SloMetric::Duplicates | SloMetric::Missed | SloMetric::Unexpected, Some(e), _) => {
             let mut left = Vec::new();
             if e.unknown > 0 {
@@ -107,15 +128,21 @@ fn unsure(metric: &SloMetric, result: &RunResult) -> Option<String> {
                     e.unknown, e.read_errors, e.keys_checked
                 ));
             }
-            if e.pending > 0 && *metric == SloMetric::Missed {
+            let pending = if *metric == SloMetric::Missed { e.pending } else { 0 };
+            if pending > 0 {
                 left.push(format!(
-                    "{} refs pending (not visible when verification stopped, not passed by the projector)",
-                    e.pending
+                    "{pending} refs pending (not visible when verification stopped, not passed by the projector)"
                 ));
             }
-            (!left.is_empty()).then(|| format!("could not verify: {}", left.join("; ")))
+            // Each unknown or pending ref is at most one miss; what an unread key hides
+            // of the other classes has no bound.
+            let at_most = match metric {
+                SloMetric::Missed => Some(e.unknown + pending),
+                _ => (e.unknown == 0).then_some(0),
+            };
+            (at_most, left)
         }
-        (SloMetric::ValueMismatches, _, Some(v)) if !v.judged() => {
+        (SloMetric::ValueMismatches, _, Some(v)) => {
             let mut left = Vec::new();
             if v.unreadable > 0 {
                 left.push(format!("{} of {} keys unreadable", v.unreadable, v.keys_checked));
@@ -123,10 +150,11 @@ fn unsure(metric: &SloMetric, result: &RunResult) -> Option<String> {
             if v.unsure > 0 {
                 left.push(format!("{} keys had commands without an answer (their value is unknown)", v.unsure));
             }
-            Some(format!("could not verify: {}", left.join("; ")))
+            (Some(v.unreadable + v.unsure), left)
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    (!left.is_empty()).then(|| Unsure { at_most, left: left.join("; ") })
 }
 
 /// Commands acknowledged (the refs `missed` and `duplicates` are about): from the read
@@ -269,5 +297,36 @@ mod tests {
         result.projection = Some(ProjectionStats::default());
         let judged = evaluate(&rules, &result);
         assert!(judged.iter().all(|s| s.observed.is_none() && !s.pass), "{judged:?}");
+    }
+
+    /// Issue 30: the definite count is the figure; what could not be judged fails the rule
+    /// beside it, unless even its worst keeps the rule.
+    #[test]
+    fn issue30_definite_counts_are_judged_and_the_unsure_named_beside_them() {
+        let events = |missed, pending| EventCounts { acked: 100, missed, pending, ..Default::default() };
+        let judge =
+            |result: &RunResult, threshold| evaluate(&[rule("missed", SloMetric::Missed, threshold)], result).remove(0);
+        let mut result = RunResult { events: Some(events(3, 2)), ..Default::default() };
+        let judged = judge(&result, 0.0);
+        assert_eq!((judged.observed, judged.pass), (Some(3.0), false));
+        assert!(judged.unsure.as_deref().unwrap().starts_with("could not verify: 2 refs pending"), "{judged:?}");
+        // Within the threshold even if both pending refs were missed: a pass, with the note.
+        let judged = judge(&result, 5.0);
+        assert!(judged.pass && judged.unsure.as_deref().unwrap().ends_with("within the threshold even at worst"));
+        // Nothing definite, but the pending could break it: no pass.
+        result.events = Some(events(0, 2));
+        let judged = judge(&result, 1.0);
+        assert_eq!((judged.observed, judged.pass), (Some(0.0), false));
+        // Duplicates are not made unsure by pending refs.
+        let judged = evaluate(&[rule("duplicates", SloMetric::Duplicates, 0.0)], &result).remove(0);
+        assert!(judged.pass && judged.unsure.is_none(), "{judged:?}");
+
+        // Values: 23 definitely wrong (mismatched or absent), 58 unsure: fails with 23.
+        let mut values = crate::probe::values::ValueCounts::default();
+        (values.keys_checked, values.mismatched, values.absent, values.unsure) = (100, 20, 3, 58);
+        let result = RunResult { values: Some(values), ..Default::default() };
+        let judged = evaluate(&[rule("value_mismatches", SloMetric::ValueMismatches, 0.0)], &result).remove(0);
+        assert_eq!((judged.observed, judged.pass), (Some(23.0), false));
+        assert!(judged.unsure.as_deref().unwrap().contains("58 keys had commands without an answer"));
     }
 }

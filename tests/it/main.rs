@@ -20,3 +20,4 @@ mod shards;
 mod staleness;
 mod support;
 mod variants;
+mod verification;

@@ -3,8 +3,10 @@
 //! free loopback port, injects its faults deterministically and answers `GET /truth`
 //! with what it did, so a test can demand exact figures.
 
+pub mod journal;
 pub mod stock;
 pub mod todo;
+pub mod wallet;
 
 use std::net::SocketAddr;
 

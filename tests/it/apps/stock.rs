@@ -5,6 +5,7 @@
 //!
 //! - `POST /items/{sku}/restock` `{"quantity": N}` → 202
 //! - `POST /items/{sku}/sell` `{"quantity": N}` → 202, or 409 when the stock is short
+//! - `POST /items/{sku}/count` `{"qty": N}` → 202: a cycle count sets the quantity outright
 //! - `GET /items/{sku}` → `{"sku", "quantity"}` from the read model, or 404
 //! - `GET /items/{sku}/write` → the same from the write side
 //! - `GET /truth` → `{"updates", "lost", "wrong_keys"}` (keys whose two sides differ)
@@ -25,7 +26,7 @@ use super::App;
 struct Stock {
     write: BTreeMap<String, i64>,
     /// The stream: (sku, change).
-    stream: Vec<(String, i64)>,
+    stream: Vec<(String, Change)>,
     consumed: usize,
     read: BTreeMap<String, i64>,
     lost: u64,
@@ -33,11 +34,19 @@ struct Stock {
 
 type Shared = Arc<Mutex<Stock>>;
 
+/// A stream entry's change to an item's quantity.
+#[derive(Clone, Copy)]
+enum Change {
+    Add(i64),
+    Set(i64),
+}
+
 pub fn start(lose_every: usize) -> App {
     let state: Shared = Arc::default();
     let router = axum::Router::new()
         .route("/items/{sku}/restock", post(restock))
         .route("/items/{sku}/sell", post(sell))
+        .route("/items/{sku}/count", post(count))
         .route("/items/{sku}", get(read_side))
         .route("/items/{sku}/write", get(write_side))
         .route("/truth", get(truth))
@@ -53,7 +62,15 @@ async fn restock(State(state): State<Shared>, Path(sku): Path<String>, Json(body
     let change = quantity(&body);
     let mut stock = state.lock().unwrap();
     *stock.write.entry(sku.clone()).or_default() += change;
-    stock.stream.push((sku, change));
+    stock.stream.push((sku, Change::Add(change)));
+    StatusCode::ACCEPTED
+}
+
+async fn count(State(state): State<Shared>, Path(sku): Path<String>, Json(body): Json<Value>) -> StatusCode {
+    let counted = body.get("qty").and_then(Value::as_i64).unwrap_or(0);
+    let mut stock = state.lock().unwrap();
+    stock.write.insert(sku.clone(), counted);
+    stock.stream.push((sku, Change::Set(counted)));
     StatusCode::ACCEPTED
 }
 
@@ -65,7 +82,7 @@ async fn sell(State(state): State<Shared>, Path(sku): Path<String>, Json(body): 
         return StatusCode::CONFLICT;
     }
     *on_hand -= change;
-    stock.stream.push((sku, -change));
+    stock.stream.push((sku, Change::Add(-change)));
     StatusCode::ACCEPTED
 }
 
@@ -104,7 +121,11 @@ async fn project(state: Shared, lose_every: usize) {
                 stock.lost += 1;
                 continue;
             }
-            *stock.read.entry(sku).or_default() += change;
+            let quantity = stock.read.entry(sku).or_default();
+            match change {
+                Change::Add(n) => *quantity += n,
+                Change::Set(n) => *quantity = n,
+            }
         }
     }
 }

@@ -1,0 +1,151 @@
+//! A wallet service shaped like a Python `eventsourcing` app (issue 30): commands answer
+//! `{"status": "success"}` once the event is stored; a projector thread then writes the
+//! balance table, creating a wallet's row with its first event. The projector stops for
+//! good after `stop_after` events while the API goes on answering, so later wallets have
+//! no row and earlier ones a stale balance. Every `hang_every`-th deposit is stored but
+//! answered only after `hang` (longer than the harness's timeout): its outcome is unknown
+//! to the harness. A withdrawal larger than the balance is refused with a 400.
+//!
+//! - `POST /wallets/{id}/deposit` `{"amount"}` → 200
+//! - `POST /wallets/{id}/withdraw` `{"amount"}` → 200, or 400 `{"detail": "insufficient funds"}`
+//! - `GET /wallets/{id}` → `{"id", "balance"}` from the balance table, or 404
+//! - `GET /truth` → `{"events", "applied", "absent_keys", "stale_keys", "unsure_keys"}`:
+//!   wallets with a command answered in time but no row; with a row, no hung command and a
+//!   balance that differs from the write side's; with a hung command and a row, or with
+//!   no row and no command answered in time
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::App;
+
+#[derive(Clone, Copy)]
+pub struct Faults {
+    /// Events the projector applies before it stops for good.
+    pub stop_after: usize,
+    /// Every this-many deposits answers after `hang`.
+    pub hang_every: usize,
+    pub hang: Duration,
+}
+
+#[derive(Default)]
+struct Wallets {
+    /// Write side: balances.
+    write: BTreeMap<String, i64>,
+    /// The event store: (wallet, change).
+    events: Vec<(String, i64)>,
+    applied: usize,
+    /// The balance table.
+    balances: BTreeMap<String, i64>,
+    deposits: usize,
+    /// Wallets with a command answered in time, and with one answered late.
+    answered: BTreeSet<String>,
+    hung: BTreeSet<String>,
+}
+
+type Shared = Arc<Mutex<Wallets>>;
+
+pub fn start(faults: Faults) -> App {
+    let state: Shared = Arc::default();
+    let router = axum::Router::new()
+        .route("/wallets/{id}/deposit", post(deposit))
+        .route("/wallets/{id}/withdraw", post(withdraw))
+        .route("/wallets/{id}", get(balance))
+        .route("/truth", get(truth))
+        .with_state((state.clone(), faults));
+    App::serve(router, project(state, faults.stop_after))
+}
+
+fn amount(body: &Value) -> i64 {
+    body.get("amount").and_then(Value::as_i64).unwrap_or(0)
+}
+
+async fn deposit(
+    State((state, faults)): State<(Shared, Faults)>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let hangs = {
+        let mut wallets = state.lock().unwrap();
+        *wallets.write.entry(id.clone()).or_default() += amount(&body);
+        wallets.events.push((id.clone(), amount(&body)));
+        wallets.deposits += 1;
+        let hangs = wallets.deposits.is_multiple_of(faults.hang_every);
+        if hangs {
+            wallets.hung.insert(id);
+        } else {
+            wallets.answered.insert(id);
+        }
+        hangs
+    };
+    if hangs {
+        tokio::time::sleep(faults.hang).await;
+    }
+    Json(json!({ "status": "success" }))
+}
+
+async fn withdraw(
+    State((state, _)): State<(Shared, Faults)>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    let mut wallets = state.lock().unwrap();
+    let change = amount(&body);
+    let balance = wallets.write.entry(id.clone()).or_default();
+    if *balance < change {
+        return Err((StatusCode::BAD_REQUEST, Json(json!({ "detail": "insufficient funds" }))));
+    }
+    *balance -= change;
+    wallets.events.push((id.clone(), -change));
+    wallets.answered.insert(id);
+    Ok(Json(json!({ "status": "success" })))
+}
+
+async fn balance(
+    State((state, _)): State<(Shared, Faults)>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, StatusCode> {
+    let wallets = state.lock().unwrap();
+    let balance = wallets.balances.get(&id).ok_or(StatusCode::NOT_FOUND)?;
+    Ok(Json(json!({ "id": id, "balance": balance })))
+}
+
+async fn truth(State((state, _)): State<(Shared, Faults)>) -> Json<Value> {
+    let w = state.lock().unwrap();
+    let absent = w.answered.iter().filter(|id| !w.balances.contains_key(*id)).count();
+    let stale =
+        w.balances.iter().filter(|(id, balance)| !w.hung.contains(*id) && w.write.get(*id) != Some(balance)).count();
+    // A hung command leaves a wallet's number unknown; without a row, so does having no
+    // command answered in time (it may rightly have none).
+    let unsure = w.hung.iter().filter(|id| w.balances.contains_key(*id) || !w.answered.contains(*id)).count();
+    Json(json!({
+        "events": w.events.len(),
+        "applied": w.applied,
+        "absent_keys": absent,
+        "stale_keys": stale,
+        "unsure_keys": unsure,
+    }))
+}
+
+/// Applies stored events every 10 ms, until `stop_after` of them: then it is gone.
+async fn project(state: Shared, stop_after: usize) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut wallets = state.lock().unwrap();
+        while wallets.applied < wallets.events.len().min(stop_after) {
+            let (id, change) = wallets.events[wallets.applied].clone();
+            *wallets.balances.entry(id).or_default() += change;
+            wallets.applied += 1;
+        }
+        if wallets.applied == stop_after {
+            return;
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Verification against projectors that are not ours (issue 30): a cron projector that
+//! runs every few seconds, a projector that stops for good while the API answers, a
+//! command that sets a number outright. Each app counts its own truth; the harness's
+//! figures must equal it, and what it cannot know it must call pending or unsure, never
+//! missed or matched.
+
+use std::time::Duration;
+
+use crate::apps::{journal, stock, wallet};
+use crate::support::{bench, result_json, scenario};
+use predicates::prelude::*;
+
+/// `[projection]` on the journal's command, appended to its scenario.
+const PROJECTION: &str = r#"
+[projection]
+sample = 0.2
+query = "get_entries"
+until = "$.items[*].ref contains {{ref}}"
+poll_interval = "20ms"
+timeout = "4s"
+"#;
+
+/// Runs the journal scenario (with `extra` appended) against `app`; its result.json.
+fn run_journal(app: &crate::apps::App, extra: &str, sets: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.toml");
+    let text = std::fs::read_to_string(scenario("journal-app.toml")).unwrap();
+    std::fs::write(&path, format!("{text}{extra}")).unwrap();
+    let out = dir.path().join("out");
+    let _ = bench().args(["run", "--quiet", "--target", &app.url, "--out"]).arg(&out).args(sets).arg(&path).assert();
+    result_json(&out)
+}
+
+fn slo<'a>(result: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    result["slo"].as_array().unwrap().iter().find(|s| s["name"] == name).expect("the SLO is judged")
+}
+
+#[test]
+fn issue30_a_cron_projector_is_waited_for_with_and_without_projection() {
+    for extra in ["", PROJECTION] {
+        let app = journal::start(Duration::from_secs(2));
+        let result = run_journal(&app, extra, &[]);
+        let (truth, events, verify) = (app.truth(), &result["events"], &result["verify"]);
+        println!("truth {truth}\nevents {events}\nverify {verify}");
+        assert_eq!(truth["projected"], truth["stored"], "the app projected everything");
+        assert_eq!(events["acked"], truth["stored"]);
+        assert_eq!((events["missed"].as_u64(), events["pending"].as_u64()), (Some(0), Some(0)), "{events}");
+        assert_eq!(verify["stopped"], "complete", "{verify}");
+        assert!(verify["settled_after_s"].as_f64().unwrap() < 6.0, "it did not wait out settle: {verify}");
+        assert_eq!(slo(&result, "missed")["pass"], true);
+    }
+}
+
+#[test]
+fn issue30_settle_below_the_period_leaves_refs_pending_not_missed() {
+    for extra in ["", PROJECTION] {
+        // The projector's first run is 60 s away: nothing becomes visible during the run.
+        let app = journal::start(Duration::from_secs(60));
+        let result = run_journal(&app, extra, &["--set", "verify.settle=\"1500ms\""]);
+        let (truth, events, verify) = (app.truth(), &result["events"], &result["verify"]);
+        println!("truth {truth}\nevents {events}\nverify {verify}");
+        assert_eq!(truth["projected"], 0);
+        assert_eq!(events["acked"], truth["stored"]);
+        assert_eq!(events["missed"], 0, "never missed: {events}");
+        assert_eq!(events["pending"], events["acked"], "{events}");
+        assert_eq!(verify["stopped"], "settle", "{verify}");
+        assert!(verify["stopped_because"].as_str().unwrap().contains("refs pending"), "{verify}");
+        let missed = slo(&result, "missed");
+        assert_eq!((missed["observed"].as_f64(), missed["pass"].as_bool()), (Some(0.0), Some(false)), "{missed}");
+        assert!(missed["unsure"].as_str().unwrap().contains("refs pending"), "{missed}");
+        let examples = events["examples"].as_array().unwrap();
+        assert_eq!(examples.len(), 20, "the first 20 pending refs");
+        assert!(
+            examples.iter().all(|x| x["class"] == "pending" && x["key"].is_string() && x["operation"] == "add_entry")
+        );
+    }
+}
+
+#[test]
+fn issue30_a_stopped_projector_leaves_absent_rows_and_definite_mismatches() {
+    let faults = wallet::Faults { stop_after: 150, hang_every: 23, hang: Duration::from_millis(2_500) };
+    let app = wallet::start(faults);
+    let out = tempfile::tempdir().unwrap();
+    let run = bench()
+        .args(["run", "--quiet", "--target", &app.url, "--out"])
+        .arg(out.path())
+        .arg(scenario("wallet-app.toml"))
+        .assert();
+    let truth = app.truth();
+    let result = result_json(out.path());
+    let values = &result["values"];
+    println!("truth {truth}\nvalues {values}\nverify {}", result["verify"]);
+    assert_eq!(truth["applied"], 150, "the projector stopped for good");
+    assert!(truth["absent_keys"].as_u64().unwrap() > 0 && truth["unsure_keys"].as_u64().unwrap() > 0);
+    assert_eq!(values["absent"], truth["absent_keys"], "{values}");
+    assert_eq!(values["mismatched"], truth["stale_keys"], "{values}");
+    assert_eq!(values["unsure"], truth["unsure_keys"], "{values}");
+    assert_eq!(values["unreadable"], 0);
+    // Absent keys are listed with the mismatches, by key, with no number read.
+    let listed = values["mismatches"].as_array().unwrap();
+    assert_eq!(listed.len(), 20);
+    let keys: Vec<&str> = listed.iter().map(|m| m["key"].as_str().unwrap()).collect();
+    let index = |key: &str| key.trim_start_matches("w-").parse::<u64>().unwrap();
+    assert!(keys.windows(2).all(|w| index(w[0]) < index(w[1])), "by key: {keys:?}");
+    assert!(listed.iter().any(|m| m["observed"].is_null()), "absent rows are listed");
+    // The definite count fails the gate; the unsure keys are named beside it.
+    let judged = slo(&result, "value_mismatches");
+    let definite = truth["absent_keys"].as_f64().unwrap() + truth["stale_keys"].as_f64().unwrap();
+    assert_eq!(judged["observed"].as_f64(), Some(definite), "{judged}");
+    assert_eq!(judged["pass"], false);
+    assert!(judged["unsure"].as_str().unwrap().contains("without an answer"), "{judged}");
+    let stdout = String::from_utf8_lossy(&run.get_output().stdout).to_string();
+    assert!(stdout.contains("value_mismatches"), "{stdout}");
+    run.code(1);
+}
+
+/// The stock scenario with a cycle count that sets the quantity (`count = "=/qty"` when
+/// `delta` is given), one user at a time so no command overlaps another on its key.
+fn stock_with_count(dir: &std::path::Path, delta: Option<&str>) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(scenario("stock-app.toml")).unwrap();
+    let deltas = match delta {
+        Some(delta) => format!(r#"deltas = {{ restock = "/quantity", sell = "-/quantity", count = "{delta}" }}"#),
+        None => r#"deltas = { restock = "/quantity", sell = "-/quantity" }"#.to_owned(),
+    };
+    let text = text
+        .replace(r#"deltas = { restock = "/quantity", sell = "-/quantity" }"#, &deltas)
+        .replace("[load]\n", "[load]\nmodel = \"closed\"\n")
+        .replace("rate = 150", "rate = 1")
+        .replace(
+            "[[query]]\nname = \"get_item\"",
+            "[[command]]\nname = \"count\"\nweight = 1\npath = \"/items/{{key}}/count\"\nbody = '{\"qty\": {{int 0 60}}}'\nexpect_status = [202]\n\n[[query]]\nname = \"get_item\"",
+        );
+    let path = dir.join("stock-count.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn issue30_a_command_that_sets_the_number_is_accounted_and_one_left_out_is_warned() {
+    let dir = tempfile::tempdir().unwrap();
+    // Without a delta for `count`, `validate` says the number would be wrong.
+    let unnamed = stock_with_count(dir.path(), None);
+    bench()
+        .arg("validate")
+        .arg(&unnamed)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("command `count` writes keys that `get_item` reads but is not in `deltas`"));
+    let named = stock_with_count(dir.path(), Some("=/qty"));
+    bench().arg("validate").arg(&named).assert().success().stderr(predicates::str::contains("warning").not());
+
+    // Every 7th update is lost: the keys whose read model is wrong are the app's own.
+    let app = stock::start(7);
+    let out = dir.path().join("out");
+    let run = bench().args(["run", "--quiet", "--target", &app.url, "--out"]).arg(&out).arg(&named).assert();
+    let truth = app.truth();
+    let result = result_json(&out);
+    let values = &result["values"];
+    println!("truth {truth}\nvalues {values}");
+    assert_eq!(truth["projected"], true);
+    assert!(result["operations"]["count"]["ok"].as_u64().unwrap() > 0);
+    assert!(truth["wrong_keys"].as_u64().unwrap() > 0);
+    assert_eq!(values["unsure"], 0, "one user: no command overlaps another");
+    assert_eq!(values["mismatched"], truth["wrong_keys"], "{values}");
+    assert_eq!(values["absent"], 0);
+    run.code(1);
+}
