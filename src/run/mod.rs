@@ -13,6 +13,7 @@ pub mod clock;
 mod observe;
 mod setup;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -81,7 +82,28 @@ pub struct SetupOutcome {
     pub requests: u64,
     pub ok: u64,
     pub errors: u64,
+    /// The errors by class (`unanswered`: never answered within the setup's grace)…
+    pub errors_by_class: BTreeMap<String, u64>,
+    /// …and the unexpected statuses by code.
+    pub errors_by_status: BTreeMap<String, u64>,
     pub duration: Duration,
+}
+
+impl SetupOutcome {
+    /// Adds one setup operation's figures (`unanswered`: requests that got no answer at all).
+    fn add(&mut self, figures: &crate::generator::OpFigures, unanswered: u64) {
+        self.ok += figures.ok + figures.rejected;
+        self.errors += figures.errors + unanswered;
+        for (class, n) in &figures.errors_by_class {
+            *self.errors_by_class.entry((*class).to_owned()).or_default() += n;
+        }
+        for (status, n) in &figures.errors_by_status {
+            *self.errors_by_status.entry(status.to_string()).or_default() += n;
+        }
+        if unanswered > 0 {
+            *self.errors_by_class.entry("unanswered".into()).or_default() += unanswered;
+        }
+    }
 }
 
 /// What the probes found (present when the scenario asks for them).
