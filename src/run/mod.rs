@@ -607,3 +607,38 @@ async fn drain(
     let generated = running.finish(grace, (!interrupted).then_some(shutdown)).await?;
     Ok((generated, load_elapsed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generator::OpFigures;
+
+    /// Issue 30: the setup keeps which statuses and failures its errors were, and the
+    /// requests that never got an answer.
+    #[test]
+    fn setup_errors_keep_their_kind() {
+        let mut outcome = SetupOutcome::default();
+        let figures = OpFigures {
+            ok: 997,
+            errors: 2,
+            errors_by_class: [("status", 1), ("timeout", 1)].into(),
+            errors_by_status: [(500, 1)].into(),
+            ..Default::default()
+        };
+        outcome.add(&figures, 1);
+        outcome.add(
+            &OpFigures {
+                errors: 1,
+                errors_by_class: [("status", 1)].into(),
+                errors_by_status: [(409, 1)].into(),
+                ..Default::default()
+            },
+            0,
+        );
+        assert_eq!((outcome.ok, outcome.errors), (997, 4));
+        let by_class: Vec<(&str, u64)> = outcome.errors_by_class.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+        assert_eq!(by_class, [("status", 2), ("timeout", 1), ("unanswered", 1)]);
+        let by_status: Vec<(&str, u64)> = outcome.errors_by_status.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+        assert_eq!(by_status, [("409", 1), ("500", 1)]);
+    }
+}
