@@ -27,7 +27,9 @@ use anyhow::{Context as _, bail};
 use hdrhistogram::Histogram;
 
 use crate::report::hlog;
-use crate::results::histogram::{decode, encode, new_latency_histogram, percentile_ms, percentiles};
+use crate::results::histogram::{
+    decode, encode, new_latency_histogram, percentile_ms, percentiles, sampled_percentiles,
+};
 use crate::results::intervals::row_of;
 use crate::results::model::*;
 use crate::scenario::{SloMetric, SloRule, slo_metric};
@@ -57,7 +59,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     merged.interrupted = results.iter().any(|r| r.interrupted);
     merged.duration_s = results.iter().zip(&offsets).map(|(r, o)| r.duration_s + *o as f64).fold(0.0, f64::max);
     merged.measured_s = results.iter().map(|r| r.measured_s).fold(0.0, f64::max);
-    merged.operations = merge_operations(&results)?;
+    merged.operations = merge_operations(&results, |r| &r.operations)?;
     merged.commands = kind_stats(&merged.operations, "command")?;
     merged.queries = kind_stats(&merged.operations, "query")?;
     merged.throughput = throughput(&results, merged.measured_s);
@@ -66,6 +68,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
         requests: results.iter().map(|r| r.setup.requests).sum(),
         ok: results.iter().map(|r| r.setup.ok).sum(),
         errors: results.iter().map(|r| r.setup.errors).sum(),
+        errors_by_class: sum_maps(results.iter().map(|r| &r.setup.errors_by_class)),
+        errors_by_status: sum_maps(results.iter().map(|r| &r.setup.errors_by_status)),
         duration_s: results.iter().map(|r| r.setup.duration_s).fold(0.0, f64::max),
     };
     merged.warmup = WarmupStats {
@@ -78,6 +82,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
             .map(|r| r.warmup.send_lag_ms.as_ref())
             .collect::<Option<Vec<_>>>()
             .map(|shards| worst(shards.into_iter())),
+        operations: merge_operations(&results, |r| &r.warmup.operations)?,
     };
     merged.projection = projection(&results, &mut warnings)?;
     merged.staleness = staleness(&results);
@@ -119,6 +124,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     }
     merged.timeline = rows.into_values().collect();
     merged.timeline_step_s = step;
+    // Judged again on the merged rows, against the shards' bound (one scenario).
+    if let Some(bound) = results.iter().find_map(|r| r.generator.send_lag_over_bound.as_ref()) {
+        let bound = (bound.bound_ms, bound.bound_from.clone());
+        merged.generator.send_lag_over_bound =
+            Some(crate::results::send_lag::over_bound(&merged.timeline, step, merged.warmup_s, bound));
+    }
     merged.shard = Some(ShardInfo {
         index: 0,
         count: shards[0].1.count,
@@ -239,10 +250,23 @@ fn add_encoded(into: &mut Histogram<u64>, encoded: &str) -> anyhow::Result<()> {
     into.add(decode(encoded)?).map_err(|e| anyhow::anyhow!("adding histograms: {e:?}"))
 }
 
-fn merge_operations(results: &[&RunResult]) -> anyhow::Result<BTreeMap<String, OperationStats>> {
+/// Counts by name, added over the shards.
+fn sum_maps<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, u64>>) -> BTreeMap<String, u64> {
+    let mut sum = BTreeMap::new();
+    for (name, n) in maps.flatten() {
+        *sum.entry(name.clone()).or_default() += n;
+    }
+    sum
+}
+
+/// Adds up the shards' per-operation figures of one window (`pick`: the load's or the warmup's).
+fn merge_operations(
+    results: &[&RunResult],
+    pick: fn(&RunResult) -> &BTreeMap<String, OperationStats>,
+) -> anyhow::Result<BTreeMap<String, OperationStats>> {
     let mut merged: BTreeMap<String, (OperationStats, Histogram<u64>, Histogram<u64>)> = BTreeMap::new();
     for result in results {
-        for (name, stats) in &result.operations {
+        for (name, stats) in pick(result) {
             let entry = merged.entry(name.clone()).or_insert_with(|| {
                 let empty = OperationStats {
                     kind: stats.kind.clone(),
@@ -252,8 +276,8 @@ fn merge_operations(results: &[&RunResult]) -> anyhow::Result<BTreeMap<String, O
                     errors: 0,
                     errors_by_class: BTreeMap::new(),
                     errors_by_status: BTreeMap::new(),
-                    latency_ms: Percentiles::default(),
-                    service_time_ms: Percentiles::default(),
+                    latency_ms: None,
+                    service_time_ms: None,
                     histogram: String::new(),
                     service_time_histogram: String::new(),
                 };
@@ -277,8 +301,8 @@ fn merge_operations(results: &[&RunResult]) -> anyhow::Result<BTreeMap<String, O
     Ok(merged
         .into_iter()
         .map(|(name, (mut stats, latency, service))| {
-            stats.latency_ms = percentiles(&latency);
-            stats.service_time_ms = percentiles(&service);
+            stats.latency_ms = sampled_percentiles(&latency);
+            stats.service_time_ms = sampled_percentiles(&service);
             stats.histogram = encode(&latency);
             stats.service_time_histogram = encode(&service);
             (name, stats)
@@ -336,7 +360,16 @@ fn worst<'a>(all: impl Iterator<Item = &'a Percentiles>) -> Percentiles {
 fn generator(results: &[&RunResult]) -> GeneratorStats {
     GeneratorStats {
         threads: Some(results.iter().filter_map(|r| r.generator.threads).sum()),
-        send_lag_ms: worst(results.iter().map(|r| &r.generator.send_lag_ms)),
+        // Null when no shard sent anything after the warmup.
+        send_lag_ms: results
+            .iter()
+            .any(|r| r.generator.send_lag_ms.is_some())
+            .then(|| worst(results.iter().filter_map(|r| r.generator.send_lag_ms.as_ref()))),
+        send_lag_unknown: results
+            .iter()
+            .find_map(|r| r.generator.send_lag_unknown.clone())
+            .filter(|_| results.iter().all(|r| r.generator.send_lag_ms.is_none())),
+        send_lag_over_bound: None, // judged on the merged timeline
         // Peaks of different processes need not coincide: their sum bounds the whole.
         max_in_flight: results.iter().map(|r| r.generator.max_in_flight).sum(),
         max_backlog: results.iter().map(|r| r.generator.max_backlog).sum(),
@@ -568,13 +601,20 @@ fn timeline(results: &[&RunResult], offsets: &[u64], step: u64) -> BTreeMap<u64,
             into.backlog += row.backlog;
             into.projection_late += row.projection_late;
             // Replaced by the merged projection-lag.hlog's where the shards have one.
-            into.projection_lag_p99_ms = match (into.projection_lag_p99_ms, row.projection_lag_p99_ms) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
+            into.projection_lag_p99_ms = larger(into.projection_lag_p99_ms, row.projection_lag_p99_ms);
+            // A p99 does not add up: the latest shard's generator bounds the merged one.
+            into.send_lag_p99_ms = larger(into.send_lag_p99_ms, row.send_lag_p99_ms);
         }
     }
     rows
+}
+
+/// The larger of two figures either of which may be missing.
+fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The merged seconds of one interval log added into histograms per timeline row.

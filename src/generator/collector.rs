@@ -37,9 +37,17 @@ struct OpenSecond {
     achieved: u64,
     errors: u64,
     latency: BTreeMap<usize, Histogram<u64>>,
+    send_lag: Option<Histogram<u64>>,
 }
 
 impl OpenSecond {
+    fn add_send_lag(&mut self, histogram: &Histogram<u64>) {
+        match &mut self.send_lag {
+            Some(sum) => sum.add(histogram).expect("same histogram bounds"),
+            None => self.send_lag = Some(histogram.clone()),
+        }
+    }
+
     fn add_latency(&mut self, op: usize, histogram: &Histogram<u64>) {
         match self.latency.get_mut(&op) {
             Some(sum) => sum.add(histogram).expect("same histogram bounds"),
@@ -127,6 +135,9 @@ impl Collector {
         for (op, _window, histogram) in &report.latency {
             open.add_latency(*op, histogram);
         }
+        if let Some(send_lag) = &report.send_lag {
+            open.add_send_lag(send_lag);
+        }
     }
 
     /// Closes every second all workers have handed over.
@@ -159,6 +170,9 @@ impl Collector {
         for (op, histogram) in &open.latency {
             row.add_latency(*op, histogram);
         }
+        if let Some(send_lag) = &open.send_lag {
+            row.add_send_lag(send_lag);
+        }
         self.closing = second + 1;
         if second + 1 == row_start + self.step {
             self.close_row();
@@ -175,6 +189,7 @@ impl Collector {
             errors: open.errors,
             in_flight: self.gauges.in_flight.load(Ordering::Relaxed),
             backlog: self.gauges.backlog.load(Ordering::Relaxed),
+            send_lag_p99_ms: open.send_lag.map(|h| h.value_at_quantile(0.99) as f64 / 1000.0),
             ..TimelineRow::default()
         };
         for (&op, histogram) in &open.latency {
@@ -215,6 +230,7 @@ mod tests {
             outcomes: vec![],
             offered: [0; 2],
             dropped: [0; 2],
+            send_lag: None,
         })
     }
 
@@ -263,6 +279,33 @@ mod tests {
         assert_eq!(timeline.rows[0].latency_ms["get"].count, 3);
         assert!((timeline.rows[0].latency_ms["get"].max - 30.0).abs() < 0.1);
         assert_eq!(*seen.lock().unwrap(), [(0, 2), (1, 1), (2, 5)]);
+    }
+
+    /// Issue 30: the workers' send lag of a second is added into its row's p99; a row
+    /// without finished operations has none.
+    #[tokio::test]
+    async fn the_send_lag_p99_of_each_row() {
+        let with_lag = |worker, second_no, lag_ms: &[u64]| {
+            let Report::Second(mut report) = second(worker, second_no, 1, &[1]) else { unreachable!() };
+            let mut histogram = new_latency_histogram();
+            for ms in lag_ms {
+                record(&mut histogram, Duration::from_millis(*ms));
+            }
+            report.send_lag = (!lag_ms.is_empty()).then_some(histogram);
+            Report::Second(report)
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let collector = Collector::new(vec!["get".into()], Arc::new(Gauges::default()), 2, 1, None);
+        tx.send(with_lag(0, 0, &[1; 98])).await.unwrap();
+        tx.send(with_lag(1, 0, &[40, 40])).await.unwrap(); // 2 of 100: the p99 is theirs
+        tx.send(with_lag(0, 1, &[])).await.unwrap();
+        tx.send(with_lag(1, 1, &[])).await.unwrap();
+        drop(tx);
+        let timeline = collector.run(rx).await;
+        let p99: Vec<Option<f64>> = timeline.rows.iter().map(|r| r.send_lag_p99_ms).collect();
+        assert_eq!(p99.len(), 2);
+        assert!(p99[0].is_some_and(|ms| (ms - 40.0).abs() < 0.1), "{p99:?}");
+        assert_eq!(p99[1], None);
     }
 
     /// (second, operations' count) per closed second.

@@ -168,6 +168,9 @@ pub struct SecondReport {
     /// Slots offered and dropped since the last report, per window (`Window as usize`).
     pub offered: [u64; 2],
     pub dropped: [u64; 2],
+    /// Send lag of the operations finished in this second (every operation and window);
+    /// `None` when none finished.
+    pub send_lag: Option<Histogram<u64>>,
 }
 
 /// What a worker tells the collector.
@@ -196,6 +199,9 @@ pub struct Recorder {
     /// Per operation, the warmup's: made on its first sample of a second, so after the
     /// warmup (or in a run without one) it costs no memory.
     interval_warmup: Vec<Option<Histogram<u64>>>,
+    /// Send lag of the second being filled (issue 30: when the generator fell behind,
+    /// not only by how much over the whole run).
+    interval_send_lag: Histogram<u64>,
     /// The outcomes and slots already reported, per operation and window.
     reported: Vec<[Outcomes; 2]>,
     reported_dispatched: Dispatched,
@@ -214,6 +220,7 @@ impl Recorder {
             errors: 0,
             interval: (0..operations).map(|_| new_latency_histogram()).collect(),
             interval_warmup: vec![None; operations],
+            interval_send_lag: new_latency_histogram(),
             reported: vec![[Outcomes::default(); 2]; operations],
             reported_dispatched: Dispatched::default(),
         }
@@ -231,7 +238,9 @@ impl Recorder {
         }
         let in_warmup = sample.intended.saturating_duration_since(self.start) < self.warmup;
         let send_lag = if in_warmup { &mut self.totals.send_lag_warmup } else { &mut self.totals.send_lag };
-        record(send_lag, sample.sent.saturating_duration_since(sample.intended));
+        let lag = sample.sent.saturating_duration_since(sample.intended);
+        record(send_lag, lag);
+        record(&mut self.interval_send_lag, lag);
         let window = if in_warmup { &mut self.totals.warmup } else { &mut self.totals.measured };
         window[sample.op].record(sample);
         if sample.outcome.answered() {
@@ -294,7 +303,10 @@ impl Recorder {
             dropped_measured: d.dropped_measured,
             ..Dispatched::default()
         };
+        let send_lag = (!self.interval_send_lag.is_empty())
+            .then(|| std::mem::replace(&mut self.interval_send_lag, new_latency_histogram()));
         let report = SecondReport {
+            send_lag,
             worker: self.worker,
             second: self.second,
             achieved: std::mem::take(&mut self.achieved),

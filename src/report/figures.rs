@@ -114,12 +114,29 @@ fn latency_over_time(result: &RunResult, markers: &[Marker], duration_s: f64) ->
         title: format!("Latency over time (per {})", result.timeline_row_label()),
         y_label: "latency (ms)".into(),
         series,
+        faint: send_lag(result).into_iter().collect(),
         thresholds: thresholds(result, is_latency_slo),
         markers: markers.to_vec(),
         duration_s,
         log_y: true,
     }
 }
+
+/// The generator's send-lag p99 per row (issue 30): where it rises toward the latencies,
+/// they include the generator's own lateness. `None` for results without it.
+fn send_lag(result: &RunResult) -> Option<Series> {
+    let points: Vec<(f64, f64)> =
+        result.timeline.iter().filter_map(|row| Some((mid(result, row.t_s), row.send_lag_p99_ms?))).collect();
+    (!points.is_empty()).then(|| Series {
+        name: "generator send lag p99".into(),
+        points,
+        secondary: true,
+        colour: GREY,
+    })
+}
+
+/// The palette's grey: context, not a figure of the target.
+const GREY: usize = 6;
 
 fn throughput(result: &RunResult, markers: &[Marker], duration_s: f64) -> TimeSeriesPlot {
     let column = |pick: fn(&crate::results::model::TimelineRow) -> u64| -> Vec<(f64, f64)> {
@@ -142,6 +159,7 @@ fn throughput(result: &RunResult, markers: &[Marker], duration_s: f64) -> TimeSe
         title: "Throughput: offered vs achieved".into(),
         y_label: "operations per second".into(),
         series,
+        faint: Vec::new(),
         thresholds: thresholds(result, |n| n == "min_throughput"),
         markers: markers.to_vec(),
         duration_s,
@@ -163,6 +181,7 @@ fn projection_lag(result: &RunResult, markers: &[Marker], duration_s: f64) -> Op
         ),
         y_label: "lag (ms)".into(),
         series: vec![Series { name: "lag p99".into(), points, secondary: false, colour: 2 }],
+        faint: Vec::new(),
         thresholds: lag_thresholds.clone(),
         markers: markers.to_vec(),
         duration_s,
@@ -272,6 +291,7 @@ fn consumer_lag(result: &RunResult, markers: &[Marker], duration_s: f64) -> Opti
         title: format!("Consumer-group lag on {} (log end − committed offset)", bus.topic),
         y_label: "messages behind".into(),
         series,
+        faint: Vec::new(),
         thresholds: thresholds(result, |n| n == "consumer_lag_max"),
         markers: markers.to_vec(),
         duration_s: duration_s

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::figures::Figure;
 use super::junit::escape;
-use super::summary::{fmt_ms, format_value};
+use super::summary::{fmt_ms, fmt_some_ms, format_value, send_lag_text};
 use crate::results::model::{RunResult, Verdict};
 
 pub(crate) const STYLE: &str = r#"
@@ -122,7 +122,7 @@ fn operations(h: &mut String, result: &RunResult) {
          <th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>service p99 ms</th></tr>"
     );
     for (name, op) in &result.operations {
-        let l = &op.latency_ms;
+        let l = |pick: fn(&crate::results::model::Percentiles) -> f64| fmt_some_ms(op.latency_ms.as_ref().map(pick));
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -132,12 +132,12 @@ fn operations(h: &mut String, result: &RunResult) {
             op.ok,
             op.rejected,
             op.errors,
-            fmt_ms(l.p50),
-            fmt_ms(l.p90),
-            fmt_ms(l.p99),
-            fmt_ms(l.p999),
-            fmt_ms(l.max),
-            fmt_ms(op.service_time_ms.p99)
+            l(|p| p.p50),
+            l(|p| p.p90),
+            l(|p| p.p99),
+            l(|p| p.p999),
+            l(|p| p.max),
+            fmt_some_ms(op.service_time_ms.as_ref().map(|p| p.p99))
         );
     }
     h.push_str("</table>\n");
@@ -145,14 +145,17 @@ fn operations(h: &mut String, result: &RunResult) {
     let g = &result.generator;
     let _ = writeln!(
         h,
-        "<p class=\"meta\">offered {:.1}/s · achieved {:.1}/s · dropped {} · unfinished {} · generator send lag p50 {} ms, p99 {} ms · \
+        "<p class=\"meta\">offered {:.1}/s · achieved {:.1}/s · dropped {} · unfinished {} · generator {}{} · \
          most in flight {} · largest backlog {}</p>",
         t.offered_per_s,
         t.achieved_per_s,
         t.dropped,
         t.unfinished,
-        fmt_ms(g.send_lag_ms.p50),
-        fmt_ms(g.send_lag_ms.p99),
+        escape(&send_lag_text(g)),
+        g.send_lag_over_bound
+            .as_ref()
+            .and_then(|o| o.describe())
+            .map_or_else(String::new, |late| format!(" · <strong>fell behind: {}</strong>", escape(&late))),
         g.max_in_flight,
         g.max_backlog
     );

@@ -46,29 +46,27 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
             op.ok,
             op.rejected,
             op.errors,
-            latency_cells(&op.latency_ms),
-            fmt_ms(op.service_time_ms.p99)
+            latency_cells(op.latency_ms.as_ref()),
+            fmt_some_ms(op.service_time_ms.as_ref().map(|p| p.p99))
         );
     }
     let t = &result.throughput;
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "throughput: offered {:.1}/s, achieved {:.1}/s (ok + rejected), errors {:.1}/s, dropped {}, unfinished {}   send lag p50 {} ms, p99 {} ms",
+        "throughput: offered {:.1}/s, achieved {:.1}/s (ok + rejected), errors {:.1}/s, dropped {}, unfinished {}   {}",
         t.offered_per_s,
         t.achieved_per_s,
         t.errors_per_s,
         t.dropped,
         t.unfinished,
-        fmt_ms(result.generator.send_lag_ms.p50),
-        fmt_ms(result.generator.send_lag_ms.p99)
+        send_lag_text(&result.generator)
     );
+    if let Some(late) = result.generator.send_lag_over_bound.as_ref().and_then(|o| o.describe()) {
+        let _ = writeln!(s, "generator fell behind: {late}; latencies there include its own lateness");
+    }
     if result.setup.requests > 0 {
-        let _ = writeln!(
-            s,
-            "setup: {} requests in {:.1}s, {} errors",
-            result.setup.requests, result.setup.duration_s, result.setup.errors
-        );
+        let _ = writeln!(s, "{}", setup_line(&result.setup));
     }
     if let Some(p) = &result.projection {
         let _ = writeln!(s, "projection lag: {}", projection_line(p));
@@ -96,6 +94,9 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
             e.reordered,
             if e.foreign > 0 { format!(", {} foreign", e.foreign) } else { String::new() }
         );
+        if let Some(line) = events_coverage_line(result) {
+            let _ = writeln!(s, "{line}");
+        }
         if !e.complete() {
             let _ = writeln!(
                 s,
@@ -171,6 +172,53 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
     let _ = writeln!(s, "{}", verdict_line(result));
     let _ = writeln!(s, "results: {}", out_dir.display());
     s
+}
+
+/// `events cover warmup + load: 14 + 382 ok commands`: `events.acked` counts every
+/// acknowledged command, warmup included, while the table above leaves the warmup out
+/// (issue 30: `ok 382` beside `396 acked` with nothing saying why). `None` without a warmup.
+pub fn events_coverage_line(result: &RunResult) -> Option<String> {
+    if result.warmup.operations.is_empty() {
+        return None;
+    }
+    let covered = accounted_commands(result);
+    let ok = |ops: &std::collections::BTreeMap<String, crate::results::model::OperationStats>| -> u64 {
+        ops.iter().filter(|(name, op)| op.kind == "command" && covered(name)).map(|(_, op)| op.ok).sum()
+    };
+    Some(format!(
+        "events cover warmup + load: {} + {} ok commands",
+        ok(&result.warmup.operations),
+        ok(&result.operations)
+    ))
+}
+
+/// Whether event accounting covers a command: those of `[verify] commands`, else every one.
+fn accounted_commands(result: &RunResult) -> impl Fn(&str) -> bool + '_ {
+    let named = result.scenario.pointer("/verify/commands").and_then(|v| v.as_array());
+    move |name: &str| named.is_none_or(|names| names.iter().any(|n| n.as_str() == Some(name)))
+}
+
+/// `send lag p50 0.01 ms, p99 0.20 ms`, or `send lag – (nothing was sent after the warmup)`.
+pub fn send_lag_text(g: &crate::results::model::GeneratorStats) -> String {
+    match (&g.send_lag_ms, &g.send_lag_unknown) {
+        (Some(p), _) => format!("send lag p50 {} ms, p99 {} ms", fmt_ms(p.p50), fmt_ms(p.p99)),
+        (None, Some(why)) => format!("send lag {NO_SAMPLES} ({why})"),
+        (None, None) => format!("send lag {NO_SAMPLES}"),
+    }
+}
+
+/// `setup: 1000 requests in 3.7s, 1 errors (1× 500)`: which statuses and failures.
+pub fn setup_line(setup: &crate::results::model::SetupStats) -> String {
+    let mut line = format!("setup: {} requests in {:.1}s, {} errors", setup.requests, setup.duration_s, setup.errors);
+    // Statuses by code; the `status` class is what they add up to.
+    let statuses = setup.errors_by_status.iter().map(|(code, n)| format!("{n}× {code}"));
+    let classes =
+        setup.errors_by_class.iter().filter(|(class, _)| *class != "status").map(|(c, n)| format!("{n}× {c}"));
+    let parts: Vec<String> = statuses.chain(classes).collect();
+    if !parts.is_empty() {
+        let _ = write!(line, " ({})", parts.join(", "));
+    }
+    line
 }
 
 /// `PASS: all SLOs met` or `FAIL: 2 SLO(s) violated: a, b`: the summary's last word, also
@@ -270,10 +318,12 @@ pub fn attribution_line(a: &crate::probe::attribution::LagAttribution) -> String
 }
 
 /// `172 probes, p50 18.0 ms, …`: the projection probe in one line (terminal and HTML).
-/// Late probes count at the timeout, so a percentile there reads `≥ 10000 ms`.
+/// Late probes count at the timeout, so a percentile there reads `≥ 10000 ms`; one below
+/// the poll interval is not known more finely than that, so it reads `< 2 ms`.
 pub fn projection_line(p: &ProjectionStats) -> String {
     let lag = |ms: f64| match p.censored_at_ms {
         Some(at) if ms >= at => format!("≥ {} ms", fmt_ms(at)),
+        _ if ms < p.resolution_ms => format!("< {} ms", fmt_bound(p.resolution_ms)),
         _ => format!("{} ms", fmt_ms(ms)),
     };
     let late = match (p.late, p.censored_at_ms) {
@@ -340,9 +390,26 @@ pub fn format_value(value: f64, unit: &str) -> String {
     }
 }
 
-fn latency_cells(p: &Percentiles) -> String {
-    format!("{:>9} {:>9} {:>9} {:>9} {:>9}", fmt_ms(p.p50), fmt_ms(p.p90), fmt_ms(p.p99), fmt_ms(p.p999), fmt_ms(p.max))
+/// An operation's latency columns; `–` in each when it has no samples.
+fn latency_cells(p: Option<&Percentiles>) -> String {
+    let cell = |pick: fn(&Percentiles) -> f64| fmt_some_ms(p.map(pick));
+    format!(
+        "{:>9} {:>9} {:>9} {:>9} {:>9}",
+        cell(|p| p.p50),
+        cell(|p| p.p90),
+        cell(|p| p.p99),
+        cell(|p| p.p999),
+        cell(|p| p.max)
+    )
 }
+
+/// A figure that may not exist: `–` for no samples, never a made-up 0.00.
+pub fn fmt_some_ms(ms: Option<f64>) -> String {
+    ms.map_or_else(|| NO_SAMPLES.to_owned(), fmt_ms)
+}
+
+/// Shown in place of a figure that has no samples.
+pub const NO_SAMPLES: &str = "–";
 
 /// Three significant figures, as the histograms hold.
 pub fn fmt_ms(ms: f64) -> String {
@@ -355,6 +422,12 @@ pub fn fmt_ms(ms: f64) -> String {
     } else {
         format!("{ms:.3}")
     }
+}
+
+/// A bound as written in a scenario: `2`, `0.5`, `12.5` (no trailing zeros).
+fn fmt_bound(ms: f64) -> String {
+    let text = fmt_ms(ms);
+    if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text }
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -415,6 +488,80 @@ mod tests {
         assert!(verdict_line(&result).ends_with("[INTERRUPTED]"));
     }
 
+    /// Issue 30: the summary says that event accounting covers the warmup too, counting
+    /// only the commands `[verify]` accounts for.
+    #[test]
+    fn events_coverage_adds_the_warmup() {
+        let mut result = result();
+        result.events = Some(Default::default());
+        assert_eq!(events_coverage_line(&result), None, "no warmup, nothing to explain");
+        let op = |kind: &str, ok| OperationStats { kind: kind.into(), ok, ..Default::default() };
+        result.warmup.operations =
+            [("withdraw".to_owned(), op("command", 14)), ("audit".to_owned(), op("command", 5))].into();
+        result.operations.insert("audit".into(), op("command", 50));
+        result.operations.insert("balance".into(), op("query", 70));
+        assert_eq!(events_coverage_line(&result).unwrap(), "events cover warmup + load: 19 + 140 ok commands");
+        result.scenario = serde_json::json!({ "verify": { "commands": ["withdraw"] } });
+        let text = render(&result, Path::new("reports/x"));
+        assert!(text.contains("\nevents cover warmup + load: 14 + 90 ok commands\n"), "{text}");
+    }
+
+    /// Issue 30: a generator that fell behind after the warmup is named with its seconds;
+    /// one that kept up is not.
+    #[test]
+    fn a_late_generator_is_named() {
+        use crate::results::model::SendLagOverBound;
+        let mut result = result();
+        result.generator.send_lag_ms = Some(Percentiles { p50: 0.02, p99: 31.0, ..Default::default() });
+        let kept_up = SendLagOverBound { bound_ms: 10.0, bound_from: "default".into(), ..Default::default() };
+        result.generator.send_lag_over_bound = Some(kept_up.clone());
+        let text = render(&result, Path::new("reports/x"));
+        assert!(text.contains("send lag p50 0.02 ms, p99 31.0 ms\n"), "{text}");
+        assert!(!text.contains("fell behind"), "{text}");
+        let late = SendLagOverBound { seconds: 2, first_s: Some(3), last_s: Some(7), ..kept_up };
+        result.generator.send_lag_over_bound = Some(late);
+        let text = render(&result, Path::new("reports/x"));
+        assert!(
+            text.contains("generator fell behind: send lag p99 over 10 ms in 2 s (3 s … 7 s; bound: default); latencies there include its own lateness\n"),
+            "{text}"
+        );
+    }
+
+    /// Issue 30: the setup line says which statuses and failures its errors were.
+    #[test]
+    fn setup_errors_are_named() {
+        let mut setup = crate::results::model::SetupStats {
+            requests: 1000,
+            ok: 999,
+            errors: 1,
+            duration_s: 3.71,
+            ..Default::default()
+        };
+        assert_eq!(setup_line(&setup), "setup: 1000 requests in 3.7s, 1 errors");
+        setup.errors = 4;
+        setup.errors_by_status = [("500".to_owned(), 1)].into();
+        setup.errors_by_class =
+            [("status".to_owned(), 1), ("timeout".to_owned(), 2), ("unanswered".to_owned(), 1)].into();
+        assert_eq!(setup_line(&setup), "setup: 1000 requests in 3.7s, 4 errors (1× 500, 2× timeout, 1× unanswered)");
+    }
+
+    /// Issue 30: an operation without samples has no latency, not 0.00 ms.
+    #[test]
+    fn an_operation_without_samples_shows_no_latency() {
+        let mut result = result();
+        let failed = OperationStats { kind: "query".into(), count: 3, errors: 3, ..Default::default() };
+        result.operations.insert("account_refs".into(), failed);
+        let text = render(&result, Path::new("reports/x"));
+        let row = text.lines().find(|l| l.starts_with("account_refs")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().skip(6).collect();
+        assert_eq!(cells, ["–"; 6], "{row}");
+        // result.json holds null there, and reads back.
+        let json = serde_json::to_value(&result.operations["account_refs"]).unwrap();
+        assert!(json["latency_ms"].is_null() && json["service_time_ms"].is_null(), "{json}");
+        let back: OperationStats = serde_json::from_value(json).unwrap();
+        assert!(back.latency_ms.is_none());
+    }
+
     /// Issue 12: late probes are recorded at the timeout, so a percentile there is a bound.
     #[test]
     fn a_percentile_at_the_timeout_is_shown_as_a_bound() {
@@ -433,8 +580,19 @@ mod tests {
             line.starts_with("200 probes, p50 18.0 ms, p99 ≥ 10000 ms, max ≥ 10000 ms (resolution 5.00 ms), 4 late (counted at the 10000 ms timeout)"),
             "{line}"
         );
-        let visible =
-            ProjectionStats { late: 0, lag_ms: Percentiles { p99: 40.0, ..Default::default() }, ..projection };
-        assert!(projection_line(&visible).contains("p99 40.0 ms, max 0.00 ms (resolution 5.00 ms), 0 late,"));
+        let lag_ms = Percentiles { p99: 40.0, max: 52.0, ..Default::default() };
+        let visible = ProjectionStats { late: 0, lag_ms, ..projection };
+        assert!(projection_line(&visible).contains("p99 40.0 ms, max 52.0 ms (resolution 5.00 ms), 0 late,"));
+    }
+
+    /// Issue 30: a lag under the poll interval is not known more finely: `< 2 ms`.
+    #[test]
+    fn a_lag_below_the_resolution_is_shown_as_a_bound() {
+        let lag_ms = Percentiles { p50: 0.16, p99: 2.0, max: 7.5, ..Default::default() };
+        let projection = ProjectionStats { probes: 10, resolution_ms: 2.0, lag_ms, ..Default::default() };
+        let line = projection_line(&projection);
+        assert!(line.starts_with("10 probes, p50 < 2 ms, p99 2.00 ms, max 7.50 ms (resolution 2.00 ms)"), "{line}");
+        let fine = ProjectionStats { resolution_ms: 0.5, ..projection };
+        assert!(projection_line(&fine).starts_with("10 probes, p50 < 0.5 ms,"), "{}", projection_line(&fine));
     }
 }

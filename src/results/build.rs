@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use std::time::Duration;
 
-use super::histogram::{encode, percentiles};
+use super::histogram::{encode, percentiles, sampled_percentiles};
 use super::model::*;
 use super::slo;
 use crate::generator::OpFigures;
@@ -29,12 +29,15 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
     let duration_s = outcome.load_elapsed.as_secs_f64();
     let measured_s = (outcome.load_elapsed.saturating_sub(warmup)).as_secs_f64();
 
-    let operations: BTreeMap<String, OperationStats> = scenario
-        .operations
-        .iter()
-        .zip(&collected.measured)
-        .map(|(op, figures)| (op.name.clone(), operation_stats(op.kind, figures)))
-        .collect();
+    let per_operation = |window: &[OpFigures]| -> BTreeMap<String, OperationStats> {
+        scenario
+            .operations
+            .iter()
+            .zip(window)
+            .map(|(op, figures)| (op.name.clone(), operation_stats(op.kind, figures)))
+            .collect()
+    };
+    let operations = per_operation(&collected.measured);
     let kind_stats = |kind: OpKind| {
         let mut all = OpFigures::default();
         for (op, figures) in scenario.operations.iter().zip(&collected.measured) {
@@ -104,7 +107,14 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         throughput,
         generator: GeneratorStats {
             threads: Some(outcome.threads as u64),
-            send_lag_ms: percentiles(&collected.send_lag),
+            send_lag_ms: sampled_percentiles(&collected.send_lag),
+            send_lag_unknown: collected.send_lag.is_empty().then(|| NOTHING_SENT_AFTER_WARMUP.into()),
+            send_lag_over_bound: Some(super::send_lag::over_bound(
+                &timeline,
+                step,
+                warmup.as_secs_f64(),
+                super::send_lag::bound(&scenario.slo),
+            )),
             max_in_flight: outcome.max_in_flight,
             max_backlog: outcome.max_backlog,
             max_backlog_bytes: outcome.max_backlog * crate::generator::BACKLOG_SLOT_BYTES as u64,
@@ -115,6 +125,8 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
             requests: outcome.setup.requests,
             ok: outcome.setup.ok,
             errors: outcome.setup.errors,
+            errors_by_class: outcome.setup.errors_by_class.clone(),
+            errors_by_status: outcome.setup.errors_by_status.clone(),
             duration_s: outcome.setup.duration.as_secs_f64(),
         },
         warmup: WarmupStats {
@@ -122,6 +134,8 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
             errors: warmup_all.errors,
             latency_ms: percentiles(&warmup_all.latency),
             send_lag_ms: (!collected.send_lag_warmup.is_empty()).then(|| percentiles(&collected.send_lag_warmup)),
+            // Only a run with a warmup has any (event accounting covers it: issue 30).
+            operations: if warmup.is_zero() { BTreeMap::new() } else { per_operation(&collected.warmup) },
         },
         projection: None,
         staleness: outcome.probes.staleness.as_ref().map(|s| staleness_stats(s, scenario)),
@@ -239,6 +253,9 @@ fn attribution(
     Some(attribute(&lag.figures.seen, outcome.started_at, &sources))
 }
 
+/// Why `generator.send_lag_ms` is null.
+pub const NOTHING_SENT_AFTER_WARMUP: &str = "nothing was sent after the warmup";
+
 /// Lag must stay under its threshold this long to count as recovered.
 const RECOVERY_HOLD: Duration = Duration::from_secs(1);
 
@@ -330,8 +347,8 @@ fn operation_stats(kind: OpKind, figures: &OpFigures) -> OperationStats {
         errors: figures.errors,
         errors_by_class: figures.errors_by_class.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
         errors_by_status: figures.errors_by_status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-        latency_ms: percentiles(&figures.latency),
-        service_time_ms: percentiles(&figures.service_time),
+        latency_ms: sampled_percentiles(&figures.latency),
+        service_time_ms: sampled_percentiles(&figures.service_time),
         histogram: encode(&figures.latency),
         service_time_histogram: encode(&figures.service_time),
     }

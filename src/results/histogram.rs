@@ -47,6 +47,12 @@ pub fn percentiles(histogram: &Histogram<u64>) -> Percentiles {
     }
 }
 
+/// The percentiles, `None` when the histogram is empty (issue 30: an operation without
+/// samples showed latencies of 0.00 ms).
+pub fn sampled_percentiles(histogram: &Histogram<u64>) -> Option<Percentiles> {
+    (!histogram.is_empty()).then(|| percentiles(histogram))
+}
+
 /// A percentile (0–100) in milliseconds, `None` when empty.
 pub fn percentile_ms(histogram: &Histogram<u64>, percentile: f64) -> Option<f64> {
     (!histogram.is_empty()).then(|| ms(histogram.value_at_percentile(percentile)))

@@ -5,6 +5,7 @@ mod build;
 pub mod histogram;
 pub mod intervals;
 pub mod model;
+pub mod send_lag;
 pub mod slo;
 mod write;
 

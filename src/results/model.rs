@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::probe::actions::ActionRun;
 pub use crate::probe::reconcile::EventCounts;
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Default))] // tests fill in what they look at
@@ -151,10 +151,10 @@ pub struct OperationStats {
     /// Unexpected statuses by code.
     pub errors_by_status: BTreeMap<String, u64>,
     /// Intended start → last byte of the answer (coordinated-omission-correct), for every
-    /// operation that got an answer.
-    pub latency_ms: Percentiles,
-    /// Actual send → last byte of the answer.
-    pub service_time_ms: Percentiles,
+    /// operation that got an answer; null when none did (no samples: not a latency of 0).
+    pub latency_ms: Option<Percentiles>,
+    /// Actual send → last byte of the answer; null when no operation got an answer.
+    pub service_time_ms: Option<Percentiles>,
     /// The latency histogram, HdrHistogram V2 + deflate, base64, values in microseconds.
     pub histogram: String,
     /// The service-time histogram, same encoding.
@@ -205,8 +205,17 @@ pub struct GeneratorStats {
     #[serde(default)]
     pub threads: Option<u64>,
     /// Actual send − intended start (includes waiting for a free slot), over the load
-    /// operations scheduled after warmup; the warmup's is in `warmup.send_lag_ms`.
-    pub send_lag_ms: Percentiles,
+    /// operations scheduled after warmup; the warmup's is in `warmup.send_lag_ms`. Null
+    /// when nothing was sent after the warmup (`send_lag_unknown` says so).
+    pub send_lag_ms: Option<Percentiles>,
+    /// Why `send_lag_ms` is null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag_unknown: Option<String>,
+    /// The seconds after the warmup whose send-lag p99 (timeline `send_lag_p99_ms`) was
+    /// over a bound: the generator fell behind its schedule, so the latencies of those
+    /// seconds include its own lateness (issue 30). Absent in results written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag_over_bound: Option<SendLagOverBound>,
     /// Most requests outstanding at once.
     pub max_in_flight: u64,
     /// Most operations waiting for a slot at once.
@@ -221,11 +230,43 @@ pub struct GeneratorStats {
     pub truncated_bodies: u64,
 }
 
+/// How long the generator's send lag was over its bound after the warmup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SendLagOverBound {
+    /// 10 % of the tightest command-latency SLO, else 10 ms.
+    pub bound_ms: f64,
+    /// Where the bound comes from, e.g. `10 % of command_latency_p95 = 200 ms`.
+    pub bound_from: String,
+    /// Seconds whose send-lag p99 was over the bound (0: the generator kept up).
+    pub seconds: u64,
+    /// The first and last such second since the start of the load; null when none.
+    pub first_s: Option<u64>,
+    pub last_s: Option<u64>,
+}
+
+impl SendLagOverBound {
+    /// `send lag p99 over 10 ms in 5 s (12 s … 16 s; bound: …)`, or `None` when it never was.
+    pub fn describe(&self) -> Option<String> {
+        let (first, last) = (self.first_s?, self.last_s?);
+        let when = if first == last { format!("at {first} s") } else { format!("{first} s … {last} s") };
+        (self.seconds > 0).then(|| {
+            format!("send lag p99 over {} ms in {} s ({when}; bound: {})", self.bound_ms, self.seconds, self.bound_from)
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SetupStats {
     pub requests: u64,
     pub ok: u64,
     pub errors: u64,
+    /// The errors by class, as in `operations` (`connect`, `timeout`, `body`, `transport`,
+    /// `status`), and `unanswered`: no answer within the setup's grace.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors_by_class: BTreeMap<String, u64>,
+    /// Unexpected statuses by code.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors_by_status: BTreeMap<String, u64>,
     pub duration_s: f64,
 }
 
@@ -238,6 +279,11 @@ pub struct WarmupStats {
     /// kept apart, when `generator.send_lag_ms` covered the warmup too).
     #[serde(default)]
     pub send_lag_ms: Option<Percentiles>,
+    /// Per operation, the warmup's own figures (the same fields as `operations`): with
+    /// `operations`, they add up to what event accounting (`events.acked`) covers, which
+    /// is every command of the load, warmup included. Absent in results written before.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub operations: BTreeMap<String, OperationStats>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -264,6 +310,11 @@ pub struct TimelineRow {
     /// Probes acknowledged in this second that were late.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub projection_late: u64,
+    /// The generator's send lag p99 (actual send − intended start) of the operations
+    /// finished in this row, warmup included: when the generator fell behind its schedule.
+    /// Absent without finished operations (and in results written before issue 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lag_p99_ms: Option<f64>,
 }
 
 impl RunResult {

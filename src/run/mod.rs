@@ -13,6 +13,7 @@ pub mod clock;
 mod observe;
 mod setup;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -81,7 +82,28 @@ pub struct SetupOutcome {
     pub requests: u64,
     pub ok: u64,
     pub errors: u64,
+    /// The errors by class (`unanswered`: never answered within the setup's grace)…
+    pub errors_by_class: BTreeMap<String, u64>,
+    /// …and the unexpected statuses by code.
+    pub errors_by_status: BTreeMap<String, u64>,
     pub duration: Duration,
+}
+
+impl SetupOutcome {
+    /// Adds one setup operation's figures (`unanswered`: requests that got no answer at all).
+    fn add(&mut self, figures: &crate::generator::OpFigures, unanswered: u64) {
+        self.ok += figures.ok + figures.rejected;
+        self.errors += figures.errors + unanswered;
+        for (class, n) in &figures.errors_by_class {
+            *self.errors_by_class.entry((*class).to_owned()).or_default() += n;
+        }
+        for (status, n) in &figures.errors_by_status {
+            *self.errors_by_status.entry(status.to_string()).or_default() += n;
+        }
+        if unanswered > 0 {
+            *self.errors_by_class.entry("unanswered".into()).or_default() += unanswered;
+        }
+    }
 }
 
 /// What the probes found (present when the scenario asks for them).
@@ -588,4 +610,39 @@ async fn drain(
     gauges.set_phase(Phase::Draining);
     let generated = running.finish(grace, (!interrupted).then_some(shutdown)).await?;
     Ok((generated, load_elapsed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generator::OpFigures;
+
+    /// Issue 30: the setup keeps which statuses and failures its errors were, and the
+    /// requests that never got an answer.
+    #[test]
+    fn setup_errors_keep_their_kind() {
+        let mut outcome = SetupOutcome::default();
+        let figures = OpFigures {
+            ok: 997,
+            errors: 2,
+            errors_by_class: [("status", 1), ("timeout", 1)].into(),
+            errors_by_status: [(500, 1)].into(),
+            ..Default::default()
+        };
+        outcome.add(&figures, 1);
+        outcome.add(
+            &OpFigures {
+                errors: 1,
+                errors_by_class: [("status", 1)].into(),
+                errors_by_status: [(409, 1)].into(),
+                ..Default::default()
+            },
+            0,
+        );
+        assert_eq!((outcome.ok, outcome.errors), (997, 4));
+        let by_class: Vec<(&str, u64)> = outcome.errors_by_class.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+        assert_eq!(by_class, [("status", 2), ("timeout", 1), ("unanswered", 1)]);
+        let by_status: Vec<(&str, u64)> = outcome.errors_by_status.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+        assert_eq!(by_status, [("409", 1), ("500", 1)]);
+    }
 }

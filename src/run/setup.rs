@@ -58,15 +58,13 @@ pub async fn run<T: Target>(
         if interrupted {
             // Only what was sent: the rest of the keys were never attempted.
             outcome.requests += figures.count;
-            outcome.ok += figures.ok + figures.rejected;
-            outcome.errors += figures.errors;
+            outcome.add(figures, 0);
             break;
         }
         // Requests never answered (aborted at the grace) count as errors.
         let unanswered = keys.saturating_sub(figures.count);
         outcome.requests += keys;
-        outcome.ok += figures.ok + figures.rejected;
-        outcome.errors += figures.errors + unanswered;
+        outcome.add(figures, unanswered);
     }
     outcome.duration = began.elapsed();
     Ok(outcome)

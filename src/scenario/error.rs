@@ -28,6 +28,8 @@ pub struct Located {
     pub width: usize,
     pub message: String,
     pub hint: Option<String>,
+    /// The bytes of the source the error is about.
+    pub span: Range<usize>,
 }
 
 impl ScenarioError {
@@ -51,6 +53,7 @@ impl ScenarioError {
             width,
             message: message.into(),
             hint: None,
+            span: start..end,
         }))
     }
 
@@ -60,6 +63,19 @@ impl ScenarioError {
             located.hint = Some(hint.into());
         }
         self
+    }
+
+    /// The same error blamed on `--set arg` (issue 30: a value set on the command line was
+    /// shown on a line of the scenario file that does not hold it). The hint follows.
+    pub fn on_override(self, arg: &str) -> ScenarioError {
+        let message = match &self {
+            ScenarioError::Located(l) => match &l.hint {
+                Some(hint) => format!("{} (help: {hint})", l.message),
+                None => l.message.clone(),
+            },
+            other => other.message(),
+        };
+        ScenarioError::Override { arg: arg.to_owned(), message }
     }
 
     /// The message without the location (tests, summaries).

@@ -35,18 +35,57 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError
 /// Like [`load`], from text already read (`path` names it in errors).
 pub fn load_str(text: &str, path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
     let text = apply_overrides(text, path, overrides)?;
-    let raw: RawScenario = toml::from_str(&text).map_err(|e| {
+    let set = overridden_spans(&text, overrides);
+    checked(&text, path).map_err(|e| blame_override(e, &set))
+}
+
+/// Parses and checks the scenario text (overrides applied).
+fn checked(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        ScenarioError::at(path, &text, span, e.message().trim_end().to_owned())
+        ScenarioError::at(path, text, span, e.message().trim_end().to_owned())
     })?;
-    let recorded: toml::Table = toml::from_str(&text)
-        .map_err(|e| ScenarioError::at(path, &text, e.span().unwrap_or(0..0), e.message().to_owned()))?;
+    let recorded: toml::Table = toml::from_str(text)
+        .map_err(|e| ScenarioError::at(path, text, e.span().unwrap_or(0..0), e.message().to_owned()))?;
     let mut recorded = serde_json::to_value(&recorded).unwrap_or(serde_json::Value::Null);
     super::redact::redact_recorded(&mut recorded);
-    Checker { path, text: &text }.check(raw, recorded)
+    Checker { path, text }.check(raw, recorded)
 }
 
 // ---------------------------------------------------------------- overrides
+
+/// Where each `--set` sits in the overridden text (its key, when it has one, to the end of
+/// its value), by its argument.
+fn overridden_spans(text: &str, overrides: &[String]) -> Vec<(std::ops::Range<usize>, String)> {
+    let Ok(doc) = toml_edit::Document::parse(text) else { return Vec::new() };
+    overrides
+        .iter()
+        .filter_map(|arg| {
+            let (key, _) = arg.split_once('=')?;
+            let (mut item, mut key_start) = (doc.as_item(), None);
+            for part in key.trim().split('.') {
+                key_start = item.as_table_like().and_then(|t| t.key(part)?.span()).map(|s| s.start);
+                item = match part.parse::<usize>() {
+                    Ok(index) => item.get(index)?,
+                    Err(_) => item.get(part)?,
+                };
+            }
+            let value = item.span()?;
+            Some((key_start.unwrap_or(value.start)..value.end, arg.clone()))
+        })
+        .collect()
+}
+
+/// An error about a value a `--set` put there is about that `--set`, not about a line of
+/// the file (which does not hold the value).
+fn blame_override(error: ScenarioError, set: &[(std::ops::Range<usize>, String)]) -> ScenarioError {
+    let ScenarioError::Located(located) = &error else { return error };
+    let within = |span: &std::ops::Range<usize>| span.start <= located.span.start && located.span.end <= span.end;
+    match set.iter().find(|(span, _)| within(span)) {
+        Some((_, arg)) => error.on_override(arg),
+        None => error,
+    }
+}
 
 fn apply_overrides(text: &str, path: &Path, overrides: &[String]) -> Result<String, ScenarioError> {
     if overrides.is_empty() {

@@ -73,6 +73,47 @@ fn a_stall_shows_in_latency_but_not_in_service_time() {
     assert!(service_max >= 800.0, "some request was in flight during the stall: {service_max}");
     assert!(service_p99 < 50.0, "service time p99 {service_p99} ms should not show the stall");
     assert_eq!(f(&result, "/throughput/dropped"), 0.0);
+    // Issue 30: the queued operations were sent late (waiting for one of the 8 stuck
+    // slots): the generator's send lag per second shows when, and the run says so.
+    let rows = result["timeline"].as_array().unwrap();
+    let worst = rows.iter().filter_map(|r| r["send_lag_p99_ms"].as_f64()).fold(0.0, f64::max);
+    assert!(worst >= 500.0, "a row's send-lag p99 shows the 1 s stall: {worst} ms");
+    let over = &result["generator"]["send_lag_over_bound"];
+    assert_eq!(over["bound_ms"], 10.0, "no command-latency SLO: the default bound");
+    assert!(over["seconds"].as_u64().unwrap() >= 1, "{over}");
+    let (first, last) = (over["first_s"].as_u64().unwrap(), over["last_s"].as_u64().unwrap());
+    assert!(first <= 5 && last >= 4, "the stall (4 s … 5 s) is among the late seconds: {over}");
+}
+
+/// Issue 30: with nothing sent after the warmup, there is no send lag and no latency to
+/// show: null in result.json (with the reason), `–` in the summary, never zeros; `report`
+/// and `compare` read such a result back.
+#[test]
+fn nothing_after_the_warmup_is_null_not_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = bench()
+        .args(["run", "--set", "load.stages.0.rate=1", "--set", "load.stages.0.duration=\"2s\""])
+        .args(["--set", "load.warmup=\"1500ms\"", "--out"])
+        .arg(dir.path())
+        .arg(scenario("steady.toml"))
+        .assert();
+    let stdout = String::from_utf8_lossy(&run.get_output().stdout).to_string();
+    let result = result_json(dir.path());
+    let generator = &result["generator"];
+    assert!(generator["send_lag_ms"].is_null(), "{generator}");
+    assert_eq!(generator["send_lag_unknown"], "nothing was sent after the warmup");
+    assert!(stdout.contains("send lag – (nothing was sent after the warmup)"), "{stdout}");
+    for op in ["deposit", "get_account"] {
+        let stats = &result["operations"][op];
+        assert_eq!(stats["count"], 0, "{op}: {stats}");
+        assert!(stats["latency_ms"].is_null() && stats["service_time_ms"].is_null(), "{op}: {stats}");
+        let row = stdout.lines().find(|l| l.starts_with(op)).unwrap();
+        assert_eq!(row.split_whitespace().filter(|c| *c == "–").count(), 6, "{row}");
+    }
+    assert!(result["warmup"]["count"].as_u64().unwrap() > 0);
+    bench().args(["report"]).arg(dir.path()).assert().success();
+    let out = tempfile::tempdir().unwrap();
+    bench().args(["compare"]).arg(dir.path()).arg(dir.path()).arg("--out").arg(out.path()).assert().success();
 }
 
 #[test]

@@ -41,6 +41,30 @@ fn issue12_list_of_objects_with_server_ids_counts_exactly() {
     run.code(1);
 }
 
+/// Issue 30: the per-operation counts leave the warmup out, event accounting does not;
+/// result.json holds the warmup's own counts, so the two reconcile exactly, and the
+/// summary says so.
+#[test]
+fn issue30_warmup_and_load_counts_add_up_to_the_acknowledged_events() {
+    let app = todo::start(todo::Faults { duplicate_every: 1_000_000, drop_every: 1_000_000 });
+    let out = tempfile::tempdir().unwrap();
+    let run = bench()
+        .args(["run", "--duration", "3s", "--set", "load.warmup=\"1s\"", "--target", &app.url, "--out"])
+        .arg(out.path())
+        .arg(scenario("todo-app.toml"))
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&run.get_output().stdout).to_string();
+    let truth = app.truth();
+    let result = result_json(out.path());
+    let ok = |ops: &serde_json::Value| ops["create_todo"]["ok"].as_u64().unwrap();
+    let (warmup, load) = (ok(&result["warmup"]["operations"]), ok(&result["operations"]));
+    assert!(warmup > 0 && load > 0, "{warmup} + {load}");
+    assert_eq!(Some(warmup + load), result["events"]["acked"].as_u64(), "{}", result["events"]);
+    assert_eq!(Some(warmup + load), truth["created"].as_u64(), "the app's own count: {truth}");
+    assert!(stdout.contains(&format!("events cover warmup + load: {warmup} + {load} ok commands")), "{stdout}");
+}
+
 #[test]
 fn issue12_quantities_checked_against_deltas_and_the_write_side() {
     let app = stock::start(17);

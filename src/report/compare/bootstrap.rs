@@ -77,6 +77,9 @@ pub enum Verdict {
     /// Worse beyond the noise, but by no more than the allowed regression.
     Worse,
     Regressed,
+    /// Would be regressed, but the run's generator fell behind its schedule (issue 30):
+    /// its latencies include the generator's own lateness, so it cannot prove a regression.
+    Suspect,
     /// Not judged: a side holds too few samples for this percentile (`min_samples`).
     TooFewSamples,
 }
@@ -88,6 +91,7 @@ impl Verdict {
             Verdict::WithinNoise => "within noise",
             Verdict::Worse => "worse, allowed",
             Verdict::Regressed => "regressed",
+            Verdict::Suspect => "suspect",
             Verdict::TooFewSamples => "too few samples",
         }
     }

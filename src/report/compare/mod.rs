@@ -260,6 +260,8 @@ pub struct Judged {
     pub verdict: Verdict,
     /// Too few samples: the count each side needed (`bootstrap::min_samples`).
     pub needed: Option<u64>,
+    /// Why a figure is suspect rather than regressed.
+    pub reason: Option<String>,
 }
 
 /// One regression found.
@@ -288,8 +290,33 @@ fn regressed(metric: &Metric, base: f64, run: f64, max_pct: f64) -> Option<f64> 
     (pct > max_pct).then_some(pct)
 }
 
+/// Whether the generator's lateness enters the figure: latencies from the intended start
+/// and goodput do; projection lag (from the acknowledgement) and counts do not.
+fn timed_by_generator(metric: &Metric) -> bool {
+    (metric.unit == "ms" && !metric.name.starts_with("projection")) || metric.unit == "ops/s"
+}
+
+/// Why the run side cannot prove a regression of a figure its generator times: one of its
+/// runs fell behind its schedule after the warmup.
+fn generator_late(run: &Side) -> Option<String> {
+    run.runs.iter().find_map(|r| {
+        let late = r.result.generator.send_lag_over_bound.as_ref()?.describe()?;
+        let name = if run.runs.len() > 1 { format!("{}: ", label(&r.dir)) } else { String::new() };
+        Some(format!("the generator was late ({name}{late})"))
+    })
+}
+
+/// A regression of a figure the late generator timed is only suspect (issue 30).
+fn suspect_if_late(entry: &mut Judged, metric: &Metric, late: Option<&String>) {
+    if let (Verdict::Regressed, true, Some(why)) = (entry.verdict, timed_by_generator(metric), late) {
+        entry.verdict = Verdict::Suspect;
+        entry.reason = Some(why.clone());
+    }
+}
+
 /// Judges every figure of `run` against `base`.
 fn judge_run(base: &Side, run: &Side, thresholds: Thresholds) -> Vec<Judged> {
+    let late = generator_late(run);
     let sampled = base.seconds().zip(run.seconds());
     let changes = sampled.as_ref().map(|(b, r)| bootstrap::changes(b, r));
     let spread = sampled.as_ref().map(|(b, _)| bootstrap::spread(b));
@@ -306,6 +333,7 @@ fn judge_run(base: &Side, run: &Side, thresholds: Thresholds) -> Vec<Judged> {
             noise: thresholds.noise,
             verdict: Verdict::WithinNoise,
             needed: None,
+            reason: None,
         };
         let resampled = metric.per_second.zip(changes.as_ref()).and_then(|(i, c)| Some((i, c[i]?)));
         if let (Some((i, change)), Some(spread)) = (resampled, &spread) {
@@ -343,6 +371,7 @@ fn judge_run(base: &Side, run: &Side, thresholds: Thresholds) -> Vec<Judged> {
                 entry.verdict = Verdict::Regressed;
             }
         }
+        suspect_if_late(&mut entry, metric, late.as_ref());
         judged.push(entry);
     }
     judged
@@ -449,8 +478,7 @@ fn against_baseline(sides: &[Side], judged: &[Judged], thresholds: Thresholds) -
     let mut md = String::new();
     for run in &sides[1..] {
         let rows: Vec<&Judged> = judged.iter().filter(|j| j.run == run.label).collect();
-        let regressed = rows.iter().filter(|j| j.verdict == Verdict::Regressed).count();
-        let headline = if regressed == 0 { "no regression".to_owned() } else { format!("{regressed} regressed") };
+        let headline = headline(&rows);
         let _ = writeln!(
             table,
             "{} [{}] vs {} [{}]: {headline}",
@@ -468,10 +496,11 @@ fn against_baseline(sides: &[Side], judged: &[Judged], thresholds: Thresholds) -
         md.push_str(
             "| metric | baseline | this run | change | 95 % interval | verdict |\n|---|---:|---:|---:|---:|---|\n",
         );
-        for j in rows {
+        for j in &rows {
             let (change, interval) = show_change(j);
             let mark = match j.verdict {
                 Verdict::Regressed => " ▲",
+                Verdict::Suspect => " ?",
                 Verdict::Improved => " ▼",
                 _ => "",
             };
@@ -484,6 +513,11 @@ fn against_baseline(sides: &[Side], judged: &[Judged], thresholds: Thresholds) -
             let _ =
                 writeln!(md, "| {} | {} | {} | {change} | {interval} | {verdict} |", j.metric, j.baseline, j.observed);
         }
+        // Why a figure is only suspect, once per run (the reason is the run's).
+        if let Some(why) = rows.iter().find_map(|j| j.reason.as_ref()) {
+            let _ = writeln!(table, "suspect: {why}: it cannot prove a regression");
+            let _ = writeln!(md, "\nSuspect: {why}: it cannot prove a regression.");
+        }
         table.push('\n');
         md.push('\n');
     }
@@ -494,7 +528,9 @@ fn against_baseline(sides: &[Side], judged: &[Judged], thresholds: Thresholds) -
          {:+.0} %; latencies also by at least {LATENCY_FLOOR_MS} ms. \"too few samples\": a percentile \
          is judged only with {tail} samples beyond it on each side (p99: 1,000; \"n base/run < needed\"), \
          fewer say nothing about it. \"single value\": no per-second \
-         figures; judged against the baseline's worst run. Baseline and run figures of resampled \
+         figures; judged against the baseline's worst run. \"suspect\": would be regressed, but the run's \
+         generator fell behind its schedule (`generator.send_lag_over_bound`), so its latencies and \
+         goodput include the generator's own lateness; not a regression (exit 0). Baseline and run figures of resampled \
          metrics are over whole measured seconds, a set's runs pooled.",
         thresholds.noise * 100.0,
         thresholds.max_regression * 100.0,
@@ -510,6 +546,20 @@ fn against_baseline(sides: &[Side], judged: &[Judged], thresholds: Thresholds) -
         );
     }
     (table, md)
+}
+
+/// `2 regressed, 1 suspect`, or `no regression`.
+fn headline(rows: &[&Judged]) -> String {
+    let count = |verdict: Verdict| rows.iter().filter(|j| j.verdict == verdict).count();
+    let (regressed, suspect) = (count(Verdict::Regressed), count(Verdict::Suspect));
+    let mut parts = Vec::new();
+    if regressed > 0 {
+        parts.push(format!("{regressed} regressed"));
+    }
+    if suspect > 0 {
+        parts.push(format!("{suspect} suspect"));
+    }
+    if parts.is_empty() { "no regression".to_owned() } else { parts.join(", ") }
 }
 
 /// `run --repeat`: each figure's median, range and spread ((max − min) / median) over a
@@ -615,6 +665,7 @@ pub fn write(out: &Path, comparison: &Comparison, sides: &[Side]) -> anyhow::Res
         title: "Achieved throughput over time".into(),
         y_label: "operations per second".into(),
         series,
+        faint: Vec::new(),
         thresholds: Vec::new(),
         markers: Vec::new(),
         duration_s,
@@ -627,6 +678,53 @@ pub fn write(out: &Path, comparison: &Comparison, sides: &[Side]) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::results::model::SendLagOverBound;
+
+    fn side(name: &str, p99_ms: f64, late: Option<SendLagOverBound>) -> Side {
+        let mut result = RunResult::default();
+        result.commands.count = 1000;
+        result.commands.latency_ms.p99 = p99_ms;
+        result.generator.send_lag_over_bound = late;
+        Side { label: name.into(), runs: vec![LoadedRun { dir: PathBuf::from(name), result, seconds: None }] }
+    }
+
+    /// Issue 30: a run whose generator fell behind cannot prove a latency regression: it is
+    /// suspect (not in the regressions, so exit 0), with the reason; a figure the generator
+    /// does not time still regresses.
+    #[test]
+    fn a_late_generator_makes_a_regression_suspect() {
+        let thresholds = Thresholds { max_regression: 0.10, noise: 0.05 };
+        let p99 = |judged: &[Judged]| judged.iter().find(|j| j.metric == "command latency p99").unwrap().clone();
+        let (base, kept_up) = (side("base", 10.0, None), side("new", 60.0, Some(SendLagOverBound::default())));
+        assert_eq!(p99(&judge_run(&base, &kept_up, thresholds)).verdict, Verdict::Regressed);
+        let over = SendLagOverBound {
+            bound_ms: 10.0,
+            bound_from: "default".into(),
+            seconds: 3,
+            first_s: Some(4),
+            last_s: Some(8),
+        };
+        let (mut base, mut late) = (base, side("new", 60.0, Some(over)));
+        let judged = judge_run(&base, &late, thresholds);
+        let j = p99(&judged);
+        assert_eq!(j.verdict, Verdict::Suspect);
+        assert_eq!(
+            j.reason.as_deref(),
+            Some("the generator was late (send lag p99 over 10 ms in 3 s (4 s … 8 s; bound: default))")
+        );
+        assert_eq!(headline(&judged.iter().collect::<Vec<_>>()), "1 suspect");
+        let sides = [side("base", 10.0, None), side("new", 60.0, None)];
+        let (table, md) = against_baseline(&sides, &judged, thresholds);
+        assert!(table.contains("suspect: the generator was late (send lag p99 over 10 ms"), "{table}");
+        assert!(md.contains("| suspect ? |"), "{md}");
+        // Missed events are not timed by the generator: still a regression.
+        base.runs[0].result.events = Some(Default::default());
+        late.runs[0].result.events = Some(crate::probe::reconcile::EventCounts { missed: 2, ..Default::default() });
+        let judged = judge_run(&base, &late, thresholds);
+        let missed = judged.iter().find(|j| j.metric == "missed events").unwrap();
+        assert_eq!(missed.verdict, Verdict::Regressed);
+    }
 
     #[test]
     fn regression_rules() {

@@ -327,6 +327,7 @@ mod tests {
                             .iter()
                             .map(|s| Series { points: s.points.clone(), name: s.name.clone(), ..*s })
                             .collect(),
+                        faint: Vec::new(),
                         thresholds: thresholds.clone(),
                         markers: Vec::new(),
                         duration_s: 2.0,

@@ -24,6 +24,10 @@ pub struct TimeSeriesPlot {
     pub title: String,
     pub y_label: String,
     pub series: Vec<Series>,
+    /// Context drawn thin and light behind the series (the generator's send lag beside the
+    /// latencies). It never stretches the y axis down: below the series' lowest value it
+    /// is drawn at the bottom (a send lag far under every latency does not matter).
+    pub faint: Vec<Series>,
     pub thresholds: Vec<Threshold>,
     pub markers: Vec<Marker>,
     /// Length of the run in seconds (the x axis).
@@ -38,8 +42,10 @@ impl Plot for TimeSeriesPlot {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> anyhow::Result<()> {
-        let values =
-            super::axis_values(self.series.iter().flat_map(|s| s.points.iter().map(|(_, v)| *v)), &self.thresholds);
+        let main = || self.series.iter().flat_map(|s| s.points.iter().map(|(_, v)| *v));
+        let lowest = main().filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
+        let faint = self.faint.iter().flat_map(|s| s.points.iter().map(|(_, v)| *v)).filter(|v| *v >= lowest);
+        let values = super::axis_values(main().chain(faint), &self.thresholds);
         super::draw_on_y_axis(self, root, values, self.log_y, None)
     }
 }
@@ -70,6 +76,13 @@ impl super::OnYAxis for TimeSeriesPlot {
             .draw()
             .map_err(err)?;
         super::draw_markers(&mut chart, &self.markers, (bottom, top), max_x)?;
+        for series in &self.faint {
+            let style = colour(series.colour).mix(0.35).stroke_width(1);
+            let drawn = chart
+                .draw_series(LineSeries::new(series.points.iter().map(|(t, v)| (*t, v.clamp(bottom, top))), style))
+                .map_err(err)?;
+            drawn.label(&series.name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
         for series in &self.series {
             let c = colour(series.colour);
             let style = if series.secondary { c.mix(0.6).stroke_width(1) } else { c.stroke_width(LINE_WIDTH) };
