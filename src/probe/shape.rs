@@ -80,7 +80,7 @@ pub fn predicate_misfit(predicate: &Predicate, json: &Value) -> Option<String> {
     let selected = predicate.selector.select(json);
     let selector = &predicate.selector;
     if selected.is_empty() {
-        return Some(format!("`{selector}` selects nothing in {}", describe(json)));
+        return Some(nothing_selected(selector, json));
     }
     let structured = selected.iter().all(|v| v.is_object() || v.is_array());
     match predicate.test {
@@ -98,7 +98,7 @@ pub fn predicate_misfit(predicate: &Predicate, json: &Value) -> Option<String> {
 pub fn value_misfit(selector: &Selector, json: &Value) -> Option<String> {
     let selected = selector.select(json);
     match selected.first() {
-        None => Some(format!("`{selector}` selects nothing in {}", describe(json))),
+        None => Some(nothing_selected(selector, json)),
         Some(v) if crate::scenario::selector::number(v).is_none() => {
             Some(format!("`{selector}` selects {}, not a number", describe_many(&selected)))
         }
@@ -108,7 +108,72 @@ pub fn value_misfit(selector: &Selector, json: &Value) -> Option<String> {
 
 /// A warning when `applied_refs` selects nothing at all.
 pub fn refs_misfit(selector: &Selector, json: &Value) -> Option<String> {
-    selector.select(json).is_empty().then(|| format!("`{selector}` selects nothing in {}", describe(json)))
+    selector.select(json).is_empty().then(|| nothing_selected(selector, json))
+}
+
+/// Why `selector` selects nothing in `json` (issue 30): a list it reads that is empty (the
+/// read model has nothing yet, not a wrong selector), or the field closest to the one it
+/// names, else what the answer holds.
+fn nothing_selected(selector: &Selector, json: &Value) -> String {
+    let text = selector.to_string();
+    let empty_list = match json {
+        Value::Array(items) if items.is_empty() => Some("the answer is an empty list".to_owned()),
+        Value::Object(fields) => fields
+            .iter()
+            .find(|(name, value)| value.as_array().is_some_and(Vec::is_empty) && text.contains(name.as_str()))
+            .map(|(name, _)| format!("the list `{name}` is empty")),
+        _ => None,
+    };
+    if let Some(empty) = empty_list {
+        return format!("`{text}` selects nothing: {empty} (check against a key the read model has data for)");
+    }
+    let wanted = last_field(&text);
+    let mut fields = Vec::new();
+    field_names(json, 0, &mut fields);
+    let closest = fields
+        .iter()
+        .filter(|name| **name != wanted)
+        .map(|name| (strsim::jaro_winkler(&wanted, name), name))
+        .filter(|(similarity, _)| *similarity >= 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match closest {
+        Some((_, name)) if !wanted.is_empty() => {
+            let at = text.rfind(wanted.as_str()).unwrap_or(text.len());
+            let suggestion = format!("{}{name}{}", &text[..at], &text[at + wanted.len()..]);
+            format!("`{text}` selects nothing in {}: did you mean `{suggestion}`?", describe(json))
+        }
+        _ => format!("`{text}` selects nothing in {}", describe(json)),
+    }
+}
+
+/// The last field a selector names (`/items/0/qty` → `qty`, `$.data[*].describe` → `describe`).
+fn last_field(text: &str) -> String {
+    let last = text.rsplit(['/', '.', '[']).find(|part| !part.is_empty() && !part.starts_with('*')).unwrap_or("");
+    let last = last.trim_matches(|c| c == ']' || c == '\'' || c == '"');
+    if last.chars().all(|c| c.is_ascii_digit()) { String::new() } else { last.to_owned() }
+}
+
+/// Every field name in an answer, a few levels down (first item of each list), at most 200.
+fn field_names(json: &Value, depth: usize, out: &mut Vec<String>) {
+    if depth > 4 || out.len() >= 200 {
+        return;
+    }
+    match json {
+        Value::Object(fields) => {
+            for (name, value) in fields {
+                if !out.contains(name) {
+                    out.push(name.clone());
+                }
+                field_names(value, depth + 1, out);
+            }
+        }
+        Value::Array(items) => {
+            if let Some(first) = items.first() {
+                field_names(first, depth + 1, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn describe(json: &Value) -> String {
@@ -172,5 +237,21 @@ mod tests {
         assert_eq!(misfit("$.data[*].describe == {{ref}}"), None);
         let number = Selector::parse("/data", crate::scenario::selector::Scope::Body).expect("parses");
         assert!(value_misfit(&number, &answer).expect("misfit").contains("not a number"));
+    }
+
+    /// Issue 30: an empty list is called empty; a near miss names the closest field.
+    #[test]
+    fn says_the_list_is_empty_or_names_the_closest_field() {
+        let parse = |s: &str| Selector::parse(s, crate::scenario::selector::Scope::Body).expect("parses");
+        let empty = refs_misfit(&parse("$.data[*].describe"), &json!({"data": [], "total": 0})).expect("misfit");
+        assert!(empty.contains("the list `data` is empty"), "{empty}");
+        let empty = refs_misfit(&parse("$[*].ref"), &json!([])).expect("misfit");
+        assert!(empty.contains("the answer is an empty list"), "{empty}");
+        let fields: serde_json::Map<String, Value> =
+            (0..12).map(|i| (format!("field_{i}"), json!(i))).chain([("qty_on_hand".into(), json!(3))]).collect();
+        let near = value_misfit(&parse("/qty"), &Value::Object(fields)).expect("misfit");
+        assert!(near.contains("did you mean `/qty_on_hand`?"), "{near}");
+        let nested = refs_misfit(&parse("$.items[*].reff"), &json!({"items": [{"ref": "a"}]})).expect("misfit");
+        assert!(nested.contains("did you mean `$.items[*].ref`?"), "{nested}");
     }
 }
