@@ -235,6 +235,17 @@ impl<T: Target> Executor<T> {
         self.send_for_probe(probe, request).await
     }
 
+    /// The request `fetch` would send, to be sent (once or more) by `send_probe`: probes
+    /// whose requests are the same can share one read.
+    pub fn render_probe(&self, op: usize, key: u64, seq: u64, captures: Option<&Vec<(String, String)>>) -> Request {
+        self.render(&self.ops[op], key, seq, captures)
+    }
+
+    /// Sends a request made by `render_probe`.
+    pub async fn send_probe(&self, probe: Probe, request: Request) -> Result<Reply, Failure> {
+        self.send_for_probe(probe, request).await
+    }
+
     /// Reads page `page` of query `op` on `key` (`NO_KEY` for a keyless one): `PARAM=PAGE`
     /// appended to its query string.
     pub async fn fetch_page(&self, op: usize, key: u64, param: &str, page: u64) -> Result<Reply, Failure> {

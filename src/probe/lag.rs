@@ -4,28 +4,34 @@
 //! so its resolution is the poll interval. Probes still unanswered at `timeout` are
 //! `late`. Probe polls are not part of the query figures; they are counted as probe load.
 //!
-//! Once a probe has waited `RELATIVE_RESOLUTION` poll intervals, it polls every
-//! 1/`RELATIVE_RESOLUTION` of the time waited so far instead (5 %): a read model seconds
-//! behind is not hammered by hundreds of probes every few milliseconds (which would
-//! slow the very projectors being measured), and a lag of L is still known to within
+//! Probes do not poll on their own: probes whose requests are the same share one poller
+//! (`shared_poll`), so a keyless list is read once per poll interval however many probes
+//! wait on it, and a keyed query once per key and interval.
+//!
+//! Once the youngest probe of a poller has waited `RELATIVE_RESOLUTION` poll intervals,
+//! the poller polls every 1/`RELATIVE_RESOLUTION` of that wait instead (5 %): a read
+//! model seconds behind is not hammered every few milliseconds (which would slow the
+//! very projectors being measured), and a lag of L is still known to within
 //! max(poll interval, L/20).
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::lag_figures::Outstanding;
+use super::shared_poll::{self, Board, Waiting};
 use crate::live::Gauges;
 use crate::operation::{Executed, Executor, Outcome, Probe};
 use crate::scenario::ProjectionSpec;
 use crate::scenario::template::RenderContext;
-use crate::target::Target;
+use crate::target::{Reply, Request, Target};
 
 /// Probes running at once; a command sampled while all are busy is counted as skipped.
 const MAX_CONCURRENT_PROBES: usize = 512;
@@ -107,6 +113,24 @@ pub struct LagProbe<T> {
     pub skipped: AtomicU64,
     /// Why the predicate may never hold, from the first late probe's last answer.
     pub misfit: std::sync::OnceLock<String>,
+    /// The pollers running, by the identity of the request they send.
+    pollers: Mutex<HashMap<String, Arc<Poller>>>,
+}
+
+/// Polls one request for every probe waiting on it.
+struct Poller {
+    request: Request,
+    board: Mutex<Board<Waiter>>,
+    /// A probe joined: the next poll may come sooner (see `Board::next_poll`).
+    joined: Notify,
+}
+
+/// A probe as its poller sees it.
+struct Waiter {
+    seq: u64,
+    /// `until`'s value, rendered for this probe's command.
+    expected: String,
+    verdict: oneshot::Sender<(Option<Duration>, ToldTimes)>,
 }
 
 impl<T: Target> LagProbe<T> {
@@ -139,6 +163,7 @@ impl<T: Target> LagProbe<T> {
             poll_errors: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             misfit: std::sync::OnceLock::new(),
+            pollers: Mutex::default(),
         }
     }
 
@@ -167,7 +192,7 @@ impl<T: Target> LagProbe<T> {
                 tokio::select! {
                     biased;
                     _ = abort.cancelled() => {}
-                    (lag, told) = probe.poll_until_visible(key, seq, acked, &expected, &captured) => {
+                    (lag, told) = probe.wait_until_visible(key, seq, acked, expected, &captured) => {
                         let _ = probe.records.send(LagRecord { seq, acked, lag, told }).await;
                     }
                 }
@@ -206,36 +231,97 @@ impl<T: Target> LagProbe<T> {
         let _ = self.misfit.set(why);
     }
 
-    async fn poll_until_visible(
-        &self,
+    /// Waits on the poller of this probe's request (started if none runs) for the first
+    /// poll that shows the command.
+    async fn wait_until_visible(
+        self: &Arc<Self>,
         key: u64,
         seq: u64,
         acked: Instant,
-        expected: &str,
+        expected: String,
         captured: &Vec<(String, String)>,
     ) -> (Option<Duration>, ToldTimes) {
+        let request = self.executor.render_probe(self.spec.query, key, seq, Some(captured));
+        let (verdict, decided) = oneshot::channel();
         let deadline = acked + self.spec.timeout;
+        self.join_poller(request, Waiting { acked, deadline, probe: Waiter { seq, expected, verdict } });
+        decided.await.unwrap_or_default() // no verdict: the run is aborting
+    }
+
+    fn join_poller(self: &Arc<Self>, request: Request, waiting: Waiting<Waiter>) {
+        let identity = shared_poll::identity(&request);
+        // The map stays locked until the probe is on the board: a poller leaves the map
+        // only with its board empty, under the same lock (`settle_board`).
+        let mut pollers = self.pollers.lock().unwrap();
+        let poller = pollers.entry(identity.clone()).or_insert_with(|| {
+            let poller = Arc::new(Poller { request, board: Mutex::default(), joined: Notify::new() });
+            self.tracker.spawn_on(self.clone().run_poller(identity, poller.clone()), &self.runtime);
+            poller
+        });
+        poller.board.lock().unwrap().join(waiting);
+        poller.joined.notify_one();
+    }
+
+    /// One poller's life: poll until no probe waits on its request.
+    async fn run_poller(self: Arc<Self>, identity: String, poller: Arc<Poller>) {
+        let mut last_sent = None;
         let mut last_answer = None;
         loop {
-            let sent = Instant::now();
-            if sent > deadline {
-                self.explain_late(last_answer.as_ref());
-                return (None, ToldTimes::default());
+            let next = poller.board.lock().unwrap().next_poll(last_sent, self.spec.poll_interval);
+            tokio::select! {
+                biased;
+                _ = self.abort.cancelled() => return,
+                _ = poller.joined.notified() => continue,
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(next)) => {}
             }
+            let sent = Instant::now();
+            if !self.settle_board(&identity, &poller, sent, last_answer.as_ref()) {
+                return;
+            }
+            last_sent = Some(sent);
             self.polls.fetch_add(1, Ordering::Relaxed);
-            match self.executor.fetch(Probe::Lag, self.spec.query, key, seq, Some(captured)).await {
-                Ok(reply) => match serde_json::from_slice::<serde_json::Value>(&reply.body) {
-                    Ok(json) if self.spec.until.holds_on(&json, expected) => {
-                        return (Some(sent.saturating_duration_since(acked)), self.told_times(&json, seq));
-                    }
-                    _ => last_answer = Some(reply),
-                },
+            match self.executor.send_probe(Probe::Lag, poller.request.clone()).await {
+                Ok(reply) => {
+                    self.decide_shown(&poller, sent, &reply);
+                    last_answer = Some(reply);
+                }
                 Err(_) => {
                     self.poll_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            let interval = self.spec.poll_interval.max(sent.saturating_duration_since(acked) / RELATIVE_RESOLUTION);
-            tokio::time::sleep_until(tokio::time::Instant::from_std(sent + interval)).await;
+        }
+    }
+
+    /// Before a poll sent at `now`: probes past their deadline are late, aborted ones
+    /// forgotten. False when none is left: the poller is then gone from the map.
+    fn settle_board(&self, identity: &str, poller: &Poller, now: Instant, last_answer: Option<&Reply>) -> bool {
+        let mut pollers = self.pollers.lock().unwrap();
+        let mut board = poller.board.lock().unwrap();
+        board.forget(|waiter| waiter.verdict.is_closed());
+        let late = board.expire(now);
+        let waiting = !board.is_empty();
+        if !waiting {
+            pollers.remove(identity);
+        }
+        drop((board, pollers));
+        if !late.is_empty() {
+            self.explain_late(last_answer);
+        }
+        for waiter in late {
+            let _ = waiter.verdict.send((None, ToldTimes::default()));
+        }
+        waiting
+    }
+
+    /// Each waiting probe judges its own `until` on the answer of the poll sent at `sent`.
+    fn decide_shown(&self, poller: &Poller, sent: Instant, reply: &Reply) {
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
+            return;
+        };
+        let shown =
+            poller.board.lock().unwrap().answered(sent, |waiter| self.spec.until.holds_on(&json, &waiter.expected));
+        for (waiter, lag) in shown {
+            let _ = waiter.verdict.send((Some(lag), self.told_times(&json, waiter.seq)));
         }
     }
 }

@@ -82,6 +82,9 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
             let _ = writeln!(s, "stale reads in traffic: {}", traffic_staleness_line(st));
         }
     }
+    if let Some(load) = &result.probe_load {
+        let _ = writeln!(s, "probe load: {}", probe_load_line(load));
+    }
     if let Some(e) = &result.events {
         let _ = writeln!(
             s,
@@ -265,6 +268,18 @@ pub fn projection_line(p: &ProjectionStats) -> String {
         fmt_ms(p.resolution_ms),
         p.polls,
         p.poll_errors
+    )
+}
+
+/// `412 requests (41.2/s, 3.1 % of all sent): 380 lag polls, 32 read-your-writes reads`
+pub fn probe_load_line(load: &crate::results::model::ProbeLoad) -> String {
+    format!(
+        "{} requests ({:.1}/s, {:.1} % of all sent): {} lag polls, {} read-your-writes reads",
+        load.requests,
+        load.per_s,
+        load.share_of_requests * 100.0,
+        load.lag_polls,
+        load.staleness_reads
     )
 }
 

@@ -8,6 +8,6 @@ pub mod model;
 pub mod slo;
 mod write;
 
-pub use build::{BuildInput, build, judge_rules};
+pub use build::{BuildInput, build, judge_rules, probe_load};
 pub use model::{RunResult, Verdict};
 pub use write::{read_result, write_atomic, write_json};
