@@ -26,12 +26,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::lag_figures::Outstanding;
-use super::shared_poll::{self, Board, Waiting};
+use super::shared_poll::{Board, Waiting};
 use crate::live::Gauges;
 use crate::operation::{Executed, Executor, Outcome, Probe};
 use crate::scenario::ProjectionSpec;
 use crate::scenario::template::RenderContext;
-use crate::target::{Reply, Request, Target};
+use crate::target::{Reply, Target};
 
 /// Probes running at once; a command sampled while all are busy is counted as skipped.
 const MAX_CONCURRENT_PROBES: usize = 512;
@@ -117,9 +117,12 @@ pub struct LagProbe<T> {
     pollers: Mutex<HashMap<String, Arc<Poller>>>,
 }
 
-/// Polls one request for every probe waiting on it.
+/// Polls one read for every probe waiting on it.
 struct Poller {
-    request: Request,
+    /// The first probe's command, for rendering the read (see `probe_read_identity`).
+    key: u64,
+    seq: u64,
+    captured: Vec<(String, String)>,
     board: Mutex<Board<Waiter>>,
     /// A probe joined: the next poll may come sooner (see `Board::next_poll`).
     joined: Notify,
@@ -239,22 +242,23 @@ impl<T: Target> LagProbe<T> {
         seq: u64,
         acked: Instant,
         expected: String,
-        captured: &Vec<(String, String)>,
+        captured: &[(String, String)],
     ) -> (Option<Duration>, ToldTimes) {
-        let request = self.executor.render_probe(self.spec.query, key, seq, Some(captured));
         let (verdict, decided) = oneshot::channel();
         let deadline = acked + self.spec.timeout;
-        self.join_poller(request, Waiting { acked, deadline, probe: Waiter { seq, expected, verdict } });
+        self.join_poller(key, captured, Waiting { acked, deadline, probe: Waiter { seq, expected, verdict } });
         decided.await.unwrap_or_default() // no verdict: the run is aborting
     }
 
-    fn join_poller(self: &Arc<Self>, request: Request, waiting: Waiting<Waiter>) {
-        let identity = shared_poll::identity(&request);
+    fn join_poller(self: &Arc<Self>, key: u64, captured: &[(String, String)], waiting: Waiting<Waiter>) {
+        let seq = waiting.probe.seq;
+        let identity = self.executor.probe_read_identity(self.spec.query, key, seq, captured);
         // The map stays locked until the probe is on the board: a poller leaves the map
         // only with its board empty, under the same lock (`settle_board`).
         let mut pollers = self.pollers.lock().unwrap();
         let poller = pollers.entry(identity.clone()).or_insert_with(|| {
-            let poller = Arc::new(Poller { request, board: Mutex::default(), joined: Notify::new() });
+            let captured = captured.to_vec();
+            let poller = Arc::new(Poller { key, seq, captured, board: Mutex::default(), joined: Notify::new() });
             self.tracker.spawn_on(self.clone().run_poller(identity, poller.clone()), &self.runtime);
             poller
         });
@@ -280,7 +284,8 @@ impl<T: Target> LagProbe<T> {
             }
             last_sent = Some(sent);
             self.polls.fetch_add(1, Ordering::Relaxed);
-            match self.executor.send_probe(Probe::Lag, poller.request.clone()).await {
+            let read = self.executor.fetch(Probe::Lag, self.spec.query, poller.key, poller.seq, Some(&poller.captured));
+            match read.await {
                 Ok(reply) => {
                     self.decide_shown(&poller, sent, &reply);
                     last_answer = Some(reply);

@@ -2,16 +2,15 @@
 //!
 //! Polling per probe made the probes the load: a keyless list read by every outstanding
 //! probe was read `probes × 1/poll_interval` times a second, and the read model fell
-//! behind under its own measurement. Probes whose rendered requests are the same (a
-//! keyless list: all of them; a keyed query: those on one key) now wait on one
-//! [`Board`], and one poller reads for them all, at most once per poll interval.
+//! behind under its own measurement. Probes whose reads are the same (a keyless list:
+//! all of them; a keyed query: those on one key; see `Executor::probe_read_identity`)
+//! now wait on one [`Board`], and one poller reads for them all, at most once per poll
+//! interval.
 //!
 //! Each probe still judges its own `until` on the shared answer; its lag is the send
 //! time of the first shared poll sent at or after its ack whose answer satisfies it.
 
 use std::time::{Duration, Instant};
-
-use crate::target::Request;
 
 use super::lag::RELATIVE_RESOLUTION;
 
@@ -84,20 +83,6 @@ impl<T> Board<T> {
         self.waiting = kept;
         taken
     }
-}
-
-/// What makes two probe requests the same read: method, path, body and headers.
-pub fn identity(request: &Request) -> String {
-    let mut text = format!("{} {}\n", request.method, request.path);
-    for (name, value) in &request.headers {
-        text.push_str(name.as_str());
-        text.push(':');
-        text.push_str(&String::from_utf8_lossy(value.as_bytes()));
-        text.push('\n');
-    }
-    text.push('\n');
-    text.push_str(request.body.as_deref().unwrap_or(""));
-    text
 }
 
 #[cfg(test)]
