@@ -245,14 +245,14 @@ impl<T: Target> Executor<T> {
         let spec = &self.ops[op];
         let mut identity = String::new();
         if spec.uses_ref {
-            let _ = write!(identity, "ref {seq}\n");
+            let _ = writeln!(identity, "ref {seq}");
         }
         if !spec.keyless {
-            let _ = write!(identity, "key {}\n", self.key_text(key));
+            let _ = writeln!(identity, "key {}", self.key_text(key));
         }
         if spec.uses_captures {
             for (name, value) in captures {
-                let _ = write!(identity, "capture {name}={value}\n");
+                let _ = writeln!(identity, "capture {name}={value}");
             }
         }
         identity
