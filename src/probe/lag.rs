@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -113,19 +113,18 @@ pub struct LagProbe<T> {
     pub skipped: AtomicU64,
     /// Why the predicate may never hold, from the first late probe's last answer.
     pub misfit: std::sync::OnceLock<String>,
-    /// The pollers running, by the identity of the request they send.
-    pollers: Mutex<HashMap<String, Arc<Poller>>>,
+    /// The pollers running, by the identity of their read: where a probe joins one.
+    /// (A channel, so a generator thread starting a probe never waits on a poller.)
+    pollers: Mutex<HashMap<String, mpsc::Sender<Waiting<Waiter>>>>,
 }
 
-/// Polls one read for every probe waiting on it.
-struct Poller {
-    /// The first probe's command, for rendering the read (see `probe_read_identity`).
+/// What a poller reads: the query rendered for its first probe's command (the other
+/// probes' reads have the same identity, see `Executor::probe_read_identity`).
+struct Read {
+    identity: String,
     key: u64,
     seq: u64,
     captured: Vec<(String, String)>,
-    board: Mutex<Board<Waiter>>,
-    /// A probe joined: the next poll may come sooner (see `Board::next_poll`).
-    joined: Notify,
 }
 
 /// A probe as its poller sees it.
@@ -253,41 +252,47 @@ impl<T: Target> LagProbe<T> {
     fn join_poller(self: &Arc<Self>, key: u64, captured: &[(String, String)], waiting: Waiting<Waiter>) {
         let seq = waiting.probe.seq;
         let identity = self.executor.probe_read_identity(self.spec.query, key, seq, captured);
-        // The map stays locked until the probe is on the board: a poller leaves the map
-        // only with its board empty, under the same lock (`settle_board`).
+        // The map stays locked until the probe is sent to its poller: a poller leaves the
+        // map only with nothing left to read for, under the same lock (`settle_board`).
         let mut pollers = self.pollers.lock().unwrap();
-        let poller = pollers.entry(identity.clone()).or_insert_with(|| {
-            let captured = captured.to_vec();
-            let poller = Arc::new(Poller { key, seq, captured, board: Mutex::default(), joined: Notify::new() });
-            self.tracker.spawn_on(self.clone().run_poller(identity, poller.clone()), &self.runtime);
-            poller
+        let joins = pollers.entry(identity.clone()).or_insert_with(|| {
+            // Never full: no more probes than that run at once.
+            let (joins, joined) = mpsc::channel(MAX_CONCURRENT_PROBES);
+            let read = Read { identity, key, seq, captured: captured.to_vec() };
+            self.tracker.spawn_on(self.clone().run_poller(read, joined), &self.runtime);
+            joins
         });
-        poller.board.lock().unwrap().join(waiting);
-        poller.joined.notify_one();
+        // Fails only when the run aborts: the probe then gets no verdict.
+        let _ = joins.try_send(waiting);
     }
 
     /// One poller's life: poll until no probe waits on its request.
-    async fn run_poller(self: Arc<Self>, identity: String, poller: Arc<Poller>) {
+    async fn run_poller(self: Arc<Self>, read: Read, mut joined: mpsc::Receiver<Waiting<Waiter>>) {
+        let mut board = Board::default();
         let mut last_sent = None;
         let mut last_answer = None;
         loop {
-            let next = poller.board.lock().unwrap().next_poll(last_sent, self.spec.poll_interval);
+            let next = board.next_poll(last_sent, self.spec.poll_interval);
             tokio::select! {
                 biased;
                 _ = self.abort.cancelled() => return,
-                _ = poller.joined.notified() => continue,
+                // A new probe may bring the next poll closer (`Board::next_poll`).
+                Some(waiting) = joined.recv() => {
+                    board.join(waiting);
+                    continue;
+                }
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(next)) => {}
             }
             let sent = Instant::now();
-            if !self.settle_board(&identity, &poller, sent, last_answer.as_ref()) {
+            if !self.settle_board(&read.identity, &mut board, &mut joined, sent, last_answer.as_ref()) {
                 return;
             }
             last_sent = Some(sent);
             self.polls.fetch_add(1, Ordering::Relaxed);
-            let read = self.executor.fetch(Probe::Lag, self.spec.query, poller.key, poller.seq, Some(&poller.captured));
-            match read.await {
+            let fetch = self.executor.fetch(Probe::Lag, self.spec.query, read.key, read.seq, Some(&read.captured));
+            match fetch.await {
                 Ok(reply) => {
-                    self.decide_shown(&poller, sent, &reply);
+                    self.decide_shown(&mut board, sent, &reply);
                     last_answer = Some(reply);
                 }
                 Err(_) => {
@@ -299,32 +304,42 @@ impl<T: Target> LagProbe<T> {
 
     /// Before a poll sent at `now`: probes past their deadline are late, aborted ones
     /// forgotten. False when none is left: the poller is then gone from the map.
-    fn settle_board(&self, identity: &str, poller: &Poller, now: Instant, last_answer: Option<&Reply>) -> bool {
-        let mut pollers = self.pollers.lock().unwrap();
-        let mut board = poller.board.lock().unwrap();
+    fn settle_board(
+        &self,
+        identity: &str,
+        board: &mut Board<Waiter>,
+        joined: &mut mpsc::Receiver<Waiting<Waiter>>,
+        now: Instant,
+        last_answer: Option<&Reply>,
+    ) -> bool {
         board.forget(|waiter| waiter.verdict.is_closed());
         let late = board.expire(now);
-        let waiting = !board.is_empty();
-        if !waiting {
-            pollers.remove(identity);
-        }
-        drop((board, pollers));
         if !late.is_empty() {
             self.explain_late(last_answer);
         }
         for waiter in late {
             let _ = waiter.verdict.send((None, ToldTimes::default()));
         }
-        waiting
+        if board.is_empty() {
+            // Probes join under this lock: once out of the map, none can join any more.
+            let mut pollers = self.pollers.lock().unwrap();
+            while let Ok(waiting) = joined.try_recv() {
+                board.join(waiting);
+            }
+            if board.is_empty() {
+                pollers.remove(identity);
+                return false;
+            }
+        }
+        true
     }
 
     /// Each waiting probe judges its own `until` on the answer of the poll sent at `sent`.
-    fn decide_shown(&self, poller: &Poller, sent: Instant, reply: &Reply) {
+    fn decide_shown(&self, board: &mut Board<Waiter>, sent: Instant, reply: &Reply) {
         let Ok(json) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
             return;
         };
-        let shown =
-            poller.board.lock().unwrap().answered(sent, |waiter| self.spec.until.holds_on(&json, &waiter.expected));
+        let shown = board.answered(sent, |waiter| self.spec.until.holds_on(&json, &waiter.expected));
         for (waiter, lag) in shown {
             let _ = waiter.verdict.send((Some(lag), self.told_times(&json, waiter.seq)));
         }
