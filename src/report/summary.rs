@@ -414,4 +414,24 @@ mod tests {
             ProjectionStats { late: 0, lag_ms: Percentiles { p99: 40.0, ..Default::default() }, ..projection };
         assert!(projection_line(&visible).contains("p99 40.0 ms, max 0.00 ms (resolution 5.00 ms), 0 late,"));
     }
+
+    /// Issue 30: the probes' load in one line.
+    #[test]
+    fn probe_load_in_one_line() {
+        let load = crate::results::model::ProbeLoad {
+            requests: 412,
+            per_s: 41.2,
+            share_of_requests: 0.031,
+            lag_polls: 380,
+            staleness_reads: 32,
+        };
+        let mut result = result();
+        result.probe_load = Some(load);
+        let text = render(&result, Path::new("reports/x"));
+        let line = text.lines().find(|l| l.starts_with("probe load:")).expect("a probe load line");
+        assert_eq!(
+            line,
+            "probe load: 412 requests (41.2/s, 3.1 % of all sent): 380 lag polls, 32 read-your-writes reads"
+        );
+    }
 }
