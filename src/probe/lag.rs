@@ -4,7 +4,7 @@
 //! so its resolution is the poll interval. Probes still unanswered at `timeout` are
 //! `late`. Probe polls are not part of the query figures; they are counted as probe load.
 //!
-//! Probes do not poll on their own: probes whose requests are the same share one poller
+//! Probes do not poll on their own: probes whose reads are the same share one poller
 //! (`shared_poll`), so a keyless list is read once per poll interval however many probes
 //! wait on it, and a keyed query once per key and interval.
 //!
@@ -233,7 +233,7 @@ impl<T: Target> LagProbe<T> {
         let _ = self.misfit.set(why);
     }
 
-    /// Waits on the poller of this probe's request (started if none runs) for the first
+    /// Waits on the poller of this probe's read (started if none runs) for the first
     /// poll that shows the command.
     async fn wait_until_visible(
         self: &Arc<Self>,
@@ -266,7 +266,7 @@ impl<T: Target> LagProbe<T> {
         let _ = joins.try_send(waiting);
     }
 
-    /// One poller's life: poll until no probe waits on its request.
+    /// One poller's life: poll until no probe waits on its read.
     async fn run_poller(self: Arc<Self>, read: Read, mut joined: mpsc::Receiver<Waiting<Waiter>>) {
         let mut board = Board::default();
         let mut last_sent = None;
