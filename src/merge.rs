@@ -86,6 +86,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     };
     merged.projection = projection(&results, &mut warnings)?;
     merged.staleness = staleness(&results);
+    merged.probe_load = crate::results::probe_load(&merged);
     merged.events = sum_events(&results);
     merged.values = values(&results);
     merged.verify = verify(&results);

@@ -52,6 +52,8 @@ pub struct PreparedOp {
     reject_status: Vec<u16>,
     captures: Vec<(String, CaptureSpec)>,
     uses_captures: bool,
+    /// A template reads `{{ref}}`.
+    uses_ref: bool,
     /// No template reads `{{key}}`.
     keyless: bool,
     /// `creates_key`: the capture that names a new entity.
@@ -80,6 +82,7 @@ impl PreparedOp {
             path: spec.path.clone(),
             body: spec.body.clone(),
             uses_captures: spec.uses_captures() || headers.iter().any(|(_, t)| t.uses_captures()),
+            uses_ref: spec.templates().any(Template::uses_ref) || headers.iter().any(|(_, t)| t.uses_ref()),
             headers,
             expect_status: spec.expect_status.clone(),
             reject_status: spec.reject_status.clone(),
@@ -233,6 +236,26 @@ impl<T: Target> Executor<T> {
     ) -> Result<Reply, Failure> {
         let request = self.render(&self.ops[op], key, seq, captures);
         self.send_for_probe(probe, request).await
+    }
+
+    /// What tells probe reads of query `op` for command `seq` on `key` apart: reads with
+    /// the same identity read the same thing and may be shared. Random values and
+    /// `{{now_ms}}` do not tell reads apart; `{{ref}}` makes each command's read its own.
+    pub fn probe_read_identity(&self, op: usize, key: u64, seq: u64, captures: &[(String, String)]) -> String {
+        let spec = &self.ops[op];
+        let mut identity = String::new();
+        if spec.uses_ref {
+            let _ = writeln!(identity, "ref {seq}");
+        }
+        if !spec.keyless {
+            let _ = writeln!(identity, "key {}", self.key_text(key));
+        }
+        if spec.uses_captures {
+            for (name, value) in captures {
+                let _ = writeln!(identity, "capture {name}={value}");
+            }
+        }
+        identity
     }
 
     /// Reads page `page` of query `op` on `key` (`NO_KEY` for a keyless one): `PARAM=PAGE`

@@ -4,28 +4,34 @@
 //! so its resolution is the poll interval. Probes still unanswered at `timeout` are
 //! `late`. Probe polls are not part of the query figures; they are counted as probe load.
 //!
-//! Once a probe has waited `RELATIVE_RESOLUTION` poll intervals, it polls every
-//! 1/`RELATIVE_RESOLUTION` of the time waited so far instead (5 %): a read model seconds
-//! behind is not hammered by hundreds of probes every few milliseconds (which would
-//! slow the very projectors being measured), and a lag of L is still known to within
+//! Probes do not poll on their own: probes whose reads are the same share one poller
+//! (`shared_poll`), so a keyless list is read once per poll interval however many probes
+//! wait on it, and a keyed query once per key and interval.
+//!
+//! Once the youngest probe of a poller has waited `RELATIVE_RESOLUTION` poll intervals,
+//! the poller polls every 1/`RELATIVE_RESOLUTION` of that wait instead (5 %): a read
+//! model seconds behind is not hammered every few milliseconds (which would slow the
+//! very projectors being measured), and a lag of L is still known to within
 //! max(poll interval, L/20).
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::lag_figures::Outstanding;
+use super::shared_poll::{Board, Waiting};
 use crate::live::Gauges;
 use crate::operation::{Executed, Executor, Outcome, Probe};
 use crate::scenario::ProjectionSpec;
 use crate::scenario::template::RenderContext;
-use crate::target::Target;
+use crate::target::{Reply, Target};
 
 /// Probes running at once; a command sampled while all are busy is counted as skipped.
 const MAX_CONCURRENT_PROBES: usize = 512;
@@ -107,6 +113,26 @@ pub struct LagProbe<T> {
     pub skipped: AtomicU64,
     /// Why the predicate may never hold, from the first late probe's last answer.
     pub misfit: std::sync::OnceLock<String>,
+    /// The pollers running, by the identity of their read: where a probe joins one.
+    /// (A channel, so a generator thread starting a probe never waits on a poller.)
+    pollers: Mutex<HashMap<String, mpsc::Sender<Waiting<Waiter>>>>,
+}
+
+/// What a poller reads: the query rendered for its first probe's command (the other
+/// probes' reads have the same identity, see `Executor::probe_read_identity`).
+struct Read {
+    identity: String,
+    key: u64,
+    seq: u64,
+    captured: Vec<(String, String)>,
+}
+
+/// A probe as its poller sees it.
+struct Waiter {
+    seq: u64,
+    /// `until`'s value, rendered for this probe's command.
+    expected: String,
+    verdict: oneshot::Sender<(Option<Duration>, ToldTimes)>,
 }
 
 impl<T: Target> LagProbe<T> {
@@ -139,6 +165,7 @@ impl<T: Target> LagProbe<T> {
             poll_errors: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             misfit: std::sync::OnceLock::new(),
+            pollers: Mutex::default(),
         }
     }
 
@@ -167,7 +194,7 @@ impl<T: Target> LagProbe<T> {
                 tokio::select! {
                     biased;
                     _ = abort.cancelled() => {}
-                    (lag, told) = probe.poll_until_visible(key, seq, acked, &expected, &captured) => {
+                    (lag, told) = probe.wait_until_visible(key, seq, acked, expected, &captured) => {
                         let _ = probe.records.send(LagRecord { seq, acked, lag, told }).await;
                     }
                 }
@@ -206,36 +233,115 @@ impl<T: Target> LagProbe<T> {
         let _ = self.misfit.set(why);
     }
 
-    async fn poll_until_visible(
-        &self,
+    /// Waits on the poller of this probe's read (started if none runs) for the first
+    /// poll that shows the command.
+    async fn wait_until_visible(
+        self: &Arc<Self>,
         key: u64,
         seq: u64,
         acked: Instant,
-        expected: &str,
-        captured: &Vec<(String, String)>,
+        expected: String,
+        captured: &[(String, String)],
     ) -> (Option<Duration>, ToldTimes) {
+        let (verdict, decided) = oneshot::channel();
         let deadline = acked + self.spec.timeout;
+        self.join_poller(key, captured, Waiting { acked, deadline, probe: Waiter { seq, expected, verdict } });
+        decided.await.unwrap_or_default() // no verdict: the run is aborting
+    }
+
+    fn join_poller(self: &Arc<Self>, key: u64, captured: &[(String, String)], waiting: Waiting<Waiter>) {
+        let seq = waiting.probe.seq;
+        let identity = self.executor.probe_read_identity(self.spec.query, key, seq, captured);
+        // The map stays locked until the probe is sent to its poller: a poller leaves the
+        // map only with nothing left to read for, under the same lock (`settle_board`).
+        let mut pollers = self.pollers.lock().unwrap();
+        let joins = pollers.entry(identity.clone()).or_insert_with(|| {
+            // Never full: no more probes than that run at once.
+            let (joins, joined) = mpsc::channel(MAX_CONCURRENT_PROBES);
+            let read = Read { identity, key, seq, captured: captured.to_vec() };
+            self.tracker.spawn_on(self.clone().run_poller(read, joined), &self.runtime);
+            joins
+        });
+        // Fails only when the run aborts: the probe then gets no verdict.
+        let _ = joins.try_send(waiting);
+    }
+
+    /// One poller's life: poll until no probe waits on its read.
+    async fn run_poller(self: Arc<Self>, read: Read, mut joined: mpsc::Receiver<Waiting<Waiter>>) {
+        let mut board = Board::default();
+        let mut last_sent = None;
         let mut last_answer = None;
         loop {
-            let sent = Instant::now();
-            if sent > deadline {
-                self.explain_late(last_answer.as_ref());
-                return (None, ToldTimes::default());
+            let next = board.next_poll(last_sent, self.spec.poll_interval);
+            tokio::select! {
+                biased;
+                _ = self.abort.cancelled() => return,
+                // A new probe may bring the next poll closer (`Board::next_poll`).
+                Some(waiting) = joined.recv() => {
+                    board.join(waiting);
+                    continue;
+                }
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(next)) => {}
             }
+            let sent = Instant::now();
+            if !self.settle_board(&read.identity, &mut board, &mut joined, sent, last_answer.as_ref()) {
+                return;
+            }
+            last_sent = Some(sent);
             self.polls.fetch_add(1, Ordering::Relaxed);
-            match self.executor.fetch(Probe::Lag, self.spec.query, key, seq, Some(captured)).await {
-                Ok(reply) => match serde_json::from_slice::<serde_json::Value>(&reply.body) {
-                    Ok(json) if self.spec.until.holds_on(&json, expected) => {
-                        return (Some(sent.saturating_duration_since(acked)), self.told_times(&json, seq));
-                    }
-                    _ => last_answer = Some(reply),
-                },
+            let fetch = self.executor.fetch(Probe::Lag, self.spec.query, read.key, read.seq, Some(&read.captured));
+            match fetch.await {
+                Ok(reply) => {
+                    self.decide_shown(&mut board, sent, &reply);
+                    last_answer = Some(reply);
+                }
                 Err(_) => {
                     self.poll_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            let interval = self.spec.poll_interval.max(sent.saturating_duration_since(acked) / RELATIVE_RESOLUTION);
-            tokio::time::sleep_until(tokio::time::Instant::from_std(sent + interval)).await;
+        }
+    }
+
+    /// Before a poll sent at `now`: probes past their deadline are late, aborted ones
+    /// forgotten. False when none is left: the poller is then gone from the map.
+    fn settle_board(
+        &self,
+        identity: &str,
+        board: &mut Board<Waiter>,
+        joined: &mut mpsc::Receiver<Waiting<Waiter>>,
+        now: Instant,
+        last_answer: Option<&Reply>,
+    ) -> bool {
+        board.forget(|waiter| waiter.verdict.is_closed());
+        let late = board.expire(now);
+        if !late.is_empty() {
+            self.explain_late(last_answer);
+        }
+        for waiter in late {
+            let _ = waiter.verdict.send((None, ToldTimes::default()));
+        }
+        if board.is_empty() {
+            // Probes join under this lock: once out of the map, none can join any more.
+            let mut pollers = self.pollers.lock().unwrap();
+            while let Ok(waiting) = joined.try_recv() {
+                board.join(waiting);
+            }
+            if board.is_empty() {
+                pollers.remove(identity);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Each waiting probe judges its own `until` on the answer of the poll sent at `sent`.
+    fn decide_shown(&self, board: &mut Board<Waiter>, sent: Instant, reply: &Reply) {
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
+            return;
+        };
+        let shown = board.answered(sent, |waiter| self.spec.until.holds_on(&json, &waiter.expected));
+        for (waiter, lag) in shown {
+            let _ = waiter.verdict.send((Some(lag), self.told_times(&json, waiter.seq)));
         }
     }
 }

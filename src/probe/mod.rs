@@ -22,6 +22,7 @@ pub mod lag_figures;
 pub mod ledger;
 pub mod reconcile;
 pub mod shape;
+pub mod shared_poll;
 pub mod stale_reads;
 pub mod staleness;
 pub mod values;

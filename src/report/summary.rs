@@ -80,6 +80,9 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
             let _ = writeln!(s, "stale reads in traffic: {}", traffic_staleness_line(st));
         }
     }
+    if let Some(load) = &result.probe_load {
+        let _ = writeln!(s, "probe load: {}", probe_load_line(load));
+    }
     if let Some(e) = &result.events {
         let _ = writeln!(
             s,
@@ -352,6 +355,18 @@ pub fn ref_example_line(x: &crate::probe::reconcile::RefExample) -> String {
     format!("{} {}{about}: {}", x.class, x.op_ref, x.shown)
 }
 
+/// `412 requests (41.2/s, 3.1 % of all sent): 380 lag polls, 32 read-your-writes reads`
+pub fn probe_load_line(load: &crate::results::model::ProbeLoad) -> String {
+    format!(
+        "{} requests ({:.1}/s, {:.1} % of all sent): {} lag polls, {} read-your-writes reads",
+        load.requests,
+        load.per_s,
+        load.share_of_requests * 100.0,
+        load.lag_polls,
+        load.staleness_reads
+    )
+}
+
 /// `command_latency_p95   412.3 ms  <=  200 ms  FAIL`
 pub fn slo_line(slo: &SloResult) -> String {
     let line = format!(
@@ -594,5 +609,25 @@ mod tests {
         assert!(line.starts_with("10 probes, p50 < 2 ms, p99 2.00 ms, max 7.50 ms (resolution 2.00 ms)"), "{line}");
         let fine = ProjectionStats { resolution_ms: 0.5, ..projection };
         assert!(projection_line(&fine).starts_with("10 probes, p50 < 0.5 ms,"), "{}", projection_line(&fine));
+    }
+
+    /// Issue 30: the probes' load in one line.
+    #[test]
+    fn probe_load_in_one_line() {
+        let load = crate::results::model::ProbeLoad {
+            requests: 412,
+            per_s: 41.2,
+            share_of_requests: 0.031,
+            lag_polls: 380,
+            staleness_reads: 32,
+        };
+        let mut result = result();
+        result.probe_load = Some(load);
+        let text = render(&result, Path::new("reports/x"));
+        let line = text.lines().find(|l| l.starts_with("probe load:")).expect("a probe load line");
+        assert_eq!(
+            line,
+            "probe load: 412 requests (41.2/s, 3.1 % of all sent): 380 lag polls, 32 read-your-writes reads"
+        );
     }
 }

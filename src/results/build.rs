@@ -139,6 +139,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         },
         projection: None,
         staleness: outcome.probes.staleness.as_ref().map(|s| staleness_stats(s, scenario)),
+        probe_load: None,
         events: None,
         values: None,
         verify: None,
@@ -153,8 +154,46 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
     };
     result.warnings.extend(crate::scenario::lint(scenario));
     add_probes(&mut result, scenario, outcome);
+    result.probe_load = probe_load(&result);
+    result.warnings.extend(probe_load_warning(result.probe_load.as_ref()));
     judge(&mut result, scenario);
     result
+}
+
+/// Above this share of the requests, the probes are said to load what they measure.
+pub const PROBE_LOAD_WARNING_SHARE: f64 = 0.10;
+
+/// The probes' requests against everything sent during the load; `None` without probes.
+pub fn probe_load(result: &RunResult) -> Option<ProbeLoad> {
+    if result.projection.is_none() && result.staleness.is_none() {
+        return None;
+    }
+    let lag_polls = result.projection.as_ref().map_or(0, |p| p.polls);
+    let staleness_reads = result.staleness.as_ref().map_or(0, |s| s.reads);
+    let requests = lag_polls + staleness_reads;
+    let operations: u64 =
+        result.operations.values().map(|o| o.count).sum::<u64>() + result.warmup.count + result.throughput.unfinished;
+    let all = requests + operations;
+    Some(ProbeLoad {
+        requests,
+        per_s: if result.duration_s > 0.0 { requests as f64 / result.duration_s } else { 0.0 },
+        share_of_requests: if all == 0 { 0.0 } else { requests as f64 / all as f64 },
+        lag_polls,
+        staleness_reads,
+    })
+}
+
+fn probe_load_warning(load: Option<&ProbeLoad>) -> Option<String> {
+    let load = load.filter(|l| l.share_of_requests > PROBE_LOAD_WARNING_SHARE)?;
+    Some(format!(
+        "the probes sent {:.0} % of the requests ({} requests, {:.1}/s; over {:.0} %): they load the system \
+         they measure; lower `[projection] sample` on a keyed query, `[staleness] sample`, or raise \
+         `poll_interval`",
+        load.share_of_requests * 100.0,
+        load.requests,
+        load.per_s,
+        PROBE_LOAD_WARNING_SHARE * 100.0
+    ))
 }
 
 fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome) {
@@ -460,5 +499,23 @@ mod tests {
         result.warmup.errors = 2;
         result.throughput.achieved = 1;
         assert_eq!(no_successful_answer(&result), None);
+    }
+
+    /// Issue 30: the probes' requests against everything sent, and a warning above 10 %.
+    #[test]
+    fn probe_load_is_a_share_of_all_requests() {
+        let mut result = RunResult { duration_s: 10.0, ..Default::default() };
+        assert_eq!(probe_load(&result), None);
+        result.operations.insert("create".into(), OperationStats { count: 700, ..Default::default() });
+        result.warmup.count = 100;
+        result.projection = Some(ProjectionStats { polls: 150, ..Default::default() });
+        result.staleness = Some(StalenessStats { reads: 50, ..Default::default() });
+        let load = probe_load(&result).unwrap();
+        assert_eq!((load.requests, load.lag_polls, load.staleness_reads), (200, 150, 50));
+        assert_eq!((load.per_s, load.share_of_requests), (20.0, 0.2));
+        let warning = probe_load_warning(Some(&load)).expect("20 % is over 10 %");
+        assert!(warning.starts_with("the probes sent 20 % of the requests (200 requests, 20.0/s"), "{warning}");
+        let light = ProbeLoad { share_of_requests: 0.1, ..load };
+        assert_eq!(probe_load_warning(Some(&light)), None);
     }
 }

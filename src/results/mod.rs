@@ -9,6 +9,6 @@ pub mod send_lag;
 pub mod slo;
 mod write;
 
-pub use build::{BuildInput, build, judge_rules};
+pub use build::{BuildInput, build, judge_rules, probe_load};
 pub use model::{RunResult, Verdict};
 pub use write::{read_result, write_atomic, write_json};

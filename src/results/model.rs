@@ -62,6 +62,10 @@ pub struct RunResult {
     /// The read-your-writes probe (`[staleness]`): P(fresh) per delay after the ack.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staleness: Option<StalenessStats>,
+    /// What the probes sent to the target during the load (issue 30): their reads load
+    /// the system they measure. Absent without probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_load: Option<ProbeLoad>,
     /// Event accounting from the read model after the load (`[verify]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<EventCounts>,
@@ -375,6 +379,22 @@ pub struct ProjectionStats {
     /// Where the lag comes from, stage by stage (with `[bus]` or `[projection.stages]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<crate::probe::attribution::LagAttribution>,
+}
+
+/// The probes' requests: lag polls and read-your-writes reads (`[verify]` reads the read
+/// model after the load, so it is not counted). Includes the probes finishing after the
+/// load's last operation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeLoad {
+    pub requests: u64,
+    /// Per second of the load phase (warmup included).
+    pub per_s: f64,
+    /// Probe requests over all requests sent during the load (probes and operations).
+    pub share_of_requests: f64,
+    /// `projection.polls`.
+    pub lag_polls: u64,
+    /// `staleness.reads`.
+    pub staleness_reads: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

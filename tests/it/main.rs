@@ -14,6 +14,7 @@ mod kafka;
 mod layering;
 mod long_runs;
 mod metrics;
+mod probe_load;
 mod read_models;
 mod reports;
 mod shards;

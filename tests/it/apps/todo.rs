@@ -1,6 +1,7 @@
 //! A todo service shaped like a NestJS @nestjs/cqrs app: `POST /todos` answers 201 with
 //! the server-made id in `Location` and no body; a cron-style projector copies the
-//! event log into a list of objects every 20 ms. It is not idempotent: every
+//! event log into a list of objects every 20 ms (or as often as `start_projecting_every`
+//! says). It is not idempotent: every
 //! `duplicate_every`-th create is inserted twice; every `drop_every`-th is lost.
 //!
 //! - `POST /todos` `{"describe": "..."}` → 201, `Location: /todos/{id}`
@@ -8,9 +9,9 @@
 //! - `GET /todos[?page=N&limit=M]` → `{"data": [{"_id", "describe", "finished"}, …]}`
 //! - `GET /todos/{id}` → `{"data": {"_id", "describe", "finished"}}` or 404
 //! - `GET /truth` → `{"created", "finished", "duplicated_rows", "lost", "traffic_reads",
-//!   "stale_reads"}`: reads of one todo without the harness's probe header, and those
-//!   that found no row for it (its create was acknowledged before: its id comes from
-//!   the create's answer)
+//!   "stale_reads", "lag_polls"}`: reads of one todo without the harness's probe header,
+//!   and those that found no row for it (its create was acknowledged before: its id
+//!   comes from the create's answer); reads of the list by lag probes
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,6 +38,8 @@ struct Todos {
     lost: u64,
     traffic_reads: u64,
     stale_reads: u64,
+    /// `GET /todos` with `x-cqrs-bench-probe: lag`.
+    lag_polls: u64,
 }
 
 #[derive(Clone)]
@@ -54,6 +57,10 @@ pub struct Faults {
 type Shared = Arc<Mutex<Todos>>;
 
 pub fn start(faults: Faults) -> App {
+    start_projecting_every(faults, Duration::from_millis(20))
+}
+
+pub fn start_projecting_every(faults: Faults, every: Duration) -> App {
     let state: Shared = Arc::default();
     let router = axum::Router::new()
         .route("/todos", post(create).get(list))
@@ -61,7 +68,7 @@ pub fn start(faults: Faults) -> App {
         .route("/todos/{id}/finish", post(finish))
         .route("/truth", get(truth))
         .with_state(state.clone());
-    App::serve(router, project(state, faults))
+    App::serve(router, project(state, faults, every))
 }
 
 async fn create(State(state): State<Shared>, Json(body): Json<Value>) -> impl IntoResponse {
@@ -90,8 +97,13 @@ struct Paging {
     limit: Option<usize>,
 }
 
-async fn list(State(state): State<Shared>, Query(paging): Query<Paging>) -> Json<Value> {
-    let todos = state.lock().unwrap();
+async fn list(
+    State(state): State<Shared>,
+    Query(paging): Query<Paging>,
+    headers: axum::http::HeaderMap,
+) -> Json<Value> {
+    let mut todos = state.lock().unwrap();
+    todos.lag_polls += u64::from(headers.get("x-cqrs-bench-probe").is_some_and(|v| v == "lag"));
     let rows: Vec<Value> = match (paging.page, paging.limit) {
         (Some(page), Some(limit)) => {
             todos.rows.iter().skip(page.saturating_sub(1) * limit).take(limit).cloned().collect()
@@ -126,15 +138,16 @@ async fn truth(State(state): State<Shared>) -> Json<Value> {
         "lost": todos.lost,
         "traffic_reads": todos.traffic_reads,
         "stale_reads": todos.stale_reads,
+        "lag_polls": todos.lag_polls,
         "projected": todos.applied == todos.events.len(),
     }))
 }
 
-/// The cron projector: every 20 ms, apply the events logged since the last run.
-async fn project(state: Shared, faults: Faults) {
+/// The cron projector: every `every`, apply the events logged since the last run.
+async fn project(state: Shared, faults: Faults, every: Duration) {
     let mut creates = 0usize;
     loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(every).await;
         let mut todos = state.lock().unwrap();
         let pending: Vec<Event> = todos.events[todos.applied..].to_vec();
         todos.applied = todos.events.len();
