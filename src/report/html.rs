@@ -227,21 +227,13 @@ fn probes(h: &mut String, result: &RunResult) {
         }
     }
     if let Some(e) = &result.events {
-        let _ = writeln!(
-            h,
-            "<h2>Event accounting</h2><table><tr><th>acked</th><th>missed</th><th>duplicates</th><th>unexpected</th><th>indeterminate</th>\
-             <th>recovered</th><th>reordered</th><th>foreign</th><th>keys read</th></tr><tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
-            e.acked,
-            e.missed,
-            e.duplicates,
-            e.unexpected,
-            e.indeterminate,
-            e.recovered,
-            e.reordered,
-            e.foreign,
-            e.keys_checked
-        );
+        events(h, e);
+    }
+    if let Some(why) = result.verify.as_ref().and_then(|v| v.stopped_because.as_ref()) {
+        let _ = writeln!(h, "<p>Verification: {}</p>", escape(why));
+    }
+    if let Some(v) = &result.values {
+        values(h, v);
     }
     if !result.actions.is_empty() {
         let _ = writeln!(
@@ -263,6 +255,68 @@ fn probes(h: &mut String, result: &RunResult) {
         }
         h.push_str("</table>\n");
     }
+}
+
+/// Event accounting, with every example ref (issue 30: up to 20 of each class).
+fn events(h: &mut String, e: &crate::probe::reconcile::EventCounts) {
+    let _ = writeln!(
+        h,
+        "<h2>Event accounting</h2><table><tr><th>acked</th><th>missed</th><th>pending</th><th>duplicates</th><th>unexpected</th>\
+         <th>indeterminate</th><th>recovered</th><th>reordered</th><th>foreign</th><th>unknown</th><th>keys read</th></tr>\
+         <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
+        e.acked,
+        e.missed,
+        e.pending,
+        e.duplicates,
+        e.unexpected,
+        e.indeterminate,
+        e.recovered,
+        e.reordered,
+        e.foreign,
+        e.unknown,
+        e.keys_checked
+    );
+    if e.examples.is_empty() {
+        return;
+    }
+    h.push_str("<table><tr><th>class</th><th>ref</th><th>key</th><th>operation</th><th>answered at (s)</th><th>the read model</th></tr>\n");
+    for x in &e.examples {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&x.class),
+            escape(&x.op_ref),
+            escape(x.key.as_deref().unwrap_or("-")),
+            escape(x.operation.as_deref().unwrap_or("-")),
+            x.acked_at_ms.map_or("-".to_owned(), |ms| format!("{:.3}", ms as f64 / 1e3)),
+            escape(&x.shown)
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+/// Value accounting, with the first mismatched or absent keys.
+fn values(h: &mut String, v: &crate::probe::values::ValueCounts) {
+    let _ = writeln!(
+        h,
+        "<h2>Value accounting</h2><table><tr><th>keys checked</th><th>matched</th><th>mismatched</th><th>absent</th><th>unsure</th>\
+         <th>unreadable</th><th>largest difference</th></tr><tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
+        v.keys_checked, v.matched, v.mismatched, v.absent, v.unsure, v.unreadable, v.largest_difference
+    );
+    if v.mismatches.is_empty() {
+        return;
+    }
+    h.push_str("<table><tr><th>key</th><th>expected</th><th>the read model</th></tr>\n");
+    for m in &v.mismatches {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&m.key),
+            m.expected.map_or("unknown".to_owned(), |n| n.to_string()),
+            m.observed.map_or("no row".to_owned(), |n| n.to_string())
+        );
+    }
+    h.push_str("</table>\n");
 }
 
 fn strip_xml_header(svg: &str) -> &str {

@@ -20,15 +20,16 @@ poll_interval = "20ms"
 timeout = "4s"
 "#;
 
-/// Runs the journal scenario (with `extra` appended) against `app`; its result.json.
-fn run_journal(app: &crate::apps::App, extra: &str, sets: &[&str]) -> serde_json::Value {
+/// Runs the journal scenario (with `extra` appended) against `app`: its result.json and
+/// report.html.
+fn run_journal(app: &crate::apps::App, extra: &str, sets: &[&str]) -> (serde_json::Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.toml");
     let text = std::fs::read_to_string(scenario("journal-app.toml")).unwrap();
     std::fs::write(&path, format!("{text}{extra}")).unwrap();
     let out = dir.path().join("out");
     let _ = bench().args(["run", "--quiet", "--target", &app.url, "--out"]).arg(&out).args(sets).arg(&path).assert();
-    result_json(&out)
+    (result_json(&out), std::fs::read_to_string(out.join("report.html")).unwrap())
 }
 
 fn slo<'a>(result: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -39,7 +40,7 @@ fn slo<'a>(result: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 fn issue30_a_cron_projector_is_waited_for_with_and_without_projection() {
     for extra in ["", PROJECTION] {
         let app = journal::start(Duration::from_secs(2));
-        let result = run_journal(&app, extra, &[]);
+        let (result, _) = run_journal(&app, extra, &[]);
         let (truth, events, verify) = (app.truth(), &result["events"], &result["verify"]);
         println!("truth {truth}\nevents {events}\nverify {verify}");
         assert_eq!(truth["projected"], truth["stored"], "the app projected everything");
@@ -56,7 +57,7 @@ fn issue30_settle_below_the_period_leaves_refs_pending_not_missed() {
     for extra in ["", PROJECTION] {
         // The projector's first run is 60 s away: nothing becomes visible during the run.
         let app = journal::start(Duration::from_secs(60));
-        let result = run_journal(&app, extra, &["--set", "verify.settle=\"1500ms\""]);
+        let (result, html) = run_journal(&app, extra, &["--set", "verify.settle=\"1500ms\""]);
         let (truth, events, verify) = (app.truth(), &result["events"], &result["verify"]);
         println!("truth {truth}\nevents {events}\nverify {verify}");
         assert_eq!(truth["projected"], 0);
@@ -73,6 +74,7 @@ fn issue30_settle_below_the_period_leaves_refs_pending_not_missed() {
         assert!(
             examples.iter().all(|x| x["class"] == "pending" && x["key"].is_string() && x["operation"] == "add_entry")
         );
+        assert!(examples.iter().all(|x| html.contains(x["ref"].as_str().unwrap())), "all 20 in report.html");
     }
 }
 
