@@ -51,6 +51,20 @@ impl EventCounts {
         self.read_errors == 0 && self.unknown == 0
     }
 
+    /// The classes in the order the summary and the report show them, with their counts.
+    pub fn classes(&self) -> [(&'static str, u64); 8] {
+        [
+            ("acked", self.acked),
+            ("missed", self.missed),
+            ("pending", self.pending),
+            ("duplicates", self.duplicates),
+            ("unexpected", self.unexpected),
+            ("indeterminate", self.indeterminate),
+            ("recovered", self.recovered),
+            ("reordered", self.reordered),
+        ]
+    }
+
     /// True when every acknowledged ref not visible is judged (missed), none pending.
     pub fn judged(&self) -> bool {
         self.complete() && self.pending == 0

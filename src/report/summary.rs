@@ -84,19 +84,9 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
         let _ = writeln!(s, "probe load: {}", probe_load_line(load));
     }
     if let Some(e) = &result.events {
-        let _ = writeln!(
-            s,
-            "events: {} acked, {} missed, {} pending, {} duplicates, {} unexpected, {} indeterminate, {} recovered, {} reordered{}",
-            e.acked,
-            e.missed,
-            e.pending,
-            e.duplicates,
-            e.unexpected,
-            e.indeterminate,
-            e.recovered,
-            e.reordered,
-            if e.foreign > 0 { format!(", {} foreign", e.foreign) } else { String::new() }
-        );
+        let classes: Vec<String> = e.classes().iter().map(|(name, n)| format!("{n} {name}")).collect();
+        let foreign = if e.foreign > 0 { format!(", {} foreign", e.foreign) } else { String::new() };
+        let _ = writeln!(s, "events: {}{foreign}", classes.join(", "));
         if let Some(line) = events_coverage_line(result) {
             let _ = writeln!(s, "{line}");
         }
