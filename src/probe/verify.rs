@@ -471,3 +471,33 @@ async fn read_global_list<T: Target>(executor: &Executor<T>, spec: &VerifySpec, 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Issue 30: a row that is not there is absent, not 0, unless the scenario says so.
+    #[test]
+    fn a_missing_row_is_absent_unless_it_means_zero() {
+        let value = Selector::parse("/balance", crate::scenario::selector::Scope::Body).expect("parses");
+        let row = json!({"id": "w-1", "balance": 12});
+        assert_eq!(observed_at(Some(&row), &value, AbsentRows::Absent), Observed::Number(12.0));
+        assert_eq!(observed_at(None, &value, AbsentRows::Absent), Observed::Absent, "a 404");
+        assert_eq!(observed_at(Some(&json!({"id": "w-1"})), &value, AbsentRows::Absent), Observed::Absent);
+        assert_eq!(observed_at(None, &value, AbsentRows::Zero), Observed::Number(0.0));
+        assert_eq!(observed_at(Some(&json!({"balance": "n/a"})), &value, AbsentRows::Absent), Observed::Unreadable);
+    }
+
+    /// The time rule's bound: twice the longest lag seen, at least that + 1 s; a late
+    /// probe whose ref shows up raises it to its time so far.
+    #[test]
+    fn late_probes_that_show_up_raise_the_bound() {
+        let acked = Instant::now();
+        let mut evidence = LagEvidence { longest: Duration::from_millis(100), late: vec![(7, acked), (8, acked)] };
+        assert_eq!(evidence.bound(), Duration::from_millis(1_100));
+        evidence.saw_late(|seq| seq == 7, acked + Duration::from_secs(3));
+        assert_eq!(evidence.bound(), Duration::from_secs(6));
+        assert_eq!(evidence.late, [(8, acked)], "8 never showed up: a lost event");
+    }
+}
