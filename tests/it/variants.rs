@@ -289,7 +289,7 @@ fn outbox_crash(name: &str, extra: &[&str], expect_code: i32) -> Option<(serde_j
     let outbox = Outbox::start(name, &[&["--checkpoint-every", "1000", "--commit-interval", "1h"], extra].concat())?;
     let result = outbox.run(&scenario("outbox-crash.toml"), &["--set", "slo.projection_lag_p50=1h"], expect_code);
     let recovery = &result["recovery"][0];
-    eprintln!("{name}: {recovery}");
+    eprintln!("{name}: {recovery}\nevents {}\nverify {}", result["events"], result["verify"]);
     assert!((recovery["at_s"].as_f64().unwrap() - 3.0).abs() < 0.5, "the kill ran at 3 s: {recovery}");
     Some((result, outbox.ground_truth()))
 }
