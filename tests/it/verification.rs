@@ -132,7 +132,7 @@ fn issue31_a_stopped_projector_leaves_history_rows_missed_by_count() {
     let app = wallet::start(faults);
     let out = tempfile::tempdir().unwrap();
     let run = bench()
-        .args(["run", "--quiet", "--target", &app.url, "--out"])
+        .args(["run", "--target", &app.url, "--out"]) // not quiet: the summary is checked
         .arg(out.path())
         .arg(scenario("wallet-history.toml"))
         .assert();
