@@ -69,7 +69,7 @@ pub struct VerifyOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stopped {
-    /// Everything visible, every number right, and a second sweep changed nothing.
+    /// Everything visible, every number and count right, and a second sweep changed nothing.
     Complete,
     /// Nothing changed for the quiet time and everything not visible is judged.
     Judged,
@@ -194,7 +194,7 @@ impl Sweep {
         self.counts == other.counts && self.values == other.values && self.rows == other.rows
     }
 
-    /// Everything acknowledged is visible, every number right, every key read.
+    /// Everything acknowledged is visible, every number and row count right, every key read.
     fn complete(&self) -> bool {
         self.counts.as_ref().is_none_or(|c| c.missed == 0 && c.pending == 0 && c.complete())
             && self.values.as_ref().is_none_or(|v| v.wrong() == 0 && v.complete())
@@ -550,6 +550,34 @@ mod tests {
         assert_eq!(observed_at(Some(&json!({"id": "w-1"})), &value, AbsentRows::Absent), Observed::Absent);
         assert_eq!(observed_at(None, &value, AbsentRows::Zero), Observed::Number(0.0));
         assert_eq!(observed_at(Some(&json!({"balance": "n/a"})), &value, AbsentRows::Absent), Observed::Unreadable);
+    }
+
+    /// Issue 31: a wrong row count keeps a sweep from `complete`, and is judged only by the
+    /// time rule, like a wrong number; an unreadable key is never complete.
+    #[test]
+    fn wrong_counts_are_judged_only_by_the_time_rule() {
+        let mut rows = RowCounts::default();
+        let kind = |acked, observed| super::super::counts::KindRows {
+            op: 0,
+            expected: super::super::ledger::KindCount { op: 0, acked, unanswered: 0 },
+            observed,
+        };
+        rows.add(0, "w-0", Some(&[kind(2, 2)]), |_| "deposit".into());
+        let sweep = |rows: &RowCounts, time_rule| Sweep {
+            counts: None,
+            examples: Vec::new(),
+            values: None,
+            rows: Some(rows.clone()),
+            time_rule,
+            lag_bound: None,
+        };
+        assert!(sweep(&rows, false).complete() && sweep(&rows, false).judged());
+        rows.add(1, "w-1", Some(&[kind(2, 1)]), |_| "deposit".into());
+        assert!(!sweep(&rows, false).complete() && !sweep(&rows, false).judged());
+        assert!(!sweep(&rows, true).complete() && sweep(&rows, true).judged());
+        let mut unread = RowCounts::default();
+        unread.add(0, "w-0", None, |_| "deposit".into());
+        assert!(!sweep(&unread, false).complete());
     }
 
     /// The time rule's bound: twice the longest lag seen, at least that + 1 s; a late
