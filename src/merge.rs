@@ -89,6 +89,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     merged.probe_load = crate::results::probe_load(&merged);
     merged.events = sum_events(&results);
     merged.values = values(&results);
+    merged.counts = counts(&results);
     merged.verify = verify(&results);
     merged.bus = bus(&results)?;
     merged.actions = results.iter().flat_map(|r| r.actions.iter().cloned()).collect();
@@ -502,6 +503,16 @@ fn values(results: &[&RunResult]) -> Option<crate::probe::values::ValueCounts> {
         merged.mismatches.extend(v.mismatches.iter().cloned());
     }
     merged.mismatches.sort_by(|a, b| a.key.cmp(&b.key));
+    Some(merged)
+}
+
+/// Count accounting over the shards: sums, the first wrong keys by key text.
+fn counts(results: &[&RunResult]) -> Option<crate::probe::counts::RowCounts> {
+    let mut all = results.iter().filter_map(|r| r.counts.as_ref());
+    let mut merged = all.next()?.clone();
+    for c in all {
+        merged.absorb(c);
+    }
     Some(merged)
 }
 

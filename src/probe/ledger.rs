@@ -40,6 +40,10 @@ pub struct Ledger {
     pub keyless: KeyAcks,
     /// Value accounting (`[verify] deltas`): per key, what the run changed.
     pub values: HashMap<u64, KeyChange>,
+    /// Per operation: are its commands counted (`[verify] count`)? Empty: none.
+    pub counted: Vec<bool>,
+    /// Count accounting: per key, per counted command, acknowledged and unanswered ones.
+    pub kinds: HashMap<u64, Vec<KindCount>>,
     /// Every acknowledged ref: the last one, for a global list read back (issue 30).
     pub all: KeyAcks,
     /// Key, operation and acknowledgement time of the first and the latest
@@ -153,6 +157,33 @@ impl KeyChange {
     }
 }
 
+/// One key's commands of one counted kind (`[verify] count`): the rows it must show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindCount {
+    pub op: u32,
+    /// Answered with an expected status: one row each.
+    pub acked: u32,
+    /// No answer (timeout, broken connection): a row or none, nobody knows.
+    pub unanswered: u32,
+}
+
+/// Adds one finished counted command to its key's kinds (a refusal adds nothing).
+fn count_kind(kinds: &mut Vec<KindCount>, op: usize, outcome: Outcome) {
+    let op = op as u32;
+    let at = match kinds.iter().position(|k| k.op == op) {
+        Some(at) => at,
+        None => {
+            kinds.push(KindCount { op, ..KindCount::default() });
+            kinds.len() - 1
+        }
+    };
+    match outcome {
+        Outcome::Ok => kinds[at].acked += 1,
+        Outcome::Failed(_) => kinds[at].unanswered += 1,
+        Outcome::Rejected | Outcome::Status(_) => {}
+    }
+}
+
 impl Ledger {
     /// A ledger that also keeps sampled acknowledgement times (for the bus probe).
     pub fn timing_acks() -> Ledger {
@@ -166,6 +197,13 @@ impl Ledger {
             if matches!(sample.outcome, Outcome::Ok | Outcome::Failed(_)) {
                 self.keys.insert(sample.key);
             }
+        }
+        if self.counted.get(sample.op).copied().unwrap_or(false)
+            && sample.key != NO_KEY
+            && matches!(sample.outcome, Outcome::Ok | Outcome::Failed(_))
+        {
+            count_kind(self.kinds.entry(sample.key).or_default(), sample.op, sample.outcome);
+            self.keys.insert(sample.key);
         }
         if !self.refs_of.is_empty() && !self.refs_of.get(sample.op).copied().unwrap_or(false) {
             return;
@@ -236,6 +274,8 @@ impl Ledger {
             + self.sampled_acks.capacity() * (8 + 16)
             + self.acked_per_key.capacity() * (8 + std::mem::size_of::<KeyAcks>())
             + self.values.capacity() * (8 + std::mem::size_of::<KeyChange>())
+            + self.kinds.capacity() * (8 + std::mem::size_of::<Vec<KindCount>>())
+            + self.kinds.values().map(|k| k.capacity() * std::mem::size_of::<KindCount>()).sum::<usize>()
             + self.details.bytes()
     }
 }
@@ -272,6 +312,21 @@ mod tests {
         assert_eq!(ledger.indeterminate.iter().collect::<Vec<_>>(), [4]);
         assert_eq!(ledger.keys.iter().collect::<Vec<_>>(), [7, 8]);
         assert_eq!(ledger.ambiguous_order.iter().collect::<Vec<_>>(), [2, 3]);
+    }
+
+    /// Issue 31: per key, only the counted commands' acknowledged and unanswered ones.
+    #[test]
+    fn counts_kinds_per_key_only_for_counted_commands() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger { counted: vec![true, false], ..Ledger::default() };
+        let of = |op, seq, key, outcome| Sample { op, ..sample(seq, key, seq * 10, seq * 10 + 1, outcome, t0) };
+        ledger.record(&of(0, 1, 7, Outcome::Ok));
+        ledger.record(&of(0, 2, 7, Outcome::Ok));
+        ledger.record(&of(0, 3, 7, Outcome::Failed(Failure::Timeout)));
+        ledger.record(&of(0, 4, 8, Outcome::Rejected)); // a refusal: no row expected
+        ledger.record(&of(1, 5, 9, Outcome::Ok)); // not counted
+        assert_eq!(ledger.kinds.len(), 1);
+        assert_eq!(ledger.kinds[&7], [KindCount { op: 0, acked: 2, unanswered: 1 }]);
     }
 
     /// The memory figure of issue 4: 10 million acknowledged commands on 10,000 keys.

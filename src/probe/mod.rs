@@ -17,6 +17,7 @@
 pub mod actions;
 pub mod attribution;
 pub mod bus;
+pub mod counts;
 pub mod lag;
 pub mod lag_figures;
 pub mod ledger;

@@ -6,6 +6,8 @@
 //! - From each answer: the applications at `applied_refs` (refs found in lists of values
 //!   or of objects, inside strings too), classified against the ledger; and with `value`,
 //!   the key's number, checked against the deltas or the write side (`probe::values`).
+//! - With `count`, each key's count query (read once, never paged): per counted command,
+//!   the rows it selects against the acknowledged commands (`probe::counts`).
 //! - A key that cannot be read is *unknown*, never missed (issue 16).
 //!
 //! When to read (issue 30): the backlog may still be draining, and a projector may run
@@ -26,11 +28,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::counts::{RowCounts, kinds_of};
 use super::ledger::Ledger;
 use super::reconcile::{Applied, EventCounts, ExampleRef, Reconciler, applied_in};
 use super::values::{Observed, ValueCounts, expected_from_deltas, has_acked};
 use crate::operation::{Executor, Probe};
-use crate::scenario::{AbsentRows, ExpectedValue, Selector, VerifySpec};
+use crate::scenario::{AbsentRows, CountSpec, ExpectedValue, Selector, VerifySpec};
 use crate::target::{Reply, Target};
 
 /// Reads at once during a sweep.
@@ -47,6 +50,8 @@ pub struct VerifyOutcome {
     pub counts: Option<EventCounts>,
     /// Value accounting (`value`).
     pub values: Option<ValueCounts>,
+    /// Count accounting (`count`): rows per command kind.
+    pub rows: Option<RowCounts>,
     pub sweeps: u32,
     /// From the end of the load to the last sweep.
     pub settled_after: Duration,
@@ -64,7 +69,7 @@ pub struct VerifyOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stopped {
-    /// Everything visible, every number right, and a second sweep changed nothing.
+    /// Everything visible, every number and count right, and a second sweep changed nothing.
     Complete,
     /// Nothing changed for the quiet time and everything not visible is judged.
     Judged,
@@ -80,7 +85,9 @@ impl VerifyOutcome {
         let after = format!("after {:.1} s, {} sweeps", self.settled_after.as_secs_f64(), self.sweeps);
         let left = self.left();
         let (what, left) = match self.stopped {
-            Stopped::Complete => ("complete", "every acknowledged ref visible, every number right".to_owned()),
+            Stopped::Complete => {
+                ("complete", "every acknowledged ref visible, every number and count right".to_owned())
+            }
             Stopped::Judged => ("judged", format!("nothing changed, nothing pending{}", with(&left, "; "))),
             Stopped::Settle => ("settle passed", left),
             Stopped::Signal => ("interrupted by a signal", left),
@@ -110,6 +117,14 @@ impl VerifyOutcome {
                 (v.absent, "keys absent"),
                 (v.unsure, "keys unsure"),
                 (v.unreadable, "keys unreadable"),
+            ];
+            left.extend(keys.into_iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")));
+        }
+        if let Some(r) = &self.rows {
+            let keys = [
+                (r.mismatched_keys, "keys with wrong row counts"),
+                (r.unsure, "keys with unsure row counts"),
+                (r.unreadable, "keys' rows unreadable"),
             ];
             left.extend(keys.into_iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")));
         }
@@ -167,6 +182,7 @@ struct Sweep {
     counts: Option<EventCounts>,
     examples: Vec<ExampleRef>,
     values: Option<ValueCounts>,
+    rows: Option<RowCounts>,
     /// The time rule held: what is not visible or not right will not change.
     time_rule: bool,
     /// Its bound at this sweep.
@@ -175,20 +191,23 @@ struct Sweep {
 
 impl Sweep {
     fn same_as(&self, other: &Sweep) -> bool {
-        self.counts == other.counts && self.values == other.values
+        self.counts == other.counts && self.values == other.values && self.rows == other.rows
     }
 
-    /// Everything acknowledged is visible, every number right, every key read.
+    /// Everything acknowledged is visible, every number and row count right, every key read.
     fn complete(&self) -> bool {
         self.counts.as_ref().is_none_or(|c| c.missed == 0 && c.pending == 0 && c.complete())
             && self.values.as_ref().is_none_or(|v| v.wrong() == 0 && v.complete())
+            && self.rows.as_ref().is_none_or(|r| r.wrong() == 0 && r.complete())
     }
 
     /// Nothing is left that more time could change: no ref pending, and no wrong number
-    /// unless the projector has had longer than it ever took (the time rule).
+    /// or count unless the projector has had longer than it ever took (the time rule).
     fn judged(&self) -> bool {
         self.counts.as_ref().is_none_or(|c| c.pending == 0)
-            && (self.time_rule || self.values.as_ref().is_none_or(|v| v.wrong() == 0))
+            && (self.time_rule
+                || (self.values.as_ref().is_none_or(|v| v.wrong() == 0)
+                    && self.rows.as_ref().is_none_or(|r| r.wrong() == 0)))
     }
 }
 
@@ -210,15 +229,18 @@ pub async fn reconcile<T: Target>(
     let outcome = |found: Option<Sweep>, sweeps, stopped| {
         let judged_by_time = found.as_ref().is_some_and(|f| f.time_rule);
         let lag_bound = found.as_ref().and_then(|f| f.lag_bound);
-        let (counts, values) = match found {
-            Some(found) => {
-                (found.counts.map(|counts| with_examples(counts, &found.examples, &executor, &ledger)), found.values)
-            }
-            None => (None, None),
+        let (counts, values, rows) = match found {
+            Some(found) => (
+                found.counts.map(|counts| with_examples(counts, &found.examples, &executor, &ledger)),
+                found.values,
+                found.rows,
+            ),
+            None => (None, None, None),
         };
         VerifyOutcome {
             counts,
             values,
+            rows,
             sweeps,
             settled_after: began.elapsed(),
             cut_short: stopped == Stopped::Signal,
@@ -293,7 +315,7 @@ async fn sweep<T: Target>(
     began: Instant,
 ) -> Sweep {
     let mut reconciler = spec.applied_refs.as_ref().map(|_| Reconciler::new(ledger));
-    let mut finish = |reconciler: Option<Reconciler>, values| {
+    let mut finish = |reconciler: Option<Reconciler>, values, rows| {
         if let (Some(evidence), Some(reconciler)) = (evidence.as_deref_mut(), &reconciler) {
             evidence.saw_late(|seq| reconciler.saw(seq), Instant::now());
         }
@@ -303,19 +325,23 @@ async fn sweep<T: Target>(
             .as_deref()
             .is_some_and(|e| began.elapsed() >= e.bound() && (reconciler.is_some() || e.late.is_empty()));
         let (counts, examples) = reconciler.map(|r| r.finish(time_rule)).unzip();
-        Sweep { counts, examples: examples.unwrap_or_default(), values, time_rule, lag_bound }
+        Sweep { counts, examples: examples.unwrap_or_default(), values, rows, time_rule, lag_bound }
     };
-    if executor.is_keyless(spec.query) {
+    let keyless = executor.is_keyless(spec.query);
+    if keyless {
         if let Some(reconciler) = &mut reconciler {
             read_global_list(executor, spec, reconciler).await;
         }
-        return finish(reconciler, None);
-    }
-    if let Some(reconciler) = &mut reconciler {
+        // Rows are counted per key even when the refs are in a global list.
+        if spec.count.is_none() {
+            return finish(reconciler, None, None);
+        }
+    } else if let Some(reconciler) = &mut reconciler {
         // Keyless commands (a create whose id could not be captured) have no key to read.
         reconciler.add_unfindable(ledger.keyless.count);
     }
     let mut values = spec.values.as_ref().map(|_| ValueCounts::default());
+    let mut rows = spec.count.as_ref().map(|_| RowCounts::default());
     let slots = Arc::new(Semaphore::new(SWEEP_CONCURRENCY));
     let mut reads = JoinSet::new();
     let spec = Arc::new(spec.clone());
@@ -327,7 +353,7 @@ async fn sweep<T: Target>(
             let (executor, spec, ledger) = (executor.clone(), spec.clone(), ledger.clone());
             reads.spawn(async move {
                 let _permit = permit;
-                read_key(&executor, &spec, &ledger, key).await
+                read_key(&executor, &spec, &ledger, key, keyless).await
             });
         }
         // Classify what has arrived so far, so answers do not pile up.
@@ -339,14 +365,20 @@ async fn sweep<T: Target>(
             continue;
         };
         let Ok(read) = done else { continue };
-        if let Some(reconciler) = &mut reconciler {
+        if let Some(reconciler) = &mut reconciler
+            && !keyless
+        {
             reconciler.add(Some(read.key), read.applied.as_deref());
         }
         if let (Some(values), Some((observed, expected))) = (&mut values, read.value) {
             values.add(read.key, executor.key_text(read.key), observed, expected, has_acked(ledger, read.key));
         }
+        if let (Some(rows), Some(read_rows)) = (&mut rows, &read.rows) {
+            let name = |op: u32| executor.op_name(op as usize).to_owned();
+            rows.add(read.key, &executor.key_text(read.key), read_rows.as_deref(), name);
+        }
     }
-    finish(reconciler, values)
+    finish(reconciler, values, rows)
 }
 
 /// What one key's read found.
@@ -356,9 +388,25 @@ struct KeyRead {
     applied: Option<Vec<Applied>>,
     /// (observed, expected) numbers, when value accounting is on.
     value: Option<(Observed, Option<f64>)>,
+    /// Rows per counted kind, when count accounting is on (inner `None`: the read failed).
+    rows: Option<Option<Vec<super::counts::KindRows>>>,
 }
 
-async fn read_key<T: Target>(executor: &Executor<T>, spec: &VerifySpec, ledger: &Ledger, key: u64) -> KeyRead {
+async fn read_key<T: Target>(
+    executor: &Executor<T>,
+    spec: &VerifySpec,
+    ledger: &Ledger,
+    key: u64,
+    keyless: bool,
+) -> KeyRead {
+    let rows = match &spec.count {
+        Some(count) => Some(count_rows(executor, count, ledger, key).await),
+        None => None,
+    };
+    // The verify query: only when it reads this key and something needs it.
+    if keyless || (spec.applied_refs.is_none() && spec.values.is_none()) {
+        return KeyRead { key, applied: None, value: None, rows };
+    }
     let reply = match &spec.page {
         Some(paging) => executor.fetch_page(spec.query, key, &paging.param, paging.start).await,
         None => executor.fetch(Probe::Verify, spec.query, key, 0, None).await,
@@ -407,7 +455,22 @@ async fn read_key<T: Target>(executor: &Executor<T>, spec: &VerifySpec, ledger: 
             Some((observed, expected))
         }
     };
-    KeyRead { key, applied, value }
+    KeyRead { key, applied, value, rows }
+}
+
+/// Key `key`'s rows per counted kind (`None`: the read failed). Read once, never paged;
+/// a 404 is a key with no rows yet.
+async fn count_rows<T: Target>(
+    executor: &Executor<T>,
+    count: &CountSpec,
+    ledger: &Ledger,
+    key: u64,
+) -> Option<Vec<super::counts::KindRows>> {
+    let reply = executor.fetch(Probe::Verify, count.query, key, 0, None).await.ok()?;
+    let json = answer_of(&reply)?;
+    let counted: Vec<u32> = count.rows.iter().map(|(op, _)| *op as u32).collect();
+    let observed = |at: usize| json.as_ref().map_or(0, |json| count.rows[at].1.select(json).len() as u64);
+    Some(kinds_of(&counted, ledger.kinds.get(&key), observed))
 }
 
 /// Adds the applications `selector` finds in one page of an answer; `false` when it
@@ -487,6 +550,34 @@ mod tests {
         assert_eq!(observed_at(Some(&json!({"id": "w-1"})), &value, AbsentRows::Absent), Observed::Absent);
         assert_eq!(observed_at(None, &value, AbsentRows::Zero), Observed::Number(0.0));
         assert_eq!(observed_at(Some(&json!({"balance": "n/a"})), &value, AbsentRows::Absent), Observed::Unreadable);
+    }
+
+    /// Issue 31: a wrong row count keeps a sweep from `complete`, and is judged only by the
+    /// time rule, like a wrong number; an unreadable key is never complete.
+    #[test]
+    fn wrong_counts_are_judged_only_by_the_time_rule() {
+        let mut rows = RowCounts::default();
+        let kind = |acked, observed| super::super::counts::KindRows {
+            op: 0,
+            expected: super::super::ledger::KindCount { op: 0, acked, unanswered: 0 },
+            observed,
+        };
+        rows.add(0, "w-0", Some(&[kind(2, 2)]), |_| "deposit".into());
+        let sweep = |rows: &RowCounts, time_rule| Sweep {
+            counts: None,
+            examples: Vec::new(),
+            values: None,
+            rows: Some(rows.clone()),
+            time_rule,
+            lag_bound: None,
+        };
+        assert!(sweep(&rows, false).complete() && sweep(&rows, false).judged());
+        rows.add(1, "w-1", Some(&[kind(2, 1)]), |_| "deposit".into());
+        assert!(!sweep(&rows, false).complete() && !sweep(&rows, false).judged());
+        assert!(!sweep(&rows, true).complete() && sweep(&rows, true).judged());
+        let mut unread = RowCounts::default();
+        unread.add(0, "w-0", None, |_| "deposit".into());
+        assert!(!sweep(&unread, false).complete());
     }
 
     /// The time rule's bound: twice the longest lag seen, at least that + 1 s; a late

@@ -235,6 +235,9 @@ fn probes(h: &mut String, result: &RunResult) {
     if let Some(v) = &result.values {
         values(h, v);
     }
+    if let Some(c) = &result.counts {
+        counts(h, c);
+    }
     if !result.actions.is_empty() {
         let _ = writeln!(
             h,
@@ -302,6 +305,32 @@ fn values(h: &mut String, v: &crate::probe::values::ValueCounts) {
             escape(&m.key),
             m.expected.map_or("unknown".to_owned(), |n| n.to_string()),
             m.observed.map_or("no row".to_owned(), |n| n.to_string())
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+/// Count accounting, with the first keys whose rows are wrong (issue 31).
+fn counts(h: &mut String, c: &crate::probe::counts::RowCounts) {
+    let _ = writeln!(
+        h,
+        "<h2>Count accounting</h2><table><tr><th>keys checked</th><th>matched</th><th>wrong</th><th>rows missed</th>\
+         <th>duplicates</th><th>unsure</th><th>unreadable</th></tr><tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+         <td>{}</td><td>{}</td><td>{}</td></tr></table>",
+        c.keys_checked, c.matched, c.mismatched_keys, c.missed, c.duplicates, c.unsure, c.unreadable
+    );
+    if c.keys.is_empty() {
+        return;
+    }
+    h.push_str("<table><tr><th>key</th><th>command</th><th>acknowledged</th><th>rows</th></tr>\n");
+    for m in &c.keys {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&m.key),
+            escape(&m.operation),
+            m.expected,
+            m.observed
         );
     }
     h.push_str("</table>\n");

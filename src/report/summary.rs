@@ -131,6 +131,16 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
             }
         }
     }
+    if let Some(c) = &result.counts {
+        let _ = writeln!(
+            s,
+            "counts: {} keys checked, {} match, {} wrong ({} rows missed, {} duplicated), {} unsure, {} unreadable",
+            c.keys_checked, c.matched, c.mismatched_keys, c.missed, c.duplicates, c.unsure, c.unreadable
+        );
+        for m in c.keys.iter().take(5) {
+            let _ = writeln!(s, "  {} {}: {} acknowledged, {} rows", m.key, m.operation, m.expected, m.observed);
+        }
+    }
     if let Some(b) = &result.bus {
         let _ = writeln!(
             s,

@@ -142,6 +142,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         probe_load: None,
         events: None,
         values: None,
+        counts: None,
         verify: None,
         bus: None,
         actions: outcome.probes.actions.clone(),
@@ -260,6 +261,7 @@ fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome
     if let Some(verify) = &probes.verify {
         result.events = verify.counts.clone();
         result.values = verify.values.clone();
+        result.counts = verify.rows.clone();
         result.verify = Some(VerifyStats {
             sweeps: verify.sweeps,
             settled_after_s: verify.settled_after.as_secs_f64(),

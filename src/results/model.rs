@@ -73,6 +73,10 @@ pub struct RunResult {
     /// the number against the sum of acknowledged deltas or the write side.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<crate::probe::values::ValueCounts>,
+    /// Count accounting from the read model after the load (`[verify] count`): per key,
+    /// rows per command kind against its acknowledged commands (issue 31).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<crate::probe::counts::RowCounts>,
     /// How the reconciliation went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyStats>,

@@ -45,6 +45,7 @@ fn unit(metric: &SloMetric) -> &'static str {
         SloMetric::BusEndToEnd(_) => "ms",
         SloMetric::Duplicates
         | SloMetric::ValueMismatches
+        | SloMetric::CountMismatches
         | SloMetric::Missed
         | SloMetric::Unexpected
         | SloMetric::Dropped
@@ -84,6 +85,10 @@ fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
         SloMetric::ValueMismatches => match &result.values {
             Some(_) => None,
             None => Some("no [verify] value accounting ran".into()),
+        },
+        SloMetric::CountMismatches => match &result.counts {
+            Some(_) => None,
+            None => Some("no [verify] count accounting ran".into()),
         },
         SloMetric::StaleReadAt(ms) => Some(match stale_point(result, *ms) {
             None => "no [staleness] reads ran".into(),
@@ -152,6 +157,17 @@ fn unsure(metric: &SloMetric, result: &RunResult) -> Option<Unsure> {
             }
             (Some(v.unreadable + v.unsure), left)
         }
+        (SloMetric::CountMismatches, ..) => {
+            let Some(c) = &result.counts else { return None };
+            let mut left = Vec::new();
+            if c.unreadable > 0 {
+                left.push(format!("{} of {} keys unreadable", c.unreadable, c.keys_checked));
+            }
+            if c.unsure > 0 {
+                left.push(format!("{} keys had commands without an answer (their row count is unknown)", c.unsure));
+            }
+            (Some(c.unreadable + c.unsure), left)
+        }
         _ => return None,
     };
     (!left.is_empty()).then(|| Unsure { at_most, left: left.join("; ") })
@@ -208,6 +224,7 @@ fn observe(metric: &SloMetric, result: &RunResult) -> Option<f64> {
         SloMetric::Missed => verified(events, bus.map(|b| b.missed), |e| e.missed),
         SloMetric::Unexpected => verified(events, bus.map(|b| b.unexpected), |e| e.unexpected),
         SloMetric::ValueMismatches => result.values.as_ref().map(|v| v.wrong() as f64),
+        SloMetric::CountMismatches => result.counts.as_ref().map(|c| c.wrong() as f64),
         SloMetric::CommandErrorRate => (result.commands.count > 0).then_some(result.commands.error_rate),
         SloMetric::QueryErrorRate => (result.queries.count > 0).then_some(result.queries.error_rate),
         SloMetric::MinThroughput => Some(result.throughput.achieved_per_s),
@@ -328,5 +345,25 @@ mod tests {
         let judged = evaluate(&[rule("value_mismatches", SloMetric::ValueMismatches, 0.0)], &result).remove(0);
         assert_eq!((judged.observed, judged.pass), (Some(23.0), false));
         assert!(judged.unsure.as_deref().unwrap().contains("58 keys had commands without an answer"));
+    }
+
+    /// Issue 31: `count_mismatches` judges the keys definitely wrong and names the unsure
+    /// and unreadable ones beside them; within the threshold it still fails unless even
+    /// their worst keeps it.
+    #[test]
+    fn issue31_count_mismatches_judge_definite_keys_and_name_the_unsure() {
+        let mut counts = crate::probe::counts::RowCounts::default();
+        (counts.keys_checked, counts.mismatched_keys, counts.unsure, counts.unreadable) = (100, 7, 4, 1);
+        let result = RunResult { counts: Some(counts), ..Default::default() };
+        let judge =
+            |threshold| evaluate(&[rule("count_mismatches", SloMetric::CountMismatches, threshold)], &result).remove(0);
+        let judged = judge(0.0);
+        assert_eq!((judged.observed, judged.pass, judged.unit.as_str()), (Some(7.0), false, "count"));
+        let unsure = judged.unsure.unwrap();
+        assert!(unsure.contains("1 of 100 keys unreadable") && unsure.contains("4 keys had commands"), "{unsure}");
+        assert!(!judge(10.0).pass, "7 + 5 unsure could exceed 10");
+        assert!(judge(12.0).pass, "even at worst 12");
+        let none = evaluate(&[rule("count_mismatches", SloMetric::CountMismatches, 0.0)], &RunResult::default());
+        assert_eq!(none[0].observed, None);
     }
 }

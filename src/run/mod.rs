@@ -267,7 +267,8 @@ pub async fn drive<T: Target>(
 }
 
 /// The commands the ledger records: `[verify]`'s, or every command when only `[bus]`
-/// is set; plus those whose `[verify] deltas` the value accounting sums.
+/// is set; plus those whose `[verify] deltas` the value accounting sums, and those
+/// `[verify] count` counts.
 fn ledger_for(scenario: &Scenario) -> Option<(Ledger, Vec<bool>)> {
     let verified: Vec<usize> = match (&scenario.verify, &scenario.bus) {
         (Some(v), _) => v.commands.clone(),
@@ -280,13 +281,18 @@ fn ledger_for(scenario: &Scenario) -> Option<(Ledger, Vec<bool>)> {
         Some(ExpectedValue::Deltas { deltas, .. }) => deltas.iter().map(|(op, _)| *op).collect(),
         _ => Vec::new(),
     };
-    if verified.is_empty() && valued.is_empty() {
+    let counted: Vec<usize> = match scenario.verify.as_ref().and_then(|v| v.count.as_ref()) {
+        Some(count) => count.rows.iter().map(|(op, _)| *op).collect(),
+        None => Vec::new(),
+    };
+    if verified.is_empty() && valued.is_empty() && counted.is_empty() {
         return None;
     }
     let n = scenario.operations.len();
     let mut ledger = if scenario.bus.is_some() { Ledger::timing_acks() } else { Ledger::default() };
     ledger.refs_of = (0..n).map(|op| verified.contains(&op)).collect();
-    let ledgered = (0..n).map(|op| verified.contains(&op) || valued.contains(&op)).collect();
+    ledger.counted = (0..n).map(|op| counted.contains(&op)).collect();
+    let ledgered = (0..n).map(|op| verified.contains(&op) || valued.contains(&op) || counted.contains(&op)).collect();
     Some((ledger, ledgered))
 }
 

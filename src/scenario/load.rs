@@ -944,9 +944,10 @@ impl Checker<'_> {
                 },
             }),
         };
-        if applied_refs.is_none() && values.is_none() {
+        let count = v.count.as_ref().map(|c| self.count(c, operations)).transpose()?;
+        if applied_refs.is_none() && values.is_none() && count.is_none() {
             return Err(self
-                .error(raw, "[verify] checks nothing: give `applied_refs` (refs in the read model) or `value` (a number per key)")
+                .error(raw, "[verify] checks nothing: give `applied_refs` (refs in the read model), `value` (a number per key) or `count` (rows per command)")
                 .with_hint("applied_refs = \"/refs\" or \"$.data[*].describe\"; value = \"/quantity\" with deltas = { restock = \"/amount\" }"));
         }
         let keyless = operations[query].is_keyless();
@@ -996,7 +997,36 @@ impl Checker<'_> {
             applied_refs,
             values,
             page,
+            count,
         })
+    }
+
+    /// `[verify] count`: a query that reads `{{key}}`, and rows of `[[command]]`s.
+    fn count(&self, raw: &Spanned<RawCount>, operations: &[OperationSpec]) -> Result<CountSpec> {
+        let c = raw.get_ref();
+        let query = self.find(&c.query, OpKind::Query, operations)?;
+        if operations[query].is_keyless() {
+            return Err(self
+                .error(
+                    &c.query,
+                    format!("`count` reads one key's rows, but `{}` has no {{{{key}}}}", c.query.get_ref()),
+                )
+                .with_hint("count with a query such as GET /wallets/{{key}}/history"));
+        }
+        if c.rows.is_empty() {
+            return Err(self
+                .error(raw, "`count` has no `rows`: per command, the selector of its rows")
+                .with_hint("rows = { deposit = \"$[?@.operation=='CREDIT']\" }"));
+        }
+        let mut rows = Vec::new();
+        for (name, selector) in &c.rows {
+            let op = operations
+                .iter()
+                .position(|o| o.name == *name && o.kind == OpKind::Command)
+                .ok_or_else(|| self.error(selector, format!("no [[command]] named `{name}`")))?;
+            rows.push((op, self.selector(selector, selector::Scope::Body)?));
+        }
+        Ok(CountSpec { query, rows })
     }
 
     /// `deltas` (+ `initial`) or `write_query` + `write_value`.
@@ -1121,7 +1151,7 @@ impl Checker<'_> {
         let metric = parse_slo_name(name, operations).ok_or_else(|| {
             self.error(key, format!("unknown SLO `{name}`")).with_hint(
                 "expected command_latency_pNN, query_latency_pNN, <operation>_latency_pNN, projection_lag_pNN (pNN: p50, p95, p99, p999, p99.9), \
-                 late_ratio, duplicates, missed, unexpected, value_mismatches, command_error_rate, query_error_rate, min_throughput, max_dropped, consumer_lag_max, bus_e2e_pNN, stale_read_p_at_DELAY (e.g. stale_read_p_at_100ms), stale_read_rate",
+                 late_ratio, duplicates, missed, unexpected, value_mismatches, count_mismatches, command_error_rate, query_error_rate, min_throughput, max_dropped, consumer_lag_max, bus_e2e_pNN, stale_read_p_at_DELAY (e.g. stale_read_p_at_100ms), stale_read_rate",
             )
         })?;
         let is_time = matches!(
@@ -1200,6 +1230,7 @@ pub fn slo_metric(name: &str, is_operation: &dyn Fn(&str) -> bool) -> Option<Slo
         "query_error_rate" => Some(SloMetric::QueryErrorRate),
         "late_ratio" => Some(SloMetric::LateRatio),
         "value_mismatches" => Some(SloMetric::ValueMismatches),
+        "count_mismatches" => Some(SloMetric::CountMismatches),
         "min_throughput" => Some(SloMetric::MinThroughput),
         "max_dropped" => Some(SloMetric::Dropped),
         "consumer_lag_max" => Some(SloMetric::ConsumerLagMax),

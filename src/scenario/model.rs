@@ -332,6 +332,17 @@ pub struct VerifySpec {
     pub values: Option<ValueSpec>,
     /// Paging of the verify query: of a global list, or of each key's answer.
     pub page: Option<PageSpec>,
+    /// Count accounting: per key, rows per command kind in a list without refs.
+    pub count: Option<CountSpec>,
+}
+
+/// `[verify] count`: a keyed query read once per key (never paged), and per counted
+/// command the selector of its rows; each key must show one row per acknowledged command.
+#[derive(Debug, Clone)]
+pub struct CountSpec {
+    pub query: usize,
+    /// (command index, its rows' selector), in the scenario's order of names.
+    pub rows: Vec<(usize, Selector)>,
 }
 
 /// `[verify] value = "/quantity"` with `deltas` or `write_query`.
@@ -450,6 +461,9 @@ pub enum SloMetric {
     /// Keys whose `[verify] value` differs from the expected number (unknown when a key
     /// could not be read or its expected number is not known).
     ValueMismatches,
+    /// Keys where a command kind's rows (`[verify] count`) differ from its acknowledged
+    /// commands (unknown when a key could not be read or a kind had an unanswered command).
+    CountMismatches,
     Duplicates,
     Missed,
     Unexpected,

@@ -242,6 +242,15 @@ pub struct RawVerify {
     pub write_query: Option<S<String>>,
     pub write_value: Option<S<String>>,
     pub page: Option<S<RawPage>>,
+    pub count: Option<S<RawCount>>,
+}
+
+/// `[verify] count = { query = "get_history", rows = { deposit = "$[?@.operation=='CREDIT']" } }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCount {
+    pub query: S<String>,
+    pub rows: BTreeMap<String, S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -123,6 +123,51 @@ fn issue30_a_stopped_projector_leaves_absent_rows_and_definite_mismatches() {
     run.code(1);
 }
 
+/// Issue 31: a history list without refs, counted per wallet and kind. The projector stops
+/// for good: the rows it never wrote are `missed` by count, exactly the app's own, on the
+/// wallets whose counts are sure; wallets with a hung deposit are unsure, not judged.
+#[test]
+fn issue31_a_stopped_projector_leaves_history_rows_missed_by_count() {
+    let faults = wallet::Faults { stop_after: 150, hang_every: 23, hang: Duration::from_millis(2_500) };
+    let app = wallet::start(faults);
+    let out = tempfile::tempdir().unwrap();
+    let run = bench()
+        .args(["run", "--target", &app.url, "--out"]) // not quiet: the summary is checked
+        .arg(out.path())
+        .arg(scenario("wallet-history.toml"))
+        .assert();
+    let truth = app.truth();
+    let result = result_json(out.path());
+    let counts = &result["counts"];
+    println!("truth {truth}\ncounts {counts}\nverify {}", result["verify"]);
+    assert_eq!(truth["applied"], 150, "the projector stopped for good");
+    assert!(truth["history_missed_rows"].as_u64().unwrap() > 0 && truth["history_unsure_keys"].as_u64().unwrap() > 0);
+    assert_eq!(counts["missed"], truth["history_missed_rows"], "{counts}");
+    assert_eq!(counts["mismatched_keys"], truth["history_wrong_keys"], "{counts}");
+    assert_eq!(counts["unsure"], truth["history_unsure_keys"], "{counts}");
+    assert_eq!((counts["duplicates"].as_u64(), counts["unreadable"].as_u64()), (Some(0), Some(0)), "{counts}");
+    // The numbers are still judged beside the counts (the same figures as without `count`).
+    assert_eq!(result["values"]["absent"], truth["absent_keys"]);
+    // The first wrong kinds by key, each naming its command; rows never exceed the acks.
+    let listed = counts["keys"].as_array().unwrap();
+    assert_eq!(listed.len(), 20);
+    let index = |m: &serde_json::Value| m["key"].as_str().unwrap().trim_start_matches("w-").parse::<u64>().unwrap();
+    assert!(listed.windows(2).all(|w| index(&w[0]) <= index(&w[1])), "by key: {listed:?}");
+    assert!(listed.iter().all(|m| ["deposit", "withdraw"].contains(&m["operation"].as_str().unwrap())
+        && m["observed"].as_u64() < m["expected"].as_u64()));
+    // The definite count fails the gate; the unsure keys are named beside it.
+    let judged = slo(&result, "count_mismatches");
+    assert_eq!(judged["observed"], truth["history_wrong_keys"].as_f64().unwrap(), "{judged}");
+    assert_eq!(judged["pass"], false);
+    assert!(judged["unsure"].as_str().unwrap().contains("row count is unknown"), "{judged}");
+    assert_ne!(result["verify"]["stopped"], "complete", "wrong counts are never complete");
+    let stdout = String::from_utf8_lossy(&run.get_output().stdout).to_string();
+    assert!(stdout.contains("counts: ") && stdout.contains("count_mismatches"), "{stdout}");
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("Count accounting"));
+    run.code(1);
+}
+
 /// The stock scenario with a cycle count that sets the quantity (`count = "=/qty"` when
 /// `delta` is given), one user at a time so no command overlaps another on its key.
 fn stock_with_count(dir: &std::path::Path, delta: Option<&str>) -> std::path::PathBuf {

@@ -9,10 +9,15 @@
 //! - `POST /wallets/{id}/deposit` `{"amount"}` → 200
 //! - `POST /wallets/{id}/withdraw` `{"amount"}` → 200, or 400 `{"detail": "insufficient funds"}`
 //! - `GET /wallets/{id}` → `{"id", "balance"}` from the balance table, or 404
+//! - `GET /wallets/{id}/history` → `[{"operation": "CREDIT"|"DEBIT", "amount", "timestamp"}]`,
+//!   a list without refs written by the same projector (issue 31), or 404 before its first row
 //! - `GET /truth` → `{"events", "applied", "absent_keys", "stale_keys", "unsure_keys"}`:
 //!   wallets with a command answered in time but no row; with a row, no hung command and a
 //!   balance that differs from the write side's; with a hung command and a row, or with
-//!   no row and no command answered in time
+//!   no row and no command answered in time. For the history, classified as the harness
+//!   does per wallet and kind (a kind with a hung deposit is unsure): `history_missed_rows`
+//!   (stored events of the sure kinds without their row), `history_wrong_keys` (wallets
+//!   with a sure kind short of rows), `history_unsure_keys` (the others with a hung deposit)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -39,11 +44,13 @@ pub struct Faults {
 struct Wallets {
     /// Write side: balances.
     write: BTreeMap<String, i64>,
-    /// The event store: (wallet, change).
+    /// The event store: (wallet, change); a deposit's change is positive, a withdrawal's negative.
     events: Vec<(String, i64)>,
     applied: usize,
     /// The balance table.
     balances: BTreeMap<String, i64>,
+    /// The history table: per wallet, one row per applied event.
+    histories: BTreeMap<String, Vec<Value>>,
     deposits: usize,
     /// Wallets with a command answered in time, and with one answered late.
     answered: BTreeSet<String>,
@@ -58,6 +65,7 @@ pub fn start(faults: Faults) -> App {
         .route("/wallets/{id}/deposit", post(deposit))
         .route("/wallets/{id}/withdraw", post(withdraw))
         .route("/wallets/{id}", get(balance))
+        .route("/wallets/{id}/history", get(history))
         .route("/truth", get(truth))
         .with_state((state.clone(), faults));
     App::serve(router, project(state, faults.stop_after))
@@ -117,6 +125,44 @@ async fn balance(
     Ok(Json(json!({ "id": id, "balance": balance })))
 }
 
+async fn history(
+    State((state, _)): State<(Shared, Faults)>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, StatusCode> {
+    let wallets = state.lock().unwrap();
+    let rows = wallets.histories.get(&id).ok_or(StatusCode::NOT_FOUND)?;
+    Ok(Json(Value::Array(rows.clone())))
+}
+
+/// The history's truth (issue 31): per wallet and kind (CREDIT, DEBIT), stored events
+/// against rows; a wallet's CREDIT count is unknown to the harness when a deposit hung.
+fn history_truth(w: &Wallets) -> Value {
+    let mut stored: BTreeMap<(&str, bool), usize> = BTreeMap::new();
+    for (id, change) in &w.events {
+        *stored.entry((id.as_str(), *change > 0)).or_default() += 1;
+    }
+    let (mut missed, mut wrong, mut unsure) = (0, BTreeSet::new(), BTreeSet::new());
+    for ((id, credit), events) in stored {
+        if credit && w.hung.contains(id) {
+            unsure.insert(id);
+            continue;
+        }
+        let rows = w
+            .histories
+            .get(id)
+            .map_or(0, |rows| rows.iter().filter(|r| (r["operation"] == "CREDIT") == credit).count());
+        if rows < events {
+            missed += events - rows;
+            wrong.insert(id);
+        }
+    }
+    json!({
+        "history_missed_rows": missed,
+        "history_wrong_keys": wrong.len(),
+        "history_unsure_keys": unsure.difference(&wrong).count(),
+    })
+}
+
 async fn truth(State((state, _)): State<(Shared, Faults)>) -> Json<Value> {
     let w = state.lock().unwrap();
     let absent = w.answered.iter().filter(|id| !w.balances.contains_key(*id)).count();
@@ -125,13 +171,15 @@ async fn truth(State((state, _)): State<(Shared, Faults)>) -> Json<Value> {
     // A hung command leaves a wallet's number unknown; without a row, so does having no
     // command answered in time (it may rightly have none).
     let unsure = w.hung.iter().filter(|id| w.balances.contains_key(*id) || !w.answered.contains(*id)).count();
-    Json(json!({
+    let mut truth = json!({
         "events": w.events.len(),
         "applied": w.applied,
         "absent_keys": absent,
         "stale_keys": stale,
         "unsure_keys": unsure,
-    }))
+    });
+    truth.as_object_mut().unwrap().extend(history_truth(&w).as_object().unwrap().clone());
+    Json(truth)
 }
 
 /// Applies stored events every 10 ms, until `stop_after` of them: then it is gone.
@@ -141,7 +189,12 @@ async fn project(state: Shared, stop_after: usize) {
         let mut wallets = state.lock().unwrap();
         while wallets.applied < wallets.events.len().min(stop_after) {
             let (id, change) = wallets.events[wallets.applied].clone();
-            *wallets.balances.entry(id).or_default() += change;
+            *wallets.balances.entry(id.clone()).or_default() += change;
+            let operation = if change > 0 { "CREDIT" } else { "DEBIT" };
+            let timestamp =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+            let row = json!({ "operation": operation, "amount": change.abs(), "timestamp": timestamp });
+            wallets.histories.entry(id).or_default().push(row);
             wallets.applied += 1;
         }
         if wallets.applied == stop_after {
