@@ -146,7 +146,7 @@ impl KeyChange {
                 self.last_set_done = Some(sample.done);
             }
             (Outcome::Ok | Outcome::Failed(_), _) => self.unsure = true,
-            (Outcome::Rejected | Outcome::Status(_), _) => return,
+            (Outcome::Rejected | Outcome::Conflict | Outcome::Status(_), _) => return,
         }
         self.acked += u64::from(sample.outcome == Outcome::Ok);
         self.last_done = Some(self.last_done.map_or(sample.done, |done| done.max(sample.done)));
@@ -193,8 +193,9 @@ impl Ledger {
             Outcome::Failed(_) => {
                 self.indeterminate.insert(sample.seq);
             }
-            // A refusal or an error status: no event expected; if one shows up it is `unexpected`.
-            Outcome::Rejected | Outcome::Status(_) => return,
+            // A refusal, a conflict or an error status: no event expected (so never
+            // `missed`); if one shows up it is `unexpected`.
+            Outcome::Rejected | Outcome::Conflict | Outcome::Status(_) => return,
         }
         if sample.key == NO_KEY {
             // Keyless: read back from a global list, where order across entities means nothing.

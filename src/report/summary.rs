@@ -62,6 +62,9 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
         t.unfinished,
         send_lag_text(&result.generator)
     );
+    if let Some(line) = conflicts_line(result) {
+        let _ = writeln!(s, "{line}");
+    }
     if let Some(late) = result.generator.send_lag_over_bound.as_ref().and_then(|o| o.describe()) {
         let _ = writeln!(s, "generator fell behind: {late}; latencies there include its own lateness");
     }
@@ -433,6 +436,21 @@ pub fn fmt_ms(ms: f64) -> String {
 fn fmt_bound(ms: f64) -> String {
     let text = fmt_ms(ms);
     if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text }
+}
+
+/// `conflicts: 12 of 900 commands (1.3 %), withdraw 12`: of the answered commands, per
+/// operation with conflicts; `None` without conflicts.
+fn conflicts_line(result: &RunResult) -> Option<String> {
+    let commands = result.operations.iter().filter(|(_, op)| op.kind == "command");
+    let answered: u64 = commands.clone().map(|(_, op)| op.answered()).sum();
+    let conflicts: u64 = commands.clone().map(|(_, op)| op.conflicts).sum();
+    if conflicts == 0 {
+        return None;
+    }
+    let per_operation: Vec<String> =
+        commands.filter(|(_, op)| op.conflicts > 0).map(|(name, op)| format!("{name} {}", op.conflicts)).collect();
+    let percent = 100.0 * conflicts as f64 / answered.max(1) as f64;
+    Some(format!("conflicts: {conflicts} of {answered} commands ({percent:.1} %), {}", per_operation.join(", ")))
 }
 
 fn truncate(s: &str, n: usize) -> String {

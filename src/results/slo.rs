@@ -51,6 +51,7 @@ fn unit(metric: &SloMetric) -> &'static str {
         | SloMetric::ConsumerLagMax => "count",
         SloMetric::CommandErrorRate
         | SloMetric::QueryErrorRate
+        | SloMetric::ConflictRate
         | SloMetric::LateRatio
         | SloMetric::StaleReadAt(_)
         | SloMetric::StaleReadRate => "ratio",
@@ -81,6 +82,7 @@ fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
             None if result.verify.is_none() && result.bus.is_none() => Some("no [verify] or [bus] ran".into()),
             _ => None,
         },
+        SloMetric::ConflictRate if result.commands.count == 0 => Some("no data: no command ran".into()),
         SloMetric::ValueMismatches => match &result.values {
             Some(_) => None,
             None => Some("no [verify] value accounting ran".into()),
@@ -210,6 +212,7 @@ fn observe(metric: &SloMetric, result: &RunResult) -> Option<f64> {
         SloMetric::ValueMismatches => result.values.as_ref().map(|v| v.wrong() as f64),
         SloMetric::CommandErrorRate => (result.commands.count > 0).then_some(result.commands.error_rate),
         SloMetric::QueryErrorRate => (result.queries.count > 0).then_some(result.queries.error_rate),
+        SloMetric::ConflictRate => (result.commands.count > 0).then_some(result.commands.conflict_rate),
         SloMetric::MinThroughput => Some(result.throughput.achieved_per_s),
         SloMetric::Dropped => Some(result.throughput.dropped as f64),
         SloMetric::ConsumerLagMax => {
