@@ -705,3 +705,31 @@ fn rules(result: &RunResult, count: u32) -> anyhow::Result<Vec<SloRule>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(conflicts: u64, ok: u64, timeline_conflicts: u64) -> RunResult {
+        let mut result = RunResult::default();
+        let withdraw =
+            OperationStats { kind: "command".into(), count: ok + conflicts, ok, conflicts, ..Default::default() };
+        result.operations.insert("withdraw".into(), withdraw);
+        result.timeline = vec![TimelineRow { t_s: 0, conflicts: timeline_conflicts, ..Default::default() }];
+        result
+    }
+
+    /// Issue 31: the shards' conflicts are added up, and the rates recomputed from the sums.
+    #[test]
+    fn conflicts_are_added_over_shards() {
+        let (a, b) = (shard(10, 90, 10), shard(30, 70, 30));
+        let operations = merge_operations(&[&a, &b], |r| &r.operations).unwrap();
+        assert_eq!(operations["withdraw"].conflicts, 40);
+        assert!((operations["withdraw"].conflict_rate - 0.2).abs() < 1e-12);
+        let commands = kind_stats(&operations, "command").unwrap();
+        assert_eq!(commands.conflicts, 40);
+        assert!((commands.conflict_rate - 0.2).abs() < 1e-12);
+        let rows = timeline(&[&a, &b], &[0, 0], 1);
+        assert_eq!(rows[&0].conflicts, 40);
+    }
+}

@@ -487,6 +487,19 @@ mod tests {
         assert!(text.contains("achieved 97.0/s (ok + rejected), errors 3.0/s"), "{text}");
     }
 
+    /// Issue 31: conflicts of the answered commands, per operation; no line without any.
+    #[test]
+    fn conflicts_have_their_line() {
+        let mut result = result();
+        assert!(!render(&result, Path::new("reports/x")).contains("conflicts:"));
+        let withdraw = result.operations.get_mut("withdraw").unwrap();
+        // 90 ok + 7 rejected + 12 conflicts + 3 errors (2 of them answered with a status).
+        (withdraw.count, withdraw.conflicts) = (112, 12);
+        withdraw.errors_by_class = [("status".to_owned(), 2), ("timeout".to_owned(), 1)].into();
+        let text = render(&result, Path::new("reports/x"));
+        assert!(text.contains("conflicts: 12 of 111 commands (10.8 %), withdraw 12\n"), "{text}");
+    }
+
     #[test]
     fn the_verdict_line_ends_the_summary() {
         let mut result = result();

@@ -235,7 +235,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::results::model::ProjectionStats;
+    use crate::results::model::{KindStats, ProjectionStats};
 
     fn rule(name: &str, metric: SloMetric, threshold: f64) -> SloRule {
         SloRule { name: name.into(), metric, threshold }
@@ -261,6 +261,23 @@ mod tests {
         assert!(evaluate(&rules, &result).iter().all(|j| !j.pass));
         result.bus = Some(crate::results::model::BusStats { seen: 3, unexpected: 2, ..Default::default() });
         assert!(evaluate(&rules, &result).iter().all(|j| j.pass));
+    }
+
+    /// Issue 31: `conflict_rate` is a ratio of the answered commands, failing above its
+    /// threshold; no data without commands.
+    #[test]
+    fn conflict_rate_is_judged_on_commands() {
+        let rules = [rule("conflict_rate", SloMetric::ConflictRate, 0.05)];
+        let mut result = RunResult::default();
+        let judged = &evaluate(&rules, &result)[0];
+        assert!(!judged.pass && judged.observed.is_none(), "{judged:?}");
+        assert_eq!(judged.unknown_because.as_deref(), Some("no data: no command ran"));
+        result.commands = KindStats { count: 100, conflicts: 4, conflict_rate: 0.04, ..Default::default() };
+        assert!(evaluate(&rules, &result)[0].pass);
+        result.commands.conflict_rate = 0.06;
+        let judged = &evaluate(&rules, &result)[0];
+        assert!(!judged.pass && judged.observed == Some(0.06), "{judged:?}");
+        assert_eq!(judged.unit, "ratio");
     }
 
     /// Issue 12: the lag SLO reads the histogram, where late probes sit at the timeout,
