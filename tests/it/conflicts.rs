@@ -47,6 +47,8 @@ fn issue31_conflicts_are_counted_apart_from_refusals_and_equal_the_apps() {
     let line = format!("conflicts: {conflicts} of {answered} commands");
     assert!(stdout.contains(&line), "{stdout}");
     assert!(out.path().join("plots/conflicts.svg").exists() && out.path().join("plots/conflicts.png").exists());
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("<th>conflicts</th>") && html.contains("Conflicts over time"), "report.html shows them");
     run.success();
 }
 
