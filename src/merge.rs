@@ -275,6 +275,8 @@ fn merge_operations(
                     count: 0,
                     ok: 0,
                     rejected: 0,
+                    conflicts: 0,
+                    conflict_rate: 0.0,
                     errors: 0,
                     errors_by_class: BTreeMap::new(),
                     errors_by_status: BTreeMap::new(),
@@ -289,6 +291,7 @@ fn merge_operations(
             into.count += stats.count;
             into.ok += stats.ok;
             into.rejected += stats.rejected;
+            into.conflicts += stats.conflicts;
             into.errors += stats.errors;
             for (class, n) in &stats.errors_by_class {
                 *into.errors_by_class.entry(class.clone()).or_default() += n;
@@ -307,6 +310,7 @@ fn merge_operations(
             stats.service_time_ms = sampled_percentiles(&service);
             stats.histogram = encode(&latency);
             stats.service_time_histogram = encode(&service);
+            stats.conflict_rate = ratio(stats.conflicts, stats.answered());
             (name, stats)
         })
         .collect())
@@ -315,18 +319,27 @@ fn merge_operations(
 fn kind_stats(operations: &BTreeMap<String, OperationStats>, kind: &str) -> anyhow::Result<KindStats> {
     let (mut latency, mut service) = (new_latency_histogram(), new_latency_histogram());
     let mut stats = KindStats::default();
+    let mut answered = 0;
     for op in operations.values().filter(|o| o.kind == kind) {
         stats.count += op.count;
         stats.ok += op.ok;
         stats.rejected += op.rejected;
+        stats.conflicts += op.conflicts;
+        answered += op.answered();
         stats.errors += op.errors;
         add_encoded(&mut latency, &op.histogram)?;
         add_encoded(&mut service, &op.service_time_histogram)?;
     }
     stats.error_rate = if stats.count == 0 { 0.0 } else { stats.errors as f64 / stats.count as f64 };
+    stats.conflict_rate = ratio(stats.conflicts, answered);
     stats.latency_ms = percentiles(&latency);
     stats.service_time_ms = percentiles(&service);
     Ok(stats)
+}
+
+/// `part / whole`, 0 when `whole` is 0.
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
 }
 
 fn throughput(results: &[&RunResult], measured_s: f64) -> Throughput {
@@ -607,6 +620,7 @@ fn timeline(results: &[&RunResult], offsets: &[u64], step: u64) -> BTreeMap<u64,
             let into = rows.entry(t_s).or_insert_with(|| TimelineRow { t_s, ..TimelineRow::default() });
             into.offered += row.offered;
             into.achieved += row.achieved;
+            into.conflicts += row.conflicts;
             into.errors += row.errors;
             into.dropped += row.dropped;
             into.in_flight += row.in_flight;
@@ -701,4 +715,32 @@ fn rules(result: &RunResult, count: u32) -> anyhow::Result<Vec<SloRule>> {
             Ok(SloRule { name: s.name.clone(), metric, threshold })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(conflicts: u64, ok: u64, timeline_conflicts: u64) -> RunResult {
+        let mut result = RunResult::default();
+        let withdraw =
+            OperationStats { kind: "command".into(), count: ok + conflicts, ok, conflicts, ..Default::default() };
+        result.operations.insert("withdraw".into(), withdraw);
+        result.timeline = vec![TimelineRow { t_s: 0, conflicts: timeline_conflicts, ..Default::default() }];
+        result
+    }
+
+    /// Issue 31: the shards' conflicts are added up, and the rates recomputed from the sums.
+    #[test]
+    fn conflicts_are_added_over_shards() {
+        let (a, b) = (shard(10, 90, 10), shard(30, 70, 30));
+        let operations = merge_operations(&[&a, &b], |r| &r.operations).unwrap();
+        assert_eq!(operations["withdraw"].conflicts, 40);
+        assert!((operations["withdraw"].conflict_rate - 0.2).abs() < 1e-12);
+        let commands = kind_stats(&operations, "command").unwrap();
+        assert_eq!(commands.conflicts, 40);
+        assert!((commands.conflict_rate - 0.2).abs() < 1e-12);
+        let rows = timeline(&[&a, &b], &[0, 0], 1);
+        assert_eq!(rows[&0].conflicts, 40);
+    }
 }

@@ -35,6 +35,7 @@ pub struct Timeline {
 struct OpenSecond {
     reported: usize,
     achieved: u64,
+    conflicts: u64,
     errors: u64,
     latency: BTreeMap<usize, Histogram<u64>>,
     send_lag: Option<Histogram<u64>>,
@@ -130,6 +131,7 @@ impl Collector {
         let open = self.open.entry(report.second).or_default();
         open.reported += 1;
         open.achieved += report.achieved;
+        open.conflicts += report.outcomes.iter().map(|(_, _, o)| o.conflicts).sum::<u64>();
         open.errors += report.errors;
         // The timeline and the .hlog have one histogram per operation: the windows are added.
         for (op, _window, histogram) in &report.latency {
@@ -166,6 +168,7 @@ impl Collector {
         }
         let (_, row) = self.row.get_or_insert_with(|| (row_start, OpenSecond::default()));
         row.achieved += open.achieved;
+        row.conflicts += open.conflicts;
         row.errors += open.errors;
         for (op, histogram) in &open.latency {
             row.add_latency(*op, histogram);
@@ -186,6 +189,7 @@ impl Collector {
         let mut row = TimelineRow {
             t_s,
             achieved: open.achieved,
+            conflicts: open.conflicts,
             errors: open.errors,
             in_flight: self.gauges.in_flight.load(Ordering::Relaxed),
             backlog: self.gauges.backlog.load(Ordering::Relaxed),

@@ -27,6 +27,8 @@ pub struct OpFigures {
     pub count: u64,
     pub ok: u64,
     pub rejected: u64,
+    /// Optimistic-concurrency conflicts (a `conflict` rule): not goodput, not errors.
+    pub conflicts: u64,
     pub errors: u64,
     pub errors_by_class: BTreeMap<&'static str, u64>,
     pub errors_by_status: BTreeMap<u16, u64>,
@@ -40,6 +42,7 @@ impl Default for OpFigures {
             count: 0,
             ok: 0,
             rejected: 0,
+            conflicts: 0,
             errors: 0,
             errors_by_class: BTreeMap::new(),
             errors_by_status: BTreeMap::new(),
@@ -53,6 +56,7 @@ impl OpFigures {
         match sample.outcome {
             Outcome::Ok => self.ok += 1,
             Outcome::Rejected => self.rejected += 1,
+            Outcome::Conflict => self.conflicts += 1,
             Outcome::Status(code) => {
                 self.errors += 1;
                 *self.errors_by_class.entry("status").or_default() += 1;
@@ -77,6 +81,7 @@ impl OpFigures {
         self.count += other.count;
         self.ok += other.ok;
         self.rejected += other.rejected;
+        self.conflicts += other.conflicts;
         self.errors += other.errors;
         for (class, n) in &other.errors_by_class {
             *self.errors_by_class.entry(class).or_default() += n;
@@ -129,23 +134,26 @@ impl Totals {
     }
 }
 
-/// Operations finished by outcome (result.json's `ok`, `rejected`, `errors`).
+/// Operations finished by outcome (result.json's `ok`, `rejected`, `conflicts`, `errors`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Outcomes {
     pub ok: u64,
     pub rejected: u64,
+    /// Per second, the timeline's `conflicts` come from here.
+    pub conflicts: u64,
     pub errors: u64,
 }
 
 impl Outcomes {
     fn of(figures: &OpFigures) -> Outcomes {
-        Outcomes { ok: figures.ok, rejected: figures.rejected, errors: figures.errors }
+        Outcomes { ok: figures.ok, rejected: figures.rejected, conflicts: figures.conflicts, errors: figures.errors }
     }
 
     fn since(self, before: Outcomes) -> Outcomes {
         Outcomes {
             ok: self.ok - before.ok,
             rejected: self.rejected - before.rejected,
+            conflicts: self.conflicts - before.conflicts,
             errors: self.errors - before.errors,
         }
     }
@@ -157,7 +165,7 @@ pub struct SecondReport {
     pub worker: usize,
     /// Seconds since the start of the load.
     pub second: u64,
-    /// Answered operations that were not errors (goodput).
+    /// Answered operations that were neither errors nor conflicts (goodput).
     pub achieved: u64,
     pub errors: u64,
     /// Latency of the operations answered in this second, per operation and window
@@ -229,11 +237,11 @@ impl Recorder {
     pub fn record(&mut self, sample: &Sample, gauges: &Gauges) {
         self.totals.completed += 1;
         gauges.completed.fetch_add(1, Ordering::Relaxed);
-        // `achieved` is goodput (issue 12): errors and timeouts are counted beside it.
+        // `achieved` is goodput (issue 12): errors, timeouts and conflicts are counted beside it.
         if sample.outcome.is_error() {
             gauges.errors.fetch_add(1, Ordering::Relaxed);
             self.errors += 1;
-        } else {
+        } else if sample.outcome != Outcome::Conflict {
             self.achieved += 1;
         }
         let in_warmup = sample.intended.saturating_duration_since(self.start) < self.warmup;

@@ -15,7 +15,7 @@ use super::created::{CreatedKeys, NO_KEY};
 use super::{PROBE_HEADER, Probe, Sample, ValueChange};
 use crate::refs::OpRef;
 use crate::scenario::template::{CaptureLookup, RenderContext, Template};
-use crate::scenario::{CaptureSpec, Delta, OperationSpec, RequestSpec};
+use crate::scenario::{AnswerRule, CaptureSpec, Delta, OperationSpec, RequestSpec};
 use crate::target::{Failure, Reply, Request, Target, received_instant};
 
 /// How one operation ended.
@@ -23,8 +23,11 @@ use crate::target::{Failure, Reply, Request, Target, received_instant};
 pub enum Outcome {
     /// An expected status.
     Ok,
-    /// A `reject_status`: refused by a business rule, no event expected.
+    /// A `reject_status` or `reject` rule: refused by a business rule, no event expected.
     Rejected,
+    /// A `conflict` rule: an optimistic-concurrency conflict. Not goodput and not an
+    /// error; no event expected (issue 31).
+    Conflict,
     /// An answer with a status neither expected nor a refusal.
     Status(u16),
     /// No answer.
@@ -50,6 +53,8 @@ pub struct PreparedOp {
     headers: Vec<(HeaderName, Template)>,
     expect_status: Vec<u16>,
     reject_status: Vec<u16>,
+    reject: Option<AnswerRule>,
+    conflict: Option<AnswerRule>,
     captures: Vec<(String, CaptureSpec)>,
     uses_captures: bool,
     /// A template reads `{{ref}}`.
@@ -86,6 +91,8 @@ impl PreparedOp {
             headers,
             expect_status: spec.expect_status.clone(),
             reject_status: spec.reject_status.clone(),
+            reject: spec.reject.clone(),
+            conflict: spec.conflict.clone(),
             captures: spec.captures.clone(),
             keyless: !spec.templates().any(|t| t.uses_key()),
             creates_key: None,
@@ -101,19 +108,25 @@ impl PreparedOp {
         Ok(op)
     }
 
-    fn classify(&self, status: u16) -> Outcome {
-        let expected = if self.expect_status.is_empty() {
-            (200..300).contains(&status)
-        } else {
-            self.expect_status.contains(&status)
-        };
-        if expected {
+    /// Judges an answer: an expected status first (status only, as always), then a
+    /// `conflict` rule, then a refusal (`reject_status` or the `reject` rule), else an
+    /// unexpected status. A conflict is judged before a refusal because an app often
+    /// answers both with the same status, and the conflict rule is the narrower one.
+    fn classify(&self, status: u16, body: &[u8]) -> Outcome {
+        let matches = |rule: &Option<AnswerRule>| rule.as_ref().is_some_and(|r| r.matches(status, body));
+        if self.is_expected(status) {
             Outcome::Ok
-        } else if self.reject_status.contains(&status) {
+        } else if matches(&self.conflict) {
+            Outcome::Conflict
+        } else if self.reject_status.contains(&status) || matches(&self.reject) {
             Outcome::Rejected
         } else {
             Outcome::Status(status)
         }
+    }
+
+    fn is_expected(&self, status: u16) -> bool {
+        if self.expect_status.is_empty() { (200..300).contains(&status) } else { self.expect_status.contains(&status) }
     }
 }
 
@@ -203,7 +216,7 @@ impl<T: Target> Executor<T> {
         let (outcome, reply) = match result {
             Err(_elapsed) => (Outcome::Failed(Failure::Timeout), None),
             Ok(Err(failure)) => (Outcome::Failed(failure), None),
-            Ok(Ok(reply)) => (spec.classify(reply.status), Some(reply)),
+            Ok(Ok(reply)) => (spec.classify(reply.status, &reply.body), Some(reply)),
         };
         let captured = match &reply {
             Some(reply) if outcome == Outcome::Ok && !spec.captures.is_empty() => {
@@ -323,5 +336,59 @@ impl<T: Target> Executor<T> {
             .collect();
         let kafka = spec.kafka.as_ref().map(|(topic, key)| (topic.clone(), key.render(&ctx, &mut rng)));
         Request { method: spec.method.clone(), path, body, headers, kafka }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(status: &[u16], body: Option<&str>) -> Option<AnswerRule> {
+        Some(AnswerRule { status: status.to_vec(), body: body.map(|b| regex::bytes::Regex::new(b).unwrap()) })
+    }
+
+    fn withdraw(reject_status: &[u16], reject: Option<AnswerRule>, conflict: Option<AnswerRule>) -> PreparedOp {
+        let spec = RequestSpec {
+            method: http::Method::POST,
+            path: Template::compile("/wallets/{{key}}/withdraw").unwrap(),
+            body: None,
+            headers: Vec::new(),
+            expect_status: vec![200],
+            reject_status: reject_status.to_vec(),
+            reject,
+            conflict,
+            captures: Vec::new(),
+            kafka: None,
+        };
+        PreparedOp::new("withdraw", &spec, &[]).unwrap()
+    }
+
+    #[test]
+    fn an_answer_is_judged_by_status_and_body() {
+        let op = withdraw(&[], rule(&[400], Some("insufficient")), rule(&[409, 400], Some("concurrent|duplicate key")));
+        assert_eq!(op.classify(200, b"{}"), Outcome::Ok);
+        assert_eq!(op.classify(400, br#"{"detail":"insufficient funds"}"#), Outcome::Rejected);
+        assert_eq!(op.classify(400, br#"{"detail":"concurrent modification"}"#), Outcome::Conflict);
+        assert_eq!(op.classify(409, b"duplicate key value"), Outcome::Conflict);
+        // The status matches but neither body does: an unexpected answer, an error.
+        assert_eq!(op.classify(400, br#"{"detail":"bad amount"}"#), Outcome::Status(400));
+        // The body matches but the status is not the rule's.
+        assert_eq!(op.classify(500, b"concurrent"), Outcome::Status(500));
+    }
+
+    #[test]
+    fn a_conflict_is_judged_before_a_refusal() {
+        let op = withdraw(&[400], None, rule(&[400], Some("concurrent")));
+        assert_eq!(op.classify(400, b"insufficient, concurrent"), Outcome::Conflict);
+        assert_eq!(op.classify(400, b"insufficient"), Outcome::Rejected);
+        let both = withdraw(&[], rule(&[400], None), rule(&[400], None));
+        assert_eq!(both.classify(400, b""), Outcome::Conflict);
+    }
+
+    #[test]
+    fn a_rule_without_body_judges_by_status_alone() {
+        let op = withdraw(&[], rule(&[409], None), None);
+        assert_eq!(op.classify(409, b"anything"), Outcome::Rejected);
+        assert!(!Outcome::Conflict.is_error() && Outcome::Conflict.answered());
     }
 }

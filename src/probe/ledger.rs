@@ -150,7 +150,7 @@ impl KeyChange {
                 self.last_set_done = Some(sample.done);
             }
             (Outcome::Ok | Outcome::Failed(_), _) => self.unsure = true,
-            (Outcome::Rejected | Outcome::Status(_), _) => return,
+            (Outcome::Rejected | Outcome::Conflict | Outcome::Status(_), _) => return,
         }
         self.acked += u64::from(sample.outcome == Outcome::Ok);
         self.last_done = Some(self.last_done.map_or(sample.done, |done| done.max(sample.done)));
@@ -180,7 +180,7 @@ fn count_kind(kinds: &mut Vec<KindCount>, op: usize, outcome: Outcome) {
     match outcome {
         Outcome::Ok => kinds[at].acked += 1,
         Outcome::Failed(_) => kinds[at].unanswered += 1,
-        Outcome::Rejected | Outcome::Status(_) => {}
+        Outcome::Rejected | Outcome::Conflict | Outcome::Status(_) => {}
     }
 }
 
@@ -231,8 +231,9 @@ impl Ledger {
             Outcome::Failed(_) => {
                 self.indeterminate.insert(sample.seq);
             }
-            // A refusal or an error status: no event expected; if one shows up it is `unexpected`.
-            Outcome::Rejected | Outcome::Status(_) => return,
+            // A refusal, a conflict or an error status: no event expected (so never
+            // `missed`); if one shows up it is `unexpected`.
+            Outcome::Rejected | Outcome::Conflict | Outcome::Status(_) => return,
         }
         if sample.key == NO_KEY {
             // Keyless: read back from a global list, where order across entities means nothing.

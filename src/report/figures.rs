@@ -47,6 +47,9 @@ pub fn render_all(result: &RunResult, dir: &Path) -> (Vec<Figure>, Vec<String>) 
     if let Some(lag) = consumer_lag(result, &markers, duration_s) {
         add(&lag.title.clone(), plots::render(&lag, dir));
     }
+    if let Some(conflicts) = conflicts(result, &markers, duration_s) {
+        add(&conflicts.title.clone(), plots::render(&conflicts, dir));
+    }
     (figures, warnings)
 }
 
@@ -165,6 +168,37 @@ fn throughput(result: &RunResult, markers: &[Marker], duration_s: f64) -> TimeSe
         duration_s,
         log_y: false,
     }
+}
+
+/// Conflicts per second (issue 31): how hot an aggregate can get before writes lose the
+/// race. Drawn when there were conflicts or a command has a `conflict` rule.
+fn conflicts(result: &RunResult, markers: &[Marker], duration_s: f64) -> Option<TimeSeriesPlot> {
+    let any_conflict = result.timeline.iter().any(|r| r.conflicts > 0);
+    if !any_conflict && !has_conflict_rule(result) {
+        return None;
+    }
+    let step = result.timeline_step() as f64;
+    let points = result.timeline.iter().map(|row| (mid(result, row.t_s), row.conflicts as f64 / step)).collect();
+    Some(TimeSeriesPlot {
+        name: "conflicts".into(),
+        title: format!("Conflicts over time ({:.1} % of answered commands)", 100.0 * result.commands.conflict_rate),
+        y_label: "conflicts per second".into(),
+        series: vec![Series { name: "conflicts".into(), points, secondary: false, colour: 3 }],
+        faint: Vec::new(),
+        thresholds: Vec::new(),
+        markers: markers.to_vec(),
+        duration_s,
+        log_y: false,
+    })
+}
+
+/// True when a `[[command]]` of the recorded scenario has a `conflict` rule.
+fn has_conflict_rule(result: &RunResult) -> bool {
+    result
+        .scenario
+        .get("command")
+        .and_then(|c| c.as_array())
+        .is_some_and(|commands| commands.iter().any(|c| c.get("conflict").is_some()))
 }
 
 fn projection_lag(result: &RunResult, markers: &[Marker], duration_s: f64) -> Option<(TimeSeriesPlot, SpectrumPlot)> {

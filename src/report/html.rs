@@ -118,19 +118,20 @@ fn slo_table(h: &mut String, result: &RunResult) {
 fn operations(h: &mut String, result: &RunResult) {
     let _ = writeln!(
         h,
-        "<h2>Operations</h2><table><tr><th>operation</th><th>kind</th><th>count</th><th>ok</th><th>rejected</th><th>errors</th>\
-         <th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>service p99 ms</th></tr>"
+        "<h2>Operations</h2><table><tr><th>operation</th><th>kind</th><th>count</th><th>ok</th><th>rejected</th><th>conflicts</th>\
+         <th>errors</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>service p99 ms</th></tr>"
     );
     for (name, op) in &result.operations {
         let l = |pick: fn(&crate::results::model::Percentiles) -> f64| fmt_some_ms(op.latency_ms.as_ref().map(pick));
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(name),
             escape(&op.kind),
             op.count,
             op.ok,
             op.rejected,
+            op.conflicts,
             op.errors,
             l(|p| p.p50),
             l(|p| p.p90),

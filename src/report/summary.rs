@@ -62,6 +62,9 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
         t.unfinished,
         send_lag_text(&result.generator)
     );
+    if let Some(line) = conflicts_line(result) {
+        let _ = writeln!(s, "{line}");
+    }
     if let Some(late) = result.generator.send_lag_over_bound.as_ref().and_then(|o| o.describe()) {
         let _ = writeln!(s, "generator fell behind: {late}; latencies there include its own lateness");
     }
@@ -445,6 +448,21 @@ fn fmt_bound(ms: f64) -> String {
     if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text }
 }
 
+/// `conflicts: 12 of 900 commands (1.3 %), withdraw 12`: of the answered commands, per
+/// operation with conflicts; `None` without conflicts.
+fn conflicts_line(result: &RunResult) -> Option<String> {
+    let commands = result.operations.iter().filter(|(_, op)| op.kind == "command");
+    let answered: u64 = commands.clone().map(|(_, op)| op.answered()).sum();
+    let conflicts: u64 = commands.clone().map(|(_, op)| op.conflicts).sum();
+    if conflicts == 0 {
+        return None;
+    }
+    let per_operation: Vec<String> =
+        commands.filter(|(_, op)| op.conflicts > 0).map(|(name, op)| format!("{name} {}", op.conflicts)).collect();
+    let percent = 100.0 * conflicts as f64 / answered.max(1) as f64;
+    Some(format!("conflicts: {conflicts} of {answered} commands ({percent:.1} %), {}", per_operation.join(", ")))
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_owned() } else { s.chars().take(n - 1).chain(['…']).collect() }
 }
@@ -477,6 +495,19 @@ mod tests {
         let cells: Vec<&str> = row.split_whitespace().take(6).collect();
         assert_eq!(cells, ["withdraw", "cmd", "100", "90", "7", "3"]);
         assert!(text.contains("achieved 97.0/s (ok + rejected), errors 3.0/s"), "{text}");
+    }
+
+    /// Issue 31: conflicts of the answered commands, per operation; no line without any.
+    #[test]
+    fn conflicts_have_their_line() {
+        let mut result = result();
+        assert!(!render(&result, Path::new("reports/x")).contains("conflicts:"));
+        let withdraw = result.operations.get_mut("withdraw").unwrap();
+        // 90 ok + 7 rejected + 12 conflicts + 3 errors (2 of them answered with a status).
+        (withdraw.count, withdraw.conflicts) = (112, 12);
+        withdraw.errors_by_class = [("status".to_owned(), 2), ("timeout".to_owned(), 1)].into();
+        let text = render(&result, Path::new("reports/x"));
+        assert!(text.contains("conflicts: 12 of 111 commands (10.8 %), withdraw 12\n"), "{text}");
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
             count: all.count,
             ok: all.ok,
             rejected: all.rejected,
+            conflicts: all.conflicts,
+            conflict_rate: conflict_rate(&all),
             errors: all.errors,
             error_rate: if all.count == 0 { 0.0 } else { all.errors as f64 / all.count as f64 },
             latency_ms: percentiles(&all.latency),
@@ -82,8 +84,11 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
     let mut timeline = outcome.timeline.rows.clone();
     for row in &mut timeline {
         // Closed model: an operation is offered when a user starts it (issue 12).
-        row.offered =
-            if closed { row.achieved + row.errors } else { sum_over(&outcome.dispatched.offered_per_s, row.t_s, step) };
+        row.offered = if closed {
+            row.achieved + row.conflicts + row.errors
+        } else {
+            sum_over(&outcome.dispatched.offered_per_s, row.t_s, step)
+        };
         row.dropped = sum_over(&outcome.dispatched.dropped_per_s, row.t_s, step);
     }
 
@@ -349,7 +354,9 @@ pub fn judge_rules(result: &mut RunResult, rules: &[crate::scenario::SloRule]) {
 /// business rule.
 fn no_successful_answer(result: &RunResult) -> Option<String> {
     let warmup_answered = result.warmup.count.saturating_sub(result.warmup.errors);
-    if result.throughput.achieved + warmup_answered > 0 {
+    // Conflicts are answers too: a run of nothing but conflicts is judged by its SLOs.
+    let conflicts = result.commands.conflicts + result.queries.conflicts;
+    if result.throughput.achieved + warmup_answered + conflicts > 0 {
         return None;
     }
     let failed = result.throughput.errors + result.warmup.errors;
@@ -379,12 +386,21 @@ fn no_successful_answer(result: &RunResult) -> Option<String> {
     Some(format!("no operation got a successful answer: {failed} failed{detail}{unfinished}"))
 }
 
+/// Conflicts / answered operations: how often a write lost the race for its aggregate.
+fn conflict_rate(figures: &OpFigures) -> f64 {
+    let unexpected_statuses = figures.errors_by_class.get("status").copied().unwrap_or(0);
+    let answered = figures.ok + figures.rejected + figures.conflicts + unexpected_statuses;
+    if answered == 0 { 0.0 } else { figures.conflicts as f64 / answered as f64 }
+}
+
 fn operation_stats(kind: OpKind, figures: &OpFigures) -> OperationStats {
     OperationStats {
         kind: kind.as_str().into(),
         count: figures.count,
         ok: figures.ok,
         rejected: figures.rejected,
+        conflicts: figures.conflicts,
+        conflict_rate: conflict_rate(figures),
         errors: figures.errors,
         errors_by_class: figures.errors_by_class.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
         errors_by_status: figures.errors_by_status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),

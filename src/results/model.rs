@@ -151,8 +151,16 @@ pub struct OperationStats {
     pub count: u64,
     /// Answered with an expected status.
     pub ok: u64,
-    /// Answered with a `reject_status`: a business refusal, neither success nor error.
+    /// Answered with a `reject_status` (or matched by `reject`): a business refusal,
+    /// neither success nor error.
     pub rejected: u64,
+    /// Matched by the `conflict` rule: an optimistic-concurrency conflict. Neither
+    /// goodput nor error; no event expected (issue 31). 0 in results written before.
+    #[serde(default)]
+    pub conflicts: u64,
+    /// conflicts / answered (every operation that got an answer); 0 when none did.
+    #[serde(default)]
+    pub conflict_rate: f64,
     pub errors: u64,
     /// `connect`, `timeout`, `body`, `transport`, `status`.
     pub errors_by_class: BTreeMap<String, u64>,
@@ -169,11 +177,25 @@ pub struct OperationStats {
     pub service_time_histogram: String,
 }
 
+impl OperationStats {
+    /// Operations that got an answer: ok, refused, in conflict or with an unexpected status.
+    pub fn answered(&self) -> u64 {
+        let unexpected_statuses = self.errors_by_class.get("status").copied().unwrap_or(0);
+        self.ok + self.rejected + self.conflicts + unexpected_statuses
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct KindStats {
     pub count: u64,
     pub ok: u64,
     pub rejected: u64,
+    /// Optimistic-concurrency conflicts (the operations' `conflict` rules).
+    #[serde(default)]
+    pub conflicts: u64,
+    /// conflicts / answered; 0 when nothing was answered.
+    #[serde(default)]
+    pub conflict_rate: f64,
     pub errors: u64,
     /// errors / count.
     pub error_rate: f64,
@@ -194,7 +216,7 @@ pub struct Throughput {
     /// Goodput: operations of the measured window answered `ok` or `rejected`.
     pub achieved: u64,
     /// Operations of the measured window that failed: unexpected statuses, transport
-    /// errors and timeouts. `achieved` + `errors` = every completed operation.
+    /// errors and timeouts. `achieved` + conflicts + `errors` = every completed operation.
     #[serde(default)]
     pub errors: u64,
     /// `errors` per second of the measured window.
@@ -304,6 +326,9 @@ pub struct TimelineRow {
     pub achieved: u64,
     /// Operations that failed (unexpected status, transport error, timeout) in this second.
     pub errors: u64,
+    /// Optimistic-concurrency conflicts completed in this second (not in `achieved`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub conflicts: u64,
     pub dropped: u64,
     /// Requests outstanding at the end of the second.
     pub in_flight: u64,

@@ -52,6 +52,7 @@ fn unit(metric: &SloMetric) -> &'static str {
         | SloMetric::ConsumerLagMax => "count",
         SloMetric::CommandErrorRate
         | SloMetric::QueryErrorRate
+        | SloMetric::ConflictRate
         | SloMetric::LateRatio
         | SloMetric::StaleReadAt(_)
         | SloMetric::StaleReadRate => "ratio",
@@ -82,6 +83,7 @@ fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
             None if result.verify.is_none() && result.bus.is_none() => Some("no [verify] or [bus] ran".into()),
             _ => None,
         },
+        SloMetric::ConflictRate if result.commands.count == 0 => Some("no data: no command ran".into()),
         SloMetric::ValueMismatches => match &result.values {
             Some(_) => None,
             None => Some("no [verify] value accounting ran".into()),
@@ -227,6 +229,7 @@ fn observe(metric: &SloMetric, result: &RunResult) -> Option<f64> {
         SloMetric::CountMismatches => result.counts.as_ref().map(|c| c.wrong() as f64),
         SloMetric::CommandErrorRate => (result.commands.count > 0).then_some(result.commands.error_rate),
         SloMetric::QueryErrorRate => (result.queries.count > 0).then_some(result.queries.error_rate),
+        SloMetric::ConflictRate => (result.commands.count > 0).then_some(result.commands.conflict_rate),
         SloMetric::MinThroughput => Some(result.throughput.achieved_per_s),
         SloMetric::Dropped => Some(result.throughput.dropped as f64),
         SloMetric::ConsumerLagMax => {
@@ -249,7 +252,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::results::model::ProjectionStats;
+    use crate::results::model::{KindStats, ProjectionStats};
 
     fn rule(name: &str, metric: SloMetric, threshold: f64) -> SloRule {
         SloRule { name: name.into(), metric, threshold }
@@ -275,6 +278,23 @@ mod tests {
         assert!(evaluate(&rules, &result).iter().all(|j| !j.pass));
         result.bus = Some(crate::results::model::BusStats { seen: 3, unexpected: 2, ..Default::default() });
         assert!(evaluate(&rules, &result).iter().all(|j| j.pass));
+    }
+
+    /// Issue 31: `conflict_rate` is a ratio of the answered commands, failing above its
+    /// threshold; no data without commands.
+    #[test]
+    fn conflict_rate_is_judged_on_commands() {
+        let rules = [rule("conflict_rate", SloMetric::ConflictRate, 0.05)];
+        let mut result = RunResult::default();
+        let judged = &evaluate(&rules, &result)[0];
+        assert!(!judged.pass && judged.observed.is_none(), "{judged:?}");
+        assert_eq!(judged.unknown_because.as_deref(), Some("no data: no command ran"));
+        result.commands = KindStats { count: 100, conflicts: 4, conflict_rate: 0.04, ..Default::default() };
+        assert!(evaluate(&rules, &result)[0].pass);
+        result.commands.conflict_rate = 0.06;
+        let judged = &evaluate(&rules, &result)[0];
+        assert!(!judged.pass && judged.observed == Some(0.06), "{judged:?}");
+        assert_eq!(judged.unit, "ratio");
     }
 
     /// Issue 12: the lag SLO reads the histogram, where late probes sit at the timeout,

@@ -442,7 +442,7 @@ async fn run_load<T: Target>(
     // Nothing answered (a target that accepts and never answers, issue 18): the run could
     // not be carried out, and reading every written key back would only wait out its
     // timeouts.
-    let answered: u64 = totals.measured.iter().chain(&totals.warmup).map(|f| f.ok + f.rejected).sum();
+    let answered: u64 = totals.measured.iter().chain(&totals.warmup).map(|f| f.ok + f.rejected + f.conflicts).sum();
     let verify_outcome = match (&scenario.verify, ledger.clone()) {
         // An interrupted run is not reconciled: the user asked to stop, and settling can take
         // `settle`. A signal during the reconciliation cuts it short (issue 18).

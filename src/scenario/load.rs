@@ -652,9 +652,37 @@ impl Checker<'_> {
                 .collect::<Result<Vec<_>>>()?,
             expect_status: expect_status.to_vec(),
             reject_status: reject_status.to_vec(),
+            reject: None,
+            conflict: None,
             captures,
             kafka: None,
         })
+    }
+
+    /// `{ status = [...], body = "regex" }` of `reject` or `conflict`.
+    fn answer_rule(&self, raw: &Spanned<RawAnswerRule>) -> Result<AnswerRule> {
+        let hint = "{ status = [409, 400], body = \"concurrent|duplicate key\" } (body optional)";
+        let rule = raw.get_ref();
+        if rule.status.is_empty() {
+            return Err(self.error(raw, "`status` lists at least one status").with_hint(hint));
+        }
+        if let Some(status) = rule.status.iter().find(|s| !(100..=599).contains(*s)) {
+            return Err(self.error(raw, format!("status {status} is not an HTTP status")).with_hint(hint));
+        }
+        let body = rule
+            .body
+            .as_deref()
+            .map(|pattern| {
+                // The regex crate matches in linear time; the size limit bounds its memory.
+                regex::bytes::RegexBuilder::new(pattern).size_limit(1 << 20).build().map_err(|e| {
+                    // The parser's message draws a caret on lines of its own; its last line says why.
+                    let text = e.to_string();
+                    let why = text.lines().last().unwrap_or_default().trim_start_matches("error: ").to_owned();
+                    self.error(raw, format!("`{pattern}` is not a regular expression: {why}"))
+                })
+            })
+            .transpose()?;
+        Ok(AnswerRule { status: rule.status.clone(), body })
     }
 
     /// `"SELECTOR"` or `{ from = "SELECTOR", regex = "…(…)…" }`.
@@ -808,6 +836,13 @@ impl Checker<'_> {
 
     /// `keys = "created"` and `creates_key = "NAME"`.
     fn keyed(&self, raw: &RawOperation, mut op: OperationSpec) -> Result<OperationSpec> {
+        if let (Some(rule), false) = (&raw.reject, raw.reject_status.is_empty()) {
+            return Err(self
+                .error(rule, "give either `reject_status` or `reject`, not both")
+                .with_hint("reject = { status = [400], body = \"insufficient\" } (body optional)"));
+        }
+        op.request.reject = raw.reject.as_ref().map(|r| self.answer_rule(r)).transpose()?;
+        op.request.conflict = raw.conflict.as_ref().map(|r| self.answer_rule(r)).transpose()?;
         if let Some(keys) = &raw.keys {
             op.keys = match keys.get_ref().as_str() {
                 "created" => KeySource::Created,
@@ -1151,7 +1186,7 @@ impl Checker<'_> {
         let metric = parse_slo_name(name, operations).ok_or_else(|| {
             self.error(key, format!("unknown SLO `{name}`")).with_hint(
                 "expected command_latency_pNN, query_latency_pNN, <operation>_latency_pNN, projection_lag_pNN (pNN: p50, p95, p99, p999, p99.9), \
-                 late_ratio, duplicates, missed, unexpected, value_mismatches, count_mismatches, command_error_rate, query_error_rate, min_throughput, max_dropped, consumer_lag_max, bus_e2e_pNN, stale_read_p_at_DELAY (e.g. stale_read_p_at_100ms), stale_read_rate",
+                 late_ratio, duplicates, missed, unexpected, value_mismatches, count_mismatches, command_error_rate, query_error_rate, conflict_rate, min_throughput, max_dropped, consumer_lag_max, bus_e2e_pNN, stale_read_p_at_DELAY (e.g. stale_read_p_at_100ms), stale_read_rate",
             )
         })?;
         let is_time = matches!(
@@ -1180,6 +1215,7 @@ impl Checker<'_> {
             metric,
             SloMetric::CommandErrorRate
                 | SloMetric::QueryErrorRate
+                | SloMetric::ConflictRate
                 | SloMetric::LateRatio
                 | SloMetric::StaleReadAt(_)
                 | SloMetric::StaleReadRate
@@ -1228,6 +1264,7 @@ pub fn slo_metric(name: &str, is_operation: &dyn Fn(&str) -> bool) -> Option<Slo
         "unexpected" => Some(SloMetric::Unexpected),
         "command_error_rate" => Some(SloMetric::CommandErrorRate),
         "query_error_rate" => Some(SloMetric::QueryErrorRate),
+        "conflict_rate" => Some(SloMetric::ConflictRate),
         "late_ratio" => Some(SloMetric::LateRatio),
         "value_mismatches" => Some(SloMetric::ValueMismatches),
         "count_mismatches" => Some(SloMetric::CountMismatches),

@@ -210,6 +210,11 @@ pub struct RequestSpec {
     pub expect_status: Vec<u16>,
     /// Statuses that are a business refusal: neither success nor error, and no event expected.
     pub reject_status: Vec<u16>,
+    /// `reject = { status, body }`: a business refusal told by its status and body.
+    pub reject: Option<AnswerRule>,
+    /// `conflict = { status, body }`: an optimistic-concurrency conflict (issue 31): not
+    /// goodput, not an error, no event expected; counted apart.
+    pub conflict: Option<AnswerRule>,
     /// `name -> what to take from the answer`; stored per key for `{{capture.NAME}}`.
     pub captures: Vec<(String, CaptureSpec)>,
     /// Produce the rendered body to Kafka instead of sending an HTTP request.
@@ -222,6 +227,20 @@ pub struct RequestSpec {
 pub struct KafkaSend {
     pub topic: String,
     pub key: Template,
+}
+
+/// `{ status = [...], body = "regex" }`: an answer whose status is one of `status` and,
+/// when `body` is given, whose body (as kept, up to `[target] max_body`) matches it.
+#[derive(Debug, Clone)]
+pub struct AnswerRule {
+    pub status: Vec<u16>,
+    pub body: Option<regex::bytes::Regex>,
+}
+
+impl AnswerRule {
+    pub fn matches(&self, status: u16, body: &[u8]) -> bool {
+        self.status.contains(&status) && self.body.as_ref().is_none_or(|regex| regex.is_match(body))
+    }
 }
 
 impl RequestSpec {
@@ -469,6 +488,8 @@ pub enum SloMetric {
     Unexpected,
     CommandErrorRate,
     QueryErrorRate,
+    /// Conflicts / answered commands (`commands.conflict_rate`, issue 31).
+    ConflictRate,
     /// Lower bound: goodput (operations answered ok or refused)/s over the measured window.
     MinThroughput,
     /// Upper bound on operations the generator could not send.

@@ -197,12 +197,24 @@ pub struct RawOperation {
     pub expect_status: Vec<u16>,
     #[serde(default)]
     pub reject_status: Vec<u16>,
+    /// `{ status = [...], body = "regex" }`: a business refusal told by status and body.
+    pub reject: Option<S<RawAnswerRule>>,
+    /// `{ status = [...], body = "regex" }`: an optimistic-concurrency conflict.
+    pub conflict: Option<S<RawAnswerRule>>,
     #[serde(default)]
     pub capture: BTreeMap<String, S<toml::Value>>,
     /// `"created"`: `{{key}}` is an id captured by a `creates_key` operation.
     pub keys: Option<S<String>>,
     /// The name of a capture that is a new entity's id.
     pub creates_key: Option<S<String>>,
+}
+
+/// `reject = { ... }` / `conflict = { ... }` on an operation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnswerRule {
+    pub status: Vec<u16>,
+    pub body: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,6 +4,7 @@
 mod apps;
 mod capacity;
 mod cli;
+mod conflicts;
 mod consistency;
 mod end_to_end;
 mod fuzz_corpus;

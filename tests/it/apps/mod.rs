@@ -3,6 +3,7 @@
 //! free loopback port, injects its faults deterministically and answers `GET /truth`
 //! with what it did, so a test can demand exact figures.
 
+pub mod contended_wallet;
 pub mod journal;
 pub mod stock;
 pub mod todo;
