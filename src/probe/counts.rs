@@ -96,14 +96,7 @@ impl RowCounts {
 
     /// Keeps the `EXAMPLES` lowest (key, op), whatever order the keys were read in.
     fn keep_example(&mut self, at: (u64, u32), example: CountMismatch) {
-        let position = self.order.partition_point(|&o| o < at);
-        if position >= EXAMPLES {
-            return;
-        }
-        self.order.insert(position, at);
-        self.keys.insert(position, example);
-        self.order.truncate(EXAMPLES);
-        self.keys.truncate(EXAMPLES);
+        super::values::keep_lowest(&mut self.order, &mut self.keys, at, example);
     }
 
     /// Adds another shard's counts (merge): sums, examples by key text.

@@ -109,15 +109,21 @@ impl ValueCounts {
 
     /// Keeps the `EXAMPLES` lowest keys, whatever order they were read in.
     fn keep_example(&mut self, index: u64, example: ValueMismatch) {
-        let at = self.order.partition_point(|&i| i < index);
-        if at >= EXAMPLES {
-            return;
-        }
-        self.order.insert(at, index);
-        self.mismatches.insert(at, example);
-        self.order.truncate(EXAMPLES);
-        self.mismatches.truncate(EXAMPLES);
+        keep_lowest(&mut self.order, &mut self.mismatches, index, example);
     }
+}
+
+/// Keeps in `items` the `EXAMPLES` with the lowest `order`, whatever order they come in
+/// (`order` holds their sort keys, parallel to `items`).
+pub(crate) fn keep_lowest<K: Ord + Copy, T>(order: &mut Vec<K>, items: &mut Vec<T>, at: K, item: T) {
+    let position = order.partition_point(|&o| o < at);
+    if position >= EXAMPLES {
+        return;
+    }
+    order.insert(position, at);
+    items.insert(position, item);
+    order.truncate(EXAMPLES);
+    items.truncate(EXAMPLES);
 }
 
 /// The number key `key` must show after the run, from the deltas; `None` when unsure.
