@@ -283,6 +283,9 @@ impl Checker<'_> {
             return Err(ScenarioError::at(self.path, self.text, 0..0, "every operation has weight 0"));
         }
         self.created_keys(&raw, &operations)?;
+        if raw.mix.keys.is_none() {
+            self.no_key_drawn(&raw, &operations, &setup)?;
+        }
         let projection = raw.projection.as_ref().map(|p| self.projection(p, &operations)).transpose()?;
         let verify = raw.verify.as_ref().map(|v| self.verify(v, &operations)).transpose()?;
         let staleness =
@@ -561,6 +564,31 @@ impl Checker<'_> {
         Ok(Stage { duration, from, to })
     }
 
+    /// Without `[mix] keys`, an operation or setup that reads `{{key}}` from the mix has
+    /// nothing to draw from: a located error at its path.
+    fn no_key_drawn(&self, raw: &RawScenario, operations: &[OperationSpec], setup: &[SetupSpec]) -> Result<()> {
+        let raw_ops = raw.command.iter().chain(&raw.query);
+        for (op, raw_op) in operations.iter().zip(raw_ops) {
+            if op.keys == KeySource::Mix && !op.is_keyless() {
+                let message = format!("`{}` reads {{{{key}}}}, but [mix] has no `keys` to draw it from", op.name);
+                let error = match &raw_op.path {
+                    Some(path) => self.error(path, message),
+                    None => self.error(&raw_op.name, message),
+                };
+                return Err(error
+                    .with_hint("add [mix] keys = { count = 1000, prefix = \"acct-\" }, or keys = \"created\" for ids a create made"));
+            }
+        }
+        for (spec, raw_setup) in setup.iter().zip(&raw.setup) {
+            if spec.request.templates().any(|t| t.uses_key()) {
+                return Err(self
+                    .error(&raw_setup.path, "[[setup]] runs once per [mix] key, but [mix] has no `keys`")
+                    .with_hint("add [mix] keys = { count = 1000, prefix = \"acct-\" }"));
+            }
+        }
+        Ok(())
+    }
+
     fn mix(&self, raw: &RawMix) -> Result<MixSpec> {
         let (reads, writes) = match &raw.read_write_ratio {
             None => (1, 1),
@@ -579,7 +607,13 @@ impl Checker<'_> {
                 }
             }
         };
-        let keys = raw.keys.get_ref();
+        // No `keys`: nothing may draw one (checked once the operations are known); a
+        // single key that is never drawn keeps the rest of the harness unchanged.
+        let Some(raw_keys) = &raw.keys else {
+            let keys = KeySpec { count: 1, distribution: KeyDistribution::Uniform, prefix: String::new() };
+            return Ok(MixSpec { reads, writes, keys });
+        };
+        let keys = raw_keys.get_ref();
         let count = *keys.count.get_ref();
         if count == 0 {
             return Err(self.error(&keys.count, "at least one key is needed"));
@@ -590,7 +624,7 @@ impl Checker<'_> {
                 let exponent = keys.exponent.unwrap_or(1.0);
                 if !(exponent > 0.0 && exponent <= limits::MAX_ZIPF_EXPONENT) {
                     return Err(self
-                        .error(&raw.keys, "zipf needs exponent > 0")
+                        .error(raw_keys, "zipf needs exponent > 0")
                         .with_hint(format!("an exponent in (0, {}]; 1.1 is typical", limits::MAX_ZIPF_EXPONENT)));
                 }
                 KeyDistribution::Zipf { exponent }
@@ -599,7 +633,7 @@ impl Checker<'_> {
                 let hot_fraction = keys.hot_fraction.unwrap_or(0.2);
                 let hot_traffic = keys.hot_traffic.unwrap_or(0.8);
                 if !((0.0..=1.0).contains(&hot_fraction) && (0.0..=1.0).contains(&hot_traffic)) {
-                    return Err(self.error(&raw.keys, "hot_fraction and hot_traffic are fractions between 0 and 1"));
+                    return Err(self.error(raw_keys, "hot_fraction and hot_traffic are fractions between 0 and 1"));
                 }
                 KeyDistribution::Hotspot { hot_fraction, hot_traffic }
             }

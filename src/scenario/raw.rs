@@ -19,6 +19,8 @@ pub struct RawScenario {
     pub seed: Option<u64>,
     pub target: RawTarget,
     pub load: RawLoad,
+    /// Optional (issue 31): a scenario whose operations draw no key needs no `[mix]`.
+    #[serde(default)]
     pub mix: RawMix,
     #[serde(default)]
     pub setup: Vec<RawSetup>,
@@ -144,11 +146,11 @@ pub struct RawStage {
     pub to: Option<f64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMix {
     pub read_write_ratio: Option<S<String>>,
-    pub keys: S<RawKeys>,
+    pub keys: Option<S<RawKeys>>,
 }
 
 #[derive(Debug, Deserialize)]

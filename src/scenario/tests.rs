@@ -681,3 +681,20 @@ fn issue14_staleness_table_and_its_slo() {
     assert_eq!((st.query, st.commands.clone()), (p.query, p.commands));
     assert_eq!(st.delays.len(), DEFAULT_STALENESS_DELAYS_MS.len());
 }
+
+/// Issue 31: a scenario whose operations draw no key needs no `[mix] keys` (the todo app's:
+/// server-made ids only), and one that reads `{{key}}` from the mix is told where.
+#[test]
+fn mix_keys_only_when_something_draws_a_key() {
+    let text = std::fs::read_to_string(root().join("tests/it/scenarios/todo-app.toml")).unwrap();
+    assert!(!text.contains("keys = {"), "the todo scenario has no [mix] keys");
+    load_str(&text, Path::new("todo-app.toml"), &[]).expect("loads without [mix] keys");
+    let without_mix = text.replace("[mix]\nread_write_ratio = \"1:2\"", "");
+    load_str(&without_mix, Path::new("todo-app.toml"), &[]).expect("loads without [mix]");
+    let keyed =
+        text.replace("keys = \"created\"\npath = \"/todos/{{key}}/finish\"", "path = \"/todos/{{key}}/finish\"");
+    assert_ne!(keyed, text);
+    let error = load_str(&keyed, Path::new("todo-app.toml"), &[]).unwrap_err().to_string();
+    assert!(error.contains("`finish_todo` reads {{key}}, but [mix] has no `keys` to draw it from"), "{error}");
+    assert!(error.contains("todo-app.toml:"), "located: {error}");
+}
