@@ -167,19 +167,21 @@ pub struct KindCount {
     pub unanswered: u32,
 }
 
-/// Adds one finished counted command to its key's kinds (a refusal adds nothing).
+/// Adds one finished counted command to its key's kinds. A refusal, conflict or error
+/// status expects no row, like a kind with no command: it adds no entry.
 fn count_kind(kinds: &mut Vec<KindCount>, op: usize, outcome: Outcome) {
     let op = op as u32;
-    let at = match kinds.iter().position(|k| k.op == op) {
-        Some(at) => at,
-        None => {
+    let kind = match kinds.iter().position(|k| k.op == op) {
+        Some(at) => &mut kinds[at],
+        None if matches!(outcome, Outcome::Ok | Outcome::Failed(_)) => {
             kinds.push(KindCount { op, ..KindCount::default() });
-            kinds.len() - 1
+            kinds.last_mut().expect("just pushed")
         }
+        None => return,
     };
     match outcome {
-        Outcome::Ok => kinds[at].acked += 1,
-        Outcome::Failed(_) => kinds[at].unanswered += 1,
+        Outcome::Ok => kind.acked += 1,
+        Outcome::Failed(_) => kind.unanswered += 1,
         Outcome::Rejected | Outcome::Conflict | Outcome::Status(_) => {}
     }
 }

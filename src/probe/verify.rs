@@ -497,13 +497,10 @@ fn answer_of(reply: &Reply) -> Option<Option<Value>> {
 /// or the selector selects nothing) is `Absent`, or 0 with `absent = "zero"` (issue 30).
 fn observed_at(json: Option<&Value>, selector: &Selector, absent: AbsentRows) -> Observed {
     let selected = json.map(|json| selector.select(json));
-    let number = match selected.as_ref().and_then(|nodes| nodes.first()) {
-        Some(value) => return crate::scenario::selector::number(value).map_or(Observed::Unreadable, Observed::Number),
-        None => Observed::Absent,
-    };
-    match absent {
-        AbsentRows::Zero => Observed::Number(0.0),
-        AbsentRows::Absent => number,
+    match (selected.as_ref().and_then(|nodes| nodes.first()), absent) {
+        (Some(value), _) => crate::scenario::selector::number(value).map_or(Observed::Unreadable, Observed::Number),
+        (None, AbsentRows::Zero) => Observed::Number(0.0),
+        (None, AbsentRows::Absent) => Observed::Absent,
     }
 }
 
