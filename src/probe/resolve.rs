@@ -322,7 +322,8 @@ fn decide_found(board: &mut Board<Waiter>, sent: Instant, reply: &Reply) {
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
         return;
     };
-    let found = board.answered(sent, |waiter| waiter.select.select(&json).first().is_some_and(|v| id_text(v).is_some()));
+    let found =
+        board.answered(sent, |waiter| waiter.select.select(&json).first().is_some_and(|v| id_text(v).is_some()));
     for (waiter, lag) in found {
         if let Some(id) = waiter.select.select(&json).first().and_then(|v| id_text(v)) {
             let _ = waiter.verdict.send((id, lag));

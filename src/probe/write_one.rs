@@ -66,7 +66,8 @@ pub async fn write_one<T: Target>(scenario: &Scenario, target: Arc<T>) -> anyhow
         return Ok(Some(WrittenOne { note: format!("{sent}; its id `{id}` came in its answer"), id: Ok(id) }));
     }
     let Some(resolve) = &spec.resolve else {
-        let why = format!("the one `{}` sent by --write-one answered no id (no `resolve` to find it by reading)", spec.name);
+        let why =
+            format!("the one `{}` sent by --write-one answered no id (no `resolve` to find it by reading)", spec.name);
         return Ok(Some(WrittenOne { note: format!("{sent}: its answer had no id"), id: Err(why) }));
     };
     let resolver = Arc::new(IdResolver::new(executor.clone(), &scenario.operations).expect("the create resolves"));
@@ -84,7 +85,9 @@ pub async fn write_one<T: Target>(scenario: &Scenario, target: Arc<T>) -> anyhow
             note: format!("{sent}; its id `{id}` was found by reading `{query}` {ms:.0} ms after the answer"),
             id: Ok(id),
         },
-        (Some(id), None) => WrittenOne { note: format!("{sent}; its id `{id}` was found by reading `{query}`"), id: Ok(id) },
+        (Some(id), None) => {
+            WrittenOne { note: format!("{sent}; its id `{id}` was found by reading `{query}`"), id: Ok(id) }
+        }
         (None, _) => {
             let why = format!(
                 "the id of the one `{}` sent by --write-one was not found by reading `{query}` within {} ms",

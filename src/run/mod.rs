@@ -432,11 +432,8 @@ async fn run_load<T: Target>(
     let created_outcome = match &resolver {
         Some(resolver) => {
             let timeout = scenario.operations.iter().filter_map(|o| o.resolve.as_ref()).map(|r| r.timeout).max();
-            let grace = if interrupted {
-                Duration::from_secs(1)
-            } else {
-                timeout.unwrap_or_default() + Duration::from_secs(1)
-            };
+            let grace =
+                if interrupted { Duration::from_secs(1) } else { timeout.unwrap_or_default() + Duration::from_secs(1) };
             gauges.set_phase(Phase::Settling);
             settle(&resolver.tracker, &resolver.abort, grace, &shutdown).await;
             resolver.stats()

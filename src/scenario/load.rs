@@ -826,8 +826,10 @@ impl Checker<'_> {
                     .as_ref()
                     .map_or(Ok(Template::compile("{{key}}").expect("valid")), |key| self.template(key))?,
             });
-            return self
-                .keyed(raw, OperationSpec { name, kind, weight, request, keys: KeySource::Mix, creates_key: None, resolve: None });
+            return self.keyed(
+                raw,
+                OperationSpec { name, kind, weight, request, keys: KeySource::Mix, creates_key: None, resolve: None },
+            );
         }
         let path = raw.path.as_ref().ok_or_else(|| {
             self.error(
@@ -845,7 +847,10 @@ impl Checker<'_> {
             &raw.reject_status,
             &raw.capture,
         )?;
-        self.keyed(raw, OperationSpec { name, kind, weight, request, keys: KeySource::Mix, creates_key: None, resolve: None })
+        self.keyed(
+            raw,
+            OperationSpec { name, kind, weight, request, keys: KeySource::Mix, creates_key: None, resolve: None },
+        )
     }
 
     /// Operations on created keys need a creator, and something else to run while none exists.

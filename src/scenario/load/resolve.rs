@@ -82,12 +82,18 @@ impl Checker<'_> {
         let reader = &operations[query];
         if reader.keys == KeySource::Created {
             return Err(self
-                .error(&raw.query, format!("`{}` reads a created key: the id it would need is the one to find", reader.name))
+                .error(
+                    &raw.query,
+                    format!("`{}` reads a created key: the id it would need is the one to find", reader.name),
+                )
                 .with_hint("resolve with a query that lists the items (no {{key}}, or the create's own key)"));
         }
         if !reader.is_keyless() && creator.is_keyless() {
             return Err(self
-                .error(&raw.query, format!("`{}` reads one key, but `{}` has no key to read it with", reader.name, creator.name))
+                .error(
+                    &raw.query,
+                    format!("`{}` reads one key, but `{}` has no key to read it with", reader.name, creator.name),
+                )
                 .with_hint("resolve with a query that lists the items (no {{key}})"));
         }
         let select = self.template(&raw.select)?;
@@ -101,8 +107,10 @@ impl Checker<'_> {
             &RenderContext { key: "k", op_ref: SAMPLE_REF, captures: &NoCaptures },
             &mut <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(0),
         );
-        Selector::parse(&rendered, Scope::Body)
-            .map_err(|m| self.error(&raw.select, format!("`select` cannot select: {m}")).with_hint(HINT))?;
+        Selector::parse(&rendered, Scope::Body).map_err(|m| {
+            let message = format!("`select` cannot select (its {{{{ref}}}} rendered as `{SAMPLE_REF}`): {m}");
+            self.error(&raw.select, message).with_hint(HINT)
+        })?;
         Ok(ResolveSpec {
             query,
             select,
