@@ -9,7 +9,10 @@
 //! the created keys (`CreatedKeys`), so later commands on created keys act only on ids
 //! the target made and the read model showed; an id not found in time is counted as
 //! `unresolved` and never used. The time from the create's acknowledgement to the poll
-//! that found it is that create's projection lag, reported as `created.<op>.lag_ms`.
+//! that found it is that create's projection lag, reported as `created.<op>.lag_ms` for
+//! every create; when the create is a `[projection]` command, its sampled creates' lag
+//! probes are these searches (`LagProbe::adopt`: no second poll for them), so the
+//! projection figures include them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +27,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::lag::LagProbe;
 use super::shared_poll::{Board, Waiting};
 use crate::operation::{Executed, Executor, Outcome, Probe};
 use crate::results::histogram;
@@ -98,6 +102,9 @@ pub struct IdResolver<T> {
     runtime: tokio::runtime::Handle,
     /// The pollers running, by the identity of their read (see `LagProbe::pollers`).
     pollers: Mutex<HashMap<String, mpsc::Sender<Waiting<Waiter>>>>,
+    /// The lag probe, when the creates are `[projection]` commands: a sampled create's
+    /// lag is its search's time (`LagProbe::adopt`).
+    pub lag: Option<Arc<LagProbe<T>>>,
 }
 
 /// A create as its poller sees it.
@@ -131,6 +138,7 @@ impl<T: Target> IdResolver<T> {
             abort: CancellationToken::new(),
             runtime: tokio::runtime::Handle::current(),
             pollers: Mutex::default(),
+            lag: None,
         })
     }
 
@@ -158,6 +166,7 @@ impl<T: Target> IdResolver<T> {
         };
         let (verdict, decided) = oneshot::channel();
         let acked = executed.done;
+        let adopted = self.lag.as_ref().and_then(|lag| lag.adopt(op, seq, acked));
         let waiting = Waiting { acked, deadline: acked + spec.timeout, probe: Waiter { select, verdict } };
         let read = Read {
             op,
@@ -177,13 +186,22 @@ impl<T: Target> IdResolver<T> {
                     _ = abort.cancelled() => {
                         figures.abandoned.fetch_add(1, Ordering::Relaxed);
                     }
-                    found = decided => match found {
-                        Ok((id, lag)) => resolver.keep(op, &name, id, lag),
-                        // The poller dropped it at its deadline.
-                        Err(_) => {
-                            figures.unresolved.fetch_add(1, Ordering::Relaxed);
+                    found = decided => {
+                        let lag = match found {
+                            Ok((id, lag)) => {
+                                resolver.keep(op, &name, id, lag);
+                                Some(lag)
+                            }
+                            // The poller dropped it at its deadline.
+                            Err(_) => {
+                                figures.unresolved.fetch_add(1, Ordering::Relaxed);
+                                None
+                            }
+                        };
+                        if let Some(adopted) = adopted {
+                            adopted.finish(lag).await;
                         }
-                    },
+                    }
                 }
             },
             &self.runtime,

@@ -335,14 +335,19 @@ async fn run_load<T: Target>(
     // Probes ride along: lag probes start after sampled commands, actions on their schedule.
     let (lag_tx, lag_rx) = mpsc::channel(LAG_CHANNEL);
     let lag = scenario.projection.as_ref().map(|spec| {
-        Arc::new(LagProbe::new(
+        let mut probe = LagProbe::new(
             executor.clone(),
             spec.clone(),
             scenario.operations.len(),
             scenario.seed,
             lag_tx.clone(),
             gauges.clone(),
-        ))
+        );
+        // A create whose id is found by reading is probed by that search (issue 31).
+        for (op, _) in scenario.operations.iter().enumerate().filter(|(_, o)| o.resolve.is_some()) {
+            probe.hand_over(op);
+        }
+        Arc::new(probe)
     });
     drop(lag_tx);
     // Late probes are recorded at the probe timeout (issue 12).
@@ -381,7 +386,10 @@ async fn run_load<T: Target>(
     let traffic = scenario.staleness.as_ref().and_then(|spec| {
         TrafficJudge::new(executor.clone(), spec, scenario.operations.len(), start + scenario.load.warmup).map(Arc::new)
     });
-    let resolver = IdResolver::new(executor.clone(), &scenario.operations).map(Arc::new);
+    let resolver = IdResolver::new(executor.clone(), &scenario.operations).map(|mut resolver| {
+        resolver.lag = lag.clone();
+        Arc::new(resolver)
+    });
     let observer = Arc::new(RunObserver {
         ledger: ledger_for(scenario).map(|(mut ledger, ledgered)| {
             ledger.origin = Some(start);

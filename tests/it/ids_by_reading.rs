@@ -7,11 +7,12 @@ use std::time::Duration;
 use crate::apps::tasks::{self, Projector};
 use crate::support::{bench, result_json, scenario};
 
-fn run_against(app: &crate::apps::App) -> (serde_json::Value, serde_json::Value, String) {
+fn run_against(app: &crate::apps::App, extra: &[&str]) -> (serde_json::Value, serde_json::Value, String) {
     let out = tempfile::tempdir().unwrap();
     let run = bench()
         .args(["run", "--target", &app.url, "--out"])
         .arg(out.path())
+        .args(extra)
         .arg(scenario("task-app.toml"))
         .assert()
         .success();
@@ -34,7 +35,7 @@ fn assert_commands_hit_existing_ids(result: &serde_json::Value, truth: &serde_js
 #[test]
 fn issue31_ids_of_empty_201_creates_are_found_by_reading() {
     let app = tasks::start(Projector { delay: Duration::from_millis(30), stop_after: None });
-    let (result, truth, stdout) = run_against(&app);
+    let (result, truth, stdout) = run_against(&app, &[]);
     let created = &result["created"]["create_task"];
     println!("truth {truth}\ncreated {created}");
     // Creates acknowledged = the app's creates; all projected, all resolved.
@@ -56,15 +57,22 @@ fn issue31_ids_of_empty_201_creates_are_found_by_reading() {
 #[test]
 fn issue31_ids_never_projected_are_unresolved_and_never_used() {
     let app = tasks::start(Projector { delay: Duration::from_millis(30), stop_after: Some(40) });
-    let (result, truth, stdout) = run_against(&app);
+    // Every create lag-probed: its probe is its id search (no second poll for it).
+    let probe_creates = ["--set", "projection.commands=[\"create_task\"]", "--set", "projection.sample=1.0"];
+    let (result, truth, stdout) = run_against(&app, &probe_creates);
     let created = &result["created"]["create_task"];
-    println!("truth {truth}\ncreated {created}");
+    let projection = &result["projection"];
+    println!("truth {truth}\ncreated {created}\nprojection {projection}");
     let (made, projected) = (truth["created"].as_u64().unwrap(), truth["projected"].as_u64().unwrap());
     assert_eq!(projected, 40, "{truth}");
     assert!(made > projected + 20, "the projector stopped mid-run: {truth}");
     assert_eq!(created["to_resolve"].as_u64(), Some(made));
     assert_eq!(created["resolved"].as_u64(), Some(projected));
     assert_eq!(created["unresolved"].as_u64(), Some(made - projected), "unresolved = creates never projected");
+    // The same searches are the creates' lag probes: late ones = creates never projected.
+    assert_eq!(projection["probes"].as_u64(), Some(made));
+    assert_eq!(projection["late"].as_u64(), Some(made - projected));
+    assert_eq!(projection["polls"], 0, "the lag probe polled nothing itself");
     // Only the 40 resolved ids were used: no command reached an unknown id, and every
     // read of a created key found its task.
     assert_commands_hit_existing_ids(&result, &truth);
