@@ -36,22 +36,23 @@ impl Checker<'_> {
             // A read-your-writes probe reading one key would read it right after the
             // create's answer, when the id is not known yet. (A `[projection]` probe of
             // such a create is its id search: `LagProbe::hand_over`.)
-            for (section, query, commands) in staleness.map(|s| ("[staleness]", s.query, &s.commands)) {
-                if commands.contains(&index) && !operations[query].is_keyless() {
-                    return Err(self
-                        .error(
-                            resolve,
-                            format!(
-                                "{section} reads `{}` with the key of `{}`, whose id is only found later by `resolve`",
-                                operations[query].name,
-                                raw_op.name.get_ref()
-                            ),
-                        )
-                        .with_hint(format!(
-                            "leave `{}` out of {section} commands, or read it with a query that lists everything",
+            if let Some(s) = staleness
+                && s.commands.contains(&index)
+                && !operations[s.query].is_keyless()
+            {
+                return Err(self
+                    .error(
+                        resolve,
+                        format!(
+                            "[staleness] reads `{}` with the key of `{}`, whose id is only found later by `resolve`",
+                            operations[s.query].name,
                             raw_op.name.get_ref()
-                        )));
-                }
+                        ),
+                    )
+                    .with_hint(format!(
+                        "leave `{}` out of [staleness] commands, or read it with a query that lists everything",
+                        raw_op.name.get_ref()
+                    )));
             }
             operations[index].resolve = Some(spec);
         }
