@@ -26,6 +26,11 @@ pub enum Command {
         /// and warn where a selector does not fit its shape.
         #[arg(long, value_name = "URL")]
         target: Option<String>,
+        /// With --target: send ONE create (the first command with `creates_key`; its id
+        /// found by reading when it has `resolve`) so queries on created keys can be
+        /// checked with an id the target made. It writes to the target.
+        #[arg(long, requires = "target")]
+        write_one: bool,
     },
     /// Rebuild plots, report.html and junit.xml of run folders from their result.json.
     Report {

@@ -53,7 +53,7 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
             let outcome = cqrs_bench::run(args, shutdown).await?;
             Ok(cqrs_bench::verdict_code(&outcome.result))
         }
-        Command::Validate { scenarios, overrides, target } => {
+        Command::Validate { scenarios, overrides, target, write_one } => {
             let mut code = exit::PASS;
             for path in &scenarios {
                 match cqrs_bench::scenario::load(path, &overrides) {
@@ -69,7 +69,14 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
                             eprintln!("warning: {}: {warning}", path.display());
                         }
                         if let Some(url) = &target {
-                            for warning in cqrs_bench::check_probe_answers(&scenario, url).await? {
+                            let checks = cqrs_bench::check_probe_answers(&scenario, url, write_one).await?;
+                            for note in &checks.notes {
+                                println!("{}: {note}", path.display());
+                            }
+                            for checked in &checks.checked {
+                                println!("{}: checked {checked}", path.display());
+                            }
+                            for warning in &checks.warnings {
                                 eprintln!("warning: {}: {warning}", path.display());
                             }
                         }

@@ -86,6 +86,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     };
     merged.projection = projection(&results, &mut warnings)?;
     merged.staleness = staleness(&results);
+    merged.created = created(&results);
     merged.probe_load = crate::results::probe_load(&merged);
     merged.events = sum_events(&results);
     merged.values = values(&results);
@@ -424,6 +425,31 @@ fn projection(results: &[&RunResult], warnings: &mut Vec<String>) -> anyhow::Res
         histogram: encode(&histogram),
         attribution: None,
     }))
+}
+
+/// Ids found by reading: counts added up; the lag percentiles are each shard's worst
+/// (the histograms are not kept), like the warmup's latency.
+fn created(results: &[&RunResult]) -> BTreeMap<String, crate::probe::resolve::ResolveStats> {
+    let mut merged: BTreeMap<String, crate::probe::resolve::ResolveStats> = BTreeMap::new();
+    for (op, c) in results.iter().flat_map(|r| &r.created) {
+        let Some(m) = merged.get_mut(op) else {
+            merged.insert(op.clone(), c.clone());
+            continue;
+        };
+        m.to_resolve += c.to_resolve;
+        m.resolved += c.resolved;
+        m.unresolved += c.unresolved;
+        m.abandoned += c.abandoned;
+        m.skipped += c.skipped;
+        m.not_kept += c.not_kept;
+        m.polls += c.polls;
+        m.poll_errors += c.poll_errors;
+        m.lag_ms = match (m.lag_ms.take(), &c.lag_ms) {
+            (Some(a), Some(b)) => Some(worst([&a, b].into_iter())),
+            (a, b) => a.or_else(|| b.clone()),
+        };
+    }
+    merged
 }
 
 fn staleness(results: &[&RunResult]) -> Option<StalenessStats> {

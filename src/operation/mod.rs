@@ -13,7 +13,7 @@ use std::time::Instant;
 
 pub use executor::{Executed, Executor, Outcome, PreparedOp};
 
-/// The header every probe request carries (`lag`, `staleness`, `verify`), so a target can
+/// The header every probe request carries (`lag`, `staleness`, `verify`, `resolve`), so a target can
 /// keep the harness's own reads out of its figures (the memory target does, for its
 /// stale-read truth). The mix's operations never carry it.
 pub const PROBE_HEADER: &str = "x-cqrs-bench-probe";
@@ -24,6 +24,8 @@ pub enum Probe {
     Lag,
     Staleness,
     Verify,
+    /// Reads that find the id of a create that answered none (`resolve`, issue 31).
+    Resolve,
 }
 
 impl Probe {
@@ -32,6 +34,7 @@ impl Probe {
             Probe::Lag => "lag",
             Probe::Staleness => "staleness",
             Probe::Verify => "verify",
+            Probe::Resolve => "resolve",
         }
     }
 }

@@ -96,6 +96,9 @@ pub struct LagProbe<T> {
     spec: ProjectionSpec,
     /// Per operation index: is it a probed command?
     probed: Vec<bool>,
+    /// Per operation index: a probed create whose id `resolve` finds: that search is its
+    /// probe (`adopt`), this probe sends nothing for it (issue 31).
+    adopted: Vec<bool>,
     sampling: super::Sampling,
     slots: Arc<Semaphore>,
     records: mpsc::Sender<LagRecord>,
@@ -153,6 +156,7 @@ impl<T: Target> LagProbe<T> {
             executor,
             sampling: sampling(&spec, seed),
             spec,
+            adopted: vec![false; probed.len()],
             probed,
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES)),
             records,
@@ -201,6 +205,25 @@ impl<T: Target> LagProbe<T> {
             },
             &self.runtime,
         );
+    }
+
+    /// Hands the probes of create `op` over to its id search (`resolve`): the poll that
+    /// finds its id is the one that shows it, so its lag is the search's time.
+    pub fn hand_over(&mut self, op: usize) {
+        if self.probed[op] {
+            self.probed[op] = false;
+            self.adopted[op] = true;
+        }
+    }
+
+    /// For a sampled create of a handed-over operation, acknowledged at `acked`: a probe
+    /// whose verdict the id search gives (`Adopted::finish`).
+    pub fn adopt(&self, op: usize, seq: u64, acked: Instant) -> Option<Adopted> {
+        if !self.adopted[op] || !self.sampled(seq) {
+            return None;
+        }
+        let running = Running::enter(self.gauges.clone(), self.outstanding.clone(), acked);
+        Some(Adopted { records: self.records.clone(), seq, acked, _running: running })
     }
 
     fn sampled(&self, seq: u64) -> bool {
@@ -362,6 +385,23 @@ impl<T: Target> LagProbe<T> {
             }
         }
         ToldTimes { received_us: first(&stages.received_at), applied_us: first(&stages.applied_at), other_event: false }
+    }
+}
+
+/// A lag probe whose verdict comes from elsewhere (a create's id search); dropped
+/// without `finish` (the run aborted), it records nothing, like an aborted probe.
+pub struct Adopted {
+    records: mpsc::Sender<LagRecord>,
+    seq: u64,
+    acked: Instant,
+    _running: Running,
+}
+
+impl Adopted {
+    /// Records the lag (`None`: not shown within the timeout, late).
+    pub async fn finish(self, lag: Option<Duration>) {
+        let record = LagRecord { seq: self.seq, acked: self.acked, lag, told: ToldTimes::default() };
+        let _ = self.records.send(record).await;
     }
 }
 

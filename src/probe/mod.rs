@@ -22,12 +22,14 @@ pub mod lag;
 pub mod lag_figures;
 pub mod ledger;
 pub mod reconcile;
+pub mod resolve;
 pub mod shape;
 pub mod shared_poll;
 pub mod stale_reads;
 pub mod staleness;
 pub mod values;
 pub mod verify;
+pub mod write_one;
 
 /// Which commands a probe samples: a fixed hash of (seed, seq) under a threshold, so the
 /// same commands are sampled in every run with this seed, and another part of the run

@@ -3,6 +3,11 @@
 //! holds on them (issue 12). These checks explain the mismatch on a sample answer:
 //! `validate --target` reads one answer of each probe query, `run` looks at the last
 //! answer of its first late probe.
+//!
+//! A query on created keys (`keys = "created"`) has no key to read until something is
+//! created: `validate --target --write-one` sends one create first (and finds its id by
+//! reading when the create has `resolve`), and its queries are read with that id;
+//! without it they are named as not checked, with the reason (issue 31, item 6).
 
 use serde_json::Value;
 
@@ -15,29 +20,50 @@ enum Check<'s> {
     Until(&'s Predicate),
     Refs(&'s Selector),
     Value(&'s Selector),
+    /// `[verify] count` rows of one command kind.
+    Count(&'s str, &'s Selector),
 }
 
 impl Check<'_> {
-    fn what(&self) -> &'static str {
+    fn what(&self) -> String {
         match self {
-            Check::Until(_) => "[projection] until",
-            Check::Refs(_) => "[verify] applied_refs",
-            Check::Value(_) => "[verify] value",
+            Check::Until(_) => "[projection] until".into(),
+            Check::Refs(_) => "[verify] applied_refs".into(),
+            Check::Value(_) => "[verify] value".into(),
+            Check::Count(command, _) => format!("[verify] count rows of `{command}`"),
         }
     }
 
     fn misfit(&self, json: &Value) -> Option<String> {
         match self {
             Check::Until(predicate) => predicate_misfit(predicate, json),
-            Check::Refs(selector) => refs_misfit(selector, json),
+            Check::Refs(selector) | Check::Count(_, selector) => refs_misfit(selector, json),
             Check::Value(selector) => value_misfit(selector, json),
         }
     }
 }
 
+/// The key queries on created keys are read with (`--write-one`), or why there is none.
+pub type CreatedSample = Result<String, String>;
+
+/// What `validate --target` found: the selectors it checked (and that fit), and a
+/// warning per selector that does not fit or could not be checked.
+#[derive(Debug, Default)]
+pub struct SampleChecks {
+    /// What was done to check (`--write-one: sent one …`).
+    pub notes: Vec<String>,
+    pub checked: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
 /// Reads one answer of each probe and verify query from `target` (GETs on the first
-/// `[mix]` key only: nothing is written) and returns a warning per selector that does not fit.
-pub async fn check_sample_answers(scenario: &Scenario, target: &impl Target) -> Vec<String> {
+/// `[mix]` key, and on `created`'s id for queries on created keys: nothing is written
+/// here) and says, per selector, that it fits, does not fit, or was not checked and why.
+pub async fn check_sample_answers(
+    scenario: &Scenario,
+    target: &impl Target,
+    created: Option<&CreatedSample>,
+) -> SampleChecks {
     use rand::SeedableRng as _;
     let mut checks = Vec::new();
     if let Some(p) = &scenario.projection {
@@ -46,15 +72,36 @@ pub async fn check_sample_answers(scenario: &Scenario, target: &impl Target) -> 
     if let Some(v) = &scenario.verify {
         checks.extend(v.applied_refs.as_ref().map(|refs| (v.query, Check::Refs(refs))));
         checks.extend(v.values.as_ref().map(|values| (v.query, Check::Value(&values.read))));
+        if let Some(count) = &v.count {
+            let rows = count.rows.iter();
+            checks.extend(rows.map(|(op, rows)| (count.query, Check::Count(&scenario.operations[*op].name, rows))));
+        }
     }
-    let key = format!("{}0", scenario.mix.keys.prefix);
-    let mut warnings = Vec::new();
+    let mix_key = format!("{}0", scenario.mix.keys.prefix);
+    let mut found = SampleChecks::default();
     for (query, check) in checks {
         let op = &scenario.operations[query];
-        if op.request.method != http::Method::GET || op.keys == KeySource::Created {
-            warnings.push(format!("{}: `{}` was not sampled (not a GET on a `[mix]` key)", check.what(), op.name));
+        if op.request.method != http::Method::GET {
+            found.warnings.push(format!("{}: `{}` was not sampled (not a GET)", check.what(), op.name));
             continue;
         }
+        let key = match (op.keys, created) {
+            (KeySource::Mix, _) => mix_key.clone(),
+            (KeySource::Created, Some(Ok(id))) => id.clone(),
+            (KeySource::Created, Some(Err(why))) => {
+                found.warnings.push(format!("{}: `{}` was not checked: {why}", check.what(), op.name));
+                continue;
+            }
+            (KeySource::Created, None) => {
+                found.warnings.push(format!(
+                    "{}: `{}` was not checked: it reads a created key, and nothing was created to read \
+                     ([[setup]] requests create none); pass --write-one to send one create and check on its id",
+                    check.what(),
+                    op.name
+                ));
+                continue;
+            }
+        };
         let captures = Vec::new();
         let ctx = crate::scenario::template::RenderContext { key: &key, op_ref: "", captures: &captures };
         let path = op.request.path.render(&ctx, &mut rand::rngs::SmallRng::seed_from_u64(0));
@@ -68,11 +115,12 @@ pub async fn check_sample_answers(scenario: &Scenario, target: &impl Target) -> 
                 Ok(json) => check.misfit(&json),
             },
         };
-        if let Some(why) = why {
-            warnings.push(format!("{} on `{}` (GET {path}): {why}", check.what(), op.name));
+        match why {
+            Some(why) => found.warnings.push(format!("{} on `{}` (GET {path}): {why}", check.what(), op.name)),
+            None => found.checked.push(format!("{} on `{}` (GET {path}): fits", check.what(), op.name)),
         }
     }
-    warnings
+    found
 }
 
 /// A warning when `predicate` cannot hold on answers shaped like `json`.

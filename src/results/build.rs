@@ -143,6 +143,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
             operations: if warmup.is_zero() { BTreeMap::new() } else { per_operation(&collected.warmup) },
         },
         projection: None,
+        created: outcome.probes.created.clone(),
         staleness: outcome.probes.staleness.as_ref().map(|s| staleness_stats(s, scenario)),
         probe_load: None,
         events: None,
@@ -171,12 +172,13 @@ pub const PROBE_LOAD_WARNING_SHARE: f64 = 0.10;
 
 /// The probes' requests against everything sent during the load; `None` without probes.
 pub fn probe_load(result: &RunResult) -> Option<ProbeLoad> {
-    if result.projection.is_none() && result.staleness.is_none() {
+    if result.projection.is_none() && result.staleness.is_none() && result.created.is_empty() {
         return None;
     }
     let lag_polls = result.projection.as_ref().map_or(0, |p| p.polls);
     let staleness_reads = result.staleness.as_ref().map_or(0, |s| s.reads);
-    let requests = lag_polls + staleness_reads;
+    let resolve_polls = result.created.values().map(|c| c.polls).sum::<u64>();
+    let requests = lag_polls + staleness_reads + resolve_polls;
     let operations: u64 =
         result.operations.values().map(|o| o.count).sum::<u64>() + result.warmup.count + result.throughput.unfinished;
     let all = requests + operations;
@@ -186,6 +188,7 @@ pub fn probe_load(result: &RunResult) -> Option<ProbeLoad> {
         share_of_requests: if all == 0 { 0.0 } else { requests as f64 / all as f64 },
         lag_polls,
         staleness_reads,
+        resolve_polls,
     })
 }
 

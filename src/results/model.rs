@@ -59,6 +59,11 @@ pub struct RunResult {
     /// The projection-lag probe (`[projection]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projection: Option<ProjectionStats>,
+    /// Ids of creates that answered none, found by reading (`resolve`, issue 31), by
+    /// create operation: how many were looked for, resolved, unresolved (never used),
+    /// and the acknowledgement → found lag. Absent without `resolve`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub created: BTreeMap<String, crate::probe::resolve::ResolveStats>,
     /// The read-your-writes probe (`[staleness]`): P(fresh) per delay after the ack.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staleness: Option<StalenessStats>,
@@ -424,6 +429,9 @@ pub struct ProbeLoad {
     pub lag_polls: u64,
     /// `staleness.reads`.
     pub staleness_reads: u64,
+    /// `created.<op>.polls`: reads that found the ids of creates (`resolve`).
+    #[serde(default)]
+    pub resolve_polls: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -34,6 +34,7 @@ use crate::probe::bus::{self as bus_probe, BusProbe};
 use crate::probe::lag::{self as lag_probe, LagProbe};
 use crate::probe::lag_figures::{self, Keep, LagCollecting, LagFigures};
 use crate::probe::ledger::Ledger;
+use crate::probe::resolve::IdResolver;
 use crate::probe::stale_reads::TrafficJudge;
 use crate::probe::staleness::StalenessProbe;
 use crate::probe::verify::{self, VerifyOutcome};
@@ -114,6 +115,8 @@ pub struct ProbeOutcome {
     pub bus: Option<BusOutcome>,
     pub verify: Option<VerifyOutcome>,
     pub actions: Vec<ActionRun>,
+    /// What became of the ids of creates that answered none (`resolve`), by operation.
+    pub created: std::collections::BTreeMap<String, crate::probe::resolve::ResolveStats>,
     /// Bytes held by the ledger of refs.
     pub ledger_bytes: usize,
 }
@@ -332,14 +335,19 @@ async fn run_load<T: Target>(
     // Probes ride along: lag probes start after sampled commands, actions on their schedule.
     let (lag_tx, lag_rx) = mpsc::channel(LAG_CHANNEL);
     let lag = scenario.projection.as_ref().map(|spec| {
-        Arc::new(LagProbe::new(
+        let mut probe = LagProbe::new(
             executor.clone(),
             spec.clone(),
             scenario.operations.len(),
             scenario.seed,
             lag_tx.clone(),
             gauges.clone(),
-        ))
+        );
+        // A create whose id is found by reading is probed by that search (issue 31).
+        for (op, _) in scenario.operations.iter().enumerate().filter(|(_, o)| o.resolve.is_some()) {
+            probe.hand_over(op);
+        }
+        Arc::new(probe)
     });
     drop(lag_tx);
     // Late probes are recorded at the probe timeout (issue 12).
@@ -378,6 +386,10 @@ async fn run_load<T: Target>(
     let traffic = scenario.staleness.as_ref().and_then(|spec| {
         TrafficJudge::new(executor.clone(), spec, scenario.operations.len(), start + scenario.load.warmup).map(Arc::new)
     });
+    let resolver = IdResolver::new(executor.clone(), &scenario.operations).map(|mut resolver| {
+        resolver.lag = lag.clone();
+        Arc::new(resolver)
+    });
     let observer = Arc::new(RunObserver {
         ledger: ledger_for(scenario).map(|(mut ledger, ledgered)| {
             ledger.origin = Some(start);
@@ -386,6 +398,7 @@ async fn run_load<T: Target>(
         lag: lag.clone(),
         staleness: staleness.clone(),
         traffic: traffic.clone(),
+        resolver: resolver.clone(),
     });
     let plan = LoadPlan {
         executor: executor.clone(),
@@ -422,6 +435,20 @@ async fn run_load<T: Target>(
         }
         _ => None,
     };
+    // Ids still looked for get the resolve timeout (the last create's id may be used by
+    // nothing, but it is counted as resolved or not).
+    let created_outcome = match &resolver {
+        Some(resolver) => {
+            let timeout = scenario.operations.iter().filter_map(|o| o.resolve.as_ref()).map(|r| r.timeout).max();
+            let grace =
+                if interrupted { Duration::from_secs(1) } else { timeout.unwrap_or_default() + Duration::from_secs(1) };
+            gauges.set_phase(Phase::Settling);
+            settle(&resolver.tracker, &resolver.abort, grace, &shutdown).await;
+            resolver.stats()
+        }
+        None => Default::default(),
+    };
+    drop(resolver);
     let staleness_outcome = match &staleness {
         Some(probe) => Some(finish_staleness(probe, traffic.as_deref(), scenario, interrupted, &shutdown).await),
         None => None,
@@ -432,6 +459,7 @@ async fn run_load<T: Target>(
     observer.lag = None;
     observer.staleness = None;
     observer.traffic = None;
+    observer.resolver = None;
     let lag_figures = lag_collecting.await.context("lag collector")?;
     let actions_ran = acting.await.context("actions")?;
 
@@ -488,6 +516,7 @@ async fn run_load<T: Target>(
             verify: verify_outcome,
             bus: bus_outcome,
             actions: actions_ran,
+            created: created_outcome,
             ledger_bytes,
         },
         totals,

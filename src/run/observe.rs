@@ -8,6 +8,7 @@ use crate::generator::Observer;
 use crate::operation::{Executed, Sample};
 use crate::probe::lag::LagProbe;
 use crate::probe::ledger::Ledger;
+use crate::probe::resolve::IdResolver;
 use crate::probe::stale_reads::TrafficJudge;
 use crate::probe::staleness::StalenessProbe;
 use crate::target::Target;
@@ -19,6 +20,8 @@ pub struct RunObserver<T> {
     pub lag: Option<Arc<LagProbe<T>>>,
     pub staleness: Option<Arc<StalenessProbe<T>>>,
     pub traffic: Option<Arc<TrafficJudge<T>>>,
+    /// Finds the ids of creates that answered none (`resolve`).
+    pub resolver: Option<Arc<IdResolver<T>>>,
 }
 
 impl<T: Target> Observer for RunObserver<T> {
@@ -36,6 +39,9 @@ impl<T: Target> Observer for RunObserver<T> {
         }
         if let Some(traffic) = &self.traffic {
             traffic.after(sample, executed);
+        }
+        if let Some(resolver) = &self.resolver {
+            resolver.after(sample.op, sample.seq, executed);
         }
     }
 }

@@ -16,6 +16,7 @@ use super::*;
 use crate::reference::{Faults, MemoryConfig, ProjectorWork, SlowCommands, Window};
 
 mod planning;
+mod resolve;
 mod staleness;
 pub use planning::{MAX_PROJECTORS, parse_projector_counts};
 
@@ -290,6 +291,7 @@ impl Checker<'_> {
         let verify = raw.verify.as_ref().map(|v| self.verify(v, &operations)).transpose()?;
         let staleness =
             raw.staleness.as_ref().map(|s| self.staleness(s, &operations, projection.as_ref())).transpose()?;
+        self.resolves(&raw, &mut operations, projection.as_ref(), staleness.as_ref())?;
         let bus = raw.bus.as_ref().map(|b| self.bus(b.get_ref(), target.timeout)).transpose()?;
         if bus.is_none()
             && let Some(op) = raw.command.iter().find(|c| c.kafka.is_some())
@@ -824,8 +826,10 @@ impl Checker<'_> {
                     .as_ref()
                     .map_or(Ok(Template::compile("{{key}}").expect("valid")), |key| self.template(key))?,
             });
-            return self
-                .keyed(raw, OperationSpec { name, kind, weight, request, keys: KeySource::Mix, creates_key: None });
+            return self.keyed(
+                raw,
+                OperationSpec { name, kind, weight, request, keys: KeySource::Mix, creates_key: None, resolve: None },
+            );
         }
         let path = raw.path.as_ref().ok_or_else(|| {
             self.error(
@@ -843,7 +847,10 @@ impl Checker<'_> {
             &raw.reject_status,
             &raw.capture,
         )?;
-        self.keyed(raw, OperationSpec { name, kind, weight, request, keys: KeySource::Mix, creates_key: None })
+        self.keyed(
+            raw,
+            OperationSpec { name, kind, weight, request, keys: KeySource::Mix, creates_key: None, resolve: None },
+        )
     }
 
     /// Operations on created keys need a creator, and something else to run while none exists.
@@ -887,11 +894,12 @@ impl Checker<'_> {
             };
         }
         if let Some(name) = &raw.creates_key {
-            if !op.request.captures.iter().any(|(n, _)| n == name.get_ref()) {
+            // With `resolve`, the name is the resolved id's (`{{capture.NAME}}` on the new key).
+            if raw.resolve.is_none() && !op.request.captures.iter().any(|(n, _)| n == name.get_ref()) {
                 return Err(self
                     .error(name, format!("`{}` is not one of this operation's captures", name.get_ref()))
                     .with_hint(format!(
-                        "add capture = {{ {} = \"header:location\" }} (or a body selector)",
+                        "add capture = {{ {} = \"header:location\" }} (or a body selector), or resolve = {{ query = \"...\", select = \"...\" }} to find it by reading",
                         name.get_ref()
                     )));
             }

@@ -178,6 +178,22 @@ pub struct OperationSpec {
     /// `creates_key = "NAME"`: the capture NAME of a successful answer is a new entity's
     /// id, usable as `{{key}}` by operations with `keys = "created"`.
     pub creates_key: Option<String>,
+    /// `resolve = { query, select }`: a create that answers no id has it found by reading.
+    pub resolve: Option<ResolveSpec>,
+}
+
+/// How the id of a create that answers none is found (issue 31, item 5): poll `query`
+/// until `select`, rendered with the create's `{{ref}}`, selects a value: that value is
+/// the new id. Polled like a lag probe, at `[projection]`'s interval and timeout.
+#[derive(Debug, Clone)]
+pub struct ResolveSpec {
+    /// Index of the `[[query]]` read.
+    pub query: usize,
+    /// A body selector, as a template (rendered once per create, then parsed).
+    pub select: Template,
+    pub poll_interval: Duration,
+    /// An id not found this long after the create's acknowledgement is unresolved.
+    pub timeout: Duration,
 }
 
 impl OperationSpec {

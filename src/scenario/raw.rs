@@ -209,6 +209,16 @@ pub struct RawOperation {
     pub keys: Option<S<String>>,
     /// The name of a capture that is a new entity's id.
     pub creates_key: Option<S<String>>,
+    /// `{ query, select }`: find the created id by reading (a create that answers no id).
+    pub resolve: Option<S<RawResolve>>,
+}
+
+/// `resolve = { query = "...", select = "..." }` on a `creates_key` command (issue 31).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResolve {
+    pub query: S<String>,
+    pub select: S<String>,
 }
 
 /// `reject = { ... }` / `conflict = { ... }` on an operation.

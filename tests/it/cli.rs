@@ -7,10 +7,11 @@ use crate::support::{bench, root};
 #[test]
 fn validate_accepts_the_shipped_scenarios() {
     bench()
-        .args(["validate", "scenarios/quickstart.toml", "scenarios/bank-http.toml"])
+        .args(["validate", "scenarios/quickstart.toml", "scenarios/bank-http.toml", "scenarios/tasks-nest.toml"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("quickstart.toml: ok"));
+        .stdout(predicate::str::contains("quickstart.toml: ok"))
+        .stdout(predicate::str::contains("tasks-nest.toml: ok"));
 }
 
 #[test]

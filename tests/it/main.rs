@@ -11,6 +11,7 @@ mod fuzz_corpus;
 mod gate;
 mod goodput_and_lag;
 mod hardening;
+mod ids_by_reading;
 mod kafka;
 mod layering;
 mod long_runs;

@@ -219,3 +219,21 @@ fn issue30_a_command_that_sets_the_number_is_accounted_and_one_left_out_is_warne
     assert_eq!(values["absent"], 0);
     run.code(1);
 }
+
+/// Issue 31, item 6: `validate --target` samples `[verify] count` row selectors too.
+#[test]
+fn issue31_validate_target_samples_count_rows() {
+    let app = wallet::start(wallet::Faults { stop_after: usize::MAX, hang_every: usize::MAX, hang: Duration::ZERO });
+    let out = bench()
+        .args(["validate", "--target", &app.url])
+        .arg(scenario("wallet-history.toml"))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    for kind in ["deposit", "withdraw"] {
+        let named = format!("[verify] count rows of `{kind}` on `get_history` (GET /wallets/w-0/history)");
+        assert!(stdout.contains(&named) || stderr.contains(&named), "{kind}: {stdout}\n{stderr}");
+    }
+}

@@ -6,6 +6,7 @@
 pub mod contended_wallet;
 pub mod journal;
 pub mod stock;
+pub mod tasks;
 pub mod todo;
 pub mod wallet;
 
