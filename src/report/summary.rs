@@ -336,6 +336,11 @@ pub fn projection_line(p: &ProjectionStats) -> String {
         (0, _) | (_, None) => format!("{} late", p.late),
         (n, Some(at)) => format!("{n} late (counted at the {} ms timeout)", fmt_ms(at)),
     };
+    // Issue 31: probes whose per-key expectation was not known, apart from the late ones.
+    let late = match p.ambiguous {
+        0 => late,
+        n => format!("{late}, {n} ambiguous (another command on the key overlapped: not probed)"),
+    };
     format!(
         "{} probes, p50 {}, p99 {}, max {} (resolution {} ms), {late}, {} probe polls ({} failed)",
         p.probes,
