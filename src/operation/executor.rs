@@ -220,7 +220,8 @@ impl<T: Target> Executor<T> {
             None => ValueChange::None,
         };
         let request_body = if spec.keep_body { request.body.clone() } else { None };
-        let flights = self.flights.as_deref().filter(|_| spec.watched && key != NO_KEY);
+        // A keyless command (a create) has no key yet: nothing on it can overlap.
+        let flights = self.flights.as_deref().filter(|_| spec.watched && !spec.keyless && key != NO_KEY);
         let departure = flights.map(|f| f.depart(key));
         let sent = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.target.send(request)).await;

@@ -501,4 +501,21 @@ mod tests {
         assert_eq!(cap("$.items").as_deref(), Some("[1,2]"));
         assert_eq!(cap("header:etag"), None);
     }
+
+    /// Issue 31: `{{key.expected}}` is a sum the harness made: equal within 1e-9, and the
+    /// facts parse only for a probe.
+    #[test]
+    fn an_expected_number_compares_within_rounding() {
+        let until = Predicate::parse_probe("/balance == {{key.expected}}").unwrap();
+        assert!(until.approximate);
+        let json = serde_json::json!({ "balance": 0.1 + 0.2 });
+        assert!(until.holds_on(&json, "0.3"));
+        assert!(!until.holds_on(&json, "0.31"));
+        let exact = Predicate::parse("/balance == 0.3").unwrap();
+        assert!(!exact.approximate && !exact.holds_on(&json, "0.3"));
+        let count = Predicate::parse_probe("count($[?@.operation=='CREDIT']) >= {{key.acked}}").unwrap();
+        let rows = serde_json::json!([{ "operation": "CREDIT" }, { "operation": "DEBIT" }, { "operation": "CREDIT" }]);
+        assert!(count.holds_on(&rows, "2") && !count.holds_on(&rows, "3"));
+        assert!(Predicate::parse("/balance == {{key.expected}}").unwrap_err().contains("only `[projection] until`"));
+    }
 }
