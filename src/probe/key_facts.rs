@@ -224,4 +224,21 @@ mod tests {
         let (_, waiting) = facts.record(false, &executed(1, Outcome::Ok, ValueChange::Add(1.0))).unwrap();
         assert!(waiting.is_empty(), "a finished probe is forgotten");
     }
+
+    #[test]
+    fn renders_the_facts_of_one_command() {
+        let captures = vec![("v".to_owned(), "7".to_owned())];
+        let body = serde_json::from_str(r#"{"amount": 12.5, "note": {"text": "hi"}}"#).ok();
+        let facts = CommandFacts {
+            captures: &captures,
+            snapshot: Some(Snapshot { acked: 3, expected: Some(0.1 + 0.2) }),
+            body,
+        };
+        assert_eq!(facts.fact(&FactName::KeyAcked).as_deref(), Some("3"));
+        assert_eq!(facts.fact(&FactName::KeyExpected(None)).as_deref(), Some("0.30000000000000004"));
+        assert_eq!(facts.fact(&FactName::Body("/amount".into())).as_deref(), Some("12.5"));
+        assert_eq!(facts.fact(&FactName::Body("/note/text".into())).as_deref(), Some("hi"));
+        assert_eq!(facts.fact(&FactName::Body("/nothing".into())), None);
+        assert_eq!(facts.capture("v"), Some("7"));
+    }
 }

@@ -632,6 +632,8 @@ mod tests {
             "{line}"
         );
         let lag_ms = Percentiles { p99: 40.0, max: 52.0, ..Default::default() };
+        let ambiguous = ProjectionStats { ambiguous: 3, ..projection.clone() };
+        assert!(projection_line(&ambiguous).contains("4 late (counted at the 10000 ms timeout), 3 ambiguous"));
         let visible = ProjectionStats { late: 0, lag_ms, ..projection };
         assert!(projection_line(&visible).contains("p99 40.0 ms, max 52.0 ms (resolution 5.00 ms), 0 late,"));
     }

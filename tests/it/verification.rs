@@ -260,6 +260,8 @@ fn issue31_lag_probes_on_a_balance_and_a_history_without_refs() {
         assert_eq!(figure(&projection["probes"]) + figure(&projection["ambiguous"]), acked, "{projection}");
         assert_eq!(projection["late"], truth["lag_unprojected"], "late = never projected: {projection}");
         assert_eq!(projection["ambiguous"], truth["lag_ambiguous"], "{projection}");
+        let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+        assert!(html.contains(&format!("{} ambiguous", truth["lag_ambiguous"])), "named in report.html");
         // Verification beside it: the same truths as without probes.
         let (values, counts) = (&result["values"], &result["counts"]);
         assert_eq!(values["absent"], truth["absent_keys"], "{values}");
