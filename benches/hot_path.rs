@@ -69,6 +69,7 @@ fn executor() -> Executor<AnswersAtOnce> {
         captures: None,
         created: Arc::new(CreatedKeys::default()),
         next_seq: AtomicU64::new(1),
+        flights: None,
     }
 }
 

@@ -416,6 +416,7 @@ fn projection(results: &[&RunResult], warnings: &mut Vec<String>) -> anyhow::Res
         probes: all.iter().map(|p| p.probes).sum(),
         late: all.iter().map(|p| p.late).sum(),
         skipped: all.iter().map(|p| p.skipped).sum(),
+        ambiguous: all.iter().map(|p| p.ambiguous).sum(),
         polls: all.iter().map(|p| p.polls).sum(),
         poll_errors: all.iter().map(|p| p.poll_errors).sum(),
         resolution_ms: first.resolution_ms,

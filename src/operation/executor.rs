@@ -12,6 +12,7 @@ use rand::rngs::SmallRng;
 
 use super::captures::{self, CaptureStore};
 use super::created::{CreatedKeys, NO_KEY};
+use super::flights::KeyFlights;
 use super::{PROBE_HEADER, Probe, Sample, ValueChange};
 use crate::refs::OpRef;
 use crate::scenario::template::{CaptureLookup, RenderContext, Template};
@@ -65,6 +66,11 @@ pub struct PreparedOp {
     creates_key: Option<String>,
     /// `[verify] deltas`: this command's change to the read model's number.
     pub delta: Option<Delta>,
+    /// Its overlaps with other commands on its key are tracked (`Executor::flights`),
+    /// for lag probes that read `{{key.acked}}` or `{{key.expected}}` (issue 31).
+    pub watched: bool,
+    /// Its request body is kept in `Executed` (`{{body./pointer}}` in `until`).
+    pub keep_body: bool,
     /// (topic, key template) for commands produced to Kafka.
     kafka: Option<(String, Template)>,
 }
@@ -97,6 +103,8 @@ impl PreparedOp {
             keyless: !spec.templates().any(|t| t.uses_key()),
             creates_key: None,
             delta: None,
+            watched: false,
+            keep_body: false,
             kafka: spec.kafka.as_ref().map(|k| (k.topic.clone(), k.key.clone())),
         })
     }
@@ -145,6 +153,8 @@ pub struct Executor<T> {
     pub created: Arc<CreatedKeys>,
     /// Sequence number of the next operation (setup and load share it, so refs never repeat).
     pub next_seq: std::sync::atomic::AtomicU64,
+    /// Overlaps of `watched` commands on their keys, when a lag probe needs them.
+    pub flights: Option<Arc<KeyFlights>>,
 }
 
 /// Timing and result of one executed operation.
@@ -160,6 +170,11 @@ pub struct Executed {
     pub key: u64,
     /// Its `[verify] deltas` change.
     pub change: ValueChange,
+    /// Another watched command on its key overlapped it, or one before it got no answer
+    /// (see `flights`); false when not watched.
+    pub overlapped: bool,
+    /// The request body sent, when the operation keeps it (`PreparedOp::keep_body`).
+    pub request_body: Option<String>,
 }
 
 impl Executed {
@@ -204,6 +219,10 @@ impl<T: Target> Executor<T> {
             Some(delta) => request.body.as_deref().map_or(ValueChange::Unknown, |b| delta.of_body(b)),
             None => ValueChange::None,
         };
+        let request_body = if spec.keep_body { request.body.clone() } else { None };
+        // A keyless command (a create) has no key yet: nothing on it can overlap.
+        let flights = self.flights.as_deref().filter(|_| spec.watched && !spec.keyless && key != NO_KEY);
+        let departure = flights.map(|f| f.depart(key));
         let sent = Instant::now();
         let result = tokio::time::timeout(self.timeout, self.target.send(request)).await;
         let read = Instant::now();
@@ -217,6 +236,10 @@ impl<T: Target> Executor<T> {
             Err(_elapsed) => (Outcome::Failed(Failure::Timeout), None),
             Ok(Err(failure)) => (Outcome::Failed(failure), None),
             Ok(Ok(reply)) => (spec.classify(reply.status, &reply.body), Some(reply)),
+        };
+        let overlapped = match (flights, departure) {
+            (Some(flights), Some(departure)) => flights.land(departure, outcome.answered()),
+            _ => false,
         };
         let captured = match &reply {
             Some(reply) if outcome == Outcome::Ok && !spec.captures.is_empty() => {
@@ -234,7 +257,7 @@ impl<T: Target> Executor<T> {
             store.put(key, captured.clone());
         }
         let body = reply.map_or_else(bytes::Bytes::new, |r| r.body);
-        Executed { sent, done, outcome, body, captured, key, change }
+        Executed { sent, done, outcome, body, captured, key, change, overlapped, request_body }
     }
 
     /// Sends operation `op` for a probe: same rendering, no figures, the command's own

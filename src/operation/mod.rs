@@ -8,6 +8,7 @@
 pub mod captures;
 pub mod created;
 pub mod executor;
+pub mod flights;
 
 use std::time::Instant;
 

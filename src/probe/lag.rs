@@ -25,6 +25,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::key_facts::{CommandFacts, FactsUsed, KeyFacts, LaterStates, MAX_LATER_STATES};
 use super::lag_figures::Outstanding;
 use super::shared_poll::{Board, Waiting};
 use crate::live::Gauges;
@@ -114,6 +115,12 @@ pub struct LagProbe<T> {
     pub polls: AtomicU64,
     pub poll_errors: AtomicU64,
     pub skipped: AtomicU64,
+    /// Sampled commands not probed because their `{{key.acked}}`/`{{key.expected}}` is not
+    /// known: another command on the key overlapped them (issue 31, `key_facts`).
+    pub ambiguous: AtomicU64,
+    /// What `until` reads of the probed command, and per key what was acknowledged.
+    facts_used: FactsUsed,
+    facts: Option<KeyFacts>,
     /// Why the predicate may never hold, from the first late probe's last answer.
     pub misfit: std::sync::OnceLock<String>,
     /// The pollers running, by the identity of their read: where a probe joins one.
@@ -135,6 +142,9 @@ struct Waiter {
     seq: u64,
     /// `until`'s value, rendered for this probe's command.
     expected: String,
+    /// `until`'s value rendered for commands acknowledged later on the key (a read model
+    /// showing their state has applied this one: `key_facts`).
+    later: Option<Arc<LaterStates>>,
     verdict: oneshot::Sender<(Option<Duration>, ToldTimes)>,
 }
 
@@ -147,7 +157,9 @@ impl<T: Target> LagProbe<T> {
         seed: u64,
         records: mpsc::Sender<LagRecord>,
         gauges: Arc<Gauges>,
+        verify: Option<&crate::scenario::VerifySpec>,
     ) -> LagProbe<T> {
+        let facts_used = FactsUsed::of(&spec);
         let mut probed = vec![false; operations];
         for &op in &spec.commands {
             probed[op] = true;
@@ -168,6 +180,9 @@ impl<T: Target> LagProbe<T> {
             polls: AtomicU64::new(0),
             poll_errors: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            ambiguous: AtomicU64::new(0),
+            facts: facts_used.per_key().then(|| KeyFacts::new(facts_used, verify)),
+            facts_used,
             misfit: std::sync::OnceLock::new(),
             pollers: Mutex::default(),
         }
@@ -177,18 +192,39 @@ impl<T: Target> LagProbe<T> {
     pub fn after(self: &Arc<Self>, op: usize, seq: u64, executed: &Executed) {
         // The key the command ended up on (a create's new id, for `creates_key`).
         let key = executed.key;
+        // Every acknowledged command that changes what `until` reads adds to its key's
+        // facts, sampled or not; probes waiting on the key take its state as a later one.
+        let facts = self.facts.as_ref().and_then(|f| f.record(self.probed[op], executed));
+        if let Some((snapshot, waiting)) = &facts
+            && !waiting.is_empty()
+        {
+            let state = self.render_until(seq, executed, Some(*snapshot));
+            for later in waiting {
+                let mut states = later.lock().unwrap_or_else(|e| e.into_inner());
+                if states.len() < MAX_LATER_STATES {
+                    states.push(state.clone());
+                }
+            }
+        }
+        // A refusal or conflict has no event: it is never probed (issue 31).
         if !self.probed[op] || executed.outcome != Outcome::Ok || !self.sampled(seq) {
+            return;
+        }
+        let snapshot = facts.map(|(snapshot, _)| snapshot);
+        if self.facts_used.per_key()
+            && (executed.overlapped || (self.facts_used.expected && snapshot.is_none_or(|s| s.expected.is_none())))
+        {
+            self.ambiguous.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        // The predicate's value is rendered once, with the command's key, ref and captures.
-        let key_text = self.executor.key_text(key);
-        let op_ref = self.executor.ref_text(seq);
-        let ctx = RenderContext { key: &key_text, op_ref: &op_ref, captures: &executed.captured };
-        let expected = self.spec.until.value.render(&ctx, &mut SmallRng::seed_from_u64(seq));
+        // The predicate's value is rendered once, with the command's key, ref, captures
+        // and facts.
+        let expected = self.render_until(seq, executed, snapshot);
+        let later = self.facts.as_ref().and_then(|f| f.watch(key));
         let (probe, acked, captured) = (self.clone(), executed.done, executed.captured.clone());
         let abort = self.abort.clone();
         let running = Running::enter(self.gauges.clone(), self.outstanding.clone(), acked);
@@ -198,7 +234,7 @@ impl<T: Target> LagProbe<T> {
                 tokio::select! {
                     biased;
                     _ = abort.cancelled() => {}
-                    (lag, told) = probe.wait_until_visible(key, seq, acked, expected, &captured) => {
+                    (lag, told) = probe.wait_until_visible(key, seq, acked, (expected, later), &captured) => {
                         let _ = probe.records.send(LagRecord { seq, acked, lag, told }).await;
                     }
                 }
@@ -228,6 +264,19 @@ impl<T: Target> LagProbe<T> {
 
     fn sampled(&self, seq: u64) -> bool {
         self.sampling.picks(seq)
+    }
+
+    /// `until`'s value for command `seq`: its key, ref, captures and facts.
+    fn render_until(&self, seq: u64, executed: &Executed, snapshot: Option<super::key_facts::Snapshot>) -> String {
+        let key_text = self.executor.key_text(executed.key);
+        let op_ref = self.executor.ref_text(seq);
+        let body = match (&executed.request_body, self.facts_used.body) {
+            (Some(body), true) => serde_json::from_str(body).ok(),
+            _ => None,
+        };
+        let lookup = CommandFacts { captures: &executed.captured, snapshot, body };
+        let ctx = RenderContext { key: &key_text, op_ref: &op_ref, captures: &lookup };
+        self.spec.until.value.render(&ctx, &mut SmallRng::seed_from_u64(seq))
     }
 
     /// On the first late probe: why might `until` never hold on such answers? (issue 12:
@@ -263,12 +312,12 @@ impl<T: Target> LagProbe<T> {
         key: u64,
         seq: u64,
         acked: Instant,
-        expected: String,
+        (expected, later): (String, Option<Arc<LaterStates>>),
         captured: &[(String, String)],
     ) -> (Option<Duration>, ToldTimes) {
         let (verdict, decided) = oneshot::channel();
         let deadline = acked + self.spec.timeout;
-        self.join_poller(key, captured, Waiting { acked, deadline, probe: Waiter { seq, expected, verdict } });
+        self.join_poller(key, captured, Waiting { acked, deadline, probe: Waiter { seq, expected, later, verdict } });
         decided.await.unwrap_or_default() // no verdict: the run is aborting
     }
 
@@ -362,7 +411,13 @@ impl<T: Target> LagProbe<T> {
         let Ok(json) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
             return;
         };
-        let shown = board.answered(sent, |waiter| self.spec.until.holds_on(&json, &waiter.expected));
+        let until = &self.spec.until;
+        let shown = board.answered(sent, |waiter| {
+            until.holds_on(&json, &waiter.expected)
+                || waiter.later.as_ref().is_some_and(|later| {
+                    later.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|state| until.holds_on(&json, state))
+                })
+        });
         for (waiter, lag) in shown {
             let _ = waiter.verdict.send((Some(lag), self.told_times(&json, waiter.seq)));
         }

@@ -18,6 +18,7 @@ pub mod actions;
 pub mod attribution;
 pub mod bus;
 pub mod counts;
+pub mod key_facts;
 pub mod lag;
 pub mod lag_figures;
 pub mod ledger;

@@ -46,6 +46,7 @@ pub async fn write_one<T: Target>(scenario: &Scenario, target: Arc<T>) -> anyhow
         captures: Some(Arc::new(captures::CaptureStore::new())),
         created: Arc::new(CreatedKeys::default()),
         next_seq: AtomicU64::new(1),
+        flights: None,
     });
     // A keyless create (the server makes the id) has no key; one under a `[mix]` key gets the first.
     let key = if spec.is_keyless() { NO_KEY } else { 0 };

@@ -339,6 +339,11 @@ pub fn projection_line(p: &ProjectionStats) -> String {
         (0, _) | (_, None) => format!("{} late", p.late),
         (n, Some(at)) => format!("{n} late (counted at the {} ms timeout)", fmt_ms(at)),
     };
+    // Issue 31: probes whose per-key expectation was not known, apart from the late ones.
+    let late = match p.ambiguous {
+        0 => late,
+        n => format!("{late}, {n} ambiguous (another command on the key overlapped: not probed)"),
+    };
     format!(
         "{} probes, p50 {}, p99 {}, max {} (resolution {} ms), {late}, {} probe polls ({} failed)",
         p.probes,
@@ -664,6 +669,8 @@ mod tests {
             "{line}"
         );
         let lag_ms = Percentiles { p99: 40.0, max: 52.0, ..Default::default() };
+        let ambiguous = ProjectionStats { ambiguous: 3, ..projection.clone() };
+        assert!(projection_line(&ambiguous).contains("4 late (counted at the 10000 ms timeout), 3 ambiguous"));
         let visible = ProjectionStats { late: 0, lag_ms, ..projection };
         assert!(projection_line(&visible).contains("p99 40.0 ms, max 52.0 ms (resolution 5.00 ms), 0 late,"));
     }

@@ -215,6 +215,7 @@ fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome
             probes: figures.probes,
             late: figures.late,
             skipped: lag.skipped,
+            ambiguous: lag.ambiguous,
             polls: lag.polls,
             poll_errors: lag.poll_errors,
             resolution_ms: lag.resolution.as_secs_f64() * 1000.0,

@@ -390,6 +390,12 @@ pub struct ProjectionStats {
     pub late: u64,
     /// Sampled commands not probed because too many probes were running.
     pub skipped: u64,
+    /// Sampled commands not probed because `until` reads `{{key.acked}}` or
+    /// `{{key.expected}}` and another command on their key overlapped them, or one before
+    /// them got no answer: what the read model must show after them is not known (issue 31).
+    /// Neither visible nor late, and not in the lag figures.
+    #[serde(default)]
+    pub ambiguous: u64,
     /// Probe polls sent (probe load, not part of the query figures).
     pub polls: u64,
     pub poll_errors: u64,

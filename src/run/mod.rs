@@ -150,6 +150,8 @@ pub struct LagOutcome {
     pub polls: u64,
     pub poll_errors: u64,
     pub skipped: u64,
+    /// Sampled commands whose per-key facts were not known (issue 31).
+    pub ambiguous: u64,
     pub resolution: Duration,
     /// Why `until` may never hold (from the first late probe), if it looked so.
     pub misfit: Option<String>,
@@ -236,7 +238,23 @@ pub async fn drive<T: Target>(
     // Setup and load share one capture store and one sequence space.
     let captures = wants_captures.then(|| Arc::new(captures::CaptureStore::new()));
     let created = Arc::new(created::CreatedKeys::default());
-    let executor = |ops| {
+    // Lag probes that read the probed command's facts (issue 31): the commands that change
+    // what `until` reads are watched for overlaps, the probed ones keep their bodies.
+    let facts = scenario.projection.as_ref().map(crate::probe::key_facts::FactsUsed::of).unwrap_or_default();
+    if let Some(projection) = scenario.projection.as_ref().filter(|_| facts.per_key()) {
+        for op in &mut load_ops {
+            op.watched |= op.delta.is_some();
+        }
+        for &op in &projection.commands {
+            load_ops[op].watched = true;
+        }
+    }
+    if let Some(projection) = scenario.projection.as_ref().filter(|_| facts.body) {
+        for &op in &projection.commands {
+            load_ops[op].keep_body = true;
+        }
+    }
+    let executor = |ops, flights| {
         Arc::new(Executor {
             target: target.clone(),
             ops,
@@ -248,10 +266,11 @@ pub async fn drive<T: Target>(
             captures: captures.clone(),
             created: created.clone(),
             next_seq: AtomicU64::new(1),
+            flights,
         })
     };
-    let setup_exec = executor(setup_ops);
-    let load_exec = executor(load_ops);
+    let setup_exec = executor(setup_ops, None);
+    let load_exec = executor(load_ops, facts.per_key().then(Arc::default));
 
     let setup = setup::run(scenario, &setup_exec, threads, &shutdown).await?;
     load_exec.next_seq.store(setup_exec.next_seq.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -342,6 +361,7 @@ async fn run_load<T: Target>(
             scenario.seed,
             lag_tx.clone(),
             gauges.clone(),
+            scenario.verify.as_ref(),
         );
         // A create whose id is found by reading is probed by that search (issue 31).
         for (op, _) in scenario.operations.iter().enumerate().filter(|(_, o)| o.resolve.is_some()) {
@@ -429,6 +449,7 @@ async fn run_load<T: Target>(
                 probe.polls.load(Ordering::Relaxed),
                 probe.poll_errors.load(Ordering::Relaxed),
                 probe.skipped.load(Ordering::Relaxed),
+                probe.ambiguous.load(Ordering::Relaxed),
                 spec.poll_interval,
                 probe.misfit.get().cloned(),
             ))
@@ -504,11 +525,12 @@ async fn run_load<T: Target>(
     dispatched.dropped_measured += never_sent;
     Ok(LoadOutcome {
         probes: ProbeOutcome {
-            lag: lag_outcome.map(|(polls, poll_errors, skipped, resolution, misfit)| LagOutcome {
+            lag: lag_outcome.map(|(polls, poll_errors, skipped, ambiguous, resolution, misfit)| LagOutcome {
                 figures: lag_figures,
                 polls,
                 poll_errors,
                 skipped,
+                ambiguous,
                 resolution,
                 misfit,
             }),

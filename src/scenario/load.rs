@@ -15,6 +15,7 @@ use super::template::Template;
 use super::*;
 use crate::reference::{Faults, MemoryConfig, ProjectorWork, SlowCommands, Window};
 
+mod facts;
 mod planning;
 mod resolve;
 mod staleness;
@@ -289,6 +290,12 @@ impl Checker<'_> {
         }
         let projection = raw.projection.as_ref().map(|p| self.projection(p, &operations)).transpose()?;
         let verify = raw.verify.as_ref().map(|v| self.verify(v, &operations)).transpose()?;
+        if let (Some(raw), Some(spec)) = (&raw.projection, &projection) {
+            self.check_probe_facts(raw, spec, verify.as_ref(), &operations)?;
+        }
+        if let Some(raw) = &raw.staleness {
+            self.check_staleness_facts(raw, projection.as_ref())?;
+        }
         let staleness =
             raw.staleness.as_ref().map(|s| self.staleness(s, &operations, projection.as_ref())).transpose()?;
         self.resolves(&raw, &mut operations, projection.as_ref(), staleness.as_ref())?;
@@ -945,7 +952,8 @@ impl Checker<'_> {
             commands,
             sample,
             query,
-            until: self.predicate(&p.until)?,
+            until: Predicate::parse_probe(p.until.get_ref())
+                .map_err(|m| self.error(&p.until, m).with_hint(selector::PREDICATE_HINT))?,
             poll_interval,
             timeout: self.duration_or(&p.timeout, Duration::from_secs(10))?,
             stages: match &p.stages {

@@ -22,6 +22,9 @@
 //! | `count(SEL) OP N`         | the number of selected values compares so             |
 //!
 //! VALUE and REGEX are templates (`{{ref}}`, `{{key}}`, `{{capture.NAME}}`), rendered once per probe.
+//! In `[projection] until` (issue 31) also `{{key.acked}}`, `{{key.expected}}` and
+//! `{{body./pointer}}`; a predicate whose value is `{{key.expected}}` compares numbers for
+//! equality within a relative 1e-9, like `[verify] value` (sums of decimal amounts).
 
 use serde_json::Value;
 use serde_json_path::JsonPath;
@@ -147,6 +150,9 @@ pub struct Predicate {
     pub test: Test,
     /// The right-hand side (rendered once per probe).
     pub value: Template,
+    /// `==`/`!=` on numbers within a relative 1e-9: the value is a sum the harness made
+    /// (`{{key.expected}}`), which the read model may have added in another order.
+    pub approximate: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +205,23 @@ impl Predicate {
     /// Parses `SELECTOR contains VALUE`, `SELECTOR matches REGEX`, `SELECTOR OP VALUE`,
     /// `count(SELECTOR) OP N`. The error is a message without location.
     pub fn parse(text: &str) -> Result<Predicate, String> {
+        Predicate::parse_with(text, false)
+    }
+
+    /// Parses `[projection] until`: its value may read the probed command's facts
+    /// (`{{key.acked}}`, `{{key.expected}}`, `{{body./pointer}}`, issue 31).
+    pub fn parse_probe(text: &str) -> Result<Predicate, String> {
+        Predicate::parse_with(text, true)
+    }
+
+    fn parse_with(text: &str, facts: bool) -> Result<Predicate, String> {
+        let mut predicate = Predicate::parse_text(text, facts)?;
+        predicate.approximate = predicate.value.facts().any(|f| matches!(f, super::template::FactName::KeyExpected(_)));
+        Ok(predicate)
+    }
+
+    fn parse_text(text: &str, facts: bool) -> Result<Predicate, String> {
+        let compile = |text: &str| compile(text, facts);
         let text = text.trim();
         if let Some(rest) = text.strip_prefix("count(") {
             let close = rest.find(')').ok_or("`count(` has no closing `)`")?;
@@ -208,7 +231,12 @@ impl Predicate {
                 .iter()
                 .find_map(|(word, c)| rest.strip_prefix(word).map(|v| (*c, v.trim())))
                 .ok_or_else(|| format!("after `count(…)` expected a comparison (==, >=, …), found `{rest}`"))?;
-            return Ok(Predicate { selector, test: Test::Count(comparison), value: compile(value)? });
+            return Ok(Predicate {
+                selector,
+                test: Test::Count(comparison),
+                value: compile(value)?,
+                approximate: false,
+            });
         }
         for (word, test) in [(" contains ", Test::Contains), (" matches ", Test::Matches)] {
             if let Some((selector, value)) = text.split_once(word) {
@@ -219,7 +247,7 @@ impl Predicate {
                 {
                     regex::Regex::new(literal).map_err(|e| format!("`{literal}` is not a regular expression: {e}"))?;
                 }
-                return Ok(Predicate { selector, test, value });
+                return Ok(Predicate { selector, test, value, approximate: false });
             }
         }
         // `SELECTOR OP VALUE`: the first ` OP ` outside brackets and quotes (a JSONPath
@@ -229,7 +257,7 @@ impl Predicate {
         };
         let selector = Selector::parse(&text[..at], Scope::Body)?;
         let value = compile(text[at + len + 2..].trim())?;
-        Ok(Predicate { selector, test: Test::Compare(comparison), value })
+        Ok(Predicate { selector, test: Test::Compare(comparison), value, approximate: false })
     }
 
     /// Does a JSON answer satisfy the predicate, with its value rendered as `expected`?
@@ -248,6 +276,7 @@ impl Predicate {
                 Ok(re) => selected.iter().any(|v| matches!(v, Value::String(s) if re.is_match(s))),
                 Err(_) => false,
             },
+            Test::Compare(c) if self.approximate => selected.iter().any(|v| compare_approximately(v, expected, c)),
             Test::Compare(c) => selected.iter().any(|v| compare(v, expected, c)),
             Test::Count(c) => expected
                 .trim()
@@ -283,7 +312,7 @@ fn operator_outside_brackets(text: &str) -> Option<(usize, usize, Comparison)> {
     None
 }
 
-fn compile(text: &str) -> Result<Template, String> {
+fn compile(text: &str, facts: bool) -> Result<Template, String> {
     let text = text.trim();
     // A quoted right-hand side: the quotes are not part of the value.
     let text = text
@@ -291,7 +320,8 @@ fn compile(text: &str) -> Result<Template, String> {
         .and_then(|t| t.strip_suffix('"'))
         .or_else(|| text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')))
         .unwrap_or(text);
-    Template::compile(text).map_err(|e| format!("template error: {}", e.message))
+    let compiled = if facts { Template::compile_probe(text) } else { Template::compile(text) };
+    compiled.map_err(|e| format!("template error: {}", e.message))
 }
 
 /// `value` holds `expected` anywhere inside it: an equal scalar, or a string with
@@ -334,6 +364,18 @@ fn compare(value: &Value, expected: &str, comparison: Comparison) -> bool {
         Comparison::NotEqual => text != expected,
         _ => false,
     }
+}
+
+/// [`compare`], with numbers equal within a relative 1e-9 (the tolerance of `[verify]
+/// value`): 0.1 + 0.2 equals 0.3.
+fn compare_approximately(value: &Value, expected: &str, comparison: Comparison) -> bool {
+    if let (Some(a), Ok(b), Comparison::Equal | Comparison::NotEqual) =
+        (number(value), expected.trim().parse::<f64>(), comparison)
+    {
+        let equal = (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+        return equal == (comparison == Comparison::Equal);
+    }
+    compare(value, expected, comparison)
 }
 
 /// A number, or a string that reads as one.
@@ -458,5 +500,22 @@ mod tests {
         assert_eq!(cap("/id").as_deref(), Some("7"));
         assert_eq!(cap("$.items").as_deref(), Some("[1,2]"));
         assert_eq!(cap("header:etag"), None);
+    }
+
+    /// Issue 31: `{{key.expected}}` is a sum the harness made: equal within 1e-9, and the
+    /// facts parse only for a probe.
+    #[test]
+    fn an_expected_number_compares_within_rounding() {
+        let until = Predicate::parse_probe("/balance == {{key.expected}}").unwrap();
+        assert!(until.approximate);
+        let json = serde_json::json!({ "balance": 0.1 + 0.2 });
+        assert!(until.holds_on(&json, "0.3"));
+        assert!(!until.holds_on(&json, "0.31"));
+        let exact = Predicate::parse("/balance == 0.3").unwrap();
+        assert!(!exact.approximate && !exact.holds_on(&json, "0.3"));
+        let count = Predicate::parse_probe("count($[?@.operation=='CREDIT']) >= {{key.acked}}").unwrap();
+        let rows = serde_json::json!([{ "operation": "CREDIT" }, { "operation": "DEBIT" }, { "operation": "CREDIT" }]);
+        assert!(count.holds_on(&rows, "2") && !count.holds_on(&rows, "3"));
+        assert!(Predicate::parse("/balance == {{key.expected}}").unwrap_err().contains("only `[projection] until`"));
     }
 }

@@ -14,6 +14,16 @@
 //! | `{{now_ms}}`        | wall-clock Unix time in milliseconds at render time      |
 //! | `{{bytes N}}`       | N characters of filler                                   |
 //! | `{{capture.NAME}}`  | the latest value captured as NAME for this key ("" if none yet) |
+//!
+//! Only in `[projection] until` (issue 31, [`Template::compile_probe`]): facts of the probed
+//! command that the harness computes itself.
+//!
+//! | template              | renders                                                |
+//! |-----------------------|--------------------------------------------------------|
+//! | `{{key.acked}}`       | acknowledged commands of the probe's set on the key, this one included |
+//! | `{{key.expected}}`    | `[verify] value`'s expected number on the key after this command |
+//! | `{{key.expected.NAME}}` | the same, of the value named NAME (`[[verify.values]]`) |
+//! | `{{body./pointer}}`   | a value of the request body the command sent           |
 
 use std::fmt::Write as _;
 
@@ -31,12 +41,40 @@ enum Segment {
     Key,
     Ref,
     Int(i64, i64),
-    Float { low: f64, high: f64, decimals: usize },
+    Float {
+        low: f64,
+        high: f64,
+        decimals: usize,
+    },
     Choice(Vec<String>),
     Uuid,
     NowMs,
     Bytes(usize),
     Capture(String),
+    /// A fact of the probed command (`[projection] until` only).
+    Fact(FactName),
+}
+
+/// A fact of a probed command the harness knows (issue 31): rendered only by the lag probe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FactName {
+    /// `{{key.acked}}`.
+    KeyAcked,
+    /// `{{key.expected}}`, or `{{key.expected.NAME}}`.
+    KeyExpected(Option<String>),
+    /// `{{body./pointer}}`: a JSON pointer into the request body.
+    Body(String),
+}
+
+impl std::fmt::Display for FactName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FactName::KeyAcked => f.write_str("{{key.acked}}"),
+            FactName::KeyExpected(None) => f.write_str("{{key.expected}}"),
+            FactName::KeyExpected(Some(name)) => write!(f, "{{{{key.expected.{name}}}}}"),
+            FactName::Body(pointer) => write!(f, "{{{{body.{pointer}}}}}"),
+        }
+    }
 }
 
 /// A template that does not compile: where (byte offset into the template text) and why.
@@ -55,9 +93,13 @@ pub struct RenderContext<'a> {
     pub captures: &'a dyn CaptureLookup,
 }
 
-/// Source of `{{capture.NAME}}` values.
+/// Source of `{{capture.NAME}}` values, and for a lag probe of the command's facts.
 pub trait CaptureLookup {
     fn capture(&self, name: &str) -> Option<&str>;
+    /// A fact of the probed command (`{{key.acked}}`…); `None` renders nothing.
+    fn fact(&self, _name: &FactName) -> Option<String> {
+        None
+    }
 }
 
 /// No captures (setup requests, tests).
@@ -80,6 +122,15 @@ const FILLER: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
 impl Template {
     /// Compiles `text`; `{{` opens a template expression and `}}` closes it.
     pub fn compile(text: &str) -> Result<Template, TemplateError> {
+        Template::compile_with(text, false)
+    }
+
+    /// Compiles `[projection] until`'s value: the probed command's facts are allowed too.
+    pub fn compile_probe(text: &str) -> Result<Template, TemplateError> {
+        Template::compile_with(text, true)
+    }
+
+    fn compile_with(text: &str, facts: bool) -> Result<Template, TemplateError> {
         let mut segments = Vec::new();
         let mut rest = text;
         let mut offset = 0;
@@ -92,7 +143,14 @@ impl Template {
             let Some(close) = after.find("}}") else {
                 return Err(TemplateError { offset: start, message: "unclosed `{{`: expected `}}`".into() });
             };
-            segments.push(parse_expression(after[..close].trim(), start)?);
+            let segment = parse_expression(after[..close].trim(), start)?;
+            if let (Segment::Fact(fact), false) = (&segment, facts) {
+                return Err(TemplateError {
+                    offset: start,
+                    message: format!("`{fact}` is a fact of a probed command: only `[projection] until` can render it"),
+                });
+            }
+            segments.push(segment);
             let consumed = open + 2 + close + 2;
             rest = &rest[consumed..];
             offset += consumed;
@@ -141,6 +199,7 @@ impl Template {
                     }
                 }
                 Segment::Capture(name) => out.push_str(ctx.captures.capture(name).unwrap_or("")),
+                Segment::Fact(name) => out.push_str(&ctx.captures.fact(name).unwrap_or_default()),
             }
         }
     }
@@ -171,6 +230,14 @@ impl Template {
 
     pub fn uses_captures(&self) -> bool {
         self.capture_names().next().is_some()
+    }
+
+    /// The command facts it reads (`{{key.acked}}`, `{{key.expected}}`, `{{body./p}}`).
+    pub fn facts(&self) -> impl Iterator<Item = &FactName> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Fact(name) => Some(name),
+            _ => None,
+        })
     }
 
     /// Names read by `{{capture.NAME}}`.
@@ -252,13 +319,28 @@ fn parse_expression(expr: &str, offset: usize) -> Result<Segment, TemplateError>
                 .ok_or_else(|| err(format!("`{{{{bytes N}}}}`: `{n}` is not a size up to 16 MiB"))),
             _ => Err(err("`{{bytes N}}` takes one argument".into())),
         },
-        other => match other.strip_prefix("capture.") {
-            Some(name) if !name.is_empty() => no_args(Segment::Capture(name.to_owned())),
-            _ => Err(err(format!(
-                "unknown template `{{{{{other}}}}}`: expected one of key, ref, int A B, float A B, \
-                 choice ..., uuid, now_ms, bytes N, capture.NAME"
-            ))),
-        },
+        "key.acked" => no_args(Segment::Fact(FactName::KeyAcked)),
+        "key.expected" => no_args(Segment::Fact(FactName::KeyExpected(None))),
+        other => {
+            match (other.strip_prefix("capture."), other.strip_prefix("key.expected."), other.strip_prefix("body.")) {
+                (Some(name), _, _) if !name.is_empty() => no_args(Segment::Capture(name.to_owned())),
+                (_, Some(name), _) if !name.is_empty() => {
+                    no_args(Segment::Fact(FactName::KeyExpected(Some(name.to_owned()))))
+                }
+                // `{{body./amount}}`; `{{body.amount}}` reads the same top-level field.
+                (_, _, Some(pointer)) if pointer.starts_with('/') => {
+                    no_args(Segment::Fact(FactName::Body(pointer.to_owned())))
+                }
+                (_, _, Some(field)) if !field.is_empty() && !field.contains(['.', '/']) => {
+                    no_args(Segment::Fact(FactName::Body(format!("/{field}"))))
+                }
+                _ => Err(err(format!(
+                    "unknown template `{{{{{other}}}}}`: expected one of key, ref, int A B, float A B, \
+                 choice ..., uuid, now_ms, bytes N, capture.NAME (in `[projection] until` also \
+                 key.acked, key.expected, body./POINTER)"
+                ))),
+            }
+        }
     }
 }
 
@@ -296,6 +378,35 @@ mod tests {
         assert!(["a", "b"].contains(&render("{{choice a b}}").as_str()));
         assert_eq!(render("{{uuid}}").len(), 36);
         assert!(render("{{now_ms}}").parse::<u64>().unwrap() > 1_600_000_000_000);
+    }
+
+    /// Issue 31: facts render only where allowed, from the lookup.
+    #[test]
+    fn facts_render_only_in_probe_templates() {
+        struct Facts;
+        impl CaptureLookup for Facts {
+            fn capture(&self, _: &str) -> Option<&str> {
+                None
+            }
+            fn fact(&self, name: &FactName) -> Option<String> {
+                Some(name.to_string())
+            }
+        }
+        let t = Template::compile_probe(
+            "{{key.acked}} {{key.expected}} {{key.expected.qty}} {{body./a/0}} {{body.amount}}",
+        )
+        .unwrap();
+        let ctx = RenderContext { key: "k", op_ref: "r", captures: &Facts };
+        assert_eq!(
+            t.render(&ctx, &mut SmallRng::seed_from_u64(1)),
+            "{{key.acked}} {{key.expected}} {{key.expected.qty}} {{body./a/0}} {{body./amount}}"
+        );
+        assert_eq!(t.facts().count(), 5);
+        let e = Template::compile("/x/{{key.acked}}").unwrap_err();
+        assert_eq!(e.offset, 3);
+        assert!(e.message.contains("only `[projection] until`"), "{e}");
+        assert!(Template::compile_probe("{{body.}}").is_err());
+        assert!(Template::compile_probe("{{key.acked 2}}").is_err());
     }
 
     #[test]

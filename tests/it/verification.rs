@@ -237,3 +237,55 @@ fn issue31_validate_target_samples_count_rows() {
         assert!(stdout.contains(&named) || stderr.contains(&named), "{kind}: {stdout}\n{stderr}");
     }
 }
+
+/// Issue 31: lag probes on read models that carry nothing of the command, against the
+/// wallet app (float amounts) whose projector stops for good after 150 events: every
+/// deposit and withdrawal answered 200 is probed until the balance equals
+/// `{{key.expected}}`, or until the history has `{{key.acked}}` rows. Late probes are the
+/// app's commands never projected; those after a hung deposit on their wallet are
+/// ambiguous, counted apart; refusals are not probed.
+#[test]
+fn issue31_lag_probes_on_a_balance_and_a_history_without_refs() {
+    for (query, until) in
+        [("get_wallet", "/balance == {{key.expected}}"), ("get_history", "count($[*]) >= {{key.acked}}")]
+    {
+        let faults = wallet::Faults { stop_after: 150, hang_every: 23, hang: Duration::from_millis(2_500) };
+        let app = wallet::start(faults);
+        let out = tempfile::tempdir().unwrap();
+        let (query, until) = (format!("projection.query=\"{query}\""), format!("projection.until=\"{until}\""));
+        // One generator thread: keys in turn, two commands on a wallet half a second apart.
+        let _ = bench()
+            .args(["run", "--quiet", "--threads", "1", "--target", &app.url, "--out"])
+            .arg(out.path())
+            .args(["--set", &query, "--set", &until])
+            .arg(scenario("wallet-lag.toml"))
+            .assert();
+        let truth = app.truth();
+        let result = result_json(out.path());
+        let (projection, operations) = (&result["projection"], &result["operations"]);
+        println!(
+            "{until}\ntruth {truth}\nprojection {projection}\nvalues {}\ncounts {}",
+            result["values"], result["counts"]
+        );
+        assert_eq!(truth["applied"], 150, "the projector stopped for good");
+        let figure = |v: &serde_json::Value| v.as_u64().unwrap();
+        assert!(figure(&truth["lag_unprojected"]) > 0 && figure(&truth["lag_ambiguous"]) > 0, "{truth}");
+        assert!(figure(&operations["withdraw"]["rejected"]) > 0, "some withdrawals are refused");
+        // Every command answered 200 is probed or ambiguous; refusals are neither.
+        let acked = figure(&operations["deposit"]["ok"]) + figure(&operations["withdraw"]["ok"]);
+        assert_eq!(acked, figure(&truth["lag_acked"]));
+        assert_eq!(projection["skipped"], 0);
+        assert_eq!(figure(&projection["probes"]) + figure(&projection["ambiguous"]), acked, "{projection}");
+        assert_eq!(projection["late"], truth["lag_unprojected"], "late = never projected: {projection}");
+        assert_eq!(projection["ambiguous"], truth["lag_ambiguous"], "{projection}");
+        let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+        assert!(html.contains(&format!("{} ambiguous", truth["lag_ambiguous"])), "named in report.html");
+        // Verification beside it: the same truths as without probes.
+        let (values, counts) = (&result["values"], &result["counts"]);
+        assert_eq!(values["absent"], truth["absent_keys"], "{values}");
+        assert_eq!(values["mismatched"], truth["stale_keys"], "{values}");
+        assert_eq!(values["unsure"], truth["unsure_keys"], "{values}");
+        assert_eq!(counts["missed"], truth["history_missed_rows"], "{counts}");
+        assert_eq!(counts["mismatched_keys"], truth["history_wrong_keys"], "{counts}");
+    }
+}

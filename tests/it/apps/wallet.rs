@@ -4,7 +4,8 @@
 //! good after `stop_after` events while the API goes on answering, so later wallets have
 //! no row and earlier ones a stale balance. Every `hang_every`-th deposit is stored but
 //! answered only after `hang` (longer than the harness's timeout): its outcome is unknown
-//! to the harness. A withdrawal larger than the balance is refused with a 400.
+//! to the harness. A withdrawal larger than the balance is refused with a 400. Amounts
+//! are floats, as in the Python service (issue 31).
 //!
 //! - `POST /wallets/{id}/deposit` `{"amount"}` → 200
 //! - `POST /wallets/{id}/withdraw` `{"amount"}` → 200, or 400 `{"detail": "insufficient funds"}`
@@ -17,7 +18,11 @@
 //!   no row and no command answered in time. For the history, classified as the harness
 //!   does per wallet and kind (a kind with a hung deposit is unsure): `history_missed_rows`
 //!   (stored events of the sure kinds without their row), `history_wrong_keys` (wallets
-//!   with a sure kind short of rows), `history_unsure_keys` (the others with a hung deposit)
+//!   with a sure kind short of rows), `history_unsure_keys` (the others with a hung deposit).
+//!   For lag probes of every command answered in time (issue 31): `lag_acked` (such
+//!   stored events, `lag_acked_deposits` of them deposits), `lag_ambiguous` (those stored
+//!   after a hung command on their wallet: what the wallet shows after them is unknown
+//!   to the harness) and `lag_unprojected` (the others the projector never applied).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -43,12 +48,14 @@ pub struct Faults {
 #[derive(Default)]
 struct Wallets {
     /// Write side: balances.
-    write: BTreeMap<String, i64>,
+    write: BTreeMap<String, f64>,
     /// The event store: (wallet, change); a deposit's change is positive, a withdrawal's negative.
-    events: Vec<(String, i64)>,
+    events: Vec<(String, f64)>,
+    /// Per event: answered in time, and stored after a hung command on its wallet.
+    answers: Vec<(bool, bool)>,
     applied: usize,
     /// The balance table.
-    balances: BTreeMap<String, i64>,
+    balances: BTreeMap<String, f64>,
     /// The history table: per wallet, one row per applied event.
     histories: BTreeMap<String, Vec<Value>>,
     deposits: usize,
@@ -71,8 +78,17 @@ pub fn start(faults: Faults) -> App {
     App::serve(router, project(state, faults.stop_after))
 }
 
-fn amount(body: &Value) -> i64 {
-    body.get("amount").and_then(Value::as_i64).unwrap_or(0)
+fn amount(body: &Value) -> f64 {
+    body.get("amount").and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+impl Wallets {
+    /// Stores an event; `in_time`: it is answered before the harness's timeout.
+    fn store(&mut self, id: &str, change: f64, in_time: bool) {
+        let after_hang = self.hung.contains(id);
+        self.events.push((id.to_owned(), change));
+        self.answers.push((in_time, after_hang));
+    }
 }
 
 async fn deposit(
@@ -83,9 +99,9 @@ async fn deposit(
     let hangs = {
         let mut wallets = state.lock().unwrap();
         *wallets.write.entry(id.clone()).or_default() += amount(&body);
-        wallets.events.push((id.clone(), amount(&body)));
         wallets.deposits += 1;
         let hangs = wallets.deposits.is_multiple_of(faults.hang_every);
+        wallets.store(&id, amount(&body), !hangs);
         if hangs {
             wallets.hung.insert(id);
         } else {
@@ -111,7 +127,7 @@ async fn withdraw(
         return Err((StatusCode::BAD_REQUEST, Json(json!({ "detail": "insufficient funds" }))));
     }
     *balance -= change;
-    wallets.events.push((id.clone(), -change));
+    wallets.store(&id, -change, true);
     wallets.answered.insert(id);
     Ok(Json(json!({ "status": "success" })))
 }
@@ -139,7 +155,7 @@ async fn history(
 fn history_truth(w: &Wallets) -> Value {
     let mut stored: BTreeMap<(&str, bool), usize> = BTreeMap::new();
     for (id, change) in &w.events {
-        *stored.entry((id.as_str(), *change > 0)).or_default() += 1;
+        *stored.entry((id.as_str(), *change > 0.0)).or_default() += 1;
     }
     let (mut missed, mut wrong, mut unsure) = (0, BTreeSet::new(), BTreeSet::new());
     for ((id, credit), events) in stored {
@@ -179,7 +195,23 @@ async fn truth(State((state, _)): State<(Shared, Faults)>) -> Json<Value> {
         "unsure_keys": unsure,
     });
     truth.as_object_mut().unwrap().extend(history_truth(&w).as_object().unwrap().clone());
+    truth.as_object_mut().unwrap().extend(lag_truth(&w).as_object().unwrap().clone());
     Json(truth)
+}
+
+/// The lag probes' truth (issue 31): of the events answered in time, those stored after a
+/// hung command on their wallet, and the others never applied.
+fn lag_truth(w: &Wallets) -> Value {
+    let in_time = || w.answers.iter().enumerate().filter(|(_, (in_time, _))| *in_time);
+    let deposits = in_time().filter(|(at, _)| w.events[*at].1 > 0.0).count();
+    let ambiguous = in_time().filter(|(_, (_, after_hang))| *after_hang).count();
+    let unprojected = in_time().filter(|(at, (_, after_hang))| !after_hang && *at >= w.applied).count();
+    json!({
+        "lag_acked": in_time().count(),
+        "lag_acked_deposits": deposits,
+        "lag_ambiguous": ambiguous,
+        "lag_unprojected": unprojected,
+    })
 }
 
 /// Applies stored events every 10 ms, until `stop_after` of them: then it is gone.
@@ -190,7 +222,7 @@ async fn project(state: Shared, stop_after: usize) {
         while wallets.applied < wallets.events.len().min(stop_after) {
             let (id, change) = wallets.events[wallets.applied].clone();
             *wallets.balances.entry(id.clone()).or_default() += change;
-            let operation = if change > 0 { "CREDIT" } else { "DEBIT" };
+            let operation = if change > 0.0 { "CREDIT" } else { "DEBIT" };
             let timestamp =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
             let row = json!({ "operation": operation, "amount": change.abs(), "timestamp": timestamp });
