@@ -450,8 +450,10 @@ fn pick<'a, T>(rng: &mut SmallRng, items: &'a [T]) -> Option<&'a T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Accepted,
-    /// Rejected with a located error at the right place.
+    /// Rejected with a well-formed located error.
     Located,
+    /// Rejected with the error the edit made, at the byte the edit knows it is at.
+    Pinned,
 }
 
 /// Runs `mutant` through `validate`'s checks (load, lint) in this process. `Err`: the
@@ -468,7 +470,10 @@ pub fn check(path: &Path, mutant: &Mutant) -> Result<Verdict, String> {
             let text = String::from_utf8_lossy(&mutant.bytes);
             check_location(&text, &located)?;
             match &mutant.expect {
-                Some(expect) if located.message.starts_with(expect.message) && located.span.start != expect.at => {
+                Some(expect) if located.message.starts_with(expect.message) => {
+                    if located.span.start == expect.at {
+                        return Ok(Verdict::Pinned);
+                    }
                     let (line, column) = line_column(&text, expect.at);
                     Err(format!(
                         "`{}` at {}:{} (byte {}), expected at {line}:{column} (byte {})",
