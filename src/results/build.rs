@@ -526,7 +526,9 @@ mod tests {
         result.warmup.operations.insert("deposit".into(), warmup);
         assert_eq!(
             no_successful_answer(&result).as_deref(),
-            Some("no operation got a successful answer: 12 failed (status 502: 4, timeout: 6, transport: 2), 7 unanswered")
+            Some(
+                "no operation got a successful answer: 12 failed (status 502: 4, timeout: 6, transport: 2), 7 unanswered"
+            )
         );
         // One success anywhere (a business refusal counts, as in goodput): the SLOs decide.
         result.warmup.errors = 1;

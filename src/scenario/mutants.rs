@@ -169,16 +169,16 @@ fn escaped_string(text: &str, rng: &mut SmallRng) -> Option<Edit> {
     let broken = (rng.random_bool(0.5) && value.contains("{{")).then(|| break_template(&mut value, rng)).flatten();
     let (raw, decoded_to_raw) = encode_basic(&value, rng);
     let out = splice(text, lit.range.clone(), &raw);
-    let expect = broken.filter(|_| checked_template(&lit.key)).map(|brace| Expected {
-        at: lit.range.start + decoded_to_raw[brace],
-        message: "template error",
-    });
+    let expect = broken
+        .filter(|_| checked_template(&lit.key))
+        .map(|brace| Expected { at: lit.range.start + decoded_to_raw[brace], message: "template error" });
     Some(("escaped-string", out, expect))
 }
 
 /// One template of a string value broken, the string otherwise as written.
 fn broken_template(text: &str, rng: &mut SmallRng) -> Option<Edit> {
-    let literals: Vec<Literal> = string_literals(text).into_iter().filter(|l| text[l.range.clone()].contains("{{")).collect();
+    let literals: Vec<Literal> =
+        string_literals(text).into_iter().filter(|l| text[l.range.clone()].contains("{{")).collect();
     let lit = pick(rng, &literals)?;
     let (mut value, _) = literal::decode(&text[lit.range.clone()])?;
     let brace = break_template(&mut value, rng)?;
@@ -254,8 +254,18 @@ fn duration(text: &str, rng: &mut SmallRng) -> Option<Edit> {
         })
         .collect();
     let lit = pick(rng, &durations)?;
-    const WEIRD: [&str; 10] =
-        ["\"5ｓ\"", "\"-1s\"", "\"99999999999h\"", "\"\"", "\"5 s\"", "\"1e3s\"", "\"５s\"", "\"0s\"", "\"1.5.5s\"", "5"];
+    const WEIRD: [&str; 10] = [
+        "\"5ｓ\"",
+        "\"-1s\"",
+        "\"99999999999h\"",
+        "\"\"",
+        "\"5 s\"",
+        "\"1e3s\"",
+        "\"５s\"",
+        "\"0s\"",
+        "\"1.5.5s\"",
+        "5",
+    ];
     Some(("duration", splice(text, lit.range.clone(), pick(rng, &WEIRD)?), None))
 }
 
@@ -563,8 +573,9 @@ mod tests {
         assert_eq!(keys, ["name", "body", "X"]);
         let numbers: Vec<&str> = number_values(text).into_iter().map(|r| &text[r]).collect();
         assert_eq!(numbers, ["50", "5"]);
-        assert_eq!(lines_from(text, text.find("[t]").unwrap() + 3).iter().map(|(_, k)| *k).collect::<Vec<_>>(), [
-            "body", "rate", "h"
-        ]);
+        assert_eq!(
+            lines_from(text, text.find("[t]").unwrap() + 3).iter().map(|(_, k)| *k).collect::<Vec<_>>(),
+            ["body", "rate", "h"]
+        );
     }
 }

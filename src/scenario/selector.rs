@@ -35,7 +35,10 @@ pub enum Selector {
     Pointer(String),
     /// A JSONPath and its text as written (issue 32: the parsed path displays `$..describe`
     /// as `$...describe`).
-    Path { path: Box<JsonPath>, text: String },
+    Path {
+        path: Box<JsonPath>,
+        text: String,
+    },
     /// Lower-cased header name.
     Header(String),
     Status,
@@ -141,7 +144,8 @@ impl Selector {
 /// `/a~2b` was accepted and could never match). RFC 6901: `~` is followed by `0` (a `~`)
 /// or `1` (a `/`), nothing else.
 pub fn pointer_error(pointer: &str) -> Option<(usize, String)> {
-    let (at, _) = pointer.match_indices('~').find(|(at, _)| !matches!(pointer.as_bytes().get(at + 1), Some(b'0' | b'1')))?;
+    let (at, _) =
+        pointer.match_indices('~').find(|(at, _)| !matches!(pointer.as_bytes().get(at + 1), Some(b'0' | b'1')))?;
     let escape: String = pointer[at..].chars().take(2).collect();
     Some((
         at,

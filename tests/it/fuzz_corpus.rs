@@ -104,7 +104,7 @@ mod panics {
 fn issue32_scenario_mutants_validate_without_panic_and_at_the_right_column() {
     use cqrs_bench::scenario::mutants::{Mutator, Verdict, check};
     let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let (count, seed) = (env("CQRS_BENCH_FUZZ_MUTANTS", 3000), env("CQRS_BENCH_FUZZ_SEED", 32));
+    let (count, seed) = (env("CQRS_BENCH_FUZZ_MUTANTS", 15_000), env("CQRS_BENCH_FUZZ_SEED", 32));
     let mutator = Mutator::shipped(&root()).expect("the shipped scenarios");
     let started = std::time::Instant::now();
     let mut verdicts = std::collections::BTreeMap::<&str, u64>::new();
