@@ -23,7 +23,9 @@ pub struct Ledger {
     pub indeterminate: RoaringTreemap,
     /// Key indices with at least one acked or indeterminate command.
     pub keys: RoaringTreemap,
-    /// Commands that overlapped in time with another command on the same key.
+    /// Commands whose order against another command on the same key is not their
+    /// numbers' order or not known: overlapping in time, or numbered before a command
+    /// answered before they were sent (not judged as reordered).
     pub ambiguous_order: RoaringTreemap,
     /// Per key: the latest completion seen, its sequence number, and the highest sequence
     /// number seen (for overlap and inversion detection).
