@@ -157,7 +157,9 @@ async fn run_stages(
         warnings.extend(lag.figures.warnings.iter().cloned());
     }
     warnings.extend(report::write_all(&result, &out_dir)?); // even for interrupted runs
-    for warning in result.warnings.iter().chain(&warnings) {
+    // A warning the progress display already printed is not printed again.
+    let shown_live = gauges.warning.get().filter(|_| gauges.warning_shown.load(std::sync::atomic::Ordering::Relaxed));
+    for warning in result.warnings.iter().chain(&warnings).filter(|w| Some(*w) != shown_live) {
         eprintln!("warning: {warning}");
     }
     if args.json {

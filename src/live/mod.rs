@@ -17,6 +17,9 @@ use metrics::LiveMetrics;
 pub struct Gauges {
     /// A warning for the user while the run goes on (the first late probe's explanation).
     pub warning: std::sync::OnceLock<String>,
+    /// Set once the progress display has printed `warning`: the end of the run does not
+    /// print it again (issue 32: the late-probe warning came twice); result.json keeps it.
+    pub warning_shown: std::sync::atomic::AtomicBool,
     /// Worst per-operation latency p99 of the last closed second, µs (0: none yet).
     pub last_second_p99_us: AtomicU64,
     /// Projection lag of the latest probe, µs (at least 1); `LAG_NONE` before any,

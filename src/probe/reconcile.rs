@@ -24,7 +24,11 @@ pub struct EventCounts {
     pub indeterminate: u64,
     /// Commands with no answer that did show up (applied): not an error.
     pub recovered: u64,
-    /// Refs applied before a ref of the same key acknowledged before they were sent.
+    /// Refs applied before a ref of the same key acknowledged before they were sent: a
+    /// true reorder by the target. Not judged (issue 32): same-key commands that overlapped
+    /// in time (the target may order them either way), and a command numbered before
+    /// another but sent after that one was answered (its worker drew the number, then
+    /// waited for a lane or a core): see `Ledger::ambiguous_order`.
     pub reordered: u64,
     /// Refs not written by this run (other runs, other writers): reported, not judged.
     pub foreign: u64,

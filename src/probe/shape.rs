@@ -260,7 +260,7 @@ fn names(fields: &serde_json::Map<String, Value>) -> String {
 fn field_hint(selector: &Selector, selected: &[&Value]) -> String {
     let field = selected.iter().find_map(|v| v.as_object()?.keys().next().cloned()).unwrap_or_else(|| "FIELD".into());
     match selector {
-        Selector::Path(path) => format!("`{path}[*].{field}`"),
+        Selector::Path { text, .. } => format!("`{text}[*].{field}`"),
         other => format!("`$…{}[*].{field}`", other.to_string().replace('/', ".")),
     }
 }

@@ -56,6 +56,7 @@ pub fn spawn(gauges: Arc<Gauges>, total: Duration, quiet: bool, shutdown: Cancel
                         let _ = writeln!(std::io::stderr(), "{line}");
                     }
                 }
+                gauges.warning_shown.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             let (phase, in_phase) = gauges.phase();
             if phase != shown_phase {

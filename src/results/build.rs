@@ -372,8 +372,10 @@ fn no_successful_answer(result: &RunResult) -> Option<String> {
             "no operation ran".into()
         });
     }
+    // The breakdown counts what `failed` counts: the warmup's failures too (issue 32:
+    // "1825 failed (transport: 1000)" listed the measured window's only).
     let mut by_class: BTreeMap<String, u64> = BTreeMap::new();
-    for stats in result.operations.values() {
+    for stats in result.operations.values().chain(result.warmup.operations.values()) {
         for (class, n) in &stats.errors_by_class {
             if class == "status" {
                 for (status, n) in &stats.errors_by_status {
@@ -384,7 +386,12 @@ fn no_successful_answer(result: &RunResult) -> Option<String> {
             }
         }
     }
-    let classes: Vec<String> = by_class.iter().map(|(class, n)| format!("{class}: {n}")).collect();
+    let mut classes: Vec<String> = by_class.iter().map(|(class, n)| format!("{class}: {n}")).collect();
+    // Results written before the warmup kept its figures per operation have no breakdown of it.
+    let classified: u64 = by_class.values().sum();
+    if !classes.is_empty() && classified < failed {
+        classes.push(format!("not classified: {}", failed - classified));
+    }
     let detail = if classes.is_empty() { String::new() } else { format!(" ({})", classes.join(", ")) };
     let unfinished = if unfinished > 0 { format!(", {unfinished} unanswered") } else { String::new() };
     Some(format!("no operation got a successful answer: {failed} failed{detail}{unfinished}"))
@@ -513,7 +520,19 @@ mod tests {
         result.operations.insert("deposit".into(), op);
         assert_eq!(
             no_successful_answer(&result).as_deref(),
-            Some("no operation got a successful answer: 12 failed (status 502: 4, timeout: 6), 7 unanswered")
+            Some(
+                "no operation got a successful answer: 12 failed (status 502: 4, timeout: 6, not classified: 2), \
+                 7 unanswered"
+            )
+        );
+        // Issue 32: the warmup's failures are in the breakdown as in the total.
+        let warmup = OperationStats { errors_by_class: [("transport".to_owned(), 2)].into(), ..Default::default() };
+        result.warmup.operations.insert("deposit".into(), warmup);
+        assert_eq!(
+            no_successful_answer(&result).as_deref(),
+            Some(
+                "no operation got a successful answer: 12 failed (status 502: 4, timeout: 6, transport: 2), 7 unanswered"
+            )
         );
         // One success anywhere (a business refusal counts, as in goodput): the SLOs decide.
         result.warmup.errors = 1;

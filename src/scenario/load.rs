@@ -24,6 +24,11 @@ pub use planning::{MAX_PROJECTORS, parse_projector_counts};
 /// Reads, overrides and checks the scenario at `path`.
 pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
     let bytes = std::fs::read(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+    load_bytes(bytes, path, overrides)
+}
+
+/// Like [`load`], from the bytes of a file already read (`path` names it in errors).
+pub fn load_bytes(bytes: Vec<u8>, path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
     // Invalid UTF-8 is located like any other error (issue 18: it had no line).
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
@@ -230,16 +235,31 @@ impl Checker<'_> {
     fn template(&self, value: &Spanned<String>) -> Result<Template> {
         let text = self.string(value)?;
         Template::compile(&text).map_err(|e| {
-            // Point inside the string: the span starts at the opening quote (basic or literal).
-            let span = value.span();
-            let quote = self
-                .text
-                .get(span.start..)
-                .map_or(1, |s| if s.starts_with("'''") || s.starts_with("\"\"\"") { 3 } else { 1 });
-            let start = (span.start + quote + e.offset).min(span.end);
-            let end = self.text[start..span.end].find("}}").map_or(span.end, |i| start + i + 2);
-            ScenarioError::at(self.path, self.text, start..end, format!("template error: {}", e.message))
+            // From the `{{` to its `}}` in the compiled text, back through `${ENV}` values
+            // and the literal's escapes to the file (issue 32).
+            let end = text[e.offset..].find("}}").map_or(text.len(), |i| e.offset + i + 2);
+            let written = |offset| before_interpolation(value.get_ref(), offset);
+            let span = self.inside(value, written(e.offset)..written(end));
+            ScenarioError::at(self.path, self.text, span, format!("template error: {}", e.message))
         })
+    }
+
+    /// The bytes of the file that wrote bytes `range` of string `value` as decoded (issue
+    /// 32: offsets in the decoded value are not offsets in the file).
+    fn inside(&self, value: &Spanned<String>, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        let span = value.span();
+        let start = super::literal::source_offset(self.text, &span, value.get_ref(), range.start);
+        let end = super::literal::source_offset(self.text, &span, value.get_ref(), range.end);
+        start..end.max(start)
+    }
+
+    /// A JSON pointer's bad escape, pointed at inside `value` (`pointer` is a part of it).
+    fn pointer(&self, value: &Spanned<String>, pointer: &str) -> Result<()> {
+        let Some((at, why)) = selector::pointer_error(pointer) else { return Ok(()) };
+        let offset = pointer.as_ptr() as usize - value.get_ref().as_ptr() as usize + at;
+        let span = self.inside(value, offset..offset + 2);
+        Err(ScenarioError::at(self.path, self.text, span, why)
+            .with_hint("in a JSON pointer, `~0` stands for `~` and `~1` for `/` inside a name"))
     }
 
     fn check(&self, raw: RawScenario, recorded: serde_json::Value) -> Result<Scenario> {
@@ -761,6 +781,10 @@ impl Checker<'_> {
     }
 
     fn selector(&self, value: &Spanned<String>, scope: selector::Scope) -> Result<Selector> {
+        let text = value.get_ref().trim();
+        if text.starts_with('/') {
+            self.pointer(value, text)?;
+        }
         Selector::parse(value.get_ref(), scope).map_err(|m| self.error(value, m))
     }
 
@@ -1137,6 +1161,7 @@ impl Checker<'_> {
                         (_, Some(rest)) => (DeltaMode::Set, rest),
                         _ => (DeltaMode::Add, text),
                     };
+                    self.pointer(pointer, text)?;
                     if !text.starts_with('/') {
                         return Err(self
                             .error(pointer, "a delta is a JSON pointer into the command's request body, e.g. \"/amount\" or \"-/amount\"")
@@ -1160,8 +1185,11 @@ impl Checker<'_> {
             return Err(self.error(&raw.kind, format!("unknown bus kind `{}`: expected `kafka`", raw.kind.get_ref())));
         }
         let ref_pointer = raw.ref_pointer.as_ref().map_or_else(|| "/ref".to_owned(), |p| p.get_ref().clone());
-        if let Some(p) = raw.ref_pointer.as_ref().filter(|p| !p.get_ref().starts_with('/')) {
-            return Err(self.error(p, "`ref` is a JSON pointer such as \"/ref\""));
+        if let Some(p) = raw.ref_pointer.as_ref() {
+            if !p.get_ref().starts_with('/') {
+                return Err(self.error(p, "`ref` is a JSON pointer such as \"/ref\""));
+            }
+            self.pointer(p, p.get_ref())?;
         }
         Ok(crate::scenario::BusSpec {
             // CQRS_BENCH_KAFKA_BROKERS points every scenario at another cluster.
@@ -1289,6 +1317,10 @@ impl Checker<'_> {
 /// `p95` → 95.0, `p999` → 99.9, `p99.9` → 99.9, `p50` → 50.0.
 fn parse_percentile(text: &str) -> Option<f64> {
     let digits = text.strip_prefix('p')?;
+    // ASCII digits only (issue 32: `p９９`, full-width digits, were cut inside a character).
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
     let value = if digits.contains('.') {
         digits.parse::<f64>().ok()?
     } else if digits.len() > 2 {
@@ -1370,9 +1402,49 @@ fn interpolate(text: &str) -> std::result::Result<String, String> {
     Ok(out)
 }
 
+/// Where byte `offset` of `interpolate(text)` was written in `text`: a byte of a
+/// `${NAME}`'s value maps to its `$` (the same walk as [`interpolate`]).
+fn before_interpolation(text: &str, offset: usize) -> usize {
+    let (mut rest, mut written, mut resolved) = (text, 0, 0);
+    while let Some(start) = rest.find("${") {
+        if offset < resolved + start {
+            break;
+        }
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        let value = std::env::var(&after[..end]).map_or(0, |v| v.len());
+        if offset < resolved + start + value {
+            return written + start;
+        }
+        (written, resolved) = (written + start + end + 3, resolved + start + value);
+        rest = &after[end + 1..];
+    }
+    (written + offset.saturating_sub(resolved)).min(text.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_before_interpolation() {
+        let home = std::env::var("HOME").expect("HOME is set");
+        let text = "a${HOME}b${CQRS_BENCH_NOPE_NOPE";
+        let resolved = format!("a{home}b${{CQRS_BENCH_NOPE_NOPE");
+        assert_eq!(interpolate(text).unwrap(), resolved);
+        assert_eq!(before_interpolation(text, 0), 0);
+        assert_eq!(before_interpolation(text, 1), 1, "inside the value: its `$`");
+        assert_eq!(before_interpolation(text, 1 + home.len()), 8, "`b`");
+        assert_eq!(before_interpolation(text, resolved.len()), text.len());
+        assert_eq!(before_interpolation("no vars", 3), 3);
+    }
+
+    #[test]
+    fn full_width_percentiles_are_not_percentiles() {
+        for bad in ["p９９", "p9９", "p", "p.", "p+5", "p1e1", "pinf", "p99.9.9"] {
+            assert_eq!(parse_percentile(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn percentiles() {

@@ -36,7 +36,12 @@ use crate::refs::OpRef;
 #[derive(Debug, Clone)]
 pub enum Selector {
     Pointer(String),
-    Path(Box<JsonPath>),
+    /// A JSONPath and its text as written (issue 32: the parsed path displays `$..describe`
+    /// as `$...describe`).
+    Path {
+        path: Box<JsonPath>,
+        text: String,
+    },
     /// Lower-cased header name.
     Header(String),
     Status,
@@ -52,7 +57,7 @@ impl std::fmt::Display for Selector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Selector::Pointer(p) => f.write_str(p),
-            Selector::Path(p) => write!(f, "{p}"),
+            Selector::Path { text, .. } => f.write_str(text),
             Selector::Header(h) => write!(f, "header:{h}"),
             Selector::Status => f.write_str("status"),
         }
@@ -73,11 +78,14 @@ impl Selector {
     pub fn parse(text: &str, scope: Scope) -> Result<Selector, String> {
         let text = text.trim();
         if text.is_empty() || text.starts_with('/') {
+            if let Some((_, why)) = pointer_error(text) {
+                return Err(why);
+            }
             return Ok(Selector::Pointer(text.to_owned()));
         }
         if text.starts_with('$') {
             return JsonPath::parse(text)
-                .map(|p| Selector::Path(Box::new(p)))
+                .map(|p| Selector::Path { path: Box::new(p), text: text.to_owned() })
                 .map_err(|e| format!("`{text}` is not a JSONPath: {e}"));
         }
         if scope == Scope::Answer {
@@ -100,14 +108,14 @@ impl Selector {
 
     /// True when the selector reads the body (needs JSON).
     pub fn reads_body(&self) -> bool {
-        matches!(self, Selector::Pointer(_) | Selector::Path(_))
+        matches!(self, Selector::Pointer(_) | Selector::Path { .. })
     }
 
     /// The selected values of a JSON document; one selected array stands for its items.
     pub fn select<'v>(&self, json: &'v Value) -> Vec<&'v Value> {
         let nodes: Vec<&Value> = match self {
             Selector::Pointer(p) => json.pointer(p).into_iter().collect(),
-            Selector::Path(path) => path.query(json).all(),
+            Selector::Path { path, .. } => path.query(json).all(),
             Selector::Header(_) | Selector::Status => Vec::new(),
         };
         match nodes.as_slice() {
@@ -122,17 +130,30 @@ impl Selector {
         match self {
             Selector::Status => Some(status.to_string()),
             Selector::Header(name) => headers.get(name.as_str())?.to_str().ok().map(str::to_owned),
-            Selector::Pointer(_) | Selector::Path(_) => {
+            Selector::Pointer(_) | Selector::Path { .. } => {
                 // A capture keeps a list whole: select without flattening.
                 let node = match self {
                     Selector::Pointer(p) => json?.pointer(p),
-                    Selector::Path(path) => path.query(json?).first(),
+                    Selector::Path { path, .. } => path.query(json?).first(),
                     _ => None,
                 }?;
                 Some(text_of(node))
             }
         }
     }
+}
+
+/// The first bad escape of JSON pointer `pointer`, as its byte offset and why (issue 32:
+/// `/a~2b` was accepted and could never match). RFC 6901: `~` is followed by `0` (a `~`)
+/// or `1` (a `/`), nothing else.
+pub fn pointer_error(pointer: &str) -> Option<(usize, String)> {
+    let (at, _) =
+        pointer.match_indices('~').find(|(at, _)| !matches!(pointer.as_bytes().get(at + 1), Some(b'0' | b'1')))?;
+    let escape: String = pointer[at..].chars().take(2).collect();
+    Some((
+        at,
+        format!("`{pointer}` is not a JSON pointer: `{escape}` is not an escape (`~0` is a `~`, `~1` a `/` in a name)"),
+    ))
 }
 
 /// A string as it is, anything else in its JSON form.
@@ -487,6 +508,23 @@ mod tests {
         assert!(Predicate::parse("/a is 3").unwrap_err().contains("not a predicate"));
         assert!(Selector::parse("header:location", Scope::Body).is_err());
         assert_eq!(Selector::parse("header:Location", Scope::Answer), Ok(Selector::Header("location".into())));
+    }
+
+    /// Issue 32: `$..describe` is shown as written; a pointer's escapes are RFC 6901's.
+    #[test]
+    fn paths_display_as_written_and_pointer_escapes_are_checked() {
+        for text in ["$..describe", "$.data[*].describe", "$..['a b']", "$.data[?@._id == '2'].finished"] {
+            assert_eq!(Selector::parse(text, Scope::Body).unwrap().to_string(), text);
+        }
+        for good in ["/a~0b", "/a~1b/~0~1", "/", ""] {
+            assert!(Selector::parse(good, Scope::Body).is_ok(), "{good}");
+        }
+        assert_eq!(pointer_error("/a~2b").map(|(at, _)| at), Some(2));
+        assert_eq!(pointer_error("/ok~0/x~").map(|(at, _)| at), Some(7));
+        assert_eq!(pointer_error("/é~é").map(|(at, _)| at), Some(3));
+        let e = Selector::parse("/a~2b", Scope::Body).unwrap_err();
+        assert!(e.contains("`~2` is not an escape"), "{e}");
+        assert!(Predicate::parse("count(/a~2b) >= 1").is_err());
     }
 
     #[test]

@@ -57,3 +57,95 @@ fn issue16_template_corpus_renders_without_panic() {
         assert!(rendered.is_ok(), "{name} panicked");
     }
 }
+
+/// The panic of the current thread while `CAPTURING`: where and what.
+mod panics {
+    use std::cell::{Cell, RefCell};
+
+    thread_local! {
+        static CAPTURING: Cell<bool> = const { Cell::new(false) };
+        static LAST: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    /// Runs `f`, turning a panic into `Err("file:line:col: message")`, printed nowhere.
+    pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if CAPTURING.with(Cell::get) {
+                    let at = info.location().map_or_else(|| "?".to_owned(), |l| l.to_string());
+                    let message = info
+                        .payload()
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| info.payload().downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_default();
+                    LAST.with(|l| *l.borrow_mut() = Some(format!("{at}: {message}")));
+                } else {
+                    previous(info);
+                }
+            }));
+        });
+        CAPTURING.with(|c| c.set(true));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        CAPTURING.with(|c| c.set(false));
+        result.map_err(|_| LAST.with(|l| l.borrow_mut().take()).unwrap_or_default())
+    }
+}
+
+/// Issue 32: the shipped scenarios mutated as a user breaks them (SLO keys with full-width
+/// digits, strings with escapes and multi-byte text before templates, broken templates,
+/// numbers, durations, key typos, byte flips) through `validate`'s checks in this process:
+/// no panic, and every error located inside the file, on a char boundary, at the column of
+/// its byte, and where the edit knows its place (a broken template, an SLO key) exactly there.
+/// `CQRS_BENCH_FUZZ_MUTANTS=120000` (and `CQRS_BENCH_FUZZ_SEED`) runs it long.
+#[test]
+fn issue32_scenario_mutants_validate_without_panic_and_at_the_right_column() {
+    use cqrs_bench::scenario::mutants::{Mutator, Verdict, check};
+    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (count, seed) = (env("CQRS_BENCH_FUZZ_MUTANTS", 15_000), env("CQRS_BENCH_FUZZ_SEED", 32));
+    let mutator = Mutator::shipped(&root()).expect("the shipped scenarios");
+    let started = std::time::Instant::now();
+    let mut verdicts = std::collections::BTreeMap::<&str, u64>::new();
+    let mut edits = std::collections::BTreeMap::<&str, u64>::new();
+    // Panics by place: how many, the first mutant, and when it was found.
+    let mut panicked = std::collections::BTreeMap::<String, (u64, u64, std::time::Duration)>::new();
+    let mut misplaced = Vec::new();
+    for index in 0..count {
+        let (path, mutant) = mutator.mutant(seed, index);
+        for edit in &mutant.edits {
+            *edits.entry(edit).or_default() += 1;
+        }
+        match panics::catch(|| check(path, &mutant)) {
+            Ok(Ok(verdict)) => {
+                let name = match verdict {
+                    Verdict::Accepted => "accepted",
+                    Verdict::Located => "located",
+                    Verdict::Pinned => "pinned",
+                };
+                *verdicts.entry(name).or_default() += 1;
+            }
+            Ok(Err(why)) => misplaced.push(format!("mutant {index} of {} {:?}: {why}", path.display(), mutant.edits)),
+            Err(panic) => {
+                let place = panic.split(": ").next().unwrap_or_default().to_owned();
+                let entry = panicked.entry(place).or_insert((0, index, started.elapsed()));
+                entry.0 += 1;
+            }
+        }
+    }
+    let panics: u64 = panicked.values().map(|(n, ..)| n).sum();
+    eprintln!(
+        "{count} mutants (seed {seed}) in {:.1?}: {verdicts:?}, {panics} panics, {} misplaced; edits {edits:?}",
+        started.elapsed(),
+        misplaced.len()
+    );
+    for (place, (n, first, at)) in &panicked {
+        eprintln!("panic at {place}: {n} mutants, first mutant {first} (after {at:.2?})");
+    }
+    assert_eq!(panics, 0, "panics: {panicked:?}");
+    assert!(misplaced.is_empty(), "{} misplaced, e.g. {:#?}", misplaced.len(), &misplaced[..misplaced.len().min(5)]);
+    // The mutants are scenarios: some still load, and the edits that know their place hit it.
+    assert!(verdicts.get("accepted").copied().unwrap_or(0) > count / 50, "{verdicts:?}");
+    assert!(verdicts.get("pinned").copied().unwrap_or(0) > count / 100, "{verdicts:?}");
+}
