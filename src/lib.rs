@@ -68,6 +68,7 @@ async fn run_stages(
 ) -> anyhow::Result<RunOutcome> {
     let mut scenario = scenario::load(&args.scenario, &args.overrides)?; // file -> checked plan
     secrets.extend(scenario.bus.iter().flat_map(|b| b.client.iter().map(|(_, value)| value.clone())));
+    secrets.extend(scenario.secrets.iter().cloned()); // `${ENV}` values (issue 32)
     apply_cli_adjustments(&mut scenario, &args)?;
     let out_dir = args.out.clone().unwrap_or_else(|| match args.shard {
         Some((index, count)) => default_out_dir_for(&scenario, Some(&format!("shard-{index}-of-{count}"))),

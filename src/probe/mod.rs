@@ -21,6 +21,7 @@ pub mod counts;
 pub mod lag;
 pub mod lag_figures;
 pub mod ledger;
+pub mod paging;
 pub mod reconcile;
 pub mod shape;
 pub mod shared_poll;

@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use crate::scenario::redact;
 use crate::scenario::selector::{Predicate, Selector, Test};
 use crate::scenario::{KeySource, Scenario};
 use crate::target::{Request, Target};
@@ -69,7 +70,9 @@ pub async fn check_sample_answers(scenario: &Scenario, target: &impl Target) -> 
             },
         };
         if let Some(why) = why {
-            warnings.push(format!("{} on `{}` (GET {path}): {why}", check.what(), op.name));
+            // The path as sent holds resolved `${ENV}` values (a `?token=`): masked (issue 32).
+            let shown = redact::mask_all(&redact::redact_query(&path), scenario.secrets.iter().map(String::as_str));
+            warnings.push(format!("{} on `{}` (GET {shown}): {why}", check.what(), op.name));
         }
     }
     warnings

@@ -173,6 +173,9 @@ pub struct LoadOutcome {
     pub unfinished: u64,
     pub max_in_flight: u64,
     pub max_backlog: u64,
+    /// What the load could not keep, for result.json `warnings` (issue 32: created ids
+    /// over the length cap).
+    pub warnings: Vec<String>,
 }
 
 /// What a caller plugs into a load.
@@ -505,6 +508,7 @@ async fn run_load<T: Target>(
         unfinished,
         max_in_flight: gauges.max_in_flight.load(Ordering::Relaxed),
         max_backlog: gauges.max_backlog.load(Ordering::Relaxed),
+        warnings: executor.created.warning().into_iter().collect(),
     })
 }
 

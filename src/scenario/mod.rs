@@ -11,6 +11,7 @@ mod model;
 mod raw;
 pub mod redact;
 pub mod selector;
+pub mod shell;
 pub mod template;
 #[cfg(test)]
 mod tests;
@@ -21,3 +22,4 @@ pub use keys::KeyPicker;
 pub use lint::lint;
 pub use load::{MAX_PROJECTORS, load, load_str, parse_projector_counts, slo_metric};
 pub use model::*;
+pub use shell::ShellCommand;

@@ -330,3 +330,104 @@ path = "/endless"
     assert_eq!(endless["ok"].as_u64().unwrap(), 0, "{endless:#}");
     assert!(endless["errors_by_class"]["timeout"].as_u64().unwrap() > 0, "{endless:#}");
 }
+
+/// Issue 32 item 3: `${ENV}` in `[[action]]`s (their names were the resolved text, in
+/// result.json, report.html, the plots and the terminal), an action's error output, and a
+/// probe query's query string (`validate --target` printed `?token=…`).
+#[test]
+fn issue32_secrets_through_actions_and_validate_warnings() {
+    let served = Served::start(&[]);
+    let address = served.url.trim_start_matches("http://").trim_end_matches('/');
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "ACTIONSECRET789";
+    let text = std::fs::read_to_string(root().join("scenarios/bank-http.toml"))
+        .unwrap()
+        .replacen("http://127.0.0.1:3030", &format!("http://{address}"), 1)
+        .replacen(
+            "path = \"/accounts/{{key}}\"\n",
+            "path = \"/accounts/{{key}}?token=${CQRS_BENCH_TEST_TOKEN}\"\n",
+            1,
+        )
+        + r#"
+[[action]]
+at = "1s"
+exec = "echo could not reach ${CQRS_BENCH_TEST_TOKEN} >&2; exit 1"
+
+[[action]]
+at = "1s"
+http = "GET /accounts/acct-0?token=${CQRS_BENCH_TEST_TOKEN}"
+"#;
+    assert!(text.contains("{{key}}?token="), "the probe query took the token");
+    let scenario = dir.path().join("actions.toml");
+    std::fs::write(&scenario, text).unwrap();
+
+    // validate --target: the probe query's answer (404: no setup) is quoted with its path.
+    let output = bench()
+        .args(["validate", "--target", &served.url])
+        .arg(&scenario)
+        .env("CQRS_BENCH_TEST_TOKEN", secret)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("?token=***") && !stderr.contains(secret), "{stderr}");
+
+    let out = dir.path().join("out");
+    let quick = ["--duration", "2s", "--rate", "50", "--set", "load.warmup=0s", "--set", "verify.settle=1s"];
+    let output = bench()
+        .arg("run")
+        .arg(&scenario)
+        .args(quick)
+        .arg("--out")
+        .arg(&out)
+        .env("CQRS_BENCH_TEST_TOKEN", secret)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(matches!(output.status.code(), Some(0 | 1)), "{output:?}");
+    assert_no_secret(secret, &out, &output.stdout, &output.stderr);
+    let result = result_json(&out);
+    let actions = result["actions"].as_array().unwrap();
+    let names: Vec<&str> = actions.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "echo could not reach ${CQRS_BENCH_TEST_TOKEN} >&2; exit 1",
+            "GET /accounts/acct-0?token=${CQRS_BENCH_TEST_TOKEN}"
+        ],
+        "named as written"
+    );
+    // The command ran with the value (its output quoted, masked), and failed.
+    assert_eq!(actions[0]["ok"], false);
+    assert_eq!(actions[0]["detail"], "exit 1: could not reach ***", "{actions:?}");
+}
+
+/// Issue 32 item 4: `capacity`'s `scale` pasted `${ENV}` into `sh -c`, so
+/// `NS='default; touch pwned #'` ran `touch`, and a failing command printed the value.
+#[test]
+fn issue32_a_scale_value_runs_as_no_command_and_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pwned = dir.path().join("pwned");
+    let value = format!("default; touch {} #", pwned.display());
+    let text = std::fs::read_to_string(root().join("scenarios/bank-http.toml")).unwrap()
+        + "\n[capacity]\nprojectors = [1]\n\
+           scale = \"echo scaling ${NS} to {{projectors}} >&2; kubectl-missing -n ${NS} --replicas={{projectors}}\"\n";
+    let scenario = dir.path().join("scale.toml");
+    std::fs::write(&scenario, text).unwrap();
+    let output = bench()
+        .arg("capacity")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .env("NS", &value)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    assert!(!pwned.exists(), "the value ran as a command");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("default;") && !stderr.contains("touch"), "{stderr}");
+    assert!(stderr.contains("kubectl-missing -n ${NS} --replicas=1"), "the command as written: {stderr}");
+    assert!(stderr.contains("scaling *** to 1"), "its output, the value masked: {stderr}");
+}
