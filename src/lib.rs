@@ -151,7 +151,17 @@ async fn run_stages(
         AnyTarget::Embedded(embedded) => {
             result.target_truth = serde_json::to_value(embedded.app().ground_truth()).ok();
         }
-        AnyTarget::Http(http) => result.generator.truncated_bodies = http.truncated_bodies(),
+        AnyTarget::Http(http) => {
+            result.generator.truncated_bodies = http.truncated_bodies();
+            let starved = http.starved_bodies();
+            if starved > 0 {
+                result.warnings.push(format!(
+                    "{starved} answers were cut short (counted in truncated_bodies): the answers being read at once \
+                     held the {} MiB the harness keeps for them (issue 32); lower [target] max_body or max_in_flight",
+                    scenario::limits::MAX_ANSWER_BYTES_IN_FLIGHT.max(scenario.target.max_body) >> 20
+                ));
+            }
+        }
     }
     let mut warnings = outcome.timeline.warnings.clone();
     if let Some(lag) = &outcome.probes.lag {

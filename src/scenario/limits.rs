@@ -36,6 +36,10 @@ pub const MAX_REQUEST_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
 /// Human form of it, for errors.
 pub const MAX_REQUEST_BYTES_IN_FLIGHT_TEXT: &str = "256 MiB";
 
+/// Response bytes the answers being read at once keep together (issue 32: memory was
+/// bounded only by requests in flight × `max_body`). At least one `max_body`.
+pub const MAX_ANSWER_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
+
 /// Response bytes kept per answer when `[target] max_body` is not set.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// Largest `[target] max_body`: 1 GiB.

@@ -343,11 +343,7 @@ fn issue32_secrets_through_actions_and_validate_warnings() {
     let text = std::fs::read_to_string(root().join("scenarios/bank-http.toml"))
         .unwrap()
         .replacen("http://127.0.0.1:3030", &format!("http://{address}"), 1)
-        .replacen(
-            "path = \"/accounts/{{key}}\"\n",
-            "path = \"/accounts/{{key}}?token=${CQRS_BENCH_TEST_TOKEN}\"\n",
-            1,
-        )
+        .replacen("path = \"/accounts/{{key}}\"\n", "path = \"/accounts/{{key}}?token=${CQRS_BENCH_TEST_TOKEN}\"\n", 1)
         + r#"
 [[action]]
 at = "1s"
@@ -430,4 +426,152 @@ fn issue32_a_scale_value_runs_as_no_command_and_is_never_printed() {
     assert!(!stderr.contains("default;") && !stderr.contains("touch"), "{stderr}");
     assert!(stderr.contains("kubectl-missing -n ${NS} --replicas=1"), "the command as written: {stderr}");
     assert!(stderr.contains("scaling *** to 1"), "its output, the value masked: {stderr}");
+}
+
+/// A read model whose `GET /items/K/refs?page=N` never ends: `same` answers every page
+/// with the key's refs (it ignores `page`), otherwise page N holds the key's refs and a
+/// new foreign ref `other-N` (pages that never end). `POST /items/K` with `{"ref": R}`
+/// applies R at once. Counts the page reads it answered. Runs until the test process ends.
+fn start_endless_pages(same: bool) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let pages = Arc::new(AtomicU64::new(0));
+    let counted = pages.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let refs: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else { continue };
+                let (refs, pages) = (refs.clone(), pages.clone());
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if buffer.len() < end + 4 + length {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        }
+                        let body = String::from_utf8_lossy(&buffer[end + 4..end + 4 + length]).into_owned();
+                        buffer.drain(..end + 4 + length);
+                        let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                        let key = path.trim_start_matches("/items/").trim_end_matches("/refs").to_owned();
+                        let answer = if head.starts_with("post") {
+                            let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+                            let applied = value["ref"].as_str().unwrap().to_owned();
+                            refs.lock().unwrap().entry(key).or_default().push(applied);
+                            "{}".to_owned()
+                        } else {
+                            pages.fetch_add(1, Ordering::Relaxed);
+                            let mut list = refs.lock().unwrap().get(&key).cloned().unwrap_or_default();
+                            if !same {
+                                let page = query.trim_start_matches("page=");
+                                list.push(format!("other-{page}"));
+                            }
+                            serde_json::json!({ "refs": list }).to_string()
+                        };
+                        let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}", answer.len());
+                        if socket.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    });
+    (format!("http://{address}"), counted)
+}
+
+/// Issue 32 item 5: `[verify] page` on a server that ignores the page parameter read up
+/// to 100,000 pages per key with `settle` ignored, and pages that never end were called
+/// `missed`. Now a repeated page stops a key at its second page, endless pages stop at
+/// `settle` (or 10,000 pages), and the refs are unknown with the reason, never missed.
+#[test]
+fn issue32_pages_that_never_end_are_could_not_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    for same in [true, false] {
+        let (base_url, pages) = start_endless_pages(same);
+        let scenario = dir.path().join(format!("pages-{same}.toml"));
+        std::fs::write(
+            &scenario,
+            format!(
+                r#"name = "endless-pages"
+[target]
+kind = "http"
+base_url = "{base_url}"
+timeout = "2s"
+[load]
+stages = [{{ duration = "1s", rate = 20 }}]
+[mix]
+keys = {{ count = 2 }}
+[[command]]
+name = "add"
+method = "POST"
+path = "/items/{{{{key}}}}"
+body = '{{"ref": "{{{{ref}}}}"}}'
+[[query]]
+name = "refs"
+weight = 0
+path = "/items/{{{{key}}}}/refs"
+[verify]
+settle = "2s"
+query = "refs"
+applied_refs = "/refs"
+page = {{ param = "page" }}
+"#
+            ),
+        )
+        .unwrap();
+        let out = dir.path().join(format!("out-{same}"));
+        let output = bench()
+            .arg("run")
+            .arg(&scenario)
+            .args(["--quiet", "--out"])
+            .arg(&out)
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap();
+        assert!(matches!(output.status.code(), Some(0 | 1 | 3)), "{output:?}");
+        let result = result_json(&out);
+        let events = &result["events"];
+        let acked = events["acked"].as_u64().unwrap();
+        let read = pages.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!("same page: {same}: {acked} acked, {read} pages read, {events}");
+        assert!(acked > 0, "{events}");
+        assert_eq!(events["missed"], 0, "never missed: {events}");
+        assert_eq!(events["unknown"].as_u64(), Some(acked), "every ref unknown: {events}");
+        let why = events["unknown_because"].to_string();
+        if same {
+            assert!(why.contains("a page equal to the one before"), "{why}");
+            // Each key's two pages per sweep (the second equal to the first).
+            let sweeps = result["verify"]["sweeps"].as_u64().unwrap();
+            assert!(read <= 2 * 2 * sweeps, "{read} pages in {sweeps} sweeps");
+        } else {
+            assert!(why.contains("settle passed while reading pages") || why.contains("10000 pages"), "{why}");
+            assert!(events["foreign"].as_u64().unwrap() <= 2 * 10_000, "{events}");
+        }
+    }
 }
