@@ -119,7 +119,23 @@ async fn run_stages(
             .then(|| Box::new(lag_log) as Box<dyn results::intervals::IntervalSink>),
         keep_lag_records: false,
     };
-    let outcome = run::drive(&scenario, target.clone(), ids, threads, shutdown, gauges.clone(), hooks).await?;
+    // The run ends within a bound printed now (issue 32), whatever the target does: past
+    // it, the run stops as on a signal (results written, exit 3).
+    let wait = args.start_at.and_then(|at| at.duration_since(std::time::SystemTime::now()).ok()).unwrap_or_default();
+    let bound = run::bound::RunBound::of(&scenario, wait);
+    let ends_by = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + bound.total());
+    eprintln!("bound: this run ends by {ends_by} ({}); it is stopped there", bound.describe());
+    let bounded = shutdown.child_token();
+    let bound_timer = tokio::spawn({
+        let (bounded, total) = (bounded.clone(), bound.total());
+        async move {
+            tokio::time::sleep(total).await;
+            bounded.cancel();
+        }
+    });
+    let outcome = run::drive(&scenario, target.clone(), ids, threads, bounded.clone(), gauges.clone(), hooks).await?;
+    bound_timer.abort();
+    let stopped_at_bound = bounded.is_cancelled() && !shutdown.is_cancelled();
     progress_stop.cancel();
     let _ = progress.await;
     if let Some(metrics) = &gauges.metrics {
@@ -162,6 +178,12 @@ async fn run_stages(
                 ));
             }
         }
+    }
+    if stopped_at_bound {
+        result.warnings.push(format!(
+            "the run reached its bound, {}, and was stopped there as on a signal (issue 32)",
+            bound.describe()
+        ));
     }
     let mut warnings = outcome.timeline.warnings.clone();
     if let Some(lag) = &outcome.probes.lag {

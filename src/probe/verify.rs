@@ -348,10 +348,10 @@ async fn sweep<T: Target>(
     };
     let keyless = executor.is_keyless(spec.query);
     if keyless {
-        if let Some(reconciler) = &mut reconciler {
-            if let Some(stop) = read_global_list(executor, spec, reconciler, deadline).await {
-                page_stops.add(stop);
-            }
+        if let Some(reconciler) = &mut reconciler
+            && let Some(stop) = read_global_list(executor, spec, reconciler, deadline).await
+        {
+            page_stops.add(stop);
         }
         // Rows are counted per key even when the refs are in a global list.
         if spec.count.is_none() {

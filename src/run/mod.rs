@@ -8,6 +8,7 @@
 //! within a grace → abort the rest → let lag probes finish theirs → read the read
 //! model back.
 
+pub mod bound;
 mod bus;
 pub mod clock;
 mod observe;

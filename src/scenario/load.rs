@@ -1441,7 +1441,7 @@ mod tests {
         let path = std::env::var("PATH").expect("PATH is set");
         let mut values = Vec::new();
         assert_eq!(interpolate("x ${PATH}!", &mut values), Ok(format!("x {path}!")));
-        assert_eq!(values, [path.clone()]);
+        assert_eq!(values, std::slice::from_ref(&path));
         assert_eq!(interpolate("${CQRS_BENCH_NOPE_NOPE}", &mut values), Err("CQRS_BENCH_NOPE_NOPE".into()));
         assert_eq!(interpolate("no vars", &mut values), Ok("no vars".into()));
     }

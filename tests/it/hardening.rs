@@ -431,8 +431,9 @@ fn issue32_a_scale_value_runs_as_no_command_and_is_never_printed() {
 /// A read model whose `GET /items/K/refs?page=N` never ends: `same` answers every page
 /// with the key's refs (it ignores `page`), otherwise page N holds the key's refs and a
 /// new foreign ref `other-N` (pages that never end). `POST /items/K` with `{"ref": R}`
-/// applies R at once. Counts the page reads it answered. Runs until the test process ends.
-fn start_endless_pages(same: bool) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+/// applies R at once. Each read is answered after `delay`. Counts the page reads it
+/// answered. Runs until the test process ends.
+fn start_endless_pages(same: bool, delay: Duration) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
@@ -485,6 +486,7 @@ fn start_endless_pages(same: bool) -> (String, std::sync::Arc<std::sync::atomic:
                             refs.lock().unwrap().entry(key).or_default().push(applied);
                             "{}".to_owned()
                         } else {
+                            tokio::time::sleep(delay).await;
                             pages.fetch_add(1, Ordering::Relaxed);
                             let mut list = refs.lock().unwrap().get(&key).cloned().unwrap_or_default();
                             if !same {
@@ -513,7 +515,7 @@ fn start_endless_pages(same: bool) -> (String, std::sync::Arc<std::sync::atomic:
 fn issue32_pages_that_never_end_are_could_not_verify() {
     let dir = tempfile::tempdir().unwrap();
     for same in [true, false] {
-        let (base_url, pages) = start_endless_pages(same);
+        let (base_url, pages) = start_endless_pages(same, Duration::ZERO);
         let scenario = dir.path().join(format!("pages-{same}.toml"));
         std::fs::write(
             &scenario,
@@ -574,4 +576,70 @@ page = {{ param = "page" }}
             assert!(events["foreign"].as_u64().unwrap() <= 2 * 10_000, "{events}");
         }
     }
+}
+
+/// Issue 32 item 5: `--duration` bounded the load only; a read model answering each read
+/// just under the timeout held `[verify]` for (keys / 32) × timeout whatever `settle` said.
+/// The run prints its bound at the start and is stopped there: results written,
+/// interrupted, exit 3, a warning, and verification cut short (could not verify).
+#[test]
+fn issue32_a_run_ends_within_the_bound_it_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base_url, reads) = start_endless_pages(true, Duration::from_millis(950));
+    let scenario = dir.path().join("slow-reads.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"name = "slow-reads"
+[target]
+kind = "http"
+base_url = "{base_url}"
+timeout = "1s"
+[load]
+stages = [{{ duration = "1s", rate = 2000 }}]
+[mix]
+keys = {{ count = 1000 }}
+[[command]]
+name = "add"
+method = "POST"
+path = "/items/{{{{key}}}}"
+body = '{{"ref": "{{{{ref}}}}"}}'
+[[query]]
+name = "refs"
+weight = 0
+path = "/items/{{{{key}}}}/refs"
+[verify]
+settle = "1s"
+query = "refs"
+applied_refs = "/refs"
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let output = bench()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // load 1 s + drain 2 s + verify settle 1 s + timeout 1 s + margin 10 s.
+    assert!(
+        stderr.contains("(at most 15s (load 1s + drain 2s + verify settle 2s + margin 10s)); it is stopped there"),
+        "{stderr}"
+    );
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let result = result_json(&out);
+    assert_eq!(result["interrupted"], true);
+    assert_eq!(result["verify"]["cut_short"], true, "{}", result["verify"]);
+    let warnings = result["warnings"].to_string();
+    assert!(warnings.contains("the run reached its bound, at most 15s"), "{warnings}");
+    // The whole sweep would be ~880 keys read 32 at a time; it was cut well before.
+    let keys = result["events"]["keys_checked"].as_u64().unwrap_or(0);
+    let read = reads.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("{read} reads answered, {keys} keys in the last whole sweep");
+    assert!(read < 800, "{read} reads");
 }
