@@ -68,6 +68,7 @@ async fn run_stages(
 ) -> anyhow::Result<RunOutcome> {
     let mut scenario = scenario::load(&args.scenario, &args.overrides)?; // file -> checked plan
     secrets.extend(scenario.bus.iter().flat_map(|b| b.client.iter().map(|(_, value)| value.clone())));
+    secrets.extend(scenario.secrets.iter().cloned()); // `${ENV}` values (issue 32)
     apply_cli_adjustments(&mut scenario, &args)?;
     let out_dir = args.out.clone().unwrap_or_else(|| match args.shard {
         Some((index, count)) => default_out_dir_for(&scenario, Some(&format!("shard-{index}-of-{count}"))),
@@ -118,7 +119,23 @@ async fn run_stages(
             .then(|| Box::new(lag_log) as Box<dyn results::intervals::IntervalSink>),
         keep_lag_records: false,
     };
-    let outcome = run::drive(&scenario, target.clone(), ids, threads, shutdown, gauges.clone(), hooks).await?;
+    // The run ends within a bound printed now (issue 32), whatever the target does: past
+    // it, the run stops as on a signal (results written, exit 3).
+    let wait = args.start_at.and_then(|at| at.duration_since(std::time::SystemTime::now()).ok()).unwrap_or_default();
+    let bound = run::bound::RunBound::of(&scenario, wait);
+    let ends_by = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + bound.total());
+    eprintln!("bound: this run ends by {ends_by} ({}); it is stopped there", bound.describe());
+    let bounded = shutdown.child_token();
+    let bound_timer = tokio::spawn({
+        let (bounded, total) = (bounded.clone(), bound.total());
+        async move {
+            tokio::time::sleep(total).await;
+            bounded.cancel();
+        }
+    });
+    let outcome = run::drive(&scenario, target.clone(), ids, threads, bounded.clone(), gauges.clone(), hooks).await?;
+    bound_timer.abort();
+    let stopped_at_bound = bounded.is_cancelled() && !shutdown.is_cancelled();
     progress_stop.cancel();
     let _ = progress.await;
     if let Some(metrics) = &gauges.metrics {
@@ -150,7 +167,23 @@ async fn run_stages(
         AnyTarget::Embedded(embedded) => {
             result.target_truth = serde_json::to_value(embedded.app().ground_truth()).ok();
         }
-        AnyTarget::Http(http) => result.generator.truncated_bodies = http.truncated_bodies(),
+        AnyTarget::Http(http) => {
+            result.generator.truncated_bodies = http.truncated_bodies();
+            let starved = http.starved_bodies();
+            if starved > 0 {
+                result.warnings.push(format!(
+                    "{starved} answers were cut short (counted in truncated_bodies): the answers being read at once \
+                     held the {} MiB the harness keeps for them (issue 32); lower [target] max_body or max_in_flight",
+                    scenario::limits::MAX_ANSWER_BYTES_IN_FLIGHT.max(scenario.target.max_body) >> 20
+                ));
+            }
+        }
+    }
+    if stopped_at_bound {
+        result.warnings.push(format!(
+            "the run reached its bound, {}, and was stopped there as on a signal (issue 32)",
+            bound.describe()
+        ));
     }
     let mut warnings = outcome.timeline.warnings.clone();
     if let Some(lag) = &outcome.probes.lag {

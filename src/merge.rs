@@ -525,6 +525,7 @@ fn sum_events(results: &[&RunResult]) -> Option<EventCounts> {
             examples.sort_by(|a, b| a.class.cmp(&b.class).then_with(|| a.op_ref.cmp(&b.op_ref)));
             examples
         },
+        unknown_because: all.iter().flat_map(|e| e.unknown_because.iter().cloned()).collect(),
     })
 }
 

@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::exit::{RunFailure, Usage};
-use crate::scenario::{CapacitySpec, Scaler, Scenario, TargetKind};
+use crate::scenario::{CapacitySpec, Scaler, Scenario, ShellCommand, TargetKind};
 
 /// Why an HTTP target without `scale` or `serve` cannot be planned for.
 pub const CANNOT_SCALE: &str = "capacity cannot change this target's projector count: add to the scenario [capacity] \
@@ -50,8 +50,8 @@ pub async fn scale_to(base: &Scenario, projectors: usize, log_dir: &Path) -> any
             None
         }
         Scaler::Serve(args) => Some(serve(&mut scenario, args, projectors, spec, log_dir).await?),
-        Scaler::Command(template) => {
-            run_scale_command(template, projectors, spec.ready_timeout).await?;
+        Scaler::Command(command) => {
+            run_scale_command(command, projectors, spec.ready_timeout).await?;
             None
         }
         Scaler::None => return Err(Usage(anyhow::anyhow!(CANNOT_SCALE)).into()),
@@ -89,6 +89,8 @@ async fn serve(
         .spawn()
         .context("starting `cqrs-bench target serve`")?;
     let stdout = child.stdout.take().context("the server's output")?;
+    // The arguments as shown: resolved `${ENV}` values masked (issue 32).
+    let shown = crate::scenario::redact::mask_all(&args.join(" "), scenario.secrets.iter().map(String::as_str));
     let mut lines = BufReader::new(stdout).lines();
     let mut kafka: Option<(String, String, String)> = None;
     let deadline = tokio::time::Instant::now() + spec.ready_timeout;
@@ -107,16 +109,14 @@ async fn serve(
             Ok(_) => {
                 let _ = child.wait().await;
                 return Err(RunFailure(anyhow::anyhow!(
-                    "`target serve {}` stopped before it listened; see {}",
-                    args.join(" "),
+                    "`target serve {shown}` stopped before it listened; see {}",
                     log_path.display()
                 ))
                 .into());
             }
             Err(_) => {
                 return Err(RunFailure(anyhow::anyhow!(
-                    "`target serve {}` did not listen within {:?}; see {}",
-                    args.join(" "),
+                    "`target serve {shown}` did not listen within {:?}; see {}",
                     spec.ready_timeout,
                     log_path.display()
                 ))
@@ -135,22 +135,25 @@ async fn serve(
     Ok(child)
 }
 
-/// Runs the `scale` template with `{{projectors}}` filled in, through `sh -c`.
-async fn run_scale_command(template: &str, projectors: usize, timeout: Duration) -> anyhow::Result<()> {
-    let command = template.replace("{{projectors}}", &projectors.to_string());
-    let output = Command::new("sh").arg("-c").arg(&command).stdin(Stdio::null()).kill_on_drop(true).output();
+/// Runs the `scale` command with `{{projectors}}` filled in, through `sh -c`, its `${ENV}`
+/// passed as variables (issue 32: pasted values ran as shell code). Errors quote the
+/// command as written and its output with those values masked.
+async fn run_scale_command(command: &ShellCommand, projectors: usize, timeout: Duration) -> anyhow::Result<()> {
+    let count = projectors.to_string();
+    let shown = command.text.replace("{{projectors}}", &count);
+    let output = command.command(&[("{{projectors}}", &count)]).output();
     let output = tokio::time::timeout(timeout, output)
         .await
-        .map_err(|_| RunFailure(anyhow::anyhow!("scale command `{command}` did not finish within {timeout:?}")))?
-        .with_context(|| format!("running scale command `{command}`"))?;
+        .map_err(|_| RunFailure(anyhow::anyhow!("scale command `{shown}` did not finish within {timeout:?}")))?
+        .with_context(|| format!("running scale command `{shown}`"))?;
     if !output.status.success() {
         let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
         let tail: Vec<&str> = text.lines().rev().take(QUOTED_LINES).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         return Err(RunFailure(anyhow::anyhow!(
-            "scale command `{command}` failed ({}): {}",
+            "scale command `{shown}` failed ({}): {}",
             output.status,
-            tail.join(" / ")
+            command.mask(&tail.join(" / "))
         ))
         .into());
     }
@@ -182,18 +185,37 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_scale_command_is_quoted() {
-        let error = run_scale_command("echo scaling to {{projectors}} >&2; exit 3", 4, Duration::from_secs(10))
-            .await
-            .unwrap_err();
+        let failing = ShellCommand::plain("echo scaling to {{projectors}} >&2; exit 3");
+        let error = run_scale_command(&failing, 4, Duration::from_secs(10)).await.unwrap_err();
         let text = format!("{error:#}");
         assert!(text.contains("scaling to 4") && text.contains("exit status: 3"), "{text}");
-        assert!(run_scale_command("test {{projectors}} -eq 2", 2, Duration::from_secs(10)).await.is_ok());
+        let two = ShellCommand::plain("test {{projectors}} -eq 2");
+        assert!(run_scale_command(&two, 2, Duration::from_secs(10)).await.is_ok());
+    }
+
+    /// Issue 32 item 4: `NS='default; touch pwned #'` ran `touch`, and the failure printed
+    /// the resolved command. Now the value is a variable of `sh`, and the error quotes the
+    /// command as written, the value masked in the output it quotes.
+    #[tokio::test]
+    async fn issue32_a_scale_value_is_never_code_nor_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pwned = dir.path().join("pwned");
+        let value = format!("default; touch {} #", pwned.display());
+        let text = "echo \"namespace ${NS} not found\" >&2; test {{projectors}} -eq 9 # ${NS}";
+        let command = ShellCommand::parse(text, |_| Some(value.clone())).unwrap();
+        let error = run_scale_command(&command, 2, Duration::from_secs(10)).await.unwrap_err();
+        assert!(!pwned.exists(), "the value ran as a command");
+        let message = format!("{error:#}");
+        assert!(!message.contains("default;") && !message.contains("touch"), "{message}");
+        assert!(message.contains("`echo \"namespace ${NS} not found\" >&2; test 2 -eq 9 # ${NS}`"), "{message}");
+        assert!(message.contains("namespace *** not found"), "{message}");
     }
 
     #[tokio::test]
     async fn a_scale_command_that_hangs_is_cut() {
         let started = Instant::now();
-        let error = run_scale_command("sleep 30 # {{projectors}}", 1, Duration::from_millis(300)).await.unwrap_err();
+        let hanging = ShellCommand::plain("sleep 30 # {{projectors}}");
+        let error = run_scale_command(&hanging, 1, Duration::from_millis(300)).await.unwrap_err();
         assert!(format!("{error:#}").contains("did not finish"), "{error:#}");
         assert!(started.elapsed() < Duration::from_secs(10));
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::scenario::{ActionKind, ActionSpec};
+use crate::scenario::{ActionKind, ActionSpec, ShellCommand};
 use crate::target::{Request, Target};
 
 /// How long an `exec` action may run before it is killed.
@@ -44,7 +44,7 @@ pub async fn run<T: Target>(
         }
         let began = Instant::now();
         let (ok, detail) = match &action.what {
-            ActionKind::Exec(line) => exec(line).await,
+            ActionKind::Exec(command) => exec(command).await,
             ActionKind::Http { method, path } => {
                 let request = Request {
                     method: method.clone(),
@@ -81,19 +81,16 @@ fn http_detail(status: u16, body: &[u8]) -> String {
     }
 }
 
-async fn exec(line: &str) -> (bool, String) {
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(line)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
+/// Runs an `exec` action: `sh -c` with its `${ENV}` as variables (issue 32); the first
+/// line of its error output is kept, the values of those variables masked.
+async fn exec(command: &ShellCommand) -> (bool, String) {
+    let child = command.command(&[]).output();
     match tokio::time::timeout(EXEC_TIMEOUT, child).await {
         Err(_) => (false, format!("killed after {EXEC_TIMEOUT:?}")),
         Ok(Err(e)) => (false, format!("could not start: {e}")),
         Ok(Ok(output)) => {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let first = stderr.lines().next().unwrap_or("").trim();
+            let first = command.mask(stderr.lines().next().unwrap_or("").trim());
             let status = output.status.code().map_or("killed by a signal".to_owned(), |c| format!("exit {c}"));
             (output.status.success(), if first.is_empty() { status } else { format!("{status}: {first}") })
         }

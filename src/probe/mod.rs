@@ -22,6 +22,7 @@ pub mod key_facts;
 pub mod lag;
 pub mod lag_figures;
 pub mod ledger;
+pub mod paging;
 pub mod reconcile;
 pub mod resolve;
 pub mod shape;

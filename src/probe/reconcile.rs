@@ -47,6 +47,10 @@ pub struct EventCounts {
     /// The first missed, pending, duplicated and unexpected refs (up to 20 of each), by ref.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<RefExample>,
+    /// Why keys could not be verified beyond a read error (issue 32: paging stopped at a
+    /// repeated page, at `settle` or at the page cap): their refs are `unknown`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_because: Vec<String>,
 }
 
 impl EventCounts {
@@ -437,6 +441,7 @@ mod tests {
                 unknown: 1,
                 pending: 0,
                 examples: Vec::new(),
+                unknown_because: Vec::new(),
             }
         );
     }

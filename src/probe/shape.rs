@@ -11,6 +11,7 @@
 
 use serde_json::Value;
 
+use crate::scenario::redact;
 use crate::scenario::selector::{Predicate, Selector, Test};
 use crate::scenario::{KeySource, Scenario};
 use crate::target::{Request, Target};
@@ -115,9 +116,11 @@ pub async fn check_sample_answers(
                 Ok(json) => check.misfit(&json),
             },
         };
+        // The path as sent holds resolved `${ENV}` values (a `?token=`): masked (issue 32).
+        let shown = redact::mask_all(&redact::redact_query(&path), scenario.secrets.iter().map(String::as_str));
         match why {
-            Some(why) => found.warnings.push(format!("{} on `{}` (GET {path}): {why}", check.what(), op.name)),
-            None => found.checked.push(format!("{} on `{}` (GET {path}): fits", check.what(), op.name)),
+            Some(why) => found.warnings.push(format!("{} on `{}` (GET {shown}): {why}", check.what(), op.name)),
+            None => found.checked.push(format!("{} on `{}` (GET {shown}): fits", check.what(), op.name)),
         }
     }
     found

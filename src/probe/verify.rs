@@ -2,7 +2,9 @@
 //!
 //! - A verify query with `{{key}}` is read once per written key; one without (a global
 //!   list, issue 12) once per sweep. With `page = { param = "page" }` either is read page
-//!   by page until a page selects nothing (a key's pages: issue 18).
+//!   by page until a page selects nothing (a key's pages: issue 18), or until paging must
+//!   stop (`probe::paging`: a repeated page, `settle`, the page cap), which leaves the key
+//!   unknown with the reason (issue 32).
 //! - From each answer: the applications at `applied_refs` (refs found in lists of values
 //!   or of objects, inside strings too), classified against the ledger; and with `value`,
 //!   the key's number, checked against the deltas or the write side (`probe::values`).
@@ -30,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::counts::{RowCounts, kinds_of};
 use super::ledger::Ledger;
+use super::paging::{MAX_PAGES, PageGuard, PageStop, PageStops};
 use super::reconcile::{Applied, EventCounts, ExampleRef, Reconciler, applied_in};
 use super::values::{Observed, ValueCounts, expected_from_deltas, has_acked};
 use crate::operation::{Executor, Probe};
@@ -40,8 +43,6 @@ use crate::target::{Reply, Target};
 const SWEEP_CONCURRENCY: usize = 32;
 /// Pause between sweeps.
 const SWEEP_PAUSE: Duration = Duration::from_millis(200);
-/// Pages of a global list read at most per sweep.
-const MAX_PAGES: u64 = 100_000;
 /// Matched lag probes needed before their longest lag bounds the projector's.
 const MIN_PROBES_FOR_BOUND: u64 = 20;
 
@@ -108,7 +109,12 @@ impl VerifyOutcome {
             let refs = [(c.missed, "refs missed", why_missed), (c.pending, "refs pending", String::new())];
             left.extend(refs.into_iter().filter(|(n, ..)| *n > 0).map(|(n, what, why)| format!("{n} {what}{why}")));
             if c.unknown > 0 {
-                left.push(format!("{} refs unknown", c.unknown));
+                let why = if c.unknown_because.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (could not verify: {})", c.unknown_because.join("; "))
+                };
+                left.push(format!("{} refs unknown{why}", c.unknown));
             }
         }
         if let Some(v) = &self.values {
@@ -189,6 +195,11 @@ struct Sweep {
     lag_bound: Option<Duration>,
 }
 
+/// The paging param, for the reasons a key could not be verified.
+fn page_param(spec: &VerifySpec) -> &str {
+    spec.page.as_ref().map_or("page", |p| p.param.as_str())
+}
+
 impl Sweep {
     fn same_as(&self, other: &Sweep) -> bool {
         self.counts == other.counts && self.values == other.values && self.rows == other.rows
@@ -223,6 +234,9 @@ pub async fn reconcile<T: Target>(
 ) -> VerifyOutcome {
     let began = Instant::now();
     let deadline = began + spec.settle;
+    // Paging stops at `settle` (issue 32), though never before 1 s: a `settle` of 0 still
+    // reads a short list whole.
+    let paging_deadline = began + spec.settle.max(Duration::from_secs(1));
     let quiet_needed = (spec.settle / 10).max(Duration::from_secs(1));
     let mut last: Option<(Sweep, Instant)> = None;
     let mut sweeps = 0;
@@ -253,7 +267,7 @@ pub async fn reconcile<T: Target>(
         let found = tokio::select! {
             biased;
             _ = stop.cancelled() => return outcome(last.map(|(found, _)| found), sweeps, Stopped::Signal),
-            found = sweep(&executor, spec, &ledger, evidence.as_mut(), began) => found,
+            found = sweep(&executor, spec, &ledger, evidence.as_mut(), began, paging_deadline) => found,
         };
         sweeps += 1;
         let now = Instant::now();
@@ -313,9 +327,11 @@ async fn sweep<T: Target>(
     ledger: &Arc<Ledger>,
     mut evidence: Option<&mut LagEvidence>,
     began: Instant,
+    deadline: Instant,
 ) -> Sweep {
     let mut reconciler = spec.applied_refs.as_ref().map(|_| Reconciler::new(ledger));
-    let mut finish = |reconciler: Option<Reconciler>, values, rows| {
+    let mut page_stops = PageStops::default();
+    let mut finish = |reconciler: Option<Reconciler>, values, rows, page_stops: PageStops| {
         if let (Some(evidence), Some(reconciler)) = (evidence.as_deref_mut(), &reconciler) {
             evidence.saw_late(|seq| reconciler.saw(seq), Instant::now());
         }
@@ -324,17 +340,22 @@ async fn sweep<T: Target>(
         let time_rule = evidence
             .as_deref()
             .is_some_and(|e| began.elapsed() >= e.bound() && (reconciler.is_some() || e.late.is_empty()));
-        let (counts, examples) = reconciler.map(|r| r.finish(time_rule)).unzip();
+        let (mut counts, examples) = reconciler.map(|r| r.finish(time_rule)).unzip();
+        if let Some(counts) = &mut counts {
+            counts.unknown_because = page_stops.reasons(page_param(spec));
+        }
         Sweep { counts, examples: examples.unwrap_or_default(), values, rows, time_rule, lag_bound }
     };
     let keyless = executor.is_keyless(spec.query);
     if keyless {
-        if let Some(reconciler) = &mut reconciler {
-            read_global_list(executor, spec, reconciler).await;
+        if let Some(reconciler) = &mut reconciler
+            && let Some(stop) = read_global_list(executor, spec, reconciler, deadline).await
+        {
+            page_stops.add(stop);
         }
         // Rows are counted per key even when the refs are in a global list.
         if spec.count.is_none() {
-            return finish(reconciler, None, None);
+            return finish(reconciler, None, None, page_stops);
         }
     } else if let Some(reconciler) = &mut reconciler {
         // Keyless commands (a create whose id could not be captured) have no key to read.
@@ -353,7 +374,7 @@ async fn sweep<T: Target>(
             let (executor, spec, ledger) = (executor.clone(), spec.clone(), ledger.clone());
             reads.spawn(async move {
                 let _permit = permit;
-                read_key(&executor, &spec, &ledger, key, keyless).await
+                read_key(&executor, &spec, &ledger, key, keyless, deadline).await
             });
         }
         // Classify what has arrived so far, so answers do not pile up.
@@ -365,6 +386,9 @@ async fn sweep<T: Target>(
             continue;
         };
         let Ok(read) = done else { continue };
+        if let Some(stop) = read.page_stop {
+            page_stops.add(stop);
+        }
         if let Some(reconciler) = &mut reconciler
             && !keyless
         {
@@ -378,7 +402,7 @@ async fn sweep<T: Target>(
             rows.add(read.key, &executor.key_text(read.key), read_rows.as_deref(), name);
         }
     }
-    finish(reconciler, values, rows)
+    finish(reconciler, values, rows, page_stops)
 }
 
 /// What one key's read found.
@@ -390,6 +414,8 @@ struct KeyRead {
     value: Option<(Observed, Option<f64>)>,
     /// Rows per counted kind, when count accounting is on (inner `None`: the read failed).
     rows: Option<Option<Vec<super::counts::KindRows>>>,
+    /// Paging stopped before the last page: `applied` is `None` (could not verify).
+    page_stop: Option<PageStop>,
 }
 
 async fn read_key<T: Target>(
@@ -398,6 +424,7 @@ async fn read_key<T: Target>(
     ledger: &Ledger,
     key: u64,
     keyless: bool,
+    deadline: Instant,
 ) -> KeyRead {
     let rows = match &spec.count {
         Some(count) => Some(count_rows(executor, count, ledger, key).await),
@@ -405,13 +432,15 @@ async fn read_key<T: Target>(
     };
     // The verify query: only when it reads this key and something needs it.
     if keyless || (spec.applied_refs.is_none() && spec.values.is_none()) {
-        return KeyRead { key, applied: None, value: None, rows };
+        return KeyRead { key, applied: None, value: None, rows, page_stop: None };
     }
     let reply = match &spec.page {
         Some(paging) => executor.fetch_page(spec.query, key, &paging.param, paging.start).await,
         None => executor.fetch(Probe::Verify, spec.query, key, 0, None).await,
     };
-    let answer = reply.ok().and_then(|reply| answer_of(&reply));
+    let reply = reply.ok();
+    let answer = reply.as_ref().and_then(answer_of);
+    let mut page_stop = None;
     let mut applied = spec.applied_refs.as_ref().and_then(|selector| {
         let json = answer.as_ref()?;
         let mut items = Vec::new();
@@ -419,17 +448,31 @@ async fn read_key<T: Target>(
         Some((items, selected))
     });
     // A paged key (issue 18: bounded answers): the next pages, until one selects nothing.
-    // A page that cannot be read makes the whole key unreadable.
+    // A page that cannot be read makes the whole key unreadable; paging that must stop
+    // (issue 32) makes it unknown with the reason.
     if let (Some(paging), Some(selector), Some((items, true))) = (&spec.page, &spec.applied_refs, &mut applied) {
-        for page in paging.start.saturating_add(1)..paging.start.saturating_add(MAX_PAGES) {
+        let mut guard = PageGuard::new(deadline);
+        let mut stop = reply.as_ref().and_then(|first| guard.read(&first.body));
+        let mut page = paging.start;
+        while stop.is_none() {
+            page = page.saturating_add(1);
             let reply = executor.fetch_page(spec.query, key, &paging.param, page).await;
-            let Some(json) = reply.ok().and_then(|r| answer_of(&r)) else {
+            let Some((reply, json)) = reply.ok().and_then(|r| answer_of(&r).map(|json| (r, json))) else {
                 applied = None;
                 break;
             };
-            if !json.as_ref().is_some_and(|json| applied_on_page(executor, selector, json, items)) {
+            stop = guard.read(&reply.body);
+            if stop == Some(PageStop::SamePage) {
                 break;
             }
+            if !json.as_ref().is_some_and(|json| applied_on_page(executor, selector, json, items)) {
+                stop = None; // the last page
+                break;
+            }
+        }
+        if stop.is_some() {
+            applied = None;
+            page_stop = stop;
         }
     }
     let applied = applied.map(|(items, _)| items);
@@ -455,7 +498,7 @@ async fn read_key<T: Target>(
             Some((observed, expected))
         }
     };
-    KeyRead { key, applied, value, rows }
+    KeyRead { key, applied, value, rows, page_stop }
 }
 
 /// Key `key`'s rows per counted kind (`None`: the read failed). Read once, never paged;
@@ -504,10 +547,17 @@ fn observed_at(json: Option<&Value>, selector: &Selector, absent: AbsentRows) ->
     }
 }
 
-/// A keyless verify query: one read, or every page until one selects nothing.
-async fn read_global_list<T: Target>(executor: &Executor<T>, spec: &VerifySpec, reconciler: &mut Reconciler<'_>) {
+/// A keyless verify query: one read, or every page until one selects nothing; `Some`
+/// when paging had to stop first (the list is then unknown, issue 32).
+async fn read_global_list<T: Target>(
+    executor: &Executor<T>,
+    spec: &VerifySpec,
+    reconciler: &mut Reconciler<'_>,
+    deadline: Instant,
+) -> Option<PageStop> {
     let selector = spec.applied_refs.as_ref().expect("only called with applied_refs");
     let pages = spec.page.as_ref().map_or(0..1, |p| p.start..p.start.saturating_add(MAX_PAGES));
+    let mut guard = PageGuard::new(deadline);
     for page in pages {
         let reply = match &spec.page {
             Some(paging) => {
@@ -515,10 +565,15 @@ async fn read_global_list<T: Target>(executor: &Executor<T>, spec: &VerifySpec, 
             }
             None => executor.fetch(Probe::Verify, spec.query, crate::operation::created::NO_KEY, 0, None).await,
         };
-        let Some(json) = reply.ok().and_then(|r| answer_of(&r)) else {
+        let Some((reply, json)) = reply.ok().and_then(|r| answer_of(&r).map(|json| (r, json))) else {
             reconciler.add(None, None);
-            return;
+            return None;
         };
+        let stop = spec.page.as_ref().and_then(|_| guard.read(&reply.body));
+        if stop == Some(PageStop::SamePage) {
+            reconciler.add(None, None);
+            return stop;
+        }
         let mut items = Vec::new();
         let nodes = json.as_ref().map(|j| selector.select(j)).unwrap_or_default();
         let empty = nodes.is_empty();
@@ -527,9 +582,14 @@ async fn read_global_list<T: Target>(executor: &Executor<T>, spec: &VerifySpec, 
         }
         reconciler.add(None, Some(&items));
         if empty || spec.page.is_none() {
-            return;
+            return None;
+        }
+        if stop.is_some() {
+            reconciler.add(None, None);
+            return stop;
         }
     }
+    None
 }
 
 #[cfg(test)]

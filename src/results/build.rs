@@ -160,6 +160,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         warnings: Vec::new(),
     };
     result.warnings.extend(crate::scenario::lint(scenario));
+    result.warnings.extend(outcome.warnings.iter().cloned());
     add_probes(&mut result, scenario, outcome);
     result.probe_load = probe_load(&result);
     result.warnings.extend(probe_load_warning(result.probe_load.as_ref()));
@@ -251,7 +252,13 @@ fn add_probes(result: &mut RunResult, scenario: &Scenario, outcome: &LoadOutcome
             .collect();
     }
     if let Some(bus) = &probes.bus {
-        let topic = scenario.bus.as_ref().map_or_else(String::new, |b| b.topic.clone());
+        // As written (`${ENV}` unresolved; issue 32), unless the harness set it (`capacity`
+        // serving a reference variant names its own topic).
+        let written = scenario.recorded.pointer("/bus/topic").and_then(|t| t.as_str()).filter(|t| t.contains("${"));
+        let topic = match (written, &scenario.bus) {
+            (Some(written), _) => written.to_owned(),
+            (None, bus) => bus.as_ref().map_or_else(String::new, |b| b.topic.clone()),
+        };
         result.bus = Some(BusStats {
             topic,
             messages: bus.messages,

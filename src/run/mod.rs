@@ -8,6 +8,7 @@
 //! within a grace → abort the rest → let lag probes finish theirs → read the read
 //! model back.
 
+pub mod bound;
 mod bus;
 pub mod clock;
 mod observe;
@@ -178,6 +179,9 @@ pub struct LoadOutcome {
     pub unfinished: u64,
     pub max_in_flight: u64,
     pub max_backlog: u64,
+    /// What the load could not keep, for result.json `warnings` (issue 32: created ids
+    /// over the length cap).
+    pub warnings: Vec<String>,
 }
 
 /// What a caller plugs into a load.
@@ -556,6 +560,7 @@ async fn run_load<T: Target>(
         unfinished,
         max_in_flight: gauges.max_in_flight.load(Ordering::Relaxed),
         max_backlog: gauges.max_backlog.load(Ordering::Relaxed),
+        warnings: executor.created.warning().into_iter().collect(),
     })
 }
 

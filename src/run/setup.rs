@@ -16,7 +16,7 @@ use crate::target::Target;
 /// Longest wait for the last setup requests after their schedule ended.
 const SETUP_GRACE: Duration = Duration::from_secs(300);
 /// Setup requests under way at once.
-const SETUP_IN_FLIGHT: usize = 256;
+pub(super) const SETUP_IN_FLIGHT: usize = 256;
 
 pub async fn run<T: Target>(
     scenario: &Scenario,

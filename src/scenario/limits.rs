@@ -29,6 +29,17 @@ pub const MAX_ZIPF_EXPONENT: f64 = 100.0;
 /// Largest count threshold (`duplicates`, `missed`, `max_dropped`, …): exact in an f64.
 pub const MAX_COUNT: f64 = 1e15;
 
+/// Request bytes rendered at once (issue 32: `{{bytes 16777216}}` rendered for every
+/// request in flight reached 3.6 GB in 8 s): requests in flight (`max_in_flight`, or the
+/// most users) × the largest request's text and `{{bytes N}}` fillers must stay under it.
+pub const MAX_REQUEST_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
+/// Human form of it, for errors.
+pub const MAX_REQUEST_BYTES_IN_FLIGHT_TEXT: &str = "256 MiB";
+
+/// Response bytes the answers being read at once keep together (issue 32: memory was
+/// bounded only by requests in flight × `max_body`). At least one `max_body`.
+pub const MAX_ANSWER_BYTES_IN_FLIGHT: usize = 256 * 1024 * 1024;
+
 /// Response bytes kept per answer when `[target] max_body` is not set.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// Largest `[target] max_body`: 1 GiB.

@@ -56,7 +56,17 @@ fn checked(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         .map_err(|e| ScenarioError::at(path, text, e.span().unwrap_or(0..0), e.message().to_owned()))?;
     let mut recorded = serde_json::to_value(&recorded).unwrap_or(serde_json::Value::Null);
     super::redact::redact_recorded(&mut recorded);
-    Checker { path, text }.check(raw, recorded)
+    let checker = Checker { path, text, secrets: Default::default() };
+    let checked = checker.check(raw, recorded);
+    // A message may quote a resolved value (`…` is not an HTTP method): masked (issue 32).
+    checked.map_err(|error| match error {
+        ScenarioError::Located(mut located) => {
+            let secrets = checker.secrets.borrow();
+            located.message = super::redact::mask_all(&located.message, secrets.iter().map(String::as_str));
+            ScenarioError::Located(located)
+        }
+        other => other,
+    })
 }
 
 // ---------------------------------------------------------------- overrides
@@ -181,6 +191,8 @@ fn index_of<'a, 'b>(parts: &'a [&'b str], len: usize) -> Result<(usize, &'a [&'b
 struct Checker<'a> {
     path: &'a Path,
     text: &'a str,
+    /// The `${ENV}` values read so far (`Scenario::secrets`).
+    secrets: std::cell::RefCell<Vec<String>>,
 }
 
 type Result<T, E = ScenarioError> = std::result::Result<T, E>;
@@ -200,18 +212,31 @@ impl Checker<'_> {
         Ok(name.to_owned())
     }
 
-    /// A string value with `${ENV}` references resolved.
+    /// A string value with `${ENV}` references resolved; the values are kept as secrets.
     fn string(&self, value: &Spanned<String>) -> Result<String> {
-        interpolate(value.get_ref()).map_err(|name| {
+        let mut secrets = self.secrets.borrow_mut();
+        interpolate(value.get_ref(), &mut secrets).map_err(|name| {
             self.error(value, format!("environment variable `{name}` is not set"))
                 .with_hint(format!("export {name}=… before the run"))
         })
     }
 
+    /// A shell command (`[[action]] exec`, `[capacity] scale`): `${NAME}` kept in the text
+    /// and passed to `sh` as a variable, never pasted (issue 32; see `scenario::shell`).
+    fn shell_command(&self, value: &Spanned<String>) -> Result<ShellCommand> {
+        let command = ShellCommand::parse(value.get_ref(), |name| std::env::var(name).ok())
+            .map_err(|e| self.error(value, e.message).with_hint(e.hint))?;
+        self.secrets.borrow_mut().extend(command.values().map(str::to_owned));
+        Ok(command)
+    }
+
     /// A duration string, at most `limits::MAX_DURATION` (issue 16: a longer one reached
-    /// `Duration` arithmetic that panics).
+    /// `Duration` arithmetic that panics). `${ENV}` in it is no secret (a number and a unit).
     fn duration(&self, value: &Spanned<String>) -> Result<Duration> {
-        let text = self.string(value)?;
+        let text = interpolate(value.get_ref(), &mut Vec::new()).map_err(|name| {
+            self.error(value, format!("environment variable `{name}` is not set"))
+                .with_hint(format!("export {name}=… before the run"))
+        })?;
         let duration = humantime::parse_duration(text.trim()).map_err(|e| {
             self.error(value, format!("`{text}` is not a duration ({e})"))
                 .with_hint("write a number and a unit, e.g. \"250ms\", \"30s\", \"5m\"")
@@ -305,6 +330,7 @@ impl Checker<'_> {
             return Err(ScenarioError::at(self.path, self.text, 0..0, "every operation has weight 0"));
         }
         self.created_keys(&raw, &operations)?;
+        self.request_bytes_in_flight(&raw, &load, &operations)?;
         if raw.mix.keys.is_none() {
             self.no_key_drawn(&raw, &operations, &setup)?;
         }
@@ -366,6 +392,7 @@ impl Checker<'_> {
             saturate,
             capacity,
             recorded,
+            secrets: self.secrets.take(),
             source: self.path.to_owned(),
         })
     }
@@ -940,6 +967,38 @@ impl Checker<'_> {
     }
 
     /// An operation named `name` of `kind`, as an index.
+    /// Requests in flight × the largest request's fixed bytes (text and `{{bytes N}}`)
+    /// within `limits::MAX_REQUEST_BYTES_IN_FLIGHT` (issue 32: each request in flight
+    /// holds its rendering); the error points at that request's body (else its path).
+    fn request_bytes_in_flight(&self, raw: &RawScenario, load: &LoadSpec, operations: &[OperationSpec]) -> Result<()> {
+        let in_flight = match load.model {
+            LoadModel::Open { max_in_flight, .. } => max_in_flight,
+            LoadModel::Closed { .. } => crate::generator::schedule::max_users(&load.stages).max(1),
+        };
+        let size = |op: &OperationSpec| op.request.templates().map(Template::fixed_len).fold(0, usize::saturating_add);
+        let Some((index, op)) = operations.iter().enumerate().max_by_key(|(_, op)| size(op)) else { return Ok(()) };
+        let bytes = size(op);
+        if in_flight.saturating_mul(bytes) <= limits::MAX_REQUEST_BYTES_IN_FLIGHT {
+            return Ok(());
+        }
+        // Operations are the commands, then the queries, in file order.
+        let raw_op = raw.command.iter().chain(&raw.query).nth(index).expect("one raw operation per operation");
+        let span = match (&raw_op.body, &raw_op.path) {
+            (Some(body), _) => body.span(),
+            (None, Some(path)) => path.span(),
+            (None, None) => raw_op.name.span(),
+        };
+        let fits = (limits::MAX_REQUEST_BYTES_IN_FLIGHT / bytes.max(1)).max(1);
+        let message = format!(
+            "`{}` renders {bytes} bytes a request, and {in_flight} requests may be in flight: over the {} the \
+             harness holds for requests at once",
+            op.name,
+            limits::MAX_REQUEST_BYTES_IN_FLIGHT_TEXT
+        );
+        let hint = format!("lower [load] max_in_flight (or the users) to {fits}, or the request's size");
+        Err(ScenarioError::at(self.path, self.text, span, message).with_hint(hint))
+    }
+
     fn find(&self, name: &Spanned<String>, kind: OpKind, operations: &[OperationSpec]) -> Result<usize> {
         operations.iter().position(|o| o.name == *name.get_ref() && o.kind == kind).ok_or_else(|| {
             let known: Vec<&str> = operations.iter().filter(|o| o.kind == kind).map(|o| o.name.as_str()).collect();
@@ -1230,7 +1289,7 @@ impl Checker<'_> {
     fn action(&self, raw: &RawAction) -> Result<ActionSpec> {
         let at = self.duration(&raw.at)?;
         let what = match (&raw.exec, &raw.http) {
-            (Some(exec), None) => ActionKind::Exec(self.string(exec)?),
+            (Some(exec), None) => ActionKind::Exec(self.shell_command(exec)?),
             (None, Some(http)) => {
                 let text = self.string(http)?;
                 let (method, path) = text
@@ -1247,9 +1306,15 @@ impl Checker<'_> {
             }
             _ => return Err(self.error(&raw.at, "an action has exactly one of `exec` or `http`")),
         };
-        let name = raw.name.clone().unwrap_or_else(|| match &what {
-            ActionKind::Exec(line) => line.clone(),
-            ActionKind::Http { method, path } => format!("{method} {path}"),
+        // Named by what the user wrote, `${ENV}` unresolved (issue 32: a resolved token
+        // was the name in result.json, report.html, the plots and the terminal).
+        let name = raw.name.clone().unwrap_or_else(|| match (&what, &raw.http) {
+            (ActionKind::Exec(command), _) => command.text.clone(),
+            (ActionKind::Http { method, .. }, Some(http)) => {
+                let written = http.get_ref().trim();
+                format!("{method} {}", written.split_once(' ').map_or(written, |(_, path)| path.trim()))
+            }
+            (ActionKind::Http { method, path }, None) => format!("{method} {path}"),
         });
         Ok(ActionSpec { name, at, what })
     }
@@ -1379,8 +1444,9 @@ fn quoted(names: &[&str]) -> String {
     names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
-/// Resolves `${NAME}`; `Err(NAME)` when a variable is not set. `$$` stays `$$`.
-fn interpolate(text: &str) -> std::result::Result<String, String> {
+/// Resolves `${NAME}`, adding each value to `values`; `Err(NAME)` when a variable is not
+/// set. `$$` stays `$$`.
+fn interpolate(text: &str, values: &mut Vec<String>) -> std::result::Result<String, String> {
     if !text.contains("${") {
         return Ok(text.to_owned());
     }
@@ -1396,6 +1462,9 @@ fn interpolate(text: &str) -> std::result::Result<String, String> {
         let name = &after[..end];
         let value = std::env::var(name).map_err(|_| name.to_owned())?;
         out.push_str(&value);
+        if !values.contains(&value) {
+            values.push(value);
+        }
         rest = &after[end + 1..];
     }
     out.push_str(rest);
@@ -1431,7 +1500,7 @@ mod tests {
         let home = std::env::var("HOME").expect("HOME is set");
         let text = "a${HOME}b${CQRS_BENCH_NOPE_NOPE";
         let resolved = format!("a{home}b${{CQRS_BENCH_NOPE_NOPE");
-        assert_eq!(interpolate(text).unwrap(), resolved);
+        assert_eq!(interpolate(text, &mut Vec::new()).unwrap(), resolved);
         assert_eq!(before_interpolation(text, 0), 0);
         assert_eq!(before_interpolation(text, 1), 1, "inside the value: its `$`");
         assert_eq!(before_interpolation(text, 1 + home.len()), 8, "`b`");
@@ -1458,8 +1527,10 @@ mod tests {
     #[test]
     fn interpolation() {
         let path = std::env::var("PATH").expect("PATH is set");
-        assert_eq!(interpolate("x ${PATH}!"), Ok(format!("x {path}!")));
-        assert_eq!(interpolate("${CQRS_BENCH_NOPE_NOPE}"), Err("CQRS_BENCH_NOPE_NOPE".into()));
-        assert_eq!(interpolate("no vars"), Ok("no vars".into()));
+        let mut values = Vec::new();
+        assert_eq!(interpolate("x ${PATH}!", &mut values), Ok(format!("x {path}!")));
+        assert_eq!(values, std::slice::from_ref(&path));
+        assert_eq!(interpolate("${CQRS_BENCH_NOPE_NOPE}", &mut values), Err("CQRS_BENCH_NOPE_NOPE".into()));
+        assert_eq!(interpolate("no vars", &mut values), Ok("no vars".into()));
     }
 }

@@ -13,6 +13,7 @@ pub mod mutants;
 mod raw;
 pub mod redact;
 pub mod selector;
+pub mod shell;
 pub mod template;
 #[cfg(test)]
 mod tests;
@@ -23,3 +24,4 @@ pub use keys::KeyPicker;
 pub use lint::lint;
 pub use load::{MAX_PROJECTORS, load, load_bytes, load_str, parse_projector_counts, slo_metric};
 pub use model::*;
+pub use shell::ShellCommand;

@@ -41,6 +41,9 @@ pub struct Scenario {
     /// The scenario after `--set` overrides and *before* `${ENV}` interpolation, as JSON:
     /// what result.json records, so secrets read from the environment never reach disk.
     pub recorded: serde_json::Value,
+    /// The values of the `${ENV}` variables the scenario reads (durations and numbers
+    /// aside): masked wherever a resolved string or a program's output is quoted (issue 32).
+    pub secrets: Vec<String>,
     /// The file it was read from.
     pub source: PathBuf,
 }
@@ -464,8 +467,8 @@ pub struct ActionSpec {
 
 #[derive(Debug, Clone)]
 pub enum ActionKind {
-    /// A shell command line, run with `sh -c`.
-    Exec(String),
+    /// A shell command line, run with `sh -c`, its `${ENV}` passed as variables (issue 32).
+    Exec(super::ShellCommand),
     /// `METHOD /path` sent to the target.
     Http { method: http::Method, path: String },
 }
@@ -608,8 +611,9 @@ pub enum Scaler {
     /// `serve = "--variant outbox …"`: the harness starts `cqrs-bench target serve` with
     /// these arguments and `--projectors N` on a free loopback port, once per count.
     Serve(Vec<String>),
-    /// `scale = "kubectl scale … --replicas={{projectors}}"`: run through `sh -c`.
-    Command(String),
+    /// `scale = "kubectl scale … --replicas={{projectors}}"`: run through `sh -c`, its
+    /// `${ENV}` passed as variables (issue 32).
+    Command(super::ShellCommand),
     /// An HTTP target without `scale` or `serve`: it cannot be scaled by the harness.
     None,
 }

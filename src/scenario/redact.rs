@@ -1,7 +1,10 @@
 //! Secrets kept out of everything the harness writes or prints (issue 16): the password
 //! in a URL's userinfo (`http://user:***@host`) and the values of Kafka client options
 //! (`[bus] client = {...}`, which carry SASL passwords). `${ENV}` values are kept out by
-//! recording the scenario before interpolation (`Scenario::recorded`).
+//! recording the scenario before interpolation (`Scenario::recorded`), by naming what the
+//! user wrote (action names are the unresolved text), and, where a resolved string or a
+//! program's output is quoted (errors, warnings, action output), by masking the values
+//! themselves (`Scenario::secrets`; issue 32).
 
 /// What a secret is replaced with.
 pub const MASK: &str = "***";
@@ -43,6 +46,44 @@ pub fn redact_urls(text: &str) -> String {
     out
 }
 
+/// Values shorter than this are not masked: masking `1` or `ok` would garble every
+/// message, and no secret is that short.
+const MIN_MASKED: usize = 3;
+
+/// `text` with every occurrence of `value` masked (when it is long enough to be a secret).
+pub fn mask_value(text: &str, value: &str) -> String {
+    if value.len() < MIN_MASKED { text.to_owned() } else { text.replace(value, MASK) }
+}
+
+/// `text` with every one of `secrets` masked, and URL userinfo.
+pub fn mask_all<'s>(text: &str, secrets: impl IntoIterator<Item = &'s str>) -> String {
+    let mut masked = redact_urls(text);
+    // Longest first: a secret that contains another is masked whole.
+    let mut secrets: Vec<&str> = secrets.into_iter().collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
+        masked = mask_value(&masked, secret);
+    }
+    masked
+}
+
+/// A request path as shown in a message: the value of every query parameter masked
+/// (`/items/k0?token=***&page=***`; issue 32: `validate --target` printed `?token=…`). A
+/// query string is where APIs take keys; the path itself is shown as is.
+pub fn redact_query(path: &str) -> String {
+    let Some((before, query)) = path.split_once('?') else { return path.to_owned() };
+    let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
+    let masked: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) if !value.is_empty() => format!("{name}={MASK}"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let fragment = fragment.map_or(String::new(), |f| format!("#{f}"));
+    format!("{before}?{}{fragment}", masked.join("&"))
+}
+
 /// The recorded scenario (JSON) with secrets masked: URL userinfo in every string,
 /// every `[bus] client` option value.
 pub fn redact_recorded(value: &mut serde_json::Value) {
@@ -81,6 +122,15 @@ mod tests {
         );
         // `@` inside the password: the last `@` of the authority ends the userinfo.
         assert_eq!(redact_urls("http://u:p@ss@host/"), "http://u:***@host/");
+    }
+
+    #[test]
+    fn issue32_query_values_and_secrets_are_masked() {
+        assert_eq!(redact_query("/items/k0?token=abc&page=2&flag"), "/items/k0?token=***&page=***&flag");
+        assert_eq!(redact_query("/items/k0"), "/items/k0");
+        assert_eq!(redact_query("/a?t=x#frag"), "/a?t=***#frag");
+        assert_eq!(mask_all("GET /a/tok3n-long/tok3n", ["tok3n", "tok3n-long"]), "GET /a/***/***");
+        assert_eq!(mask_all("exit 1: no", ["1", "no"]), "exit 1: no", "too short to mask");
     }
 
     #[test]

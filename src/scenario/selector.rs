@@ -73,6 +73,42 @@ pub enum Scope {
     Answer,
 }
 
+/// Recursive descents (`..`) a JSONPath may hold (issue 32). With d of them, a query
+/// visits up to (nodes × depth)^d values of an answer: one or two stay within the
+/// answer's size times its depth; each more multiplies it again.
+pub const MAX_DESCENTS: usize = 2;
+
+/// The `..` segments of a JSONPath, filters included, string literals not.
+fn descendant_segments(text: &str) -> usize {
+    let (mut count, mut quote, mut escaped, mut previous_dot) = (0, None, false, false);
+    for c in text.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+                previous_dot = false;
+            }
+            None => {
+                if c == '\'' || c == '"' {
+                    quote = Some(c);
+                }
+                if c == '.' && previous_dot {
+                    count += 1;
+                    previous_dot = false; // `...` is one descent and a dot
+                } else {
+                    previous_dot = c == '.';
+                }
+            }
+        }
+    }
+    count
+}
+
 impl Selector {
     /// Parses a selector; the error says what was expected.
     pub fn parse(text: &str, scope: Scope) -> Result<Selector, String> {
@@ -84,6 +120,14 @@ impl Selector {
             return Ok(Selector::Pointer(text.to_owned()));
         }
         if text.starts_with('$') {
+            let descents = descendant_segments(text);
+            if descents > MAX_DESCENTS {
+                return Err(format!(
+                    "`{text}` has {descents} recursive descents (`..`): at most {MAX_DESCENTS}, as each one \
+                     multiplies the nodes visited by the answer's size (issue 32: `$..*..*..*…` on a 1 KB answer \
+                     took 15 s and 825 MB); name the fields between them"
+                ));
+            }
             return JsonPath::parse(text)
                 .map(|p| Selector::Path { path: Box::new(p), text: text.to_owned() })
                 .map_err(|e| format!("`{text}` is not a JSONPath: {e}"));
@@ -448,6 +492,18 @@ fn ref_token(token: &str) -> Option<OpRef> {
 
 #[cfg(test)]
 mod tests {
+    /// Issue 32: at most two recursive descents; dots in string literals are not descents.
+    #[test]
+    fn issue32_recursive_descents_are_bounded() {
+        assert_eq!(descendant_segments("$..a..b"), 2);
+        assert_eq!(descendant_segments("$['a..b']..c"), 1);
+        assert_eq!(descendant_segments("$.data[?@..x == \"..\"]"), 1);
+        assert!(Selector::parse("$..*..*", Scope::Body).is_ok());
+        let deep = format!("${}", "..*".repeat(20));
+        let error = Selector::parse(&deep, Scope::Body).unwrap_err();
+        assert!(error.contains("has 20 recursive descents"), "{error}");
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -211,6 +211,20 @@ impl Template {
         out
     }
 
+    /// The bytes every rendering holds at least: its text and `{{bytes N}}` fillers (the
+    /// other expressions are short; a capture is bounded by the answer it came from).
+    /// What the load bounds requests in flight by (issue 32).
+    pub fn fixed_len(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Literal(s) => s.len(),
+                Segment::Bytes(n) => *n,
+                _ => 0,
+            })
+            .fold(0usize, usize::saturating_add)
+    }
+
     /// The text, when the template has no expressions.
     pub fn as_literal(&self) -> Option<&str> {
         match self.segments.as_slice() {

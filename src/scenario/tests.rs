@@ -637,7 +637,10 @@ fn issue10_saturate_and_capacity_tables() {
         "scale = \"kubectl scale deploy/p --replicas={{projectors}}\"",
     );
     let s = load_str(&external, Path::new("t.toml"), &[]).unwrap();
-    assert_eq!(s.capacity.scaler, Scaler::Command("kubectl scale deploy/p --replicas={{projectors}}".into()));
+    assert_eq!(
+        s.capacity.scaler,
+        Scaler::Command(ShellCommand::plain("kubectl scale deploy/p --replicas={{projectors}}"))
+    );
     let error = load_str(&external.replace("={{projectors}}", "=3"), Path::new("t.toml"), &[]).unwrap_err();
     assert!(error.to_string().contains("never says how many projectors"), "{error}");
     assert!(matches!(parse_projector_counts("4,1,2"), Ok(v) if v == [1, 2, 4]));

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 
-use super::http1::Connection;
+use super::http1::{BodyBudget, Connection};
 use super::{Failure, Reply, Request, Target};
 
 /// Gives each `HttpTarget` its own key in the per-thread idle lists.
@@ -45,6 +45,10 @@ pub struct HttpTarget {
     max_body: usize,
     /// Answers longer than `max_body` (their tail was read and dropped).
     truncated: AtomicU64,
+    /// What the answers being read at once keep together (issue 32).
+    budget: BodyBudget,
+    /// Answers cut because `budget` ran out.
+    starved: AtomicU64,
 }
 
 impl HttpTarget {
@@ -75,6 +79,9 @@ impl HttpTarget {
             max_idle: max_connections.max(1),
             max_body: max_body.max(1),
             truncated: AtomicU64::new(0),
+            // One answer of `max_body` always fits.
+            budget: BodyBudget::new(crate::scenario::limits::MAX_ANSWER_BYTES_IN_FLIGHT.max(max_body)),
+            starved: AtomicU64::new(0),
         })
     }
 
@@ -85,6 +92,12 @@ impl HttpTarget {
     /// Answers whose body was longer than `max_body` so far.
     pub fn truncated_bodies(&self) -> u64 {
         self.truncated.load(Ordering::Relaxed)
+    }
+
+    /// Answers cut (and counted in `truncated_bodies`) because the answers being read at
+    /// once held `MAX_ANSWER_BYTES_IN_FLIGHT` (issue 32).
+    pub fn starved_bodies(&self) -> u64 {
+        self.starved.load(Ordering::Relaxed)
     }
 
     /// An idle connection of this thread that can still carry a request.
@@ -143,9 +156,13 @@ impl Target for HttpTarget {
                 return Err(Failure::Connect);
             }
             // A request that was written is never sent twice.
-            let (answer, keep_alive) = connection.read_answer(&request.method, self.max_body).await?;
+            let (answer, keep_alive) =
+                connection.read_answer(&request.method, self.max_body, Some(&self.budget)).await?;
             if answer.truncated {
                 self.truncated.fetch_add(1, Ordering::Relaxed);
+            }
+            if answer.starved {
+                self.starved.fetch_add(1, Ordering::Relaxed);
             }
             if keep_alive {
                 self.put_idle(connection);

@@ -22,6 +22,7 @@
 use std::io;
 use std::io::IoSliceMut;
 use std::os::fd::AsRawFd as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -47,6 +48,8 @@ pub struct Answer {
     pub body: Bytes,
     /// The body was longer than the limit; the rest was read and dropped.
     pub truncated: bool,
+    /// Cut short because the shared budget of answers being read ran out (issue 32).
+    pub starved: bool,
     /// When the answer's last bytes were received by the kernel, wall clock (`None`: the
     /// socket gives no receive timestamps).
     pub received: Option<SystemTime>,
@@ -175,9 +178,15 @@ impl Connection {
         self.stream.write_all(&self.write).await
     }
 
-    /// Reads one answer to its last byte, keeping the first `max_body` bytes of its body.
+    /// Reads one answer to its last byte, keeping the first `max_body` bytes of its body
+    /// (fewer when `budget`, shared by the answers being read at once, runs out).
     /// Returns whether the connection can carry another request.
-    pub async fn read_answer(&mut self, method: &Method, max_body: usize) -> Result<(Answer, bool), Failure> {
+    pub async fn read_answer(
+        &mut self,
+        method: &Method,
+        max_body: usize,
+        budget: Option<&BodyBudget>,
+    ) -> Result<(Answer, bool), Failure> {
         let (status, headers, framing, mut keep_alive) = loop {
             let head = self.read_head().await?;
             if (100..200).contains(&head.0) && head.0 != 101 {
@@ -186,7 +195,7 @@ impl Connection {
             break head;
         };
         let framing = if *method == Method::HEAD || status == 101 { Framing::None } else { framing };
-        let mut body = Body::new(max_body);
+        let mut body = Body::new(max_body, budget);
         match framing {
             Framing::None => {}
             Framing::Length(length) => self.read_exactly(length, &mut body).await?,
@@ -201,13 +210,13 @@ impl Connection {
                 }
             }
         }
-        let (body, truncated) = body.finish();
+        let (body, truncated, starved) = body.finish();
         let received = self.received.take();
-        Ok((Answer { status, headers, body, truncated, received }, keep_alive && status != 101))
+        Ok((Answer { status, headers, body, truncated, starved, received }, keep_alive && status != 101))
     }
 
     /// The next `length` bytes of the body into `body`; the stream ending first is a broken answer.
-    async fn read_exactly(&mut self, mut length: u64, body: &mut Body) -> Result<(), Failure> {
+    async fn read_exactly(&mut self, mut length: u64, body: &mut Body<'_>) -> Result<(), Failure> {
         while length > 0 {
             if self.read.is_empty() && !self.fill().await? {
                 return Err(Failure::Body);
@@ -279,7 +288,7 @@ impl Connection {
     }
 
     /// A chunked body: chunks until the zero-sized one, then trailers until an empty line.
-    async fn read_chunked(&mut self, body: &mut Body) -> Result<(), Failure> {
+    async fn read_chunked(&mut self, body: &mut Body<'_>) -> Result<(), Failure> {
         loop {
             let size = loop {
                 match httparse::parse_chunk_size(&self.read) {
@@ -373,26 +382,79 @@ fn head_of(response: &httparse::Response) -> Result<(u16, HeaderMap, Framing, bo
     Ok((status, headers, framing, keep_alive))
 }
 
+/// Bytes the answers being read at once may keep together (issue 32: memory was bounded
+/// only by requests in flight × `max_body`, 982 MB on 50 MB answers). Shared by one
+/// target's connections; an answer takes from it as it keeps bytes and gives them back
+/// when it has been read (or dropped). When it runs out, an answer keeps what it got: it
+/// is cut (`starved`) rather than waited for, which would add the wait to its latency.
+#[derive(Debug)]
+pub struct BodyBudget {
+    free: AtomicUsize,
+}
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> BodyBudget {
+        BodyBudget { free: AtomicUsize::new(bytes) }
+    }
+
+    /// Takes up to `want` bytes; how many it got.
+    fn take(&self, want: usize) -> usize {
+        let mut got = 0;
+        let _ = self.free.fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
+            got = free.min(want);
+            Some(free - got)
+        });
+        got
+    }
+
+    fn give(&self, bytes: usize) {
+        self.free.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// Bytes not taken.
+    #[cfg(test)]
+    fn free(&self) -> usize {
+        self.free.load(Ordering::Acquire)
+    }
+}
+
 /// The kept part of a body: its first `max` bytes, without a copy when it arrived in one piece.
-struct Body {
+struct Body<'b> {
     max: usize,
     first: Option<Bytes>,
     rest: BytesMut,
     truncated: bool,
+    budget: Option<&'b BodyBudget>,
+    /// Bytes taken from `budget`, given back on drop.
+    taken: usize,
+    starved: bool,
 }
 
-impl Body {
-    fn new(max: usize) -> Body {
-        Body { max: max.max(1), first: None, rest: BytesMut::new(), truncated: false }
+impl<'b> Body<'b> {
+    fn new(max: usize, budget: Option<&'b BodyBudget>) -> Body<'b> {
+        Body { max: max.max(1), first: None, rest: BytesMut::new(), truncated: false, budget, taken: 0, starved: false }
     }
 
-    fn push(&mut self, chunk: BytesMut) {
+    fn push(&mut self, mut chunk: BytesMut) {
         if chunk.is_empty() || self.truncated {
             return; // drained, not kept
         }
         let held = self.first.as_ref().map_or(self.rest.len(), Bytes::len);
         if held + chunk.len() > self.max {
             self.truncated = true;
+        }
+        if let Some(budget) = self.budget {
+            let want = chunk.len().min(self.max - held);
+            let got = budget.take(want);
+            self.taken += got;
+            if got < want {
+                self.truncated = true;
+                self.starved = true;
+                chunk.truncate(got);
+                if got == 0 {
+                    return;
+                }
+            }
         }
         if self.first.is_none() && self.rest.is_empty() && !self.truncated {
             self.first = Some(chunk.freeze());
@@ -405,8 +467,18 @@ impl Body {
         self.rest.extend_from_slice(&chunk[..chunk.len().min(room)]);
     }
 
-    fn finish(self) -> (Bytes, bool) {
-        (self.first.unwrap_or_else(|| self.rest.freeze()), self.truncated)
+    /// The kept bytes, whether the body was cut, and whether the budget cut it.
+    fn finish(mut self) -> (Bytes, bool, bool) {
+        let kept = self.first.take().unwrap_or_else(|| std::mem::take(&mut self.rest).freeze());
+        (kept, self.truncated, self.starved)
+    }
+}
+
+impl Drop for Body<'_> {
+    fn drop(&mut self) {
+        if let Some(budget) = self.budget {
+            budget.give(self.taken);
+        }
     }
 }
 
@@ -450,7 +522,7 @@ mod tests {
 
     async fn exchange(c: &mut Connection, method: Method, max_body: usize) -> Result<(Answer, bool), Failure> {
         c.write_request(&method, "/x?y=1", b"h:1", &[], None).await.unwrap();
-        c.read_answer(&method, max_body).await
+        c.read_answer(&method, max_body, None).await
     }
 
     /// The answer is timed when it arrived, not when the client read it, and by its last
@@ -475,7 +547,7 @@ mod tests {
         let written = Instant::now();
         c.write_request(&Method::GET, "/", b"h", &[], None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (answer, _) = c.read_answer(&Method::GET, 10).await.unwrap();
+        let (answer, _) = c.read_answer(&Method::GET, 10, None).await.unwrap();
         let read = Instant::now();
         drop(c);
         let sent_last = server.await.unwrap();
@@ -531,7 +603,7 @@ mod tests {
         let mut c = Connection::open(&host, port).await.unwrap();
         let headers = [(HeaderName::from_static("x-k"), HeaderValue::from_static("v"))];
         c.write_request(&Method::POST, "/c", b"h", &headers, Some(b"{\"a\":1}")).await.unwrap();
-        let (a, _) = c.read_answer(&Method::POST, 10).await.unwrap();
+        let (a, _) = c.read_answer(&Method::POST, 10, None).await.unwrap();
         assert_eq!(a.status, 202);
         drop(c);
         let seen = String::from_utf8(server.await.unwrap()).unwrap();
@@ -566,5 +638,29 @@ mod tests {
         server.await.unwrap(); // the server closes after its one answer
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(!c.is_reusable(), "closed while idle");
+    }
+    /// Issue 32: the answers being read at once share one budget; one that finds it spent
+    /// keeps what it got and says so, and the bytes come back when an answer is read.
+    #[test]
+    fn issue32_answers_being_read_share_one_budget() {
+        let budget = BodyBudget::new(100);
+        let mut a = Body::new(80, Some(&budget));
+        a.push(BytesMut::from(&[b'a'; 50][..]));
+        a.push(BytesMut::from(&[b'a'; 50][..])); // over max_body: 80 kept
+        let mut b = Body::new(80, Some(&budget));
+        b.push(BytesMut::from(&[b'b'; 50][..]));
+        assert_eq!(budget.free(), 0);
+        let (kept_b, truncated_b, starved_b) = b.finish();
+        assert_eq!((kept_b.len(), truncated_b, starved_b), (20, true, true));
+        assert_eq!(budget.free(), 20, "b's bytes are back");
+        let (kept_a, truncated_a, starved_a) = a.finish();
+        assert_eq!((kept_a.len(), truncated_a, starved_a), (80, true, false));
+        assert_eq!(budget.free(), 100);
+        // A dropped (cancelled) read gives its bytes back too.
+        let mut c = Body::new(1000, Some(&budget));
+        c.push(BytesMut::from(&[b'c'; 60][..]));
+        assert_eq!(budget.free(), 40);
+        drop(c);
+        assert_eq!(budget.free(), 100);
     }
 }

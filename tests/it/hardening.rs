@@ -330,3 +330,316 @@ path = "/endless"
     assert_eq!(endless["ok"].as_u64().unwrap(), 0, "{endless:#}");
     assert!(endless["errors_by_class"]["timeout"].as_u64().unwrap() > 0, "{endless:#}");
 }
+
+/// Issue 32 item 3: `${ENV}` in `[[action]]`s (their names were the resolved text, in
+/// result.json, report.html, the plots and the terminal), an action's error output, and a
+/// probe query's query string (`validate --target` printed `?token=…`).
+#[test]
+fn issue32_secrets_through_actions_and_validate_warnings() {
+    let served = Served::start(&[]);
+    let address = served.url.trim_start_matches("http://").trim_end_matches('/');
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "ACTIONSECRET789";
+    let text = std::fs::read_to_string(root().join("scenarios/bank-http.toml"))
+        .unwrap()
+        .replacen("http://127.0.0.1:3030", &format!("http://{address}"), 1)
+        .replacen("path = \"/accounts/{{key}}\"\n", "path = \"/accounts/{{key}}?token=${CQRS_BENCH_TEST_TOKEN}\"\n", 1)
+        + r#"
+[[action]]
+at = "1s"
+exec = "echo could not reach ${CQRS_BENCH_TEST_TOKEN} >&2; exit 1"
+
+[[action]]
+at = "1s"
+http = "GET /accounts/acct-0?token=${CQRS_BENCH_TEST_TOKEN}"
+"#;
+    assert!(text.contains("{{key}}?token="), "the probe query took the token");
+    let scenario = dir.path().join("actions.toml");
+    std::fs::write(&scenario, text).unwrap();
+
+    // validate --target: the probe query's answer (404: no setup) is quoted with its path.
+    let output = bench()
+        .args(["validate", "--target", &served.url])
+        .arg(&scenario)
+        .env("CQRS_BENCH_TEST_TOKEN", secret)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("?token=***") && !stderr.contains(secret), "{stderr}");
+
+    let out = dir.path().join("out");
+    let quick = ["--duration", "2s", "--rate", "50", "--set", "load.warmup=0s", "--set", "verify.settle=1s"];
+    let output = bench()
+        .arg("run")
+        .arg(&scenario)
+        .args(quick)
+        .arg("--out")
+        .arg(&out)
+        .env("CQRS_BENCH_TEST_TOKEN", secret)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(matches!(output.status.code(), Some(0 | 1)), "{output:?}");
+    assert_no_secret(secret, &out, &output.stdout, &output.stderr);
+    let result = result_json(&out);
+    let actions = result["actions"].as_array().unwrap();
+    let names: Vec<&str> = actions.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "echo could not reach ${CQRS_BENCH_TEST_TOKEN} >&2; exit 1",
+            "GET /accounts/acct-0?token=${CQRS_BENCH_TEST_TOKEN}"
+        ],
+        "named as written"
+    );
+    // The command ran with the value (its output quoted, masked), and failed.
+    assert_eq!(actions[0]["ok"], false);
+    assert_eq!(actions[0]["detail"], "exit 1: could not reach ***", "{actions:?}");
+}
+
+/// Issue 32 item 4: `capacity`'s `scale` pasted `${ENV}` into `sh -c`, so
+/// `NS='default; touch pwned #'` ran `touch`, and a failing command printed the value.
+#[test]
+fn issue32_a_scale_value_runs_as_no_command_and_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pwned = dir.path().join("pwned");
+    let value = format!("default; touch {} #", pwned.display());
+    let text = std::fs::read_to_string(root().join("scenarios/bank-http.toml")).unwrap()
+        + "\n[capacity]\nprojectors = [1]\n\
+           scale = \"echo scaling ${NS} to {{projectors}} >&2; kubectl-missing -n ${NS} --replicas={{projectors}}\"\n";
+    let scenario = dir.path().join("scale.toml");
+    std::fs::write(&scenario, text).unwrap();
+    let output = bench()
+        .arg("capacity")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .env("NS", &value)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    assert!(!pwned.exists(), "the value ran as a command");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("default;") && !stderr.contains("touch"), "{stderr}");
+    assert!(stderr.contains("kubectl-missing -n ${NS} --replicas=1"), "the command as written: {stderr}");
+    assert!(stderr.contains("scaling *** to 1"), "its output, the value masked: {stderr}");
+}
+
+/// A read model whose `GET /items/K/refs?page=N` never ends: `same` answers every page
+/// with the key's refs (it ignores `page`), otherwise page N holds the key's refs and a
+/// new foreign ref `other-N` (pages that never end). `POST /items/K` with `{"ref": R}`
+/// applies R at once. Each read is answered after `delay`. Counts the page reads it
+/// answered. Runs until the test process ends.
+fn start_endless_pages(same: bool, delay: Duration) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let pages = Arc::new(AtomicU64::new(0));
+    let counted = pages.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let refs: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else { continue };
+                let (refs, pages) = (refs.clone(), pages.clone());
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if buffer.len() < end + 4 + length {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        }
+                        let body = String::from_utf8_lossy(&buffer[end + 4..end + 4 + length]).into_owned();
+                        buffer.drain(..end + 4 + length);
+                        let target = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                        let key = path.trim_start_matches("/items/").trim_end_matches("/refs").to_owned();
+                        let answer = if head.starts_with("post") {
+                            let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+                            let applied = value["ref"].as_str().unwrap().to_owned();
+                            refs.lock().unwrap().entry(key).or_default().push(applied);
+                            "{}".to_owned()
+                        } else {
+                            tokio::time::sleep(delay).await;
+                            pages.fetch_add(1, Ordering::Relaxed);
+                            let mut list = refs.lock().unwrap().get(&key).cloned().unwrap_or_default();
+                            if !same {
+                                let page = query.trim_start_matches("page=");
+                                list.push(format!("other-{page}"));
+                            }
+                            serde_json::json!({ "refs": list }).to_string()
+                        };
+                        let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}", answer.len());
+                        if socket.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    });
+    (format!("http://{address}"), counted)
+}
+
+/// Issue 32 item 5: `[verify] page` on a server that ignores the page parameter read up
+/// to 100,000 pages per key with `settle` ignored, and pages that never end were called
+/// `missed`. Now a repeated page stops a key at its second page, endless pages stop at
+/// `settle` (or 10,000 pages), and the refs are unknown with the reason, never missed.
+#[test]
+fn issue32_pages_that_never_end_are_could_not_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    for same in [true, false] {
+        let (base_url, pages) = start_endless_pages(same, Duration::ZERO);
+        let scenario = dir.path().join(format!("pages-{same}.toml"));
+        std::fs::write(
+            &scenario,
+            format!(
+                r#"name = "endless-pages"
+[target]
+kind = "http"
+base_url = "{base_url}"
+timeout = "2s"
+[load]
+stages = [{{ duration = "1s", rate = 20 }}]
+[mix]
+keys = {{ count = 2 }}
+[[command]]
+name = "add"
+method = "POST"
+path = "/items/{{{{key}}}}"
+body = '{{"ref": "{{{{ref}}}}"}}'
+[[query]]
+name = "refs"
+weight = 0
+path = "/items/{{{{key}}}}/refs"
+[verify]
+settle = "2s"
+query = "refs"
+applied_refs = "/refs"
+page = {{ param = "page" }}
+"#
+            ),
+        )
+        .unwrap();
+        let out = dir.path().join(format!("out-{same}"));
+        let output = bench()
+            .arg("run")
+            .arg(&scenario)
+            .args(["--quiet", "--out"])
+            .arg(&out)
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap();
+        assert!(matches!(output.status.code(), Some(0 | 1 | 3)), "{output:?}");
+        let result = result_json(&out);
+        let events = &result["events"];
+        let acked = events["acked"].as_u64().unwrap();
+        let read = pages.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!("same page: {same}: {acked} acked, {read} pages read, {events}");
+        assert!(acked > 0, "{events}");
+        assert_eq!(events["missed"], 0, "never missed: {events}");
+        assert_eq!(events["unknown"].as_u64(), Some(acked), "every ref unknown: {events}");
+        let why = events["unknown_because"].to_string();
+        if same {
+            assert!(why.contains("a page equal to the one before"), "{why}");
+            // Each key's two pages per sweep (the second equal to the first).
+            let sweeps = result["verify"]["sweeps"].as_u64().unwrap();
+            assert!(read <= 2 * 2 * sweeps, "{read} pages in {sweeps} sweeps");
+        } else {
+            assert!(why.contains("settle passed while reading pages") || why.contains("10000 pages"), "{why}");
+            assert!(events["foreign"].as_u64().unwrap() <= 2 * 10_000, "{events}");
+        }
+    }
+}
+
+/// Issue 32 item 5: `--duration` bounded the load only; a read model answering each read
+/// just under the timeout held `[verify]` for (keys / 32) × timeout whatever `settle` said.
+/// The run prints its bound at the start and is stopped there: results written,
+/// interrupted, exit 3, a warning, and verification cut short (could not verify).
+#[test]
+fn issue32_a_run_ends_within_the_bound_it_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base_url, reads) = start_endless_pages(true, Duration::from_millis(950));
+    let scenario = dir.path().join("slow-reads.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"name = "slow-reads"
+[target]
+kind = "http"
+base_url = "{base_url}"
+timeout = "1s"
+[load]
+stages = [{{ duration = "1s", rate = 2000 }}]
+[mix]
+keys = {{ count = 1000 }}
+[[command]]
+name = "add"
+method = "POST"
+path = "/items/{{{{key}}}}"
+body = '{{"ref": "{{{{ref}}}}"}}'
+[[query]]
+name = "refs"
+weight = 0
+path = "/items/{{{{key}}}}/refs"
+[verify]
+settle = "1s"
+query = "refs"
+applied_refs = "/refs"
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let output = bench()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // load 1 s + drain 2 s + verify settle 1 s + timeout 1 s + margin 10 s.
+    assert!(
+        stderr.contains("(at most 15s (load 1s + drain 2s + verify settle 2s + margin 10s)); it is stopped there"),
+        "{stderr}"
+    );
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let result = result_json(&out);
+    assert_eq!(result["interrupted"], true);
+    assert_eq!(result["verify"]["cut_short"], true, "{}", result["verify"]);
+    let warnings = result["warnings"].to_string();
+    assert!(warnings.contains("the run reached its bound, at most 15s"), "{warnings}");
+    // The whole sweep would be ~880 keys read 32 at a time; it was cut well before.
+    let keys = result["events"]["keys_checked"].as_u64().unwrap_or(0);
+    let read = reads.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("{read} reads answered, {keys} keys in the last whole sweep");
+    assert!(read < 800, "{read} reads");
+}

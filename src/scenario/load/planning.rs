@@ -72,8 +72,8 @@ impl Checker<'_> {
                 return Err(self.error(scale, "give `scale` (a command) or `serve` (a reference variant), not both"));
             }
             (Some(scale), None, TargetKind::Http { .. }) => {
-                let command = self.string(scale)?;
-                if !command.contains("{{projectors}}") {
+                let command = self.shell_command(scale)?;
+                if !command.text.contains("{{projectors}}") {
                     return Err(self
                         .error(scale, "the scale command never says how many projectors")
                         .with_hint("put {{projectors}} where the count goes, e.g. --replicas={{projectors}}"));
