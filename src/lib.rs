@@ -110,6 +110,7 @@ async fn run_stages(
     let op_names: Vec<String> = scenario.operations.iter().map(|o| o.name.clone()).collect();
     let intervals = report::hlog::IntervalLogs::operations(&out_dir, op_names.clone(), rotate_s);
     let lag_log = report::hlog::IntervalLogs::lag(&out_dir, rotate_s);
+    let log_failures = [intervals.failures(), lag_log.failures()];
     let hooks = run::Hooks {
         on_load_start,
         intervals: Some(Box::new(intervals)),
@@ -189,7 +190,12 @@ async fn run_stages(
     if let Some(lag) = &outcome.probes.lag {
         warnings.extend(lag.figures.warnings.iter().cloned());
     }
-    warnings.extend(report::write_all(&result, &out_dir)?); // even for interrupted runs
+    // Even for interrupted runs; what could not be written fails the run once the summary
+    // is out (issue 32), with the interval logs that stopped during it.
+    let mut unwritten = report::write_all(&result, &out_dir);
+    for failures in &log_failures {
+        unwritten.0.extend(failures.lock().expect("never held across a panic").drain(..));
+    }
     // A warning the progress display already printed is not printed again.
     let shown_live = gauges.warning.get().filter(|_| gauges.warning_shown.load(std::sync::atomic::Ordering::Relaxed));
     for warning in result.warnings.iter().chain(&warnings).filter(|w| Some(*w) != shown_live) {
@@ -206,6 +212,7 @@ async fn run_stages(
     if let Some(server) = metrics_server {
         linger(server, args.metrics_linger, &linger_stop).await;
     }
+    unwritten.into_result()?;
     Ok(RunOutcome { result, out_dir })
 }
 

@@ -92,14 +92,11 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
         Command::Report { runs } => {
             for run in &runs {
                 if let Some(rebuilt) = cqrs_bench::capacity::rebuild(run) {
-                    rebuilt.map_err(exit::Usage)?;
+                    rebuilt.map_err(exit::input_error)?;
                     println!("{}: report.html and plots rebuilt", run.display());
                     continue;
                 }
-                let warnings = cqrs_bench::report::rebuild(run).map_err(exit::Usage)?;
-                for warning in &warnings {
-                    eprintln!("warning: {warning}");
-                }
+                cqrs_bench::report::rebuild(run).map_err(exit::input_error)?;
                 println!("{}: report.html, junit.xml and plots rebuilt", run.display());
             }
             Ok(exit::PASS)
@@ -122,7 +119,7 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
             Ok(if comparison.regressions.is_empty() { exit::PASS } else { exit::SLO_VIOLATED })
         }
         Command::Merge { shards, out, quiet } => {
-            let (merged, warnings) = cqrs_bench::merge::merge(&shards, &out).map_err(exit::Usage)?;
+            let (merged, warnings) = cqrs_bench::merge::merge(&shards, &out).map_err(exit::input_error)?;
             for warning in &warnings {
                 eprintln!("warning: {warning}");
             }

@@ -4,8 +4,8 @@
 //! - Histograms are added, never their percentiles averaged: every operation's latency
 //!   and service time, projection lag, bus end-to-end time; and per second, the shards'
 //!   interval logs (`<operation>.hlog` and its rotated parts), so the timeline's p50/p99
-//!   are exact too; the merged logs are written one operation at a time, so merging holds
-//!   one operation's seconds (encoded, ~0.5 KB each), not the whole run's.
+//!   are exact too; the logs are read and the merged ones written second by second, so
+//!   merging holds one second per shard, whatever the run's length (issue 32).
 //! - Counts add up; timelines add up per second, aligned on each shard's start.
 //! - Event accounting: each shard verified its own refs (its siblings' refs are neither
 //!   its own nor foreign), so every acknowledged ref was judged once, by its shard, and
@@ -110,20 +110,28 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     let merged_start = humantime::parse_rfc3339_weak(&merged.started_at).unwrap_or(SystemTime::UNIX_EPOCH);
     let rotate_s = hlog::rotate_seconds()?;
     for name in &names {
-        let stem = hlog::file_safe(name);
-        let seconds = merged_intervals(&dirs, &stem, &offsets)?;
-        add_latency(&mut rows, name, &seconds, step)?;
-        write_log(out, &stem, &hlog::operation_comment(name), &seconds, merged_start, rotate_s)
-            .with_context(|| format!("writing the merged interval log of `{name}`"))?;
+        let (stem, comment) = (hlog::file_safe(name), hlog::operation_comment(name));
+        let mut log = MergedLog::new(out, &stem, &comment, merged_start, rotate_s);
+        log.create()?; // every operation has its log, as in a run
+        let mut row = RowHistogram::new(step);
+        merge_seconds(&dirs, &stem, &offsets, |second, histogram| {
+            log.append(second, histogram)?;
+            row.add(second, histogram, |t_s, h| add_latency(&mut rows, name, t_s, h))
+        })?;
+        row.finish(|t_s, h| add_latency(&mut rows, name, t_s, h));
+        log.flush()?;
     }
     if let Some(projection) = &merged.projection {
         // The lag per row from the shards' lag logs added per second: exact, as one process's.
-        let seconds = merged_intervals(&dirs, hlog::LAG_STEM, &offsets)?;
-        if !seconds.is_empty() {
-            add_lag(&mut rows, &seconds, step, projection.timeout_ms)?;
-            write_log(out, hlog::LAG_STEM, hlog::LAG_COMMENT, &seconds, merged_start, rotate_s)
-                .context("writing the merged projection-lag.hlog")?;
-        }
+        let mut log = MergedLog::new(out, hlog::LAG_STEM, hlog::LAG_COMMENT, merged_start, rotate_s);
+        let mut row = RowHistogram::new(step);
+        let timeout_ms = projection.timeout_ms;
+        merge_seconds(&dirs, hlog::LAG_STEM, &offsets, |second, histogram| {
+            log.append(second, histogram)?;
+            row.add(second, histogram, |t_s, h| add_lag(&mut rows, t_s, h, timeout_ms))
+        })?;
+        row.finish(|t_s, h| add_lag(&mut rows, t_s, h, timeout_ms));
+        log.flush()?;
     }
     merged.timeline = rows.into_values().collect();
     merged.timeline_step_s = step;
@@ -148,7 +156,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     merged.warnings.dedup();
     let rules = rules(&merged, shards[0].1.count)?;
     crate::results::judge_rules(&mut merged, &rules);
-    warnings.extend(crate::report::write_all(&merged, out)?);
+    crate::report::write_all(&merged, out).into_result()?;
     Ok((merged, warnings))
 }
 
@@ -604,37 +612,144 @@ fn bus(results: &[&RunResult]) -> anyhow::Result<Option<BusStats>> {
     }))
 }
 
-/// One operation's seconds of the merged run: the shards' one-second histograms added
-/// (every part of their interval logs), encoded, by second.
-fn merged_intervals(dirs: &[&Path], stem: &str, offsets: &[u64]) -> anyhow::Result<BTreeMap<u64, String>> {
-    let mut per_second: BTreeMap<u64, String> = BTreeMap::new();
+/// The seconds of one interval log over the shards, added and handed to `each` in time
+/// order, read as they come (issue 32: `merge` held every second of every shard, up to
+/// 1.8 GB for 10,000 seconds). A k-way merge of the shards' logs, each in time order as a
+/// run writes it: at any moment it holds one decoded second per shard and their sum, so its
+/// memory does not grow with the run's length. A shard without the log adds nothing.
+fn merge_seconds(
+    dirs: &[&Path],
+    stem: &str,
+    offsets: &[u64],
+    mut each: impl FnMut(u64, &Histogram<u64>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut shards = Vec::new();
     for (dir, offset) in dirs.iter().zip(offsets) {
-        // A shard that never ran the operation has no log: it adds nothing.
-        hlog::read::for_each_interval(dir, stem, |second, histogram| {
-            let into = per_second.entry(second + offset).or_default();
-            let mut sum = if into.is_empty() { new_latency_histogram() } else { decode(into)? };
-            sum.add(&histogram).map_err(|e| anyhow::anyhow!("second {second}: {e:?}"))?;
-            *into = encode(&sum);
-            Ok(())
-        })?;
+        if let Some(intervals) = hlog::read::Intervals::open(dir, stem).map_err(crate::exit::input_error)? {
+            let mut shard = ShardLog { intervals, offset: *offset, next: None };
+            shard.advance()?;
+            shards.push(shard);
+        }
     }
-    Ok(per_second)
+    while let Some(second) = shards.iter().filter_map(|s| s.next.as_ref().map(|(t, ..)| *t)).min() {
+        let mut sum = new_latency_histogram();
+        for shard in &mut shards {
+            while let Some((t, histogram, at)) = &shard.next
+                && *t == second
+            {
+                sum.add(histogram).map_err(|e| crate::exit::input_error(anyhow::anyhow!("{at}: {e:?}")))?;
+                shard.advance()?;
+            }
+        }
+        each(second, &sum)?;
+    }
+    Ok(())
 }
 
-/// Writes the merged `<stem>.hlog` (rotated as a run would be) from its seconds.
-fn write_log(
-    out: &Path,
-    stem: &str,
-    comment: &str,
-    seconds: &BTreeMap<u64, String>,
+/// One shard's interval log, read one interval ahead.
+struct ShardLog {
+    intervals: hlog::read::Intervals,
+    /// Whole seconds between the earliest shard's start and this one's.
+    offset: u64,
+    /// The next interval: (second of the merged run, histogram, file:line).
+    next: Option<(u64, Histogram<u64>, String)>,
+}
+
+impl ShardLog {
+    /// Reads the next interval; one earlier than the last is an error (the k-way merge
+    /// relies on time order, which a run's logs keep: seconds are written as they close).
+    fn advance(&mut self) -> anyhow::Result<()> {
+        let previous = self.next.take().map(|(t, ..)| t);
+        self.next = match self.intervals.next_interval().map_err(crate::exit::input_error)? {
+            None => None,
+            Some((second, histogram, at)) => {
+                let second = second + self.offset;
+                if let Some(previous) = previous.filter(|p| second < *p) {
+                    let (second, previous) = (second - self.offset, previous - self.offset);
+                    return Err(crate::exit::input_error(anyhow::anyhow!(
+                        "{at}: second {second} comes after second {previous}: not in time order, as cqrs-bench \
+                         writes interval logs"
+                    )));
+                }
+                Some((second, histogram, at))
+            }
+        };
+        Ok(())
+    }
+}
+
+/// The merged `<stem>.hlog` (rotated as a run's would be), written as its seconds come;
+/// created on the first second unless [`create`](Self::create) asks for it before. A write
+/// that fails is exit 3 ([`crate::exit::OutputFailure`]).
+struct MergedLog<'a> {
+    out: &'a Path,
+    stem: &'a str,
+    comment: &'a str,
     started_at: SystemTime,
     rotate_s: u64,
-) -> anyhow::Result<()> {
-    let mut log = hlog::IntervalLog::create(out, stem, comment, started_at, rotate_s)?;
-    for (second, encoded) in seconds {
-        log.append(*second, &decode(encoded)?)?;
+    log: Option<hlog::IntervalLog>,
+}
+
+impl<'a> MergedLog<'a> {
+    fn new(out: &'a Path, stem: &'a str, comment: &'a str, started_at: SystemTime, rotate_s: u64) -> MergedLog<'a> {
+        MergedLog { out, stem, comment, started_at, rotate_s, log: None }
     }
-    log.flush()
+
+    fn failed(&self, error: anyhow::Error) -> anyhow::Error {
+        crate::exit::OutputFailure(error.context(format!("writing the merged {}.hlog", self.stem))).into()
+    }
+
+    fn create(&mut self) -> anyhow::Result<&mut hlog::IntervalLog> {
+        if self.log.is_none() {
+            let log = hlog::IntervalLog::create(self.out, self.stem, self.comment, self.started_at, self.rotate_s)
+                .map_err(|e| self.failed(e))?;
+            self.log = Some(log);
+        }
+        Ok(self.log.as_mut().expect("created above"))
+    }
+
+    fn append(&mut self, second: u64, histogram: &Histogram<u64>) -> anyhow::Result<()> {
+        let appended = self.create()?.append(second, histogram);
+        appended.map_err(|e| self.failed(e))
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let flushed = self.log.as_mut().map_or(Ok(()), |log| log.flush());
+        flushed.map_err(|e| self.failed(e))
+    }
+}
+
+/// The merged seconds added into one histogram per timeline row, one row at a time (the
+/// seconds come in time order), handed on as each row ends.
+struct RowHistogram {
+    step: u64,
+    row: Option<(u64, Histogram<u64>)>,
+}
+
+impl RowHistogram {
+    fn new(step: u64) -> RowHistogram {
+        RowHistogram { step, row: None }
+    }
+
+    fn add(
+        &mut self,
+        second: u64,
+        histogram: &Histogram<u64>,
+        done: impl FnOnce(u64, &Histogram<u64>),
+    ) -> anyhow::Result<()> {
+        let t_s = row_of(second, self.step);
+        if self.row.as_ref().is_some_and(|(row, _)| *row != t_s) {
+            self.finish(done);
+        }
+        let (_, sum) = self.row.get_or_insert_with(|| (t_s, new_latency_histogram()));
+        sum.add(histogram).map_err(|e| anyhow::anyhow!("second {second}: {e:?}"))
+    }
+
+    fn finish(&mut self, done: impl FnOnce(u64, &Histogram<u64>)) {
+        if let Some((t_s, sum)) = self.row.take() {
+            done(t_s, &sum);
+        }
+    }
 }
 
 /// The shards' timeline rows added per row, aligned on their starts (latency and lag
@@ -671,59 +786,26 @@ fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-/// The merged seconds of one interval log added into histograms per timeline row.
-fn per_row(seconds: &BTreeMap<u64, String>, step: u64) -> anyhow::Result<BTreeMap<u64, Histogram<u64>>> {
-    let mut rows: BTreeMap<u64, Histogram<u64>> = BTreeMap::new();
-    for (&second, encoded) in seconds {
-        let h = decode(encoded)?;
-        match rows.entry(row_of(second, step)) {
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(h);
-            }
-            std::collections::btree_map::Entry::Occupied(mut o) => {
-                o.get_mut().add(&h).map_err(|e| anyhow::anyhow!("second {second}: {e:?}"))?;
-            }
-        }
-    }
-    Ok(rows)
+/// A row's latency of operation `name`, from its merged histogram.
+fn add_latency(rows: &mut BTreeMap<u64, TimelineRow>, name: &str, t_s: u64, h: &Histogram<u64>) {
+    let ms = |v: u64| v as f64 / 1000.0;
+    let row = rows.entry(t_s).or_insert_with(|| TimelineRow { t_s, ..TimelineRow::default() });
+    row.latency_ms.insert(
+        name.to_string(),
+        IntervalLatency {
+            count: h.len(),
+            p50: ms(h.value_at_quantile(0.5)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        },
+    );
 }
 
-/// Each row's latency of operation `name`, from its merged histogram.
-fn add_latency(
-    rows: &mut BTreeMap<u64, TimelineRow>,
-    name: &str,
-    seconds: &BTreeMap<u64, String>,
-    step: u64,
-) -> anyhow::Result<()> {
-    for (t_s, h) in per_row(seconds, step)? {
-        let ms = |v: u64| v as f64 / 1000.0;
-        let row = rows.entry(t_s).or_insert_with(|| TimelineRow { t_s, ..TimelineRow::default() });
-        row.latency_ms.insert(
-            name.to_string(),
-            IntervalLatency {
-                count: h.len(),
-                p50: ms(h.value_at_quantile(0.5)),
-                p99: ms(h.value_at_quantile(0.99)),
-                max: ms(h.max()),
-            },
-        );
-    }
-    Ok(())
-}
-
-/// Each row's lag p99 from the merged projection-lag.hlog (late probes at the timeout,
+/// A row's lag p99 from the merged projection-lag.hlog (late probes at the timeout,
 /// capped at it, as a run computes it).
-fn add_lag(
-    rows: &mut BTreeMap<u64, TimelineRow>,
-    seconds: &BTreeMap<u64, String>,
-    step: u64,
-    timeout_ms: f64,
-) -> anyhow::Result<()> {
-    for (t_s, h) in per_row(seconds, step)? {
-        let row = rows.entry(t_s).or_insert_with(|| TimelineRow { t_s, ..TimelineRow::default() });
-        row.projection_lag_p99_ms = percentile_ms(&h, 99.0).map(|p99| p99.min(timeout_ms));
-    }
-    Ok(())
+fn add_lag(rows: &mut BTreeMap<u64, TimelineRow>, t_s: u64, h: &Histogram<u64>, timeout_ms: f64) {
+    let row = rows.entry(t_s).or_insert_with(|| TimelineRow { t_s, ..TimelineRow::default() });
+    row.projection_lag_p99_ms = percentile_ms(h, 99.0).map(|p99| p99.min(timeout_ms));
 }
 
 /// The SLO rules the shards were judged by, read back from their verdicts.

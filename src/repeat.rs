@@ -14,7 +14,10 @@ use crate::report::compare;
 use crate::{exit, results, scenario};
 
 /// Runs `args` `times` times; the exit code is the worst run's (a failed run over an SLO
-/// violation over a pass). Ctrl-C stops after the current run.
+/// violation over a pass). Ctrl-C or SIGTERM stops the current run (written, marked
+/// interrupted) and starts no other; the repeat is then interrupted whatever the runs'
+/// verdicts: exit 3, the runs that finished are kept and summarized, and repeat.md says
+/// `interrupted: true` (issue 32: a signal between two runs gave exit 0).
 pub async fn run_repeated(args: RunArgs, times: u32, shutdown: CancellationToken) -> anyhow::Result<i32> {
     anyhow::ensure!(
         args.shard.is_none() && args.start_at.is_none() && !args.json,
@@ -25,26 +28,59 @@ pub async fn run_repeated(args: RunArgs, times: u32, shutdown: CancellationToken
     let scenario = scenario::load(&args.scenario, &args.overrides)?;
     let out = args.out.clone().unwrap_or_else(|| crate::default_out_dir_for(&scenario, Some("repeat")));
     let mut worst = exit::PASS;
+    let mut finished = 0;
     for i in 1..=times {
         if shutdown.is_cancelled() {
             break;
         }
         let run_args = RunArgs { out: Some(out.join(format!("run-{i}"))), quiet: true, ..args.clone() };
-        let outcome = crate::run(run_args, shutdown.clone()).await?;
+        let outcome = match crate::run(run_args, shutdown.clone()).await {
+            Ok(outcome) => outcome,
+            // A signal as a run starts may end it before it has results: the repeat stops.
+            Err(e) if shutdown.is_cancelled() => {
+                eprintln!("run {i}/{times}: {e:#}");
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         println!("run {i}/{times}: {}", crate::report::summary::verdict_line(&outcome.result));
         worst = worse(worst, crate::verdict_code(&outcome.result));
+        finished += u32::from(!outcome.result.interrupted);
     }
-    summarize(&out, args.quiet)?;
-    Ok(worst)
+    // A signal at any moment, during a run or between two, leaves the repeat short.
+    let interrupted = shutdown.is_cancelled().then_some(Interrupted { finished, times });
+    summarize(&out, args.quiet, interrupted)?;
+    Ok(if interrupted.is_some() { exit::RUN_FAILED } else { worst })
 }
 
-/// The spread over the runs, printed and written to repeat.md.
-fn summarize(out: &Path, quiet: bool) -> anyhow::Result<()> {
+/// A repeat cut short by a signal: how many of its runs finished.
+#[derive(Clone, Copy)]
+struct Interrupted {
+    finished: u32,
+    times: u32,
+}
+
+/// The spread over the runs, printed and written to repeat.md; an interrupted repeat
+/// says so first, in both.
+fn summarize(out: &Path, quiet: bool, interrupted: Option<Interrupted>) -> anyhow::Result<()> {
     let side = compare::Side::load(&[out.to_path_buf()])?;
     let (table, markdown) = compare::spread_summary(&side);
+    let note = interrupted.map(|i| {
+        format!(
+            "interrupted: true (a signal stopped the repeat: {} of {} runs finished; the spread is of the runs written)",
+            i.finished, i.times
+        )
+    });
+    let markdown = match &note {
+        Some(note) => format!("{note}\n\n{markdown}"),
+        None => markdown,
+    };
     results::write_atomic(&out.join("repeat.md"), markdown.as_bytes())?;
     if !quiet {
         print!("\n{table}");
+    }
+    if let Some(note) = &note {
+        println!("{note}");
     }
     println!("wrote {} runs and {}", side.runs.len(), out.join("repeat.md").display());
     Ok(())

@@ -536,18 +536,27 @@ fn out_dir(args: &SearchArgs, scenario: &Scenario, what: &str) -> PathBuf {
 /// `cqrs-bench report DIR` on a `saturate` or `capacity` folder: redraws its plots and
 /// report.html from saturate.json / capacity.json. `None`: not such a folder.
 pub fn rebuild(dir: &Path) -> Option<anyhow::Result<()>> {
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    // Only regular files are read (issue 32: a FIFO hung `report`); writes that fail are exit 3.
+    let read = |name: &str| {
+        let path = dir.join(name);
+        path.symlink_metadata().is_ok().then(|| crate::results::read_regular(&path, crate::results::MAX_RESULT_BYTES))
+    };
+    let written = |w: anyhow::Result<()>| w.map_err(|e| anyhow::Error::from(crate::exit::OutputFailure(e)));
     if let Some(text) = read("capacity.json") {
         return Some((|| {
-            let result: CapacityResult = serde_json::from_str(&text)?;
+            let result: CapacityResult = serde_json::from_str(&text?)?;
             for point in &result.points {
-                report::write_saturation(&point.saturation, &dir.join(format!("projectors-{}", point.projectors)))?;
+                let at = dir.join(format!("projectors-{}", point.projectors));
+                written(report::write_saturation(&point.saturation, &at))?;
             }
-            report::write_capacity(&result, dir)
+            written(report::write_capacity(&result, dir))
         })());
     }
     let text = read("saturate.json")?;
-    Some(serde_json::from_str::<Saturation>(&text).map_err(Into::into).and_then(|s| report::write_saturation(&s, dir)))
+    Some((|| {
+        let saturation: Saturation = serde_json::from_str(&text?)?;
+        written(report::write_saturation(&saturation, dir))
+    })())
 }
 
 #[cfg(test)]

@@ -2,6 +2,14 @@
 //! `GET /metrics` with the live metrics' OpenMetrics text, from before the setup until
 //! the run and its `--metrics-linger` are over. It only reads what `LiveMetrics` and
 //! `Gauges` hold; a scrape never touches the generator.
+//!
+//! Bounded (issue 32: 16 idle connections held it, and no scrape was answered): at most
+//! [`MAX_CONNECTIONS`] connections at once, and each must send a whole request head
+//! within [`HEADER_TIMEOUT`] of opening or of its last answer, else it is closed; a
+//! connection lives at most [`MAX_CONNECTION_LIFE`] (then it is closed after the answer
+//! in progress). So connections that send nothing delay a scrape by at most
+//! [`HEADER_TIMEOUT`] per [`MAX_CONNECTIONS`] of them queued before it, and never hold
+//! the endpoint.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,7 +22,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -23,9 +31,17 @@ use super::Gauges;
 use super::metrics::LiveMetrics;
 use crate::exit::Usage;
 
-/// Connections served at once: a scraper or two, and a person with curl; more wait in
-/// the listen queue until one closes.
-const MAX_CONNECTIONS: usize = 16;
+/// Connections served at once: scrapers, and people with curl; more wait in the listen
+/// queue until one closes (at most [`HEADER_TIMEOUT`] when the open ones are idle).
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a connection may take to send a whole request head, from its opening or its
+/// last answer: an idle keep-alive connection is closed after it (a scraper reconnects).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a connection is served (a client that never reads its answers would hold
+/// its slot); the answer in progress is finished first, within [`CLOSE_GRACE`].
+pub const MAX_CONNECTION_LIFE: Duration = Duration::from_secs(60);
+/// How long an answer in progress may take once a connection is to close.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// The media type of the OpenMetrics text (Prometheus asks for it and parses it).
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -88,19 +104,32 @@ async fn serve(listener: TcpListener, metrics: Arc<LiveMetrics>, gauges: Arc<Gau
                     }
                 };
                 let (metrics, gauges) = (metrics.clone(), gauges.clone());
-                connections.spawn(async move {
-                    let service = service_fn(move |request| {
-                        let answer = answer(&request, &metrics, &gauges);
-                        async move { Ok::<_, Infallible>(answer) }
-                    });
-                    // A scraper that hangs up mid-answer is no error of the run.
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                });
+                connections.spawn(serve_connection(stream, metrics, gauges));
             }
         }
     }
     // Keep-alive connections would otherwise hold the end of the run.
     connections.shutdown().await;
+}
+
+/// One connection, within [`HEADER_TIMEOUT`] per request head and [`MAX_CONNECTION_LIFE`].
+async fn serve_connection(stream: tokio::net::TcpStream, metrics: Arc<LiveMetrics>, gauges: Arc<Gauges>) {
+    let service = service_fn(move |request| {
+        let answer = answer(&request, &metrics, &gauges);
+        async move { Ok::<_, Infallible>(answer) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    // A scraper that hangs up mid-answer, or times out, is no error of the run.
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = tokio::time::sleep(MAX_CONNECTION_LIFE) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(CLOSE_GRACE, connection).await;
 }
 
 fn answer(request: &Request<Incoming>, metrics: &LiveMetrics, gauges: &Gauges) -> Response<Full<Bytes>> {
@@ -113,4 +142,69 @@ fn answer(request: &Request<Incoming>, metrics: &LiveMetrics, gauges: &Gauges) -
     *response.status_mut() = status;
     response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    /// A scrape over a fresh connection: the status line.
+    async fn scrape(addr: SocketAddr) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_string()
+    }
+
+    /// Issue 32: idle connections, more than the limit, held open for 30 s, do not keep a
+    /// scrape from being answered: the server closes them after HEADER_TIMEOUT (5 s), so
+    /// the scrape is answered long before the clients would have let go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_do_not_block_a_scrape() {
+        let metrics = Arc::new(LiveMetrics::new("t", 1, &[]));
+        let gauges = Arc::new(Gauges::with_metrics(metrics.clone()));
+        let server = MetricsServer::bind("127.0.0.1:0", metrics, gauges).await.unwrap();
+        let addr = server.addr;
+        // Twice the limit: the first MAX_CONNECTIONS are accepted, the rest wait in the queue.
+        let mut idle = Vec::new();
+        for _ in 0..2 * MAX_CONNECTIONS {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let began = Instant::now();
+        let held_for = Duration::from_secs(30);
+        let answered = tokio::time::timeout(held_for, scrape(addr)).await;
+        let status = answered.expect("the scrape waited for the idle connections to be let go");
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        eprintln!("scrape answered after {:.1?} behind {} idle connections", began.elapsed(), idle.len());
+        // And the server closed the idle ones it had accepted: reading gives the end.
+        let mut closed = 0;
+        for stream in &mut idle {
+            let mut byte = [0u8; 1];
+            if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut byte)).await {
+                closed += 1;
+            }
+        }
+        assert!(closed >= MAX_CONNECTIONS, "{closed} of {} idle connections closed by the server", idle.len());
+        server.stop().await;
+    }
+
+    /// A request head sent a byte at a time past HEADER_TIMEOUT is cut, not waited on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_request_head_is_cut_at_the_timeout() {
+        let metrics = Arc::new(LiveMetrics::new("t", 1, &[]));
+        let gauges = Arc::new(Gauges::with_metrics(metrics.clone()));
+        let server = MetricsServer::bind("127.0.0.1:0", metrics, gauges).await.unwrap();
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.1\r\n").await.unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(HEADER_TIMEOUT * 4, stream.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the connection was still open after 4 × HEADER_TIMEOUT");
+        server.stop().await;
+    }
 }

@@ -13,14 +13,14 @@ pub struct Figure {
     pub svg: String,
 }
 
-/// Draws every plot that has data into `dir` (SVG + PNG). A plot that fails is reported
-/// in the returned warnings and skipped; the others are still drawn.
+/// Draws every plot that has data into `dir` (SVG + PNG). A plot that fails is returned
+/// as `plots/…: why` (an output not written, issue 32) and skipped; the others are still drawn.
 pub fn render_all(result: &RunResult, dir: &Path) -> (Vec<Figure>, Vec<String>) {
     let mut figures = Vec::new();
     let mut warnings = Vec::new();
     let mut add = |title: &str, outcome: anyhow::Result<String>| match outcome {
         Ok(svg) => figures.push(Figure { title: title.to_owned(), svg }),
-        Err(e) => warnings.push(format!("plot `{title}`: {e:#}")),
+        Err(e) => warnings.push(format!("plots: `{title}`: {e:#}")),
     };
     let markers: Vec<Marker> = result.actions.iter().map(|a| Marker { label: a.name.clone(), at_s: a.at_s }).collect();
     let duration_s = (result.timeline.len() as u64 * result.timeline_step()).max(1) as f64;

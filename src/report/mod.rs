@@ -73,30 +73,65 @@ pub fn prepare_dir(out_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the files of the results folder left to write at the end: result.json first (a
-/// failure there is an error), then plots, report.html and junit.xml, each atomically or
-/// independently so one failing reporter loses nothing else. Returns warnings. (The
-/// interval logs, the operations' and projection-lag.hlog, were written during the run;
-/// `merge` writes its own.)
-pub fn write_all(result: &RunResult, out_dir: &Path) -> anyhow::Result<Vec<String>> {
-    results::write_json(&out_dir.join("result.json"), result)?;
-    Ok(write_views(result, out_dir))
+/// The output files that could not be written, each as `file: why` (issue 32: a full
+/// disk ended a run in exit 0 without report.html and junit.xml, and a CI gate that wrote
+/// no junit.xml must not pass). Not to be dropped: [`Unwritten::into_result`] makes it
+/// the exit-3 error, once everything else is done.
+#[must_use = "an output that could not be written must fail the command"]
+#[derive(Debug, Default)]
+pub struct Unwritten(pub Vec<String>);
+
+impl Unwritten {
+    /// `Ok` when everything was written; else an [`crate::exit::OutputFailure`] (exit 3)
+    /// naming every file and why, and saying whether result.json was kept.
+    pub fn into_result(self) -> anyhow::Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let kept = if self.0.iter().any(|f| f.starts_with("result.json")) {
+            "result.json was not written either"
+        } else {
+            "what was measured is in result.json"
+        };
+        Err(crate::exit::OutputFailure(anyhow::anyhow!(
+            "{} output file(s) could not be written ({kept}): {}",
+            self.0.len(),
+            self.0.join("; ")
+        ))
+        .into())
+    }
+}
+
+/// Writes the files of the results folder left to write at the end: result.json first,
+/// then plots, report.html and junit.xml, each atomically and on its own, so one that
+/// fails loses nothing else; every one is tried. Returns those that could not be written.
+/// (The interval logs, the operations' and projection-lag.hlog, were written during the
+/// run; `merge` writes its own.)
+pub fn write_all(result: &RunResult, out_dir: &Path) -> Unwritten {
+    let mut unwritten = Unwritten::default();
+    if let Err(e) = results::write_json(&out_dir.join("result.json"), result) {
+        unwritten.0.push(format!("result.json: {e:#}"));
+    }
+    unwritten.0.extend(write_views(result, out_dir).0);
+    unwritten
 }
 
 /// Plots, report.html and junit.xml, from the result alone.
-fn write_views(result: &RunResult, out_dir: &Path) -> Vec<String> {
-    let (figures, mut warnings) = figures::render_all(result, &out_dir.join("plots"));
+fn write_views(result: &RunResult, out_dir: &Path) -> Unwritten {
+    let (figures, mut unwritten) = figures::render_all(result, &out_dir.join("plots"));
     if let Err(e) = results::write_atomic(&out_dir.join("report.html"), html::render(result, &figures).as_bytes()) {
-        warnings.push(format!("report.html: {e:#}"));
+        unwritten.push(format!("report.html: {e:#}"));
     }
     if let Err(e) = results::write_atomic(&out_dir.join("junit.xml"), junit::render(result).as_bytes()) {
-        warnings.push(format!("junit.xml: {e:#}"));
+        unwritten.push(format!("junit.xml: {e:#}"));
     }
-    warnings
+    Unwritten(unwritten)
 }
 
 /// `cqrs-bench report RUN_DIR`: redraws plots, report.html and junit.xml from result.json.
-pub fn rebuild(run_dir: &Path) -> anyhow::Result<Vec<String>> {
+/// A file that cannot be written is an [`crate::exit::OutputFailure`] (exit 3), after
+/// the others were written.
+pub fn rebuild(run_dir: &Path) -> anyhow::Result<()> {
     let result = results::read_result(run_dir).with_context(|| format!("{} is not a run folder", run_dir.display()))?;
-    Ok(write_views(&result, run_dir))
+    write_views(&result, run_dir).into_result()
 }

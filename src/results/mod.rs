@@ -3,6 +3,7 @@
 
 mod build;
 pub mod histogram;
+mod input;
 pub mod intervals;
 pub mod model;
 pub mod send_lag;
@@ -11,4 +12,5 @@ mod write;
 
 pub use build::{BuildInput, build, judge_rules, probe_load};
 pub use model::{RunResult, Verdict};
-pub use write::{read_result, write_atomic, write_json};
+pub use input::{MAX_RESULT_BYTES, open_regular, read_regular, read_result};
+pub use write::{write_atomic, write_json};

@@ -1,5 +1,5 @@
 //! Files are written atomically: a temporary name in the same folder, then a rename,
-//! so a crash or a full disk never leaves half a result.
+//! so a crash or a full disk never leaves half a result. (Reading back: `input.rs`.)
 
 use std::io::Write as _;
 use std::path::Path;
@@ -32,11 +32,4 @@ pub fn write_json(path: &Path, result: &RunResult) -> anyhow::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(result).context("encoding result.json")?;
     bytes.push(b'\n');
     write_atomic(path, &bytes)
-}
-
-/// Reads a run folder's result.json.
-pub fn read_result(run_dir: &Path) -> anyhow::Result<RunResult> {
-    let path = run_dir.join("result.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a cqrs-bench result", path.display()))
 }

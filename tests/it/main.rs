@@ -7,6 +7,7 @@ mod cli;
 mod conflicts;
 mod consistency;
 mod end_to_end;
+mod forged_inputs;
 mod fuzz_corpus;
 mod gate;
 mod goodput_and_lag;

@@ -1,13 +1,15 @@
 //! Reads a (possibly rotated) interval log back: every part, in time order, as
 //! (second since the load start, histogram). The one reader `compare` and `merge` share.
 
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry, LogIteratorError};
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 
-use crate::results::histogram::decode;
+use crate::results::histogram::{decode, limits};
 
 /// The parts of log `stem` in `dir`, in time order: `<stem>.hlog`, then `<stem>.N.hlog`
 /// by N (a part with no interval may be missing). Empty when there is none.
@@ -28,6 +30,68 @@ pub fn parts(dir: &Path, stem: &str) -> anyhow::Result<Vec<PathBuf>> {
     Ok(parts.into_iter().map(|part| super::part_path(dir, stem, part)).collect())
 }
 
+/// The longest line read from an interval log: a histogram's text at its bound
+/// ([`limits::MAX_TEXT_BYTES`]) and the timestamps before it (issue 32). A longer line is a
+/// located error, never read whole.
+pub const MAX_LINE_BYTES: usize = limits::MAX_TEXT_BYTES + 256;
+
+/// Every interval of every part of a log, in file order, one line in memory at a time
+/// (issue 32: `merge` held every second of every shard). Errors name the file and line.
+pub struct Intervals {
+    parts: std::vec::IntoIter<PathBuf>,
+    /// The part being read: its path, reader and the number of the last line read.
+    open: Option<(PathBuf, BufReader<File>, usize)>,
+    line: Vec<u8>,
+}
+
+impl Intervals {
+    /// The intervals of log `stem` in `dir`; `None` when the log does not exist.
+    pub fn open(dir: &Path, stem: &str) -> anyhow::Result<Option<Intervals>> {
+        let parts = parts(dir, stem)?;
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Intervals { parts: parts.into_iter(), open: None, line: Vec::new() }))
+    }
+
+    /// The next interval: (second since the load start, histogram, where it was read).
+    pub fn next_interval(&mut self) -> anyhow::Result<Option<(u64, Histogram<u64>, String)>> {
+        loop {
+            let Some((path, reader, number)) = &mut self.open else {
+                let Some(path) = self.parts.next() else { return Ok(None) };
+                let file = crate::results::open_regular(&path)?;
+                self.open = Some((path, BufReader::new(file), 0));
+                continue;
+            };
+            self.line.clear();
+            reader
+                .by_ref()
+                .take(MAX_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut self.line)
+                .with_context(|| format!("reading {}", path.display()))?;
+            *number += 1;
+            let at = format!("{}:{number}", path.display());
+            if self.line.last() != Some(&b'\n') {
+                anyhow::ensure!(
+                    self.line.len() <= MAX_LINE_BYTES,
+                    "{at}: a line longer than {MAX_LINE_BYTES} bytes: not an interval log line cqrs-bench reads"
+                );
+                // The end of the part; a line cut short by a kill or a full disk (no
+                // newline yet) is not a closed second.
+                self.open = None;
+                continue;
+            }
+            let mut entries = IntervalLogIterator::new(&self.line);
+            let Some(entry) = entries.next() else { continue };
+            let entry = entry.map_err(|_| anyhow::anyhow!("{at}: not an HdrHistogram interval log line"))?;
+            let LogEntry::Interval(interval) = entry else { continue };
+            let second = interval.start_timestamp().as_secs();
+            let histogram = decode(interval.encoded_histogram()).with_context(|| format!("{at}: second {second}"))?;
+            return Ok(Some((second, histogram, at)));
+        }
+    }
+}
+
 /// Calls `each(second, histogram)` for every interval of every part of log `stem`, in
 /// file order. `Ok(false)` when the log does not exist. Errors name the file and line.
 pub fn for_each_interval(
@@ -35,26 +99,11 @@ pub fn for_each_interval(
     stem: &str,
     mut each: impl FnMut(u64, Histogram<u64>) -> anyhow::Result<()>,
 ) -> anyhow::Result<bool> {
-    let parts = parts(dir, stem)?;
-    for path in &parts {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        // A line cut short by a kill or a full disk (no newline yet) is not a closed second.
-        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |end| end + 1);
-        let bytes = &bytes[..whole];
-        for entry in IntervalLogIterator::new(bytes) {
-            let entry = entry.map_err(|e| {
-                let LogIteratorError::ParseError { offset } = e;
-                let line = bytes[..offset.min(bytes.len())].iter().filter(|b| **b == b'\n').count() + 1;
-                anyhow::anyhow!("{}:{line}: not an HdrHistogram interval log line", path.display())
-            })?;
-            let LogEntry::Interval(interval) = entry else { continue };
-            let second = interval.start_timestamp().as_secs();
-            let histogram =
-                decode(interval.encoded_histogram()).with_context(|| format!("{}: second {second}", path.display()))?;
-            each(second, histogram).with_context(|| path.display().to_string())?;
-        }
+    let Some(mut intervals) = Intervals::open(dir, stem)? else { return Ok(false) };
+    while let Some((second, histogram, at)) = intervals.next_interval()? {
+        each(second, histogram).with_context(|| at)?;
     }
-    Ok(!parts.is_empty())
+    Ok(true)
 }
 
 #[cfg(test)]

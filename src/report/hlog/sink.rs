@@ -2,12 +2,14 @@
 //! closed second's histograms to the operations' logs, the lag collector each closed
 //! second of acknowledgement to projection-lag.hlog (issue 15). A log that cannot be
 //! written (full disk, removed folder) stops with one warning; the run and the other
-//! logs go on, and what it had flushed stays. The writes are a few hundred bytes per log
+//! logs go on, and what it had flushed stays, but the run ends in exit 3 (issue 32: an
+//! output not written fails the run), read through [`IntervalLogs::failures`]. The writes are a few hundred bytes per log
 //! per second into the page cache (flushed, not fsynced: a killed process loses nothing,
 //! a power cut may), on the collectors' tasks, never on the generator threads' hot path.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
@@ -24,6 +26,8 @@ pub struct IntervalLogs {
     /// Per index; `None` before `begin` or after a failure.
     logs: Vec<Option<IntervalLog>>,
     warnings: Vec<String>,
+    /// The logs that stopped, `file: why`, for whoever decides the exit code.
+    failures: Arc<Mutex<Vec<String>>>,
 }
 
 impl IntervalLogs {
@@ -40,12 +44,21 @@ impl IntervalLogs {
     }
 
     fn new(dir: &Path, heads: Vec<(String, String)>, rotate_s: u64) -> IntervalLogs {
-        IntervalLogs { dir: dir.to_path_buf(), heads, rotate_s, logs: Vec::new(), warnings: Vec::new() }
+        let failures = Arc::default();
+        IntervalLogs { dir: dir.to_path_buf(), heads, rotate_s, logs: Vec::new(), warnings: Vec::new(), failures }
+    }
+
+    /// The logs that could not be written, `NAME.hlog: why`, filled as they fail (read it
+    /// after the run; the sink itself is handed to the collector).
+    pub fn failures(&self) -> Arc<Mutex<Vec<String>>> {
+        self.failures.clone()
     }
 
     fn fail(&mut self, index: usize, error: &anyhow::Error) {
         self.logs[index] = None;
-        self.warnings.push(format!("interval log `{}.hlog` stopped: {error:#}", self.heads[index].0));
+        let stem = &self.heads[index].0;
+        self.warnings.push(format!("interval log `{stem}.hlog` stopped: {error:#}"));
+        self.failures.lock().expect("never held across a panic").push(format!("{stem}.hlog: {error:#}"));
     }
 }
 
