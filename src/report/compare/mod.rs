@@ -230,12 +230,14 @@ impl Side {
 
 /// `dir` itself when it holds result.json, else its sub-folders that do, by name.
 fn run_dirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if dir.join("result.json").is_file() {
+    // `exists`, not `is_file`: a result.json that is not a regular file is named as such
+    // when read (issue 32), not taken for a missing one.
+    if dir.join("result.json").exists() {
         return Ok(vec![dir.to_path_buf()]);
     }
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
     let mut runs: Vec<PathBuf> =
-        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("result.json").is_file()).collect();
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("result.json").exists()).collect();
     runs.sort();
     anyhow::ensure!(
         !runs.is_empty(),
