@@ -11,6 +11,6 @@ pub mod slo;
 mod write;
 
 pub use build::{BuildInput, build, judge_rules, probe_load};
-pub use model::{RunResult, Verdict};
 pub use input::{MAX_RESULT_BYTES, open_regular, read_regular, read_result};
+pub use model::{RunResult, Verdict};
 pub use write::{write_atomic, write_json};

@@ -312,7 +312,8 @@ fn issue32_a_signal_during_a_repeat_is_exit_3() {
 fn issue32_report_fails_when_an_output_cannot_be_written() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let output = bench().arg("run").arg(small_scenario(tmp.path())).args(["--quiet", "--out"]).arg(&out).output().unwrap();
+    let output =
+        bench().arg("run").arg(small_scenario(tmp.path())).args(["--quiet", "--out"]).arg(&out).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     let result_before = std::fs::read(out.join("result.json")).unwrap();
     for name in ["report.html", "junit.xml"] {
