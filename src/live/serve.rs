@@ -194,7 +194,32 @@ mod tests {
         server.stop().await;
     }
 
-    /// A request head sent a byte at a time past HEADER_TIMEOUT is cut, not waited on.
+    /// The case: 16 idle connections (the old limit) leave room for a scrape,
+    /// answered while they are all still open (before the server would close them).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sixteen_idle_connections_leave_room_for_a_scrape() {
+        let metrics = Arc::new(LiveMetrics::new("t", 1, &[]));
+        let gauges = Arc::new(Gauges::with_metrics(metrics.clone()));
+        let server = MetricsServer::bind("127.0.0.1:0", metrics, gauges).await.unwrap();
+        let mut idle = Vec::new();
+        for _ in 0..16 {
+            idle.push(TcpStream::connect(server.addr).await.unwrap());
+        }
+        let status = tokio::time::timeout(Duration::from_secs(30), scrape(server.addr)).await.unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        let mut open = 0;
+        for stream in &mut idle {
+            let mut byte = [0u8; 1];
+            // Nothing to read and not closed: the read waits.
+            if tokio::time::timeout(Duration::from_millis(10), stream.read(&mut byte)).await.is_err() {
+                open += 1;
+            }
+        }
+        assert_eq!(open, 16, "the scrape was answered beside the 16 idle connections");
+        server.stop().await;
+    }
+
+    /// A request head that never ends is cut at HEADER_TIMEOUT, not waited on.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_slow_request_head_is_cut_at_the_timeout() {
         let metrics = Arc::new(LiveMetrics::new("t", 1, &[]));
