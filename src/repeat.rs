@@ -63,12 +63,19 @@ struct Interrupted {
 /// The spread over the runs, printed and written to repeat.md; an interrupted repeat
 /// says so first, in both.
 fn summarize(out: &Path, quiet: bool, interrupted: Option<Interrupted>) -> anyhow::Result<()> {
-    let side = compare::Side::load(&[out.to_path_buf()])?;
+    let mut side = compare::Side::load(&[out.to_path_buf()])?;
+    let written = side.runs.len();
+    // A run the signal cut short measured part of a run: not in the spread (it stays on disk).
+    if side.runs.iter().any(|r| !r.result.interrupted) {
+        side.runs.retain(|r| !r.result.interrupted);
+    }
     let (table, markdown) = compare::spread_summary(&side);
     let note = interrupted.map(|i| {
         format!(
-            "interrupted: true (a signal stopped the repeat: {} of {} runs finished; the spread is of the runs written)",
-            i.finished, i.times
+            "interrupted: true (a signal stopped the repeat: {} of {} runs finished; the spread is of the {} finished)",
+            i.finished,
+            i.times,
+            side.runs.len()
         )
     });
     let markdown = match &note {
@@ -82,7 +89,7 @@ fn summarize(out: &Path, quiet: bool, interrupted: Option<Interrupted>) -> anyho
     if let Some(note) = &note {
         println!("{note}");
     }
-    println!("wrote {} runs and {}", side.runs.len(), out.join("repeat.md").display());
+    println!("wrote {written} runs and {}", out.join("repeat.md").display());
     Ok(())
 }
 
