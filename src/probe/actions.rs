@@ -25,12 +25,15 @@ pub struct ActionRun {
     pub duration_ms: f64,
 }
 
-/// Runs the actions on their schedule until done or `stop`; returns what ran.
+/// Runs the actions on their schedule until done or `stop` (no action starts after it);
+/// `abort` (a signal, the run's time bound) also ends the one running, its child killed,
+/// so an `exec` action cannot hold a run past its printed bound (issue 32).
 pub async fn run<T: Target>(
     actions: Vec<ActionSpec>,
     target: Arc<T>,
     start: Instant,
     stop: CancellationToken,
+    abort: CancellationToken,
 ) -> Vec<ActionRun> {
     let mut runs = Vec::new();
     let mut actions = actions;
@@ -43,21 +46,27 @@ pub async fn run<T: Target>(
             _ = tokio::time::sleep_until(due) => {}
         }
         let began = Instant::now();
-        let (ok, detail) = match &action.what {
-            ActionKind::Exec(command) => exec(command).await,
-            ActionKind::Http { method, path } => {
-                let request = Request {
-                    method: method.clone(),
-                    path: path.clone(),
-                    body: None,
-                    headers: Vec::new(),
-                    kafka: None,
-                };
-                match target.send(request).await {
-                    Ok(reply) => ((200..300).contains(&reply.status), http_detail(reply.status, &reply.body)),
-                    Err(failure) => (false, format!("no answer: {}", failure.as_str())),
+        let running = async {
+            match &action.what {
+                ActionKind::Exec(command) => exec(command).await,
+                ActionKind::Http { method, path } => {
+                    let request = Request {
+                        method: method.clone(),
+                        path: path.clone(),
+                        body: None,
+                        headers: Vec::new(),
+                        kafka: None,
+                    };
+                    match target.send(request).await {
+                        Ok(reply) => ((200..300).contains(&reply.status), http_detail(reply.status, &reply.body)),
+                        Err(failure) => (false, format!("no answer: {}", failure.as_str())),
+                    }
                 }
             }
+        };
+        let (ok, detail) = tokio::select! {
+            done = running => done,
+            _ = abort.cancelled() => (false, "stopped unfinished: the run was interrupted".to_owned()),
         };
         runs.push(ActionRun {
             name: action.name.clone(),

@@ -396,6 +396,7 @@ async fn run_load<T: Target>(
         executor.target.clone(),
         start,
         actions_stop.clone(),
+        shutdown.clone(),
     ));
 
     let staleness = scenario.staleness.as_ref().map(|spec| {

@@ -612,6 +612,10 @@ path = "/items/{{{{key}}}}/refs"
 settle = "1s"
 query = "refs"
 applied_refs = "/refs"
+# An action that would outlive the bound by far: it is stopped there too.
+[[action]]
+at = "500ms"
+exec = "sleep 100"
 "#
         ),
     )
@@ -637,6 +641,9 @@ applied_refs = "/refs"
     assert_eq!(result["verify"]["cut_short"], true, "{}", result["verify"]);
     let warnings = result["warnings"].to_string();
     assert!(warnings.contains("the run reached its bound, at most 15s"), "{warnings}");
+    let action = &result["actions"][0];
+    assert_eq!(action["ok"], false, "{action}");
+    assert!(action["detail"].as_str().unwrap().contains("stopped unfinished"), "{action}");
     // The whole sweep would be ~880 keys read 32 at a time; it was cut well before.
     let keys = result["events"]["keys_checked"].as_u64().unwrap_or(0);
     let read = reads.load(std::sync::atomic::Ordering::Relaxed);
