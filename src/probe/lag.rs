@@ -14,7 +14,6 @@
 //! very projectors being measured), and a lag of L is still known to within
 //! max(poll interval, L/20).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use super::key_facts::{CommandFacts, FactsUsed, KeyFacts, LaterStates, MAX_LATER_STATES};
 use super::lag_figures::Outstanding;
-use super::shared_poll::{Board, Waiting};
+use super::shared_poll::{self, Board, Waiting};
 use crate::live::Gauges;
 use crate::operation::{Executed, Executor, Outcome, Probe};
 use crate::scenario::ProjectionSpec;
@@ -125,7 +124,7 @@ pub struct LagProbe<T> {
     pub misfit: std::sync::OnceLock<String>,
     /// The pollers running, by the identity of their read: where a probe joins one.
     /// (A channel, so a generator thread starting a probe never waits on a poller.)
-    pollers: Mutex<HashMap<String, mpsc::Sender<Waiting<Waiter>>>>,
+    pollers: shared_poll::Pollers<Waiter>,
 }
 
 /// What a poller reads: the query rendered for its first probe's command (the other
@@ -392,18 +391,7 @@ impl<T: Target> LagProbe<T> {
         for waiter in late {
             let _ = waiter.verdict.send((None, ToldTimes::default()));
         }
-        if board.is_empty() {
-            // Probes join under this lock: once out of the map, none can join any more.
-            let mut pollers = self.pollers.lock().unwrap();
-            while let Ok(waiting) = joined.try_recv() {
-                board.join(waiting);
-            }
-            if board.is_empty() {
-                pollers.remove(identity);
-                return false;
-            }
-        }
-        true
+        shared_poll::keeps_polling(&self.pollers, identity, board, joined)
     }
 
     /// Each waiting probe judges its own `until` on the answer of the poll sent at `sent`.

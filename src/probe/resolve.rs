@@ -14,7 +14,6 @@
 //! probes are these searches (`LagProbe::adopt`: no second poll for them), so the
 //! projection figures include them.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::lag::LagProbe;
-use super::shared_poll::{Board, Waiting};
+use super::shared_poll::{self, Board, Waiting};
 use crate::operation::{Executed, Executor, Outcome, Probe};
 use crate::results::histogram;
 use crate::results::model::Percentiles;
@@ -101,7 +100,7 @@ pub struct IdResolver<T> {
     /// The run's runtime: resolutions outlive the generator threads that start them.
     runtime: tokio::runtime::Handle,
     /// The pollers running, by the identity of their read (see `LagProbe::pollers`).
-    pollers: Mutex<HashMap<String, mpsc::Sender<Waiting<Waiter>>>>,
+    pollers: shared_poll::Pollers<Waiter>,
     /// The lag probe, when the creates are `[projection]` commands: a sampled create's
     /// lag is its search's time (`LagProbe::adopt`).
     pub lag: Option<Arc<LagProbe<T>>>,
@@ -286,17 +285,7 @@ impl<T: Target> IdResolver<T> {
     ) -> bool {
         board.forget(|waiter| waiter.verdict.is_closed());
         drop(board.expire(now));
-        if board.is_empty() {
-            let mut pollers = self.pollers.lock().unwrap_or_else(|e| e.into_inner());
-            while let Ok(waiting) = joined.try_recv() {
-                board.join(waiting);
-            }
-            if board.is_empty() {
-                pollers.remove(identity);
-                return false;
-            }
-        }
-        true
+        shared_poll::keeps_polling(&self.pollers, identity, board, joined)
     }
 
     /// The figures of every resolving operation, by name, once the resolutions ended.

@@ -10,9 +10,40 @@
 //! Each probe still judges its own `until` on the shared answer; its lag is the send
 //! time of the first shared poll sent at or after its ack whose answer satisfies it.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
+
 use super::lag::RELATIVE_RESOLUTION;
+
+/// The pollers running, by the identity of their read: where a waiter joins one.
+pub type Pollers<T> = Mutex<HashMap<String, mpsc::Sender<Waiting<T>>>>;
+
+/// Whether the poller of `identity` goes on: when its board is empty, the waiters that
+/// joined meanwhile are taken in under the pollers' lock (waiters join under it, so once
+/// the poller is out of the map none can join any more); false when still none is left,
+/// the poller then removed.
+pub fn keeps_polling<T>(
+    pollers: &Pollers<T>,
+    identity: &str,
+    board: &mut Board<T>,
+    joined: &mut mpsc::Receiver<Waiting<T>>,
+) -> bool {
+    if !board.is_empty() {
+        return true;
+    }
+    let mut pollers = pollers.lock().unwrap_or_else(|e| e.into_inner());
+    while let Ok(waiting) = joined.try_recv() {
+        board.join(waiting);
+    }
+    if board.is_empty() {
+        pollers.remove(identity);
+        return false;
+    }
+    true
+}
 
 /// One probe waiting for the read model to show its command.
 #[derive(Debug)]
