@@ -125,14 +125,32 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
             v.unsure,
             v.unreadable
         );
+        // Several values: the line above sums them, one line each follows (issue 31).
+        for one in &v.by_value {
+            let _ = writeln!(
+                s,
+                "  {}: {} match, {} mismatched (largest difference {}), {} absent, {} unsure, {} unreadable",
+                one.name.as_deref().unwrap_or("value"),
+                one.matched,
+                one.mismatched,
+                one.largest_difference,
+                one.absent,
+                one.unsure,
+                one.unreadable
+            );
+        }
         for m in v.mismatches.iter().take(5) {
             let expected = m.expected.map_or("unknown".to_owned(), |n| n.to_string());
+            let key = match &m.value {
+                Some(value) => format!("{} {value}", m.key),
+                None => m.key.clone(),
+            };
             match m.observed {
                 Some(observed) => {
-                    let _ = writeln!(s, "  {}: expected {expected}, read model has {observed}", m.key);
+                    let _ = writeln!(s, "  {key}: expected {expected}, read model has {observed}");
                 }
                 None => {
-                    let _ = writeln!(s, "  {}: expected {expected}, read model has no row", m.key);
+                    let _ = writeln!(s, "  {key}: expected {expected}, read model has no row");
                 }
             }
         }
