@@ -360,6 +360,26 @@ impl<T: Target> Executor<T> {
     }
 }
 
+/// A command's changes to the numbers, from the body it sent (parsed once, and only for a
+/// command with deltas).
+fn changes_of(deltas: &[(usize, Delta)], body: Option<&str>) -> ValueChanges {
+    let mut changes = ValueChanges::NONE;
+    if deltas.is_empty() {
+        return changes;
+    }
+    let json = body.and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok());
+    for (index, delta) in deltas {
+        if let Some(slot) = changes.0.get_mut(*index) {
+            *slot = match &json {
+                Some(json) => delta.of_json(json),
+                None if delta.mode == crate::scenario::DeltaMode::Unchanged => ValueChange::None,
+                None => ValueChange::Unknown,
+            };
+        }
+    }
+    changes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,24 +432,4 @@ mod tests {
         assert_eq!(op.classify(409, b"anything"), Outcome::Rejected);
         assert!(!Outcome::Conflict.is_error() && Outcome::Conflict.answered());
     }
-}
-
-/// A command's changes to the numbers, from the body it sent (parsed once, and only for a
-/// command with deltas).
-fn changes_of(deltas: &[(usize, Delta)], body: Option<&str>) -> ValueChanges {
-    let mut changes = ValueChanges::NONE;
-    if deltas.is_empty() {
-        return changes;
-    }
-    let json = body.and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok());
-    for (index, delta) in deltas {
-        if let Some(slot) = changes.0.get_mut(*index) {
-            *slot = match &json {
-                Some(json) => delta.of_json(json),
-                None if delta.mode == crate::scenario::DeltaMode::Unchanged => ValueChange::None,
-                None => ValueChange::Unknown,
-            };
-        }
-    }
-    changes
 }
