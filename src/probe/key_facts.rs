@@ -275,4 +275,38 @@ mod tests {
         assert_eq!(facts.fact(&FactName::Body("/nothing".into())), None);
         assert_eq!(facts.capture("v"), Some("7"));
     }
+
+    #[test]
+    fn renders_the_named_value() {
+        let (captures, names) = (Vec::new(), vec!["on_hand".to_owned(), "reserved".to_owned()]);
+        let mut expected = [None; MAX_VALUES];
+        (expected[0], expected[1]) = (Some(7.0), Some(2.0));
+        let facts = CommandFacts {
+            captures: &captures,
+            value_names: &names,
+            snapshot: Some(Snapshot { acked: 1, expected }),
+            body: None,
+        };
+        let named = |name: &str| facts.fact(&FactName::KeyExpected(Some(name.into())));
+        assert_eq!((named("on_hand").as_deref(), named("reserved").as_deref()), (Some("7"), Some("2")));
+        assert_eq!(named("nothing"), None);
+    }
+
+    #[test]
+    fn sums_each_value_apart() {
+        let facts = KeyFacts {
+            used: FactsUsed { expected: true, ..FactsUsed::default() },
+            initial: [10.0, 0.0, 0.0, 0.0],
+            names: vec!["on_hand".into(), "reserved".into()],
+            keys: Mutex::default(),
+        };
+        let mut both = executed(1, Outcome::Ok, ValueChange::Add(-3.0));
+        both.change.0[1] = ValueChange::Add(3.0);
+        let (snapshot, _) = facts.record(true, &both).unwrap();
+        assert_eq!(&snapshot.expected[..2], [Some(7.0), Some(3.0)]);
+        let mut reserved_only = executed(1, Outcome::Ok, ValueChange::None);
+        reserved_only.change.0[1] = ValueChange::Unknown;
+        let (snapshot, _) = facts.record(false, &reserved_only).unwrap();
+        assert_eq!(&snapshot.expected[..2], [Some(7.0), None]);
+    }
 }

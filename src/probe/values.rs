@@ -223,4 +223,25 @@ mod tests {
         let keys: Vec<&str> = counts.mismatches.iter().map(|m| m.key.as_str()).collect();
         assert_eq!(keys, (0..EXAMPLES).map(|i| format!("k{i}")).collect::<Vec<_>>());
     }
+
+    #[test]
+    fn several_values_sum_and_keep_their_own_figures() {
+        let mut on_hand = ValueCounts::default();
+        on_hand.add(3, "k3".into(), Observed::Number(5.0), Some(7.0), true);
+        on_hand.add(1, "k1".into(), Observed::Number(1.0), Some(1.0), true);
+        let mut reserved = ValueCounts::default();
+        reserved.add(1, "k1".into(), Observed::Number(0.0), Some(4.0), true);
+        reserved.add(3, "k3".into(), Observed::Absent, Some(2.0), true);
+        let total = ValueCounts::of_values(vec![("on_hand".into(), on_hand), ("reserved".into(), reserved)]);
+        assert_eq!((total.keys_checked, total.matched, total.mismatched, total.absent), (4, 1, 2, 1));
+        assert_eq!((total.largest_difference, total.total_difference), (4.0, 6.0));
+        let names: Vec<_> = total.by_value.iter().map(|v| (v.name.as_deref(), v.mismatched, v.absent)).collect();
+        assert_eq!(names, [(Some("on_hand"), 1, 0), (Some("reserved"), 1, 1)]);
+        // By key, then by value; each names its value.
+        let order: Vec<_> = total.mismatches.iter().map(|m| (m.key.as_str(), m.value.as_deref())).collect();
+        assert_eq!(order, [("k1", Some("reserved")), ("k3", Some("on_hand")), ("k3", Some("reserved"))]);
+        // One value keeps the one-value shape.
+        let one = ValueCounts::of_values(vec![("value".into(), ValueCounts::default())]);
+        assert!(one.by_value.is_empty() && one.name.is_none());
+    }
 }
