@@ -570,6 +570,22 @@ mod tests {
         assert!(text.contains("conflicts: 12 of 111 commands (10.8 %), withdraw 12\n"), "{text}");
     }
 
+    /// Issue 31: several values, a line each under their sums; mismatches name the value.
+    #[test]
+    fn each_value_has_its_line() {
+        use crate::probe::values::{Observed, ValueCounts};
+        let (mut on_hand, mut reserved) = (ValueCounts::default(), ValueCounts::default());
+        on_hand.add(0, "sku-0".into(), Observed::Number(5.0), Some(5.0), true);
+        reserved.add(0, "sku-0".into(), Observed::Number(1.0), Some(4.0), true);
+        let mut result = result();
+        result.values = Some(ValueCounts::of_values(vec![("on_hand".into(), on_hand), ("reserved".into(), reserved)]));
+        let text = render(&result, Path::new("reports/x"));
+        assert!(text.contains("values: 2 keys checked, 1 match, 1 mismatched"), "{text}");
+        assert!(text.contains("  on_hand: 1 match, 0 mismatched"), "{text}");
+        assert!(text.contains("  reserved: 0 match, 1 mismatched (largest difference 3)"), "{text}");
+        assert!(text.contains("  sku-0 reserved: expected 4, read model has 1"), "{text}");
+    }
+
     #[test]
     fn the_verdict_line_ends_the_summary() {
         let mut result = result();
