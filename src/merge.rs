@@ -541,18 +541,32 @@ fn values(results: &[&RunResult]) -> Option<crate::probe::values::ValueCounts> {
     let all: Vec<&crate::probe::values::ValueCounts> = results.iter().filter_map(|r| r.values.as_ref()).collect();
     let mut merged = (*all.first()?).clone();
     for v in &all[1..] {
-        merged.keys_checked += v.keys_checked;
-        merged.matched += v.matched;
-        merged.mismatched += v.mismatched;
-        merged.absent += v.absent;
-        merged.unsure += v.unsure;
-        merged.unreadable += v.unreadable;
-        merged.largest_difference = merged.largest_difference.max(v.largest_difference);
-        merged.total_difference += v.total_difference;
-        merged.mismatches.extend(v.mismatches.iter().cloned());
+        absorb_values(&mut merged, v);
+        // Several values (issue 31): each value's figures by its name.
+        for one in &v.by_value {
+            match merged.by_value.iter_mut().find(|m| m.name == one.name) {
+                Some(into) => absorb_values(into, one),
+                None => merged.by_value.push(one.clone()),
+            }
+        }
     }
-    merged.mismatches.sort_by(|a, b| a.key.cmp(&b.key));
+    merged.mismatches.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| a.value.cmp(&b.value)));
+    for one in &mut merged.by_value {
+        one.mismatches.sort_by(|a, b| a.key.cmp(&b.key));
+    }
     Some(merged)
+}
+
+fn absorb_values(merged: &mut crate::probe::values::ValueCounts, v: &crate::probe::values::ValueCounts) {
+    merged.keys_checked += v.keys_checked;
+    merged.matched += v.matched;
+    merged.mismatched += v.mismatched;
+    merged.absent += v.absent;
+    merged.unsure += v.unsure;
+    merged.unreadable += v.unreadable;
+    merged.largest_difference = merged.largest_difference.max(v.largest_difference);
+    merged.total_difference += v.total_difference;
+    merged.mismatches.extend(v.mismatches.iter().cloned());
 }
 
 /// Count accounting over the shards: sums, the first wrong keys by key text.

@@ -13,7 +13,7 @@ use rand::rngs::SmallRng;
 use super::captures::{self, CaptureStore};
 use super::created::{CreatedKeys, NO_KEY};
 use super::flights::KeyFlights;
-use super::{PROBE_HEADER, Probe, Sample, ValueChange};
+use super::{PROBE_HEADER, Probe, Sample, ValueChange, ValueChanges};
 use crate::refs::OpRef;
 use crate::scenario::template::{CaptureLookup, RenderContext, Template};
 use crate::scenario::{AnswerRule, CaptureSpec, Delta, OperationSpec, RequestSpec};
@@ -64,8 +64,9 @@ pub struct PreparedOp {
     keyless: bool,
     /// `creates_key`: the capture that names a new entity.
     creates_key: Option<String>,
-    /// `[verify] deltas`: this command's change to the read model's number.
-    pub delta: Option<Delta>,
+    /// `[verify] deltas`: this command's change to the read model's numbers, as (value
+    /// index, delta); empty when it changes none.
+    pub deltas: Vec<(usize, Delta)>,
     /// Its overlaps with other commands on its key are tracked (`Executor::flights`),
     /// for lag probes that read `{{key.acked}}` or `{{key.expected}}` (issue 31).
     pub watched: bool,
@@ -102,7 +103,7 @@ impl PreparedOp {
             captures: spec.captures.clone(),
             keyless: !spec.templates().any(|t| t.uses_key()),
             creates_key: None,
-            delta: None,
+            deltas: Vec::new(),
             watched: false,
             keep_body: false,
             kafka: spec.kafka.as_ref().map(|k| (k.topic.clone(), k.key.clone())),
@@ -168,8 +169,8 @@ pub struct Executed {
     pub captured: Vec<(String, String)>,
     /// The key the operation acted on: the drawn one, or the id a create made.
     pub key: u64,
-    /// Its `[verify] deltas` change.
-    pub change: ValueChange,
+    /// Its `[verify] deltas` change, per value.
+    pub change: ValueChanges,
     /// Another watched command on its key overlapped it, or one before it got no answer
     /// (see `flights`); false when not watched.
     pub overlapped: bool,
@@ -215,10 +216,7 @@ impl<T: Target> Executor<T> {
     pub async fn execute(&self, op: usize, key: u64, seq: u64) -> Executed {
         let spec = &self.ops[op];
         let request = self.render(spec, key, seq, None);
-        let change = match &spec.delta {
-            Some(delta) => request.body.as_deref().map_or(ValueChange::Unknown, |b| delta.of_body(b)),
-            None => ValueChange::None,
-        };
+        let change = changes_of(&spec.deltas, request.body.as_deref());
         let request_body = if spec.keep_body { request.body.clone() } else { None };
         // A keyless command (a create) has no key yet: nothing on it can overlap.
         let flights = self.flights.as_deref().filter(|_| spec.watched && !spec.keyless && key != NO_KEY);
@@ -360,6 +358,26 @@ impl<T: Target> Executor<T> {
         let kafka = spec.kafka.as_ref().map(|(topic, key)| (topic.clone(), key.render(&ctx, &mut rng)));
         Request { method: spec.method.clone(), path, body, headers, kafka }
     }
+}
+
+/// A command's changes to the numbers, from the body it sent (parsed once, and only for a
+/// command with deltas).
+fn changes_of(deltas: &[(usize, Delta)], body: Option<&str>) -> ValueChanges {
+    let mut changes = ValueChanges::NONE;
+    if deltas.is_empty() {
+        return changes;
+    }
+    let json = body.and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok());
+    for (index, delta) in deltas {
+        if let Some(slot) = changes.0.get_mut(*index) {
+            *slot = match &json {
+                Some(json) => delta.of_json(json),
+                None if delta.mode == crate::scenario::DeltaMode::Unchanged => ValueChange::None,
+                None => ValueChange::Unknown,
+            };
+        }
+    }
+    changes
 }
 
 #[cfg(test)]

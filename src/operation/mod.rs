@@ -52,8 +52,8 @@ pub struct Sample {
     pub sent: Instant,
     pub done: Instant,
     pub outcome: Outcome,
-    /// The command's `[verify] deltas` change.
-    pub change: ValueChange,
+    /// The command's `[verify] deltas` change, per value.
+    pub change: ValueChanges,
 }
 
 /// What a command does to `[verify] value`'s number, from the body it sent.
@@ -68,4 +68,24 @@ pub enum ValueChange {
     Set(f64),
     /// Its body had no number at the delta's pointer: the number after it is not known.
     Unknown,
+}
+
+/// A command's change to each of `[verify] value`'s numbers, in the scenario's order: a
+/// fixed array, so a command carries it without an allocation (issue 31).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ValueChanges(pub [ValueChange; crate::scenario::MAX_VALUES]);
+
+impl ValueChanges {
+    /// No change to any number (not a command of `deltas`).
+    pub const NONE: ValueChanges = ValueChanges([ValueChange::None; crate::scenario::MAX_VALUES]);
+
+    /// True when it changes no number.
+    pub fn is_none(&self) -> bool {
+        self.0.iter().all(|c| *c == ValueChange::None)
+    }
+
+    /// Value `index`'s change.
+    pub fn of(&self, index: usize) -> ValueChange {
+        self.0.get(index).copied().unwrap_or_default()
+    }
 }

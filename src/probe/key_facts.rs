@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, Weak};
 use crate::operation::created::NO_KEY;
 use crate::operation::{Executed, Outcome, ValueChange};
 use crate::scenario::template::{CaptureLookup, FactName};
-use crate::scenario::{ExpectedValue, ProjectionSpec, VerifySpec};
+use crate::scenario::{ExpectedValue, MAX_VALUES, ProjectionSpec, VerifySpec};
 
 /// Later states a waiting probe accepts at most (a key written very often while the
 /// read model is far behind).
@@ -69,8 +69,10 @@ pub type LaterStates = Mutex<Vec<String>>;
 /// Per key: what was acknowledged so far.
 pub struct KeyFacts {
     used: FactsUsed,
-    /// `[verify] initial` (value accounting by deltas).
-    initial: f64,
+    /// Per value: `[verify] initial` (value accounting by deltas).
+    initial: [f64; MAX_VALUES],
+    /// The values' names, in the scenario's order (`{{key.expected.NAME}}`).
+    pub names: Vec<String>,
     keys: Mutex<HashMap<u64, KeyState>>,
 }
 
@@ -78,11 +80,11 @@ pub struct KeyFacts {
 struct KeyState {
     /// Acknowledged commands of the probe's set.
     acked: u64,
-    /// Sum of acknowledged deltas (from `initial`, or the number itself after a set).
-    sum: f64,
-    set: bool,
-    /// A delta was not a number in its body: the number is not known any more.
-    unknown: bool,
+    /// Per value: sum of acknowledged deltas (from `initial`, or the number itself after a set).
+    sum: [f64; MAX_VALUES],
+    set: [bool; MAX_VALUES],
+    /// Per value: a delta was not a number in its body: the number is not known any more.
+    unknown: [bool; MAX_VALUES],
     /// Probes waiting on this key that take later states.
     watchers: Vec<Weak<LaterStates>>,
 }
@@ -91,17 +93,21 @@ struct KeyState {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Snapshot {
     pub acked: u64,
-    /// `None`: not known (a delta that was not a number).
-    pub expected: Option<f64>,
+    /// Per value, `None`: not known (a delta that was not a number).
+    pub expected: [Option<f64>; MAX_VALUES],
 }
 
 impl KeyFacts {
     pub fn new(used: FactsUsed, verify: Option<&VerifySpec>) -> KeyFacts {
-        let initial = match verify.and_then(|v| v.values.as_ref()).map(|v| &v.expected) {
-            Some(ExpectedValue::Deltas { initial, .. }) => *initial,
-            _ => 0.0,
-        };
-        KeyFacts { used, initial, keys: Mutex::default() }
+        let values = verify.map_or(&[][..], |v| &v.values[..]);
+        let mut initial = [0.0; MAX_VALUES];
+        for (slot, value) in initial.iter_mut().zip(values) {
+            if let ExpectedValue::Deltas { initial, .. } = &value.expected {
+                *slot = *initial;
+            }
+        }
+        let names = values.iter().map(|v| v.name.clone()).collect();
+        KeyFacts { used, initial, names, keys: Mutex::default() }
     }
 
     /// Adds a finished command (`in_set`: one of the probed commands): its key's facts
@@ -111,23 +117,26 @@ impl KeyFacts {
         if executed.outcome != Outcome::Ok || executed.key == NO_KEY {
             return None;
         }
-        if !in_set && executed.change == ValueChange::None {
+        if !in_set && executed.change.is_none() {
             return None;
         }
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         let state = keys.entry(executed.key).or_default();
         state.acked += u64::from(in_set);
-        match executed.change {
-            ValueChange::None => {}
-            ValueChange::Add(n) => state.sum += n,
-            ValueChange::Set(n) => (state.sum, state.set) = (n, true),
-            ValueChange::Unknown => state.unknown = true,
+        let mut expected = [None; MAX_VALUES];
+        for (i, change) in executed.change.0.iter().enumerate().take(self.names.len().max(1)) {
+            match *change {
+                ValueChange::None => {}
+                ValueChange::Add(n) => state.sum[i] += n,
+                ValueChange::Set(n) => (state.sum[i], state.set[i]) = (n, true),
+                ValueChange::Unknown => state.unknown[i] = true,
+            }
+            expected[i] = match (state.unknown[i], state.set[i]) {
+                (true, _) => None,
+                (false, true) => Some(state.sum[i]),
+                (false, false) => Some(self.initial[i] + state.sum[i]),
+            };
         }
-        let expected = match (state.unknown, state.set) {
-            (true, _) => None,
-            (false, true) => Some(state.sum),
-            (false, false) => Some(self.initial + state.sum),
-        };
         let mut waiting = Vec::new();
         state.watchers.retain(|w| match w.upgrade() {
             Some(states) => {
@@ -154,6 +163,8 @@ impl KeyFacts {
 /// What `until` renders for one command: its captures and its facts.
 pub struct CommandFacts<'a> {
     pub captures: &'a Vec<(String, String)>,
+    /// `[verify] value`'s names, in the order of `Snapshot::expected`.
+    pub value_names: &'a [String],
     pub snapshot: Option<Snapshot>,
     /// The request body, as JSON (`None`: not kept, or not JSON).
     pub body: Option<serde_json::Value>,
@@ -168,7 +179,14 @@ impl CaptureLookup for CommandFacts<'_> {
         match name {
             FactName::KeyAcked => self.snapshot.map(|s| s.acked.to_string()),
             // The shortest text that reads back as the same f64.
-            FactName::KeyExpected(_) => self.snapshot.and_then(|s| s.expected).map(|n| n.to_string()),
+            FactName::KeyExpected(name) => {
+                // Plain `{{key.expected}}` is the one value (load checks there is one).
+                let index = match name {
+                    None => 0,
+                    Some(name) => self.value_names.iter().position(|n| n == name)?,
+                };
+                self.snapshot.and_then(|s| s.expected.get(index).copied().flatten()).map(|n| n.to_string())
+            }
             FactName::Body(pointer) => self.body.as_ref()?.pointer(pointer).map(crate::scenario::selector::text_of),
         }
     }
@@ -180,6 +198,9 @@ mod tests {
     use std::time::Instant;
 
     fn executed(key: u64, outcome: Outcome, change: ValueChange) -> Executed {
+        let mut changes = crate::operation::ValueChanges::NONE;
+        changes.0[0] = change;
+        let change = changes;
         let now = Instant::now();
         Executed {
             sent: now,
@@ -194,17 +215,25 @@ mod tests {
         }
     }
 
+    /// The expected numbers of one value.
+    fn one(n: Option<f64>) -> [Option<f64>; MAX_VALUES] {
+        let mut all = [None; MAX_VALUES];
+        all[0] = n;
+        all
+    }
+
     #[test]
     fn counts_and_sums_acknowledged_commands_per_key() {
         let facts = KeyFacts {
             used: FactsUsed { expected: true, ..FactsUsed::default() },
-            initial: 10.0,
+            initial: [10.0; MAX_VALUES],
+            names: vec!["value".into()],
             keys: Mutex::default(),
         };
         let snap = |in_set, key, outcome, change| facts.record(in_set, &executed(key, outcome, change)).map(|(s, _)| s);
         assert_eq!(
             snap(true, 1, Outcome::Ok, ValueChange::Add(0.1)),
-            Some(Snapshot { acked: 1, expected: Some(10.1) })
+            Some(Snapshot { acked: 1, expected: one(Some(10.1)) })
         );
         assert_eq!(snap(true, 1, Outcome::Rejected, ValueChange::Add(-99.0)), None, "a refusal adds nothing");
         assert_eq!(snap(true, 1, Outcome::Conflict, ValueChange::Add(-99.0)), None, "nor a conflict");
@@ -212,10 +241,13 @@ mod tests {
         // A command outside the set changes the number, not the count.
         assert_eq!(
             snap(false, 1, Outcome::Ok, ValueChange::Add(-0.1)),
-            Some(Snapshot { acked: 1, expected: Some(10.0) })
+            Some(Snapshot { acked: 1, expected: one(Some(10.0)) })
         );
-        assert_eq!(snap(true, 1, Outcome::Ok, ValueChange::Set(3.0)), Some(Snapshot { acked: 2, expected: Some(3.0) }));
-        assert_eq!(snap(true, 2, Outcome::Ok, ValueChange::Unknown), Some(Snapshot { acked: 1, expected: None }));
+        assert_eq!(
+            snap(true, 1, Outcome::Ok, ValueChange::Set(3.0)),
+            Some(Snapshot { acked: 2, expected: one(Some(3.0)) })
+        );
+        assert_eq!(snap(true, 2, Outcome::Ok, ValueChange::Unknown), Some(Snapshot { acked: 1, expected: one(None) }));
         assert_eq!(snap(true, NO_KEY, Outcome::Ok, ValueChange::Add(1.0)), None);
         // The watcher was handed to both later commands on key 1.
         let (_, waiting) = facts.record(false, &executed(1, Outcome::Ok, ValueChange::Add(1.0))).unwrap();
@@ -229,9 +261,11 @@ mod tests {
     fn renders_the_facts_of_one_command() {
         let captures = vec![("v".to_owned(), "7".to_owned())];
         let body = serde_json::from_str(r#"{"amount": 12.5, "note": {"text": "hi"}}"#).ok();
+        let names = vec!["value".to_owned()];
         let facts = CommandFacts {
             captures: &captures,
-            snapshot: Some(Snapshot { acked: 3, expected: Some(0.1 + 0.2) }),
+            value_names: &names,
+            snapshot: Some(Snapshot { acked: 3, expected: one(Some(0.1 + 0.2)) }),
             body,
         };
         assert_eq!(facts.fact(&FactName::KeyAcked).as_deref(), Some("3"));
@@ -240,5 +274,39 @@ mod tests {
         assert_eq!(facts.fact(&FactName::Body("/note/text".into())).as_deref(), Some("hi"));
         assert_eq!(facts.fact(&FactName::Body("/nothing".into())), None);
         assert_eq!(facts.capture("v"), Some("7"));
+    }
+
+    #[test]
+    fn renders_the_named_value() {
+        let (captures, names) = (Vec::new(), vec!["on_hand".to_owned(), "reserved".to_owned()]);
+        let mut expected = [None; MAX_VALUES];
+        (expected[0], expected[1]) = (Some(7.0), Some(2.0));
+        let facts = CommandFacts {
+            captures: &captures,
+            value_names: &names,
+            snapshot: Some(Snapshot { acked: 1, expected }),
+            body: None,
+        };
+        let named = |name: &str| facts.fact(&FactName::KeyExpected(Some(name.into())));
+        assert_eq!((named("on_hand").as_deref(), named("reserved").as_deref()), (Some("7"), Some("2")));
+        assert_eq!(named("nothing"), None);
+    }
+
+    #[test]
+    fn sums_each_value_apart() {
+        let facts = KeyFacts {
+            used: FactsUsed { expected: true, ..FactsUsed::default() },
+            initial: [10.0, 0.0, 0.0, 0.0],
+            names: vec!["on_hand".into(), "reserved".into()],
+            keys: Mutex::default(),
+        };
+        let mut both = executed(1, Outcome::Ok, ValueChange::Add(-3.0));
+        both.change.0[1] = ValueChange::Add(3.0);
+        let (snapshot, _) = facts.record(true, &both).unwrap();
+        assert_eq!(&snapshot.expected[..2], [Some(7.0), Some(3.0)]);
+        let mut reserved_only = executed(1, Outcome::Ok, ValueChange::None);
+        reserved_only.change.0[1] = ValueChange::Unknown;
+        let (snapshot, _) = facts.record(false, &reserved_only).unwrap();
+        assert_eq!(&snapshot.expected[..2], [Some(7.0), None]);
     }
 }

@@ -210,8 +210,12 @@ impl<T: Target> LagProbe<T> {
             return;
         }
         let snapshot = facts.map(|(snapshot, _)| snapshot);
+        // A number not known (a delta that was not a number) of any value: conservative
+        // with several values, where `until` may read only one of them.
+        let values = self.facts.as_ref().map_or(1, |f| f.names.len().max(1));
+        let unknown = |s: super::key_facts::Snapshot| s.expected.iter().take(values).any(Option::is_none);
         if self.facts_used.per_key()
-            && (executed.overlapped || (self.facts_used.expected && snapshot.is_none_or(|s| s.expected.is_none())))
+            && (executed.overlapped || (self.facts_used.expected && snapshot.is_none_or(unknown)))
         {
             self.ambiguous.fetch_add(1, Ordering::Relaxed);
             return;
@@ -273,7 +277,8 @@ impl<T: Target> LagProbe<T> {
             (Some(body), true) => serde_json::from_str(body).ok(),
             _ => None,
         };
-        let lookup = CommandFacts { captures: &executed.captured, snapshot, body };
+        let value_names = self.facts.as_ref().map_or(&[][..], |f| &f.names[..]);
+        let lookup = CommandFacts { captures: &executed.captured, value_names, snapshot, body };
         let ctx = RenderContext { key: &key_text, op_ref: &op_ref, captures: &lookup };
         self.spec.until.value.render(&ctx, &mut SmallRng::seed_from_u64(seq))
     }

@@ -41,8 +41,10 @@ pub struct Ledger {
     pub acked_per_key: HashMap<u64, KeyAcks>,
     /// Acknowledged refs of keyless commands (no `{{key}}`): a global list must show them.
     pub keyless: KeyAcks,
-    /// Value accounting (`[verify] deltas`): per key, what the run changed.
-    pub values: HashMap<u64, KeyChange>,
+    /// Value accounting (`[verify] deltas`): per value (in the scenario's order), per key,
+    /// what the run changed. One map per value: a key costs nothing in a value no command
+    /// of it changed, and one value is one map as before.
+    pub values: Vec<HashMap<u64, KeyChange>>,
     /// Per operation: are its commands counted (`[verify] count`)? Empty: none.
     pub counted: Vec<bool>,
     /// Count accounting: per key, per counted command, acknowledged and unanswered ones.
@@ -139,10 +141,10 @@ impl KeyChange {
     /// Adds one finished command's change. Samples arrive about in completion order, so
     /// a set sent before an earlier-finished command ended, or a command sent before the
     /// latest set ended, overlapped it: the target may have ordered them either way.
-    fn record(&mut self, sample: &Sample) {
+    fn record(&mut self, sample: &Sample, change: crate::operation::ValueChange) {
         use crate::operation::ValueChange;
         let overlaps_set = self.last_set_done.is_some_and(|done| sample.sent < done);
-        match (sample.outcome, sample.change) {
+        match (sample.outcome, change) {
             (Outcome::Ok, ValueChange::Add(n)) => {
                 self.sum += n;
                 self.unsure |= overlaps_set;
@@ -197,8 +199,16 @@ impl Ledger {
 
     /// Records one finished command the verification covers.
     pub fn record(&mut self, sample: &Sample) {
-        if sample.change != crate::operation::ValueChange::None && sample.key != NO_KEY {
-            self.values.entry(sample.key).or_default().record(sample);
+        if !sample.change.is_none() && sample.key != NO_KEY {
+            for (index, &change) in sample.change.0.iter().enumerate() {
+                if change == crate::operation::ValueChange::None {
+                    continue;
+                }
+                if self.values.len() <= index {
+                    self.values.resize_with(index + 1, HashMap::new);
+                }
+                self.values[index].entry(sample.key).or_default().record(sample, change);
+            }
             if matches!(sample.outcome, Outcome::Ok | Outcome::Failed(_)) {
                 self.keys.insert(sample.key);
             }

@@ -72,7 +72,7 @@ pub async fn check_sample_answers(
     }
     if let Some(v) = &scenario.verify {
         checks.extend(v.applied_refs.as_ref().map(|refs| (v.query, Check::Refs(refs))));
-        checks.extend(v.values.as_ref().map(|values| (v.query, Check::Value(&values.read))));
+        checks.extend(v.values.iter().map(|values| (v.query, Check::Value(&values.read))));
         if let Some(count) = &v.count {
             let rows = count.rows.iter();
             checks.extend(rows.map(|(op, rows)| (count.query, Check::Count(&scenario.operations[*op].name, rows))));

@@ -30,9 +30,16 @@ pub struct ValueCounts {
     pub total_difference: f64,
     /// The first mismatched and absent keys, by key.
     pub mismatches: Vec<ValueMismatch>,
-    /// Key indices of `mismatches`, to keep the first by key (not in result.json).
+    /// With several values (issue 31): each value's own figures, in the scenario's order;
+    /// the figures above are then their sums (a key counts once per value). Empty with one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_value: Vec<ValueCounts>,
+    /// Its name, in `by_value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// (key index, value index) of `mismatches`, to keep the first by key (not in result.json).
     #[serde(skip)]
-    order: Vec<u64>,
+    order: Vec<(u64, usize)>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -42,6 +49,9 @@ pub struct ValueMismatch {
     pub expected: Option<f64>,
     /// `None`: the key has no row (absent).
     pub observed: Option<f64>,
+    /// The value's name, with several values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// What the read model shows for one key.
@@ -81,7 +91,7 @@ impl ValueCounts {
             }
             Observed::Absent if has_acked => {
                 self.absent += 1;
-                self.keep_example(index, ValueMismatch { key, expected, observed: None });
+                self.keep_example(index, ValueMismatch { key, expected, observed: None, value: None });
                 return;
             }
             // Only commands without an answer: it may rightly have no row.
@@ -104,12 +114,42 @@ impl ValueCounts {
         self.mismatched += 1;
         self.largest_difference = self.largest_difference.max(difference);
         self.total_difference += difference;
-        self.keep_example(index, ValueMismatch { key, expected: Some(expected), observed: Some(observed) });
+        self.keep_example(
+            index,
+            ValueMismatch { key, expected: Some(expected), observed: Some(observed), value: None },
+        );
     }
 
     /// Keeps the `EXAMPLES` lowest keys, whatever order they were read in.
     fn keep_example(&mut self, index: u64, example: ValueMismatch) {
-        keep_lowest(&mut self.order, &mut self.mismatches, index, example);
+        keep_lowest(&mut self.order, &mut self.mismatches, (index, 0), example);
+    }
+
+    /// The figures of several values (named, in the scenario's order): their sums, the
+    /// first mismatches by key over all of them (each naming its value), and each value's
+    /// own in `by_value`. One value is returned as it is (the one-value shape).
+    pub fn of_values(mut values: Vec<(String, ValueCounts)>) -> ValueCounts {
+        if values.len() == 1 {
+            return values.pop().map(|(_, v)| v).unwrap_or_default();
+        }
+        let mut total = ValueCounts::default();
+        for (index, (name, mut counts)) in values.into_iter().enumerate() {
+            total.keys_checked += counts.keys_checked;
+            total.matched += counts.matched;
+            total.mismatched += counts.mismatched;
+            total.absent += counts.absent;
+            total.unsure += counts.unsure;
+            total.unreadable += counts.unreadable;
+            total.largest_difference = total.largest_difference.max(counts.largest_difference);
+            total.total_difference += counts.total_difference;
+            for (&(key, _), example) in counts.order.iter().zip(&mut counts.mismatches) {
+                example.value = Some(name.clone());
+                keep_lowest(&mut total.order, &mut total.mismatches, (key, index), example.clone());
+            }
+            counts.name = Some(name);
+            total.by_value.push(counts);
+        }
+        total
     }
 }
 
@@ -126,9 +166,10 @@ pub(crate) fn keep_lowest<K: Ord + Copy, T>(order: &mut Vec<K>, items: &mut Vec<
     items.truncate(EXAMPLES);
 }
 
-/// The number key `key` must show after the run, from the deltas; `None` when unsure.
-pub fn expected_from_deltas(ledger: &Ledger, key: u64, initial: f64) -> Option<f64> {
-    match ledger.values.get(&key) {
+/// The number `value` (its index) of key `key` must show after the run, from the
+/// deltas; `None` when unsure.
+pub fn expected_from_deltas(ledger: &Ledger, value: usize, key: u64, initial: f64) -> Option<f64> {
+    match ledger.values.get(value).and_then(|changes| changes.get(&key)) {
         Some(change) if change.unsure => None,
         Some(change) if change.set => Some(change.sum),
         Some(change) => Some(initial + change.sum),
@@ -138,7 +179,8 @@ pub fn expected_from_deltas(ledger: &Ledger, key: u64, initial: f64) -> Option<f
 
 /// True when key `key` had an acknowledged command: the read model must have its row.
 pub fn has_acked(ledger: &Ledger, key: u64) -> bool {
-    ledger.values.get(&key).is_some_and(|c| c.acked > 0) || ledger.acked_per_key.get(&key).is_some_and(|a| a.count > 0)
+    ledger.values.iter().any(|changes| changes.get(&key).is_some_and(|c| c.acked > 0))
+        || ledger.acked_per_key.get(&key).is_some_and(|a| a.count > 0)
 }
 
 #[cfg(test)]
@@ -165,8 +207,8 @@ mod tests {
         assert_eq!(
             counts.mismatches,
             vec![
-                ValueMismatch { key: "f".into(), expected: Some(0.0), observed: None },
-                ValueMismatch { key: "c".into(), expected: Some(100.0), observed: Some(97.0) },
+                ValueMismatch { key: "f".into(), expected: Some(0.0), observed: None, value: None },
+                ValueMismatch { key: "c".into(), expected: Some(100.0), observed: Some(97.0), value: None },
             ]
         );
     }
@@ -180,5 +222,26 @@ mod tests {
         assert_eq!(counts.mismatched, 100);
         let keys: Vec<&str> = counts.mismatches.iter().map(|m| m.key.as_str()).collect();
         assert_eq!(keys, (0..EXAMPLES).map(|i| format!("k{i}")).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn several_values_sum_and_keep_their_own_figures() {
+        let mut on_hand = ValueCounts::default();
+        on_hand.add(3, "k3".into(), Observed::Number(5.0), Some(7.0), true);
+        on_hand.add(1, "k1".into(), Observed::Number(1.0), Some(1.0), true);
+        let mut reserved = ValueCounts::default();
+        reserved.add(1, "k1".into(), Observed::Number(0.0), Some(4.0), true);
+        reserved.add(3, "k3".into(), Observed::Absent, Some(2.0), true);
+        let total = ValueCounts::of_values(vec![("on_hand".into(), on_hand), ("reserved".into(), reserved)]);
+        assert_eq!((total.keys_checked, total.matched, total.mismatched, total.absent), (4, 1, 2, 1));
+        assert_eq!((total.largest_difference, total.total_difference), (4.0, 6.0));
+        let names: Vec<_> = total.by_value.iter().map(|v| (v.name.as_deref(), v.mismatched, v.absent)).collect();
+        assert_eq!(names, [(Some("on_hand"), 1, 0), (Some("reserved"), 1, 1)]);
+        // By key, then by value; each names its value.
+        let order: Vec<_> = total.mismatches.iter().map(|m| (m.key.as_str(), m.value.as_deref())).collect();
+        assert_eq!(order, [("k1", Some("reserved")), ("k3", Some("on_hand")), ("k3", Some("reserved"))]);
+        // One value keeps the one-value shape.
+        let one = ValueCounts::of_values(vec![("value".into(), ValueCounts::default())]);
+        assert!(one.by_value.is_empty() && one.name.is_none());
     }
 }

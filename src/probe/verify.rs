@@ -361,7 +361,8 @@ async fn sweep<T: Target>(
         // Keyless commands (a create whose id could not be captured) have no key to read.
         reconciler.add_unfindable(ledger.keyless.count);
     }
-    let mut values = spec.values.as_ref().map(|_| ValueCounts::default());
+    // One tally per value; combined (sums, plus `by_value`) when the sweep is done.
+    let mut values: Vec<ValueCounts> = spec.values.iter().map(|_| ValueCounts::default()).collect();
     let mut rows = spec.count.as_ref().map(|_| RowCounts::default());
     let slots = Arc::new(Semaphore::new(SWEEP_CONCURRENCY));
     let mut reads = JoinSet::new();
@@ -394,14 +395,21 @@ async fn sweep<T: Target>(
         {
             reconciler.add(Some(read.key), read.applied.as_deref());
         }
-        if let (Some(values), Some((observed, expected))) = (&mut values, read.value) {
-            values.add(read.key, executor.key_text(read.key), observed, expected, has_acked(ledger, read.key));
+        if !read.values.is_empty() {
+            let acked = has_acked(ledger, read.key);
+            for (counts, (observed, expected)) in values.iter_mut().zip(read.values) {
+                counts.add(read.key, executor.key_text(read.key), observed, expected, acked);
+            }
         }
         if let (Some(rows), Some(read_rows)) = (&mut rows, &read.rows) {
             let name = |op: u32| executor.op_name(op as usize).to_owned();
             rows.add(read.key, &executor.key_text(read.key), read_rows.as_deref(), name);
         }
     }
+    let values = (!spec.values.is_empty()).then(|| {
+        let names = spec.values.iter().map(|v| v.name.clone());
+        ValueCounts::of_values(names.zip(values).collect())
+    });
     finish(reconciler, values, rows, page_stops)
 }
 
@@ -410,8 +418,8 @@ struct KeyRead {
     key: u64,
     /// `None`: the read failed.
     applied: Option<Vec<Applied>>,
-    /// (observed, expected) numbers, when value accounting is on.
-    value: Option<(Observed, Option<f64>)>,
+    /// (observed, expected) numbers per value, when value accounting is on (else empty).
+    values: Vec<(Observed, Option<f64>)>,
     /// Rows per counted kind, when count accounting is on (inner `None`: the read failed).
     rows: Option<Option<Vec<super::counts::KindRows>>>,
     /// Paging stopped before the last page: `applied` is `None` (could not verify).
@@ -431,8 +439,8 @@ async fn read_key<T: Target>(
         None => None,
     };
     // The verify query: only when it reads this key and something needs it.
-    if keyless || (spec.applied_refs.is_none() && spec.values.is_none()) {
-        return KeyRead { key, applied: None, value: None, rows, page_stop: None };
+    if keyless || (spec.applied_refs.is_none() && spec.values.is_empty()) {
+        return KeyRead { key, applied: None, values: Vec::new(), rows, page_stop: None };
     }
     let reply = match &spec.page {
         Some(paging) => executor.fetch_page(spec.query, key, &paging.param, paging.start).await,
@@ -476,29 +484,32 @@ async fn read_key<T: Target>(
         }
     }
     let applied = applied.map(|(items, _)| items);
-    let value = match &spec.values {
-        None => None,
-        Some(values) => {
-            let observed = match &answer {
-                None => Observed::Unreadable,
-                Some(json) => observed_at(json.as_ref(), &values.read, values.absent),
-            };
-            let expected = match &values.expected {
-                ExpectedValue::Deltas { initial, .. } => expected_from_deltas(ledger, key, *initial),
-                ExpectedValue::WriteSide { query, read } => {
-                    let write =
-                        executor.fetch(Probe::Verify, *query, key, 0, None).await.ok().and_then(|r| answer_of(&r));
-                    // The write side has no row: nothing was written, so its number is 0.
-                    write.and_then(|json| match observed_at(json.as_ref(), read, AbsentRows::Zero) {
-                        Observed::Number(n) => Some(n),
-                        Observed::Absent | Observed::Unreadable => None,
-                    })
+    let mut values = Vec::with_capacity(spec.values.len());
+    // The write side, read once for every value that compares with it.
+    let mut write: Option<Option<Option<Value>>> = None;
+    for (index, value) in spec.values.iter().enumerate() {
+        let observed = match &answer {
+            None => Observed::Unreadable,
+            Some(json) => observed_at(json.as_ref(), &value.read, value.absent),
+        };
+        let expected = match &value.expected {
+            ExpectedValue::Deltas { initial, .. } => expected_from_deltas(ledger, index, key, *initial),
+            ExpectedValue::WriteSide { query, read } => {
+                if write.is_none() {
+                    let reply = executor.fetch(Probe::Verify, *query, key, 0, None).await.ok();
+                    write = Some(reply.and_then(|r| answer_of(&r)));
                 }
-            };
-            Some((observed, expected))
-        }
-    };
-    KeyRead { key, applied, value, rows, page_stop }
+                // The write side has no row: nothing was written, so its number is 0.
+                let json = write.as_ref().and_then(|w| w.as_ref());
+                json.and_then(|json| match observed_at(json.as_ref(), read, AbsentRows::Zero) {
+                    Observed::Number(n) => Some(n),
+                    Observed::Absent | Observed::Unreadable => None,
+                })
+            }
+        };
+        values.push((observed, expected));
+    }
+    KeyRead { key, applied, values, rows, page_stop }
 }
 
 /// Key `key`'s rows per counted kind (`None`: the read failed). Read once, never paged;

@@ -289,20 +289,43 @@ fn events(h: &mut String, e: &crate::probe::reconcile::EventCounts) {
 
 /// Value accounting, with the first mismatched or absent keys.
 fn values(h: &mut String, v: &crate::probe::values::ValueCounts) {
-    let _ = writeln!(
+    // Several values (issue 31): one row each, then their sums.
+    let several = !v.by_value.is_empty();
+    let _ = write!(
         h,
-        "<h2>Value accounting</h2><table><tr><th>keys checked</th><th>matched</th><th>mismatched</th><th>absent</th><th>unsure</th>\
-         <th>unreadable</th><th>largest difference</th></tr><tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
-        v.keys_checked, v.matched, v.mismatched, v.absent, v.unsure, v.unreadable, v.largest_difference
+        "<h2>Value accounting</h2><table><tr>{}<th>keys checked</th><th>matched</th><th>mismatched</th><th>absent</th><th>unsure</th>\
+         <th>unreadable</th><th>largest difference</th></tr>",
+        if several { "<th>value</th>" } else { "" }
     );
+    let row = |h: &mut String, name: Option<&str>, c: &crate::probe::values::ValueCounts| {
+        let _ = write!(h, "<tr>");
+        if let Some(name) = name {
+            let _ = write!(h, "<td>{}</td>", escape(name));
+        }
+        let _ = write!(
+            h,
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            c.keys_checked, c.matched, c.mismatched, c.absent, c.unsure, c.unreadable, c.largest_difference
+        );
+    };
+    for one in &v.by_value {
+        row(h, Some(one.name.as_deref().unwrap_or("value")), one);
+    }
+    row(h, several.then_some("all"), v);
+    h.push_str("</table>\n");
     if v.mismatches.is_empty() {
         return;
     }
-    h.push_str("<table><tr><th>key</th><th>expected</th><th>the read model</th></tr>\n");
+    let _ = writeln!(
+        h,
+        "<table><tr><th>key</th>{}<th>expected</th><th>the read model</th></tr>",
+        if several { "<th>value</th>" } else { "" }
+    );
     for m in &v.mismatches {
+        let value = m.value.as_deref().map_or(String::new(), |name| format!("<td>{}</td>", escape(name)));
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td>{value}<td>{}</td><td>{}</td></tr>",
             escape(&m.key),
             m.expected.map_or("unknown".to_owned(), |n| n.to_string()),
             m.observed.map_or("no row".to_owned(), |n| n.to_string())

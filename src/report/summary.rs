@@ -125,14 +125,32 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
             v.unsure,
             v.unreadable
         );
+        // Several values: the line above sums them, one line each follows (issue 31).
+        for one in &v.by_value {
+            let _ = writeln!(
+                s,
+                "  {}: {} match, {} mismatched (largest difference {}), {} absent, {} unsure, {} unreadable",
+                one.name.as_deref().unwrap_or("value"),
+                one.matched,
+                one.mismatched,
+                one.largest_difference,
+                one.absent,
+                one.unsure,
+                one.unreadable
+            );
+        }
         for m in v.mismatches.iter().take(5) {
             let expected = m.expected.map_or("unknown".to_owned(), |n| n.to_string());
+            let key = match &m.value {
+                Some(value) => format!("{} {value}", m.key),
+                None => m.key.clone(),
+            };
             match m.observed {
                 Some(observed) => {
-                    let _ = writeln!(s, "  {}: expected {expected}, read model has {observed}", m.key);
+                    let _ = writeln!(s, "  {key}: expected {expected}, read model has {observed}");
                 }
                 None => {
-                    let _ = writeln!(s, "  {}: expected {expected}, read model has no row", m.key);
+                    let _ = writeln!(s, "  {key}: expected {expected}, read model has no row");
                 }
             }
         }
@@ -550,6 +568,22 @@ mod tests {
         withdraw.errors_by_class = [("status".to_owned(), 2), ("timeout".to_owned(), 1)].into();
         let text = render(&result, Path::new("reports/x"));
         assert!(text.contains("conflicts: 12 of 111 commands (10.8 %), withdraw 12\n"), "{text}");
+    }
+
+    /// Issue 31: several values, a line each under their sums; mismatches name the value.
+    #[test]
+    fn each_value_has_its_line() {
+        use crate::probe::values::{Observed, ValueCounts};
+        let (mut on_hand, mut reserved) = (ValueCounts::default(), ValueCounts::default());
+        on_hand.add(0, "sku-0".into(), Observed::Number(5.0), Some(5.0), true);
+        reserved.add(0, "sku-0".into(), Observed::Number(1.0), Some(4.0), true);
+        let mut result = result();
+        result.values = Some(ValueCounts::of_values(vec![("on_hand".into(), on_hand), ("reserved".into(), reserved)]));
+        let text = render(&result, Path::new("reports/x"));
+        assert!(text.contains("values: 2 keys checked, 1 match, 1 mismatched"), "{text}");
+        assert!(text.contains("  on_hand: 1 match, 0 mismatched"), "{text}");
+        assert!(text.contains("  reserved: 0 match, 1 mismatched (largest difference 3)"), "{text}");
+        assert!(text.contains("  sku-0 reserved: expected 4, read model has 1"), "{text}");
     }
 
     #[test]

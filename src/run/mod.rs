@@ -220,11 +220,11 @@ pub async fn drive<T: Target>(
     let mut load_ops =
         scenario.operations.iter().map(|o| PreparedOp::for_operation(o, common)).collect::<anyhow::Result<Vec<_>>>()?;
     // `[verify] deltas`: the commands that change the read model's number carry their change.
-    if let Some(ExpectedValue::Deltas { deltas, .. }) =
-        scenario.verify.as_ref().and_then(|v| v.values.as_ref()).map(|v| &v.expected)
-    {
-        for (op, delta) in deltas {
-            load_ops[*op].delta = Some(delta.clone());
+    for (index, value) in scenario.verify.iter().flat_map(|v| v.values.iter()).enumerate() {
+        if let ExpectedValue::Deltas { deltas, .. } = &value.expected {
+            for (op, delta) in deltas {
+                load_ops[*op].deltas.push((index, delta.clone()));
+            }
         }
     }
     let setup_ops = scenario
@@ -247,7 +247,7 @@ pub async fn drive<T: Target>(
     let facts = scenario.projection.as_ref().map(crate::probe::key_facts::FactsUsed::of).unwrap_or_default();
     if let Some(projection) = scenario.projection.as_ref().filter(|_| facts.per_key()) {
         for op in &mut load_ops {
-            op.watched |= op.delta.is_some();
+            op.watched |= !op.deltas.is_empty();
         }
         for &op in &projection.commands {
             load_ops[op].watched = true;
@@ -303,10 +303,15 @@ fn ledger_for(scenario: &Scenario) -> Option<(Ledger, Vec<bool>)> {
         }
         (None, None) => Vec::new(),
     };
-    let valued: Vec<usize> = match scenario.verify.as_ref().and_then(|v| v.values.as_ref()).map(|v| &v.expected) {
-        Some(ExpectedValue::Deltas { deltas, .. }) => deltas.iter().map(|(op, _)| *op).collect(),
-        _ => Vec::new(),
-    };
+    let valued: Vec<usize> = scenario
+        .verify
+        .iter()
+        .flat_map(|v| v.values.iter())
+        .flat_map(|value| match &value.expected {
+            ExpectedValue::Deltas { deltas, .. } => deltas.iter().map(|(op, _)| *op).collect(),
+            ExpectedValue::WriteSide { .. } => Vec::new(),
+        })
+        .collect();
     let counted: Vec<usize> = match scenario.verify.as_ref().and_then(|v| v.count.as_ref()) {
         Some(count) => count.rows.iter().map(|(op, _)| *op).collect(),
         None => Vec::new(),

@@ -15,9 +15,19 @@ pub fn lint(scenario: &Scenario) -> Vec<String> {
 /// outright reads as a mismatch (issue 30: "86 mismatched" against 65 truly stale rows).
 fn commands_without_delta(scenario: &Scenario) -> Vec<String> {
     let Some(verify) = &scenario.verify else { return Vec::new() };
-    let Some(ExpectedValue::Deltas { deltas, .. }) = verify.values.as_ref().map(|v| &v.expected) else {
+    // A command in any value's deltas is said to be accounted for (it may leave the others alone).
+    let deltas: Vec<(usize, crate::scenario::Delta)> = verify
+        .values
+        .iter()
+        .filter_map(|v| match &v.expected {
+            ExpectedValue::Deltas { deltas, .. } => Some(deltas.iter().cloned()),
+            ExpectedValue::WriteSide { .. } => None,
+        })
+        .flatten()
+        .collect();
+    if deltas.is_empty() {
         return Vec::new();
-    };
+    }
     let query = &scenario.operations[verify.query];
     if query.is_keyless() {
         return Vec::new();

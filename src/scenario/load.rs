@@ -1090,30 +1090,9 @@ impl Checker<'_> {
         let v = raw.get_ref();
         let query = self.find(&v.query, OpKind::Query, operations)?;
         let applied_refs = v.applied_refs.as_ref().map(|a| self.selector(a, selector::Scope::Body)).transpose()?;
-        let values = match &v.value {
-            None => {
-                if let Some(extra) = v.deltas.values().next().or(v.write_query.as_ref()).or(v.write_value.as_ref()) {
-                    return Err(self.error(extra, "`deltas` and `write_query` need `value`: the read model's number"));
-                }
-                None
-            }
-            Some(value) => Some(ValueSpec {
-                read: self.selector(value, selector::Scope::Body)?,
-                expected: self.expected(v, value, operations)?,
-                absent: match v.absent.as_ref().map(|a| (a, a.get_ref().as_str())) {
-                    None | Some((_, "absent")) => AbsentRows::Absent,
-                    Some((_, "zero")) => AbsentRows::Zero,
-                    Some((a, _)) => {
-                        return Err(self.error(
-                            a,
-                            "`absent` is \"absent\" (a key without a row is wrong) or \"zero\" (no row means 0)",
-                        ));
-                    }
-                },
-            }),
-        };
+        let values = self.values(v, operations)?;
         let count = v.count.as_ref().map(|c| self.count(c, operations)).transpose()?;
-        if applied_refs.is_none() && values.is_none() && count.is_none() {
+        if applied_refs.is_none() && values.is_empty() && count.is_none() {
             return Err(self
                 .error(raw, "[verify] checks nothing: give `applied_refs` (refs in the read model), `value` (a number per key) or `count` (rows per command)")
                 .with_hint("applied_refs = \"/refs\" or \"$.data[*].describe\"; value = \"/quantity\" with deltas = { restock = \"/amount\" }"));
@@ -1197,22 +1176,122 @@ impl Checker<'_> {
         Ok(CountSpec { query, rows })
     }
 
+    /// `[verify] value`: one number (`value = "/quantity"` with `deltas`, `initial`,
+    /// `write_value` beside it) or several (`value = [{ name, select, deltas }, …]`, each
+    /// with its own; `write_query` and `absent` apply to all).
+    fn values(&self, v: &RawVerify, operations: &[OperationSpec]) -> Result<Vec<ValueSpec>> {
+        let absent = match v.absent.as_ref().map(|a| (a, a.get_ref().as_str())) {
+            None | Some((_, "absent")) => AbsentRows::Absent,
+            Some((_, "zero")) => AbsentRows::Zero,
+            Some((a, _)) => {
+                return Err(
+                    self.error(a, "`absent` is \"absent\" (a key without a row is wrong) or \"zero\" (no row means 0)")
+                );
+            }
+        };
+        let Some(value) = &v.value else {
+            if let Some(extra) = v.deltas.values().next().or(v.write_query.as_ref()).or(v.write_value.as_ref()) {
+                return Err(self.error(extra, "`deltas` and `write_query` need `value`: the read model's number"));
+            }
+            return Ok(Vec::new());
+        };
+        let items = match value.get_ref() {
+            RawValues::One(text) => {
+                let read = Spanned::new(value.span(), text.clone());
+                let expected =
+                    self.expected(&read, &v.write_query, &v.write_value, &v.deltas, &v.initial, operations)?;
+                return Ok(vec![ValueSpec {
+                    name: "value".to_owned(),
+                    read: self.selector(&read, selector::Scope::Body)?,
+                    expected,
+                    absent,
+                }]);
+            }
+            RawValues::Many(items) => items,
+        };
+        // Beside an array, these would be ambiguous: which value do they belong to?
+        if let Some(extra) = v.deltas.values().next().or(v.write_value.as_ref()) {
+            return Err(self
+                .error(extra, "with several values, each gives its own `deltas` (or `write_value`)")
+                .with_hint(
+                    "value = [{ name = \"on_hand\", select = \"/qty_on_hand\", deltas = { restock = \"/qty\" } }, …]",
+                ));
+        }
+        if let Some(initial) = &v.initial {
+            return Err(self.error(initial, "with several values, each gives its own `initial`").with_hint(
+                "value = [{ name = \"on_hand\", select = \"/qty_on_hand\", initial = 100, deltas = {…} }, …]",
+            ));
+        }
+        if items.is_empty() {
+            return Err(self
+                .error(value, "`value` is an empty array: give at least one { name, select, deltas }")
+                .with_hint("or one number: value = \"/quantity\" with deltas beside it"));
+        }
+        if items.len() > MAX_VALUES {
+            return Err(self.error(value, format!("at most {MAX_VALUES} values per key, here {}", items.len())));
+        }
+        let mut values: Vec<ValueSpec> = Vec::new();
+        for item in items {
+            let name = match &item.name {
+                Some(name) => {
+                    let text = name.get_ref().trim();
+                    if text.is_empty() || !text.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+                        return Err(self
+                            .error(name, "a value's name is letters, digits, `_` or `-`")
+                            .with_hint("it is read as {{key.expected.NAME}} in [projection] until"));
+                    }
+                    text.to_owned()
+                }
+                None => item.select.get_ref().trim().to_owned(),
+            };
+            if values.iter().any(|other| other.name == name) {
+                let at = item.name.as_ref().unwrap_or(&item.select);
+                return Err(self
+                    .error(at, format!("two values are named `{name}`"))
+                    .with_hint("give each value its own `name`"));
+            }
+            let expected = self.expected(
+                &item.select,
+                &v.write_query,
+                &item.write_value,
+                &item.deltas,
+                &item.initial,
+                operations,
+            )?;
+            values.push(ValueSpec {
+                name,
+                read: self.selector(&item.select, selector::Scope::Body)?,
+                expected,
+                absent,
+            });
+        }
+        Ok(values)
+    }
+
     /// `deltas` (+ `initial`) or `write_query` + `write_value`.
-    fn expected(&self, v: &RawVerify, value: &Spanned<String>, operations: &[OperationSpec]) -> Result<ExpectedValue> {
-        match (&v.write_query, &v.write_value, v.deltas.is_empty()) {
+    fn expected(
+        &self,
+        value: &Spanned<String>,
+        write_query: &Option<Spanned<String>>,
+        write_value: &Option<Spanned<String>>,
+        deltas: &std::collections::BTreeMap<String, Spanned<String>>,
+        initial: &Option<Spanned<f64>>,
+        operations: &[OperationSpec],
+    ) -> Result<ExpectedValue> {
+        match (write_query, write_value, deltas.is_empty()) {
             (Some(query), Some(read), true) => Ok(ExpectedValue::WriteSide {
                 query: self.find(query, OpKind::Query, operations)?,
                 read: self.selector(read, selector::Scope::Body)?,
             }),
             (None, None, false) => {
-                let mut deltas = Vec::new();
-                for (name, pointer) in &v.deltas {
+                let mut changes = Vec::new();
+                for (name, pointer) in deltas {
                     let op = operations.iter().position(|o| o.name == *name && o.kind == OpKind::Command).ok_or_else(|| {
                         self.error(pointer, format!("no [[command]] named `{name}`"))
                     })?;
                     let text = pointer.get_ref().trim();
                     if text == "none" {
-                        deltas.push((op, Delta { pointer: String::new(), mode: DeltaMode::Unchanged }));
+                        changes.push((op, Delta { pointer: String::new(), mode: DeltaMode::Unchanged }));
                         continue;
                     }
                     let (mode, text) = match (text.strip_prefix('-'), text.strip_prefix('=')) {
@@ -1226,14 +1305,14 @@ impl Checker<'_> {
                             .error(pointer, "a delta is a JSON pointer into the command's request body, e.g. \"/amount\" or \"-/amount\"")
                             .with_hint("\"-\" in front subtracts the amount, \"=\" sets the number to it; \"none\": no change"));
                     }
-                    deltas.push((op, Delta { pointer: text.to_owned(), mode }));
+                    changes.push((op, Delta { pointer: text.to_owned(), mode }));
                 }
-                let initial = match &v.initial {
+                let initial = match initial {
                     Some(i) if !i.get_ref().is_finite() => return Err(self.error(i, "initial is a finite number")),
                     Some(i) => *i.get_ref(),
                     None => 0.0,
                 };
-                Ok(ExpectedValue::Deltas { initial, deltas })
+                Ok(ExpectedValue::Deltas { initial, deltas: changes })
             }
             _ => Err(self.error(value, "value accounting needs either `deltas` (per command, what it adds) or both `write_query` and `write_value`")),
         }

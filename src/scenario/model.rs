@@ -366,8 +366,9 @@ pub struct VerifySpec {
     pub query: usize,
     /// Where the applied refs are in that query's answer; `None`: no ref accounting.
     pub applied_refs: Option<Selector>,
-    /// Value accounting: a number per key checked against what the run sent.
-    pub values: Option<ValueSpec>,
+    /// Value accounting: numbers per key checked against what the run sent (empty: none;
+    /// at most `MAX_VALUES`, in the scenario's order).
+    pub values: Vec<ValueSpec>,
     /// Paging of the verify query: of a global list, or of each key's answer.
     pub page: Option<PageSpec>,
     /// Count accounting: per key, rows per command kind in a list without refs.
@@ -383,9 +384,16 @@ pub struct CountSpec {
     pub rows: Vec<(usize, Selector)>,
 }
 
-/// `[verify] value = "/quantity"` with `deltas` or `write_query`.
+/// Numbers per key `[verify] value` may check: each command carries one change per
+/// value in a fixed array (no allocation per command), so their number is bounded.
+pub const MAX_VALUES: usize = 4;
+
+/// `[verify] value = "/quantity"` with `deltas` or `write_query`, or one of an array.
 #[derive(Debug, Clone)]
 pub struct ValueSpec {
+    /// Its name in results and in `{{key.expected.NAME}}`: `name`, else the selector's
+    /// text (`value` for the one-value form).
+    pub name: String,
     /// The read model's number in the verify query's answer.
     pub read: Selector,
     pub expected: ExpectedValue,
@@ -430,15 +438,13 @@ pub enum DeltaMode {
 }
 
 impl Delta {
-    /// The change a rendered request body carries; `Unknown` when it has no number there.
-    pub fn of_body(&self, body: &str) -> crate::operation::ValueChange {
+    /// The change a request body, parsed, carries; `Unknown` when it has no number there.
+    pub fn of_json(&self, json: &serde_json::Value) -> crate::operation::ValueChange {
         use crate::operation::ValueChange;
         if self.mode == DeltaMode::Unchanged {
             return ValueChange::None;
         }
-        let number = serde_json::from_str::<serde_json::Value>(body)
-            .ok()
-            .and_then(|json| json.pointer(&self.pointer).and_then(super::selector::number));
+        let number = json.pointer(&self.pointer).and_then(super::selector::number);
         match (number, self.mode) {
             (Some(n), DeltaMode::Add) if n.is_finite() => ValueChange::Add(n),
             (Some(n), DeltaMode::Subtract) if n.is_finite() => ValueChange::Add(-n),

@@ -258,7 +258,7 @@ pub struct RawVerify {
     pub settle: Option<S<String>>,
     pub query: S<String>,
     pub applied_refs: Option<S<String>>,
-    pub value: Option<S<String>>,
+    pub value: Option<S<RawValues>>,
     #[serde(default)]
     pub deltas: BTreeMap<String, S<String>>,
     pub initial: Option<S<f64>>,
@@ -267,6 +267,50 @@ pub struct RawVerify {
     pub write_value: Option<S<String>>,
     pub page: Option<S<RawPage>>,
     pub count: Option<S<RawCount>>,
+}
+
+/// `[verify] value`: one selector (`"/quantity"`, with `deltas`, `initial` and
+/// `write_value` beside it), or an array of values, each with its own (issue 31).
+#[derive(Debug)]
+pub enum RawValues {
+    One(String),
+    Many(Vec<RawValue>),
+}
+
+/// One of several `[verify] value`s: `{ name = "on_hand", select = "/qty_on_hand", deltas = {…} }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawValue {
+    pub name: Option<S<String>>,
+    pub select: S<String>,
+    #[serde(default)]
+    pub deltas: BTreeMap<String, S<String>>,
+    pub initial: Option<S<f64>>,
+    pub write_value: Option<S<String>>,
+}
+
+// By hand, not `untagged`: an untagged enum buffers its input, which loses the spans.
+impl<'de> Deserialize<'de> for RawValues {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawValues;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a selector such as \"/quantity\", or an array of { name, select, deltas }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawValues, E> {
+                Ok(RawValues::One(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawValues, A::Error> {
+                let mut values = Vec::new();
+                while let Some(value) = seq.next_element::<RawValue>()? {
+                    values.push(value);
+                }
+                Ok(RawValues::Many(values))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// `[verify] count = { query = "get_history", rows = { deposit = "$[?@.operation=='CREDIT']" } }`.

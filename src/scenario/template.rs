@@ -22,7 +22,7 @@
 //! |-----------------------|--------------------------------------------------------|
 //! | `{{key.acked}}`       | acknowledged commands of the probe's set on the key, this one included |
 //! | `{{key.expected}}`    | `[verify] value`'s expected number on the key after this command |
-//! | `{{key.expected.NAME}}` | the same, of the value named NAME (`[[verify.values]]`) |
+//! | `{{key.expected.NAME}}` | the same, of the value named NAME (`[verify] value = [{ name = "NAME", … }]`) |
 //! | `{{body./pointer}}`   | a value of the request body the command sent           |
 
 use std::fmt::Write as _;

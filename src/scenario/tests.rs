@@ -701,3 +701,32 @@ fn mix_keys_only_when_something_draws_a_key() {
     assert!(error.contains("`finish_todo` reads {{key}}, but [mix] has no `keys` to draw it from"), "{error}");
     assert!(error.contains("todo-app.toml:"), "located: {error}");
 }
+
+/// Issue 31, item 3: `[verify] value` as an array, each value named, with its own deltas;
+/// `{{key.expected.NAME}}` picks one. The one-value form is the value named `value`.
+#[test]
+fn several_values_load_named_with_their_own_deltas() {
+    let text =
+        std::fs::read_to_string(root().join("tests/fixtures/scenarios/bad/key-expected-plain-with-two-values.toml"))
+            .unwrap()
+            .replace("{{key.expected}}", "{{key.expected.credits}}");
+    let scenario = load_str(&text, Path::new("two.toml"), &[]).unwrap();
+    let values = &scenario.verify.as_ref().unwrap().values;
+    let names: Vec<&str> = values.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["balance", "credits"]);
+    let deltas = |i: usize| match &values[i].expected {
+        ExpectedValue::Deltas { deltas, initial } => (deltas.len(), *initial),
+        ExpectedValue::WriteSide { .. } => panic!("deltas expected"),
+    };
+    assert_eq!((deltas(0), deltas(1)), ((2, 0.0), (1, 0.0)));
+    // Without a name, a value is named by its selector.
+    let unnamed =
+        text.replace("name = \"credits\", ", "").replace("{{key.expected.credits}}", "{{key.expected.balance}}");
+    let scenario = load_str(&unnamed, Path::new("two.toml"), &[]).unwrap();
+    assert_eq!(scenario.verify.unwrap().values[1].name, "/credits");
+    // The one-value form.
+    let one = root().join("tests/it/scenarios/stock-app.toml");
+    let scenario = load_str(&std::fs::read_to_string(one).unwrap(), Path::new("stock.toml"), &[]).unwrap();
+    let values = scenario.verify.unwrap().values;
+    assert_eq!((values.len(), values[0].name.as_str()), (1, "value"));
+}

@@ -220,6 +220,69 @@ fn issue30_a_command_that_sets_the_number_is_accounted_and_one_left_out_is_warne
     run.code(1);
 }
 
+/// Issue 31, item 3: two numbers per item, `quantity` and `reserved`, checked at once.
+/// The projector loses every 11th update of any kind and, on top, every 3rd reservation:
+/// the harness's per-value mismatched and absent keys equal the app's own, per number.
+#[test]
+fn issue31_two_values_per_key_are_checked_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(scenario("stock-app.toml")).unwrap();
+    let values = r#"value = [
+  { name = "on_hand", select = "/quantity", deltas = { restock = "/quantity", sell = "-/quantity", reserve = "none" } },
+  { name = "reserved", select = "/reserved", deltas = { reserve = "/quantity", restock = "none", sell = "none" } },
+]"#;
+    let reserve = r#"[[command]]
+name = "reserve"
+weight = 1
+path = "/items/{{key}}/reserve"
+body = '{"quantity": {{int 1 5}}}'
+expect_status = [202]
+
+[[query]]
+name = "get_item""#;
+    let text = text
+        .replace("value = \"/quantity\"\ndeltas = { restock = \"/quantity\", sell = \"-/quantity\" }", values)
+        .replacen("[[query]]\nname = \"get_item\"", reserve, 1);
+    assert!(text.contains("name = \"reserve\"") && text.contains("on_hand"), "{text}");
+    let path = dir.path().join("stock-reserved.toml");
+    std::fs::write(&path, &text).unwrap();
+    bench().arg("validate").arg(&path).assert().success().stderr(predicates::str::contains("warning").not());
+
+    let app = stock::with_reserved(11, 3);
+    let out = dir.path().join("out");
+    let run = bench().args(["run", "--quiet", "--target", &app.url, "--out"]).arg(&out).arg(&path).assert();
+    let truth = app.truth();
+    let result = result_json(&out);
+    let values = &result["values"];
+    println!("truth {truth}\nvalues {values}");
+    assert_eq!(truth["projected"], true);
+    assert!(truth["lost_reserved"].as_u64().unwrap() > 0);
+    let by_value = values["by_value"].as_array().expect("one entry per value");
+    assert_eq!(by_value.len(), 2);
+    let (on_hand, reserved) = (&by_value[0], &by_value[1]);
+    assert_eq!((on_hand["name"].as_str(), reserved["name"].as_str()), (Some("on_hand"), Some("reserved")));
+    assert!(truth["wrong_reserved"].as_u64().unwrap() > truth["wrong_quantity"].as_u64().unwrap(), "{truth}");
+    assert_eq!(on_hand["mismatched"], truth["wrong_quantity"], "{values}");
+    assert_eq!(reserved["mismatched"], truth["wrong_reserved"], "{values}");
+    for one in [on_hand, reserved] {
+        assert_eq!(one["absent"], truth["absent"], "{values}");
+        assert_eq!(one["unsure"], 0, "one user: no command overlaps another");
+    }
+    // The top-level figures are the sums over the values.
+    for field in ["keys_checked", "matched", "mismatched", "absent", "unsure", "unreadable"] {
+        let sum = on_hand[field].as_u64().unwrap() + reserved[field].as_u64().unwrap();
+        assert_eq!(values[field].as_u64(), Some(sum), "{field}: {values}");
+    }
+    let named = values["mismatches"].as_array().unwrap();
+    assert!(named.iter().any(|m| m["value"] == "reserved"), "mismatches name their value: {values}");
+    // report.html has a row per value; the SLO judges the sum.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<td>on_hand</td>") && html.contains("<td>reserved</td>"), "a row per value");
+    let wrong = values["mismatched"].as_u64().unwrap() + values["absent"].as_u64().unwrap();
+    assert_eq!(slo(&result, "value_mismatches")["observed"].as_f64(), Some(wrong as f64));
+    run.code(1);
+}
+
 /// Issue 31, item 6: `validate --target` samples `[verify] count` row selectors too.
 #[test]
 fn issue31_validate_target_samples_count_rows() {

@@ -40,16 +40,35 @@ impl Checker<'_> {
                 }
             }
             if let FactName::KeyExpected(name) = fact {
-                let deltas = verify.and_then(|v| v.values.as_ref()).map(|v| &v.expected);
-                if !matches!(deltas, Some(ExpectedValue::Deltas { .. })) {
+                let values = verify.map_or(&[][..], |v| &v.values[..]);
+                let names = || values.iter().map(|v| format!("`{}`", v.name)).collect::<Vec<_>>().join(", ");
+                let value = match name {
+                    None if values.len() > 1 => {
+                        return Err(self
+                            .error(
+                                until,
+                                format!("`[verify] value` has {} numbers ({}): say which", values.len(), names()),
+                            )
+                            .with_hint(format!("write {{{{key.expected.{}}}}}", values[0].name)));
+                    }
+                    None => values.first(),
+                    Some(name) => match values.iter().find(|v| v.name == *name) {
+                        Some(value) => Some(value),
+                        None if values.is_empty() => None,
+                        None => {
+                            return Err(self
+                                .error(
+                                    until,
+                                    format!("`[verify] value` has no number named `{name}` (it has {})", names()),
+                                )
+                                .with_hint("name a value with `name = \"on_hand\"` in `value = [{ … }]`"));
+                        }
+                    },
+                };
+                if !matches!(value.map(|v| &v.expected), Some(ExpectedValue::Deltas { .. })) {
                     return Err(self
                         .error(until, format!("`{fact}` is `[verify] value`'s expected number: it needs `[verify] value` with `deltas`"))
                         .with_hint("[verify] value = \"/balance\", deltas = { deposit = \"/amount\", withdraw = \"-/amount\" }"));
-                }
-                if let Some(name) = name {
-                    return Err(self
-                        .error(until, format!("`[verify] value` has one number, not one named `{name}`"))
-                        .with_hint("write {{key.expected}}"));
                 }
             }
         }

@@ -6,9 +6,14 @@
 //! - `POST /items/{sku}/restock` `{"quantity": N}` → 202
 //! - `POST /items/{sku}/sell` `{"quantity": N}` → 202, or 409 when the stock is short
 //! - `POST /items/{sku}/count` `{"qty": N}` → 202: a cycle count sets the quantity outright
-//! - `GET /items/{sku}` → `{"sku", "quantity"}` from the read model, or 404
+//! - `POST /items/{sku}/reserve` `{"quantity": N}` → 202: N more units reserved for orders
+//!   (a second number per item, issue 31)
+//! - `GET /items/{sku}` → `{"sku", "quantity"}` from the read model (and `"reserved"` when
+//!   started `with_reserved`), or 404
 //! - `GET /items/{sku}/write` → the same from the write side
-//! - `GET /truth` → `{"updates", "lost", "wrong_keys"}` (keys whose two sides differ)
+//! - `GET /truth` → `{"updates", "lost", "wrong_keys"}` (keys whose two sides differ), and
+//!   per number `wrong_quantity`, `wrong_reserved` (keys with a row whose number differs)
+//!   and `absent` (written keys without a row)
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +30,13 @@ use super::App;
 #[derive(Default)]
 struct Stock {
     write: BTreeMap<String, i64>,
+    /// Reserved units per item (write side, read side).
+    write_reserved: BTreeMap<String, i64>,
+    read_reserved: BTreeMap<String, i64>,
+    /// The read model shows `reserved` (`with_reserved`).
+    reserved: bool,
+    /// Reservations the projector dropped (counted in `lost`, too).
+    lost_reserved: u64,
     /// The stream: (sku, change).
     stream: Vec<(String, Change)>,
     consumed: usize,
@@ -39,19 +51,33 @@ type Shared = Arc<Mutex<Stock>>;
 enum Change {
     Add(i64),
     Set(i64),
+    /// Adds to the reserved units, not the quantity.
+    Reserve(i64),
 }
 
 pub fn start(lose_every: usize) -> App {
-    let state: Shared = Arc::default();
+    start_app(lose_every, None)
+}
+
+/// The app with a second number per item: `reserved`, whose updates the projector also
+/// drops, every `lose_reserved_every`-th reservation (on top of every `lose_every`-th
+/// update of any kind).
+pub fn with_reserved(lose_every: usize, lose_reserved_every: usize) -> App {
+    start_app(lose_every, Some(lose_reserved_every))
+}
+
+fn start_app(lose_every: usize, lose_reserved_every: Option<usize>) -> App {
+    let state: Shared = Arc::new(Mutex::new(Stock { reserved: lose_reserved_every.is_some(), ..Stock::default() }));
     let router = axum::Router::new()
         .route("/items/{sku}/restock", post(restock))
         .route("/items/{sku}/sell", post(sell))
         .route("/items/{sku}/count", post(count))
+        .route("/items/{sku}/reserve", post(reserve))
         .route("/items/{sku}", get(read_side))
         .route("/items/{sku}/write", get(write_side))
         .route("/truth", get(truth))
         .with_state(state.clone());
-    App::serve(router, project(state, lose_every))
+    App::serve(router, project(state, lose_every, lose_reserved_every.unwrap_or(usize::MAX)))
 }
 
 fn quantity(body: &Value) -> i64 {
@@ -74,14 +100,23 @@ async fn count(State(state): State<Shared>, Path(sku): Path<String>, Json(body):
     StatusCode::ACCEPTED
 }
 
+async fn reserve(State(state): State<Shared>, Path(sku): Path<String>, Json(body): Json<Value>) -> StatusCode {
+    let change = quantity(&body);
+    let mut stock = state.lock().unwrap();
+    *stock.write_reserved.entry(sku.clone()).or_default() += change;
+    stock.write.entry(sku.clone()).or_default(); // the item exists
+    stock.stream.push((sku, Change::Reserve(change)));
+    StatusCode::ACCEPTED
+}
+
 async fn sell(State(state): State<Shared>, Path(sku): Path<String>, Json(body): Json<Value>) -> StatusCode {
     let change = quantity(&body);
     let mut stock = state.lock().unwrap();
-    let on_hand = stock.write.entry(sku.clone()).or_default();
-    if *on_hand < change {
+    // A refused sale writes nothing: not even an empty item.
+    if stock.write.get(&sku).copied().unwrap_or(0) < change {
         return StatusCode::CONFLICT;
     }
-    *on_hand -= change;
+    *stock.write.entry(sku.clone()).or_default() -= change;
     stock.stream.push((sku, Change::Add(-change)));
     StatusCode::ACCEPTED
 }
@@ -89,28 +124,47 @@ async fn sell(State(state): State<Shared>, Path(sku): Path<String>, Json(body): 
 async fn read_side(State(state): State<Shared>, Path(sku): Path<String>) -> Result<Json<Value>, StatusCode> {
     let stock = state.lock().unwrap();
     let quantity = stock.read.get(&sku).ok_or(StatusCode::NOT_FOUND)?;
+    if stock.reserved {
+        let reserved = stock.read_reserved.get(&sku).copied().unwrap_or(0);
+        return Ok(Json(json!({ "sku": sku, "quantity": quantity, "reserved": reserved })));
+    }
     Ok(Json(json!({ "sku": sku, "quantity": quantity })))
 }
 
 async fn write_side(State(state): State<Shared>, Path(sku): Path<String>) -> Result<Json<Value>, StatusCode> {
     let stock = state.lock().unwrap();
     let quantity = stock.write.get(&sku).ok_or(StatusCode::NOT_FOUND)?;
-    Ok(Json(json!({ "sku": sku, "quantity": quantity })))
+    let reserved = stock.write_reserved.get(&sku).copied().unwrap_or(0);
+    Ok(Json(json!({ "sku": sku, "quantity": quantity, "reserved": reserved })))
 }
 
 async fn truth(State(state): State<Shared>) -> Json<Value> {
     let stock = state.lock().unwrap();
     let wrong = stock.write.iter().filter(|(sku, q)| stock.read.get(*sku).copied().unwrap_or(0) != **q).count();
+    // Per number, over the keys with a row (those without one are `absent`).
+    let with_row = || stock.write.keys().filter(|sku| stock.read.contains_key(*sku));
+    let wrong_quantity = with_row().filter(|sku| stock.read[*sku] != stock.write[*sku]).count();
+    let reserved_of = |side: &BTreeMap<String, i64>, sku: &str| side.get(sku).copied().unwrap_or(0);
+    let wrong_reserved = with_row()
+        .filter(|sku| reserved_of(&stock.read_reserved, sku) != reserved_of(&stock.write_reserved, sku))
+        .count();
+    let absent = stock.write.keys().filter(|sku| !stock.read.contains_key(*sku)).count();
     Json(json!({
         "updates": stock.stream.len(),
         "lost": stock.lost,
+        "lost_reserved": stock.lost_reserved,
         "wrong_keys": wrong,
+        "wrong_quantity": wrong_quantity,
+        "wrong_reserved": wrong_reserved,
+        "absent": absent,
         "projected": stock.consumed == stock.stream.len(),
     }))
 }
 
-/// Consumes the stream every 10 ms, losing every `lose_every`-th entry.
-async fn project(state: Shared, lose_every: usize) {
+/// Consumes the stream every 10 ms, losing every `lose_every`-th entry and every
+/// `lose_reserved_every`-th reservation.
+async fn project(state: Shared, lose_every: usize, lose_reserved_every: usize) {
+    let mut reservations = 0usize;
     loop {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let mut stock = state.lock().unwrap();
@@ -121,10 +175,19 @@ async fn project(state: Shared, lose_every: usize) {
                 stock.lost += 1;
                 continue;
             }
-            let quantity = stock.read.entry(sku).or_default();
+            if let Change::Reserve(_) = change {
+                reservations += 1;
+                if reservations.is_multiple_of(lose_reserved_every) {
+                    stock.lost += 1;
+                    stock.lost_reserved += 1;
+                    continue;
+                }
+            }
+            let quantity = stock.read.entry(sku.clone()).or_default();
             match change {
                 Change::Add(n) => *quantity += n,
                 Change::Set(n) => *quantity = n,
+                Change::Reserve(n) => *stock.read_reserved.entry(sku).or_default() += n,
             }
         }
     }
