@@ -180,6 +180,8 @@ fn issue33_an_unreachable_source_or_a_wrong_query_stops_the_run_before_the_load(
         eprintln!("skipped: CQRS_BENCH_PG_URL is not set");
         return;
     };
+    // A target that answers: the run stops at the source, not at the target.
+    let app = crate::apps::stock::start(1_000);
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         (format!("kind = \"sql\"\nurl = \"{url}\"\nhead = \"select max(id) from no_such_table\"\ncheckpoint = \"select 0\""), "the `head` query"),
@@ -187,7 +189,7 @@ fn issue33_an_unreachable_source_or_a_wrong_query_stops_the_run_before_the_load(
     ];
     for (backlog, expected) in cases {
         let path = dir.path().join("scenario.toml");
-        std::fs::write(&path, scenario("http://127.0.0.1:9", &backlog)).unwrap();
+        std::fs::write(&path, scenario(&app.url, &backlog)).unwrap();
         let assert = bench().arg("run").arg(&path).arg("--out").arg(dir.path().join("out")).assert().failure();
         let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
         assert!(stderr.contains("[[backlog]] `view`") && stderr.contains(expected), "{stderr}");

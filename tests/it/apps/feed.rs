@@ -214,7 +214,8 @@ async fn project(feed: Shared, plan: Plan) {
             t.applied += applied;
             t.mark();
             if t.appended == t.applied && plan.resume_at_ms.is_some_and(|resume| t.ms() >= resume) {
-                t.drained_ms.get_or_insert(t.ms());
+                let now = t.ms();
+                t.drained_ms.get_or_insert(now);
             }
         }
     }
