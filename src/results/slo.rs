@@ -86,7 +86,8 @@ fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
         },
         SloMetric::ConflictRate if result.commands.count == 0 => Some("no data: no command ran".into()),
         SloMetric::BacklogMax => {
-            let unread: Vec<&str> = result.backlog.iter().filter(|b| b.max.is_none()).map(|b| b.name.as_str()).collect();
+            let unread: Vec<&str> =
+                result.backlog.iter().filter(|b| b.max.is_none()).map(|b| b.name.as_str()).collect();
             Some(format!("no sample of [[backlog]] {} could be read", unread.join(", ")))
         }
         SloMetric::BacklogDrain => {

@@ -80,7 +80,11 @@ fn check(stats: &serde_json::Value, truth: &serde_json::Value, resumed: bool) {
     }
     println!(
         "harness max {} vs truth {truth_max}; drained_after_ms {} / not_drained {} vs truth remainder {} drained_ms {}",
-        stats["max"], stats["drained_after_ms"], stats["not_drained"], appended - applied, truth["drained_ms"]
+        stats["max"],
+        stats["drained_after_ms"],
+        stats["not_drained"],
+        appended - applied,
+        truth["drained_ms"]
     );
     assert_eq!(stats["unknown_seconds"], 0.0);
     if resumed {
@@ -184,8 +188,17 @@ fn issue33_an_unreachable_source_or_a_wrong_query_stops_the_run_before_the_load(
     let app = crate::apps::stock::start(1_000);
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        (format!("kind = \"sql\"\nurl = \"{url}\"\nhead = \"select max(id) from no_such_table\"\ncheckpoint = \"select 0\""), "the `head` query"),
-        ("kind = \"redis-streams\"\nurl = \"redis://user:hunter2@127.0.0.1:9\"\nstream = \"s\"\ngroup = \"g\"".to_owned(), "redis://user:***@127.0.0.1:9"),
+        (
+            format!(
+                "kind = \"sql\"\nurl = \"{url}\"\nhead = \"select max(id) from no_such_table\"\ncheckpoint = \"select 0\""
+            ),
+            "the `head` query",
+        ),
+        (
+            "kind = \"redis-streams\"\nurl = \"redis://user:hunter2@127.0.0.1:9\"\nstream = \"s\"\ngroup = \"g\""
+                .to_owned(),
+            "redis://user:***@127.0.0.1:9",
+        ),
     ];
     for (backlog, expected) in cases {
         let path = dir.path().join("scenario.toml");

@@ -139,7 +139,8 @@ mod tests {
 
     #[test]
     fn issue33_drained_after_the_first_zero_after_the_load() {
-        let samples = [at(0.0, Some(0), 0), at(1.0, Some(5), 10), at(2.0, None, 0), at(3.0, Some(7), 20), at(4.0, Some(0), 40)];
+        let samples =
+            [at(0.0, Some(0), 0), at(1.0, Some(5), 10), at(2.0, None, 0), at(3.0, Some(7), 20), at(4.0, Some(0), 40)];
         let stats = figures(&spec(), &samples, 2.5, Some("timed out".into()));
         assert_eq!(stats.max, Some(7));
         assert_eq!(stats.drained_after_ms, Some(1500.0));

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-pub use figures::{BacklogPoint, BacklogStats};
 use figures::Sample;
+pub use figures::{BacklogPoint, BacklogStats};
 use sources::Reader;
 
 use crate::scenario::BacklogSpec;
@@ -78,9 +78,10 @@ impl BacklogProbe {
         let load_end_s = load_end.saturating_duration_since(self.start).as_secs_f64();
         loop {
             let waiting = self.sources.iter().any(|source| {
-                let drained = lock(&source.series).samples.iter().any(|s| {
-                    s.t_s >= load_end_s && s.reading.is_some_and(|r| r.backlog == 0)
-                });
+                let drained = lock(&source.series)
+                    .samples
+                    .iter()
+                    .any(|s| s.t_s >= load_end_s && s.reading.is_some_and(|r| r.backlog == 0));
                 !drained && load_end.elapsed() < source.spec.settle
             });
             if !waiting || shutdown.is_cancelled() {

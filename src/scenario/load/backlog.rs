@@ -83,7 +83,9 @@ impl Checker<'_> {
         let every = self.duration_or(&raw.every, Duration::from_secs(1))?;
         if every < MIN_EVERY {
             let at = raw.every.as_ref().expect("below the minimum, so given");
-            return Err(self.error(at, "sampling more often than every 100ms is not supported").with_hint("every = \"1s\""));
+            return Err(self
+                .error(at, "sampling more often than every 100ms is not supported")
+                .with_hint("every = \"1s\""));
         }
         let settle = self.duration_or(&raw.settle, DEFAULT_SETTLE)?;
         let name = match &raw.name {
@@ -113,8 +115,14 @@ impl Checker<'_> {
             return Ok(());
         }
         let message = match (source, scheme) {
-            (BacklogSource::Sql { .. }, "mysql" | "mariadb") => "MySQL/MariaDB backlogs are not supported yet".to_owned(),
-            _ => format!("`{}` is not a URL a `{}` backlog reads", super::super::redact::redact_urls(url), raw.kind.get_ref()),
+            (BacklogSource::Sql { .. }, "mysql" | "mariadb") => {
+                "MySQL/MariaDB backlogs are not supported yet".to_owned()
+            }
+            _ => format!(
+                "`{}` is not a URL a `{}` backlog reads",
+                super::super::redact::redact_urls(url),
+                raw.kind.get_ref()
+            ),
         };
         Err(self.error(at, message).with_hint(format!("url = {}", self.url_example(source))))
     }

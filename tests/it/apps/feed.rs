@@ -91,10 +91,8 @@ pub fn start(store: Store, plan: Plan) -> App {
     };
     // The router needs the feed, made inside the runtime: route through a slot.
     let slot: Arc<std::sync::OnceLock<Shared>> = Arc::default();
-    let router = axum::Router::new()
-        .route("/events", post(append))
-        .route("/truth", get(truth))
-        .with_state(slot.clone());
+    let router =
+        axum::Router::new().route("/events", post(append)).route("/truth", get(truth)).with_state(slot.clone());
     let app = App::serve(router, background);
     let _ = slot.set(rx.recv().expect("the feed connects"));
     app
@@ -269,7 +267,9 @@ async fn consume(connection: &mut Connection, store: &Store, max: u64) -> u64 {
 fn entry_ids(read: redis::Value) -> Vec<String> {
     use redis::Value as V;
     let streams = match read {
-        V::Array(streams) => streams.into_iter().filter_map(|s| if let V::Array(mut kv) = s { kv.pop() } else { None }).collect(),
+        V::Array(streams) => {
+            streams.into_iter().filter_map(|s| if let V::Array(mut kv) = s { kv.pop() } else { None }).collect()
+        }
         V::Map(pairs) => pairs.into_iter().map(|(_, v)| v).collect(),
         _ => Vec::new(),
     };
