@@ -87,6 +87,15 @@ fn check(stats: &serde_json::Value, truth: &serde_json::Value, resumed: bool) {
         truth["drained_ms"]
     );
     assert_eq!(stats["unknown_seconds"], 0.0);
+    // The consumers' throughput: exactly 0 while the projector is stopped (from one sample
+    // after the stop to the resume).
+    let stopped = |t_ms: f64| t_ms >= 3_000.0 + EVERY_MS + 50.0 && t_ms < if resumed { 6_500.0 } else { f64::MAX };
+    let rates: Vec<f64> = samples
+        .iter()
+        .filter(|s| stopped(s["t_s"].as_f64().unwrap() * 1000.0))
+        .map(|s| s["applied_per_s"].as_f64().expect("progress is known"))
+        .collect();
+    assert!(rates.len() >= 4 && rates.iter().all(|r| *r == 0.0), "{rates:?}");
     if resumed {
         assert_eq!(applied, appended, "the resumed projector drained: {truth}");
         let truth_drain = truth["drained_ms"].as_f64().unwrap() - LOAD_MS as f64;
@@ -157,7 +166,6 @@ fn postgres_case(resumed: bool) {
     let truth = app.truth();
     check(&stats, &truth, resumed);
     assert!(stdout.contains("backlog view (sql): max"), "{stdout}");
-    // The checkpoint's progress is the consumers' throughput: 10/s while slowed.
     drop(app);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
