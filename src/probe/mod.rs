@@ -16,6 +16,7 @@
 
 pub mod actions;
 pub mod attribution;
+pub mod backlog;
 pub mod bus;
 pub mod counts;
 pub mod key_facts;

@@ -184,6 +184,9 @@ pub fn render(result: &RunResult, out_dir: &std::path::Path) -> String {
                 writeln!(s, "consumer group {group}: lag max {} messages, {:.1} s", lag.max_messages, lag.max_seconds);
         }
     }
+    for source in &result.backlog {
+        let _ = writeln!(s, "{}", source.summary());
+    }
     for r in &result.recovery {
         let after = r.recovered_after_s.map_or("not recovered".to_owned(), |s| format!("recovered after {s:.2}s"));
         let _ = writeln!(s, "action `{}` at {:.1}s: lag under {} ms {after}", r.action, r.at_s, fmt_ms(r.threshold_ms));

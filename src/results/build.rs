@@ -151,6 +151,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
         counts: None,
         verify: None,
         bus: None,
+        backlog: outcome.probes.backlog.clone(),
         actions: outcome.probes.actions.clone(),
         recovery: Vec::new(),
         target_truth: None,

@@ -88,6 +88,9 @@ pub struct RunResult {
     /// The Kafka bus probe (`[bus]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bus: Option<BusStats>,
+    /// `[[backlog]]` sources (issue 33): entries behind per sample, maximum, drain time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backlog: Vec<crate::probe::backlog::BacklogStats>,
     /// `[[action]]`s as they ran.
     #[serde(default)]
     pub actions: Vec<ActionRun>,

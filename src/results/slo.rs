@@ -42,14 +42,15 @@ fn unit(metric: &SloMetric) -> &'static str {
         | SloMetric::QueryLatency(_)
         | SloMetric::OperationLatency { .. }
         | SloMetric::ProjectionLag(_) => "ms",
-        SloMetric::BusEndToEnd(_) => "ms",
+        SloMetric::BusEndToEnd(_) | SloMetric::BacklogDrain => "ms",
         SloMetric::Duplicates
         | SloMetric::ValueMismatches
         | SloMetric::CountMismatches
         | SloMetric::Missed
         | SloMetric::Unexpected
         | SloMetric::Dropped
-        | SloMetric::ConsumerLagMax => "count",
+        | SloMetric::ConsumerLagMax
+        | SloMetric::BacklogMax => "count",
         SloMetric::CommandErrorRate
         | SloMetric::QueryErrorRate
         | SloMetric::ConflictRate
@@ -84,6 +85,23 @@ fn unknown_because(metric: &SloMetric, result: &RunResult) -> Option<String> {
             _ => None,
         },
         SloMetric::ConflictRate if result.commands.count == 0 => Some("no data: no command ran".into()),
+        SloMetric::BacklogMax => {
+            let unread: Vec<&str> =
+                result.backlog.iter().filter(|b| b.max.is_none()).map(|b| b.name.as_str()).collect();
+            Some(format!("no sample of [[backlog]] {} could be read", unread.join(", ")))
+        }
+        SloMetric::BacklogDrain => {
+            let left: Vec<String> = result
+                .backlog
+                .iter()
+                .filter(|b| b.drained_after_ms.is_none())
+                .map(|b| match b.not_drained {
+                    Some(n) => format!("`{}` not drained: {n} left", b.name),
+                    None => format!("`{}`: no sample after the load could be read", b.name),
+                })
+                .collect();
+            Some(left.join("; "))
+        }
         SloMetric::ValueMismatches => match &result.values {
             Some(_) => None,
             None => Some("no [verify] value accounting ran".into()),
@@ -126,6 +144,16 @@ impl Unsure {
 }
 
 fn unsure(metric: &SloMetric, result: &RunResult) -> Option<Unsure> {
+    // A maximum over samples some of which were unknown may miss the real maximum.
+    if *metric == SloMetric::BacklogMax {
+        let left: Vec<String> = result
+            .backlog
+            .iter()
+            .filter(|b| b.unknown_seconds > 0.0)
+            .map(|b| format!("`{}` unknown for {:.0} s", b.name, b.unknown_seconds))
+            .collect();
+        return (!left.is_empty()).then(|| Unsure { at_most: None, left: left.join("; ") });
+    }
     let (at_most, left) = match (metric, &result.events, &result.values) {
         (SloMetric::Duplicates | SloMetric::Missed | SloMetric::Unexpected, Some(e), _) => {
             let mut left = Vec::new();
@@ -239,6 +267,15 @@ fn observe(metric: &SloMetric, result: &RunResult) -> Option<f64> {
             let bus = result.bus.as_ref()?;
             histogram::percentile_ms(&histogram::decode(&bus.e2e_histogram).ok()?, *p)
         }
+        // Judged per source: the worst source's figure; one without a figure (nothing
+        // read; not drained) leaves the rule unknown, and so failed.
+        SloMetric::BacklogMax if !result.backlog.is_empty() => {
+            result.backlog.iter().map(|b| b.max.map(|m| m as f64)).try_fold(0.0_f64, |worst, m| Some(worst.max(m?)))
+        }
+        SloMetric::BacklogDrain if !result.backlog.is_empty() => {
+            result.backlog.iter().map(|b| b.drained_after_ms).try_fold(0.0_f64, |worst, ms| Some(worst.max(ms?)))
+        }
+        SloMetric::BacklogMax | SloMetric::BacklogDrain => None,
     }
 }
 

@@ -31,6 +31,7 @@ use crate::generator::{self, Dispatched, Limits, LoadPlan, OpenSchedule, Running
 use crate::live::{Gauges, Phase};
 use crate::operation::{Executor, PreparedOp, captures, created};
 use crate::probe::actions::{self, ActionRun};
+use crate::probe::backlog::BacklogProbe;
 use crate::probe::bus::{self as bus_probe, BusProbe};
 use crate::probe::lag::{self as lag_probe, LagProbe};
 use crate::probe::lag_figures::{self, Keep, LagCollecting, LagFigures};
@@ -114,6 +115,8 @@ pub struct ProbeOutcome {
     pub lag: Option<LagOutcome>,
     pub staleness: Option<StalenessOutcome>,
     pub bus: Option<BusOutcome>,
+    /// `[[backlog]]` sources, in scenario order.
+    pub backlog: Vec<crate::probe::backlog::BacklogStats>,
     pub verify: Option<VerifyOutcome>,
     pub actions: Vec<ActionRun>,
     /// What became of the ids of creates that answered none (`resolve`), by operation.
@@ -359,6 +362,15 @@ async fn run_load<T: Target>(
         ),
         None => None,
     };
+    // Every `[[backlog]]` source is read once now: one that does not answer stops the run.
+    let backlog_probe = match scenario.backlog.is_empty() {
+        true => None,
+        false => Some(
+            BacklogProbe::start(&scenario.backlog, start, scenario.target.timeout)
+                .await
+                .map_err(crate::exit::RunFailure)?,
+        ),
+    };
 
     // Probes ride along: lag probes start after sampled commands, actions on their schedule.
     let (lag_tx, lag_rx) = mpsc::channel(LAG_CHANNEL);
@@ -514,6 +526,15 @@ async fn run_load<T: Target>(
         _ => None,
     };
 
+    // After `[verify]`: the backlog sources are read until they drain (or `settle`).
+    let backlog_outcome = match backlog_probe {
+        Some(probe) => {
+            gauges.set_phase(Phase::BusDrain);
+            probe.finish(start + scenario.load_duration(), &shutdown).await
+        }
+        None => Vec::new(),
+    };
+
     let bus_outcome = match (bus_probe, &ledger) {
         (Some(probe), Some(ledger)) => {
             let settle = scenario.verify.as_ref().map_or(Duration::from_secs(10), |v| v.settle);
@@ -547,6 +568,7 @@ async fn run_load<T: Target>(
             staleness: staleness_outcome,
             verify: verify_outcome,
             bus: bus_outcome,
+            backlog: backlog_outcome,
             actions: actions_ran,
             created: created_outcome,
             ledger_bytes,

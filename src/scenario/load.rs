@@ -15,6 +15,7 @@ use super::template::Template;
 use super::*;
 use crate::reference::{Faults, MemoryConfig, ProjectorWork, SlowCommands, Window};
 
+mod backlog;
 mod facts;
 mod planning;
 mod resolve;
@@ -368,9 +369,20 @@ impl Checker<'_> {
                     .with_hint("add it to [bus] consumer_groups (its committed offsets mark an event consumed)"));
             }
         }
+        let backlog = self.backlogs(&raw.backlog)?;
         let actions = raw.action.iter().map(|a| self.action(a)).collect::<Result<Vec<_>>>()?;
         let slo = raw.slo.iter().map(|(k, v)| self.slo(k, v, &operations)).collect::<Result<Vec<_>>>()?;
         let slo_keys: Vec<&Spanned<String>> = raw.slo.keys().collect();
+        if backlog.is_empty()
+            && let Some((key, _)) = slo_keys
+                .iter()
+                .zip(&slo)
+                .find(|(_, rule)| matches!(rule.metric, SloMetric::BacklogMax | SloMetric::BacklogDrain))
+        {
+            return Err(self
+                .error(key, format!("`{}` judges the [[backlog]] sources, and there is none", key.get_ref()))
+                .with_hint("add [[backlog]] kind = \"redis-streams\", url = \"redis://HOST:6379\", stream = \"…\", group = \"…\""));
+        }
         self.check_staleness_slos(&slo_keys, &slo, staleness.as_ref())?;
         let saturate = raw.saturate.as_ref().map(|s| self.saturate(s)).transpose()?.unwrap_or_default();
         let capacity = self.capacity(raw.capacity.as_ref(), &target.kind)?;
@@ -387,6 +399,7 @@ impl Checker<'_> {
             staleness,
             verify,
             bus,
+            backlog,
             actions,
             slo,
             saturate,
@@ -1408,7 +1421,7 @@ impl Checker<'_> {
         let metric = parse_slo_name(name, operations).ok_or_else(|| {
             self.error(key, format!("unknown SLO `{name}`")).with_hint(
                 "expected command_latency_pNN, query_latency_pNN, <operation>_latency_pNN, projection_lag_pNN (pNN: p50, p95, p99, p999, p99.9), \
-                 late_ratio, duplicates, missed, unexpected, value_mismatches, count_mismatches, command_error_rate, query_error_rate, conflict_rate, min_throughput, max_dropped, consumer_lag_max, bus_e2e_pNN, stale_read_p_at_DELAY (e.g. stale_read_p_at_100ms), stale_read_rate",
+                 late_ratio, duplicates, missed, unexpected, value_mismatches, count_mismatches, command_error_rate, query_error_rate, conflict_rate, min_throughput, max_dropped, consumer_lag_max, bus_e2e_pNN, backlog_max, backlog_drain, stale_read_p_at_DELAY (e.g. stale_read_p_at_100ms), stale_read_rate",
             )
         })?;
         let is_time = matches!(
@@ -1418,6 +1431,7 @@ impl Checker<'_> {
                 | SloMetric::OperationLatency { .. }
                 | SloMetric::ProjectionLag(_)
                 | SloMetric::BusEndToEnd(_)
+                | SloMetric::BacklogDrain
         );
         let threshold = match (is_time, value.get_ref()) {
             (true, toml::Value::String(text)) => {
@@ -1497,6 +1511,8 @@ pub fn slo_metric(name: &str, is_operation: &dyn Fn(&str) -> bool) -> Option<Slo
         "min_throughput" => Some(SloMetric::MinThroughput),
         "max_dropped" => Some(SloMetric::Dropped),
         "consumer_lag_max" => Some(SloMetric::ConsumerLagMax),
+        "backlog_max" => Some(SloMetric::BacklogMax),
+        "backlog_drain" => Some(SloMetric::BacklogDrain),
         _ => staleness::stale_read_slo(name),
     };
     if simple.is_some() {

@@ -32,6 +32,8 @@ pub struct Scenario {
     pub verify: Option<VerifySpec>,
     /// `[bus]`: the Kafka bus probe.
     pub bus: Option<BusSpec>,
+    /// `[[backlog]]`: event backlog sources sampled from the load's start (issue 33).
+    pub backlog: Vec<BacklogSpec>,
     pub actions: Vec<ActionSpec>,
     pub slo: Vec<SloRule>,
     /// `[saturate]` (defaults when absent): used by `saturate` and `capacity` only.
@@ -523,6 +525,10 @@ pub enum SloMetric {
     ConsumerLagMax,
     /// Acknowledgement → broker timestamp of the event, percentile.
     BusEndToEnd(f64),
+    /// Largest `[[backlog]]` of any source, in entries behind.
+    BacklogMax,
+    /// Longest time any `[[backlog]]` source took to reach 0 after the load (ms).
+    BacklogDrain,
     /// 1 − P(fresh) of `[staleness]` reads this many milliseconds after the acknowledgement.
     StaleReadAt(f64),
     /// Share of the traffic's judged reads that were stale (`[staleness] traffic`).
@@ -548,6 +554,43 @@ pub struct BusSpec {
     pub client: Vec<(String, String)>,
     /// How long broker calls may take before the probe reports the broker unreachable.
     pub timeout: Duration,
+}
+
+/// `[[backlog]]` as checked: where a projector's backlog is read, and how often.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BacklogSpec {
+    pub name: String,
+    /// `${ENV}` interpolated: may carry a password; show it through `redacted_url`.
+    pub url: String,
+    /// One sample this often.
+    pub every: Duration,
+    /// After the load, sampling goes on until the source reads 0 or this long has passed
+    /// (and at least until `[verify]` ends).
+    pub settle: Duration,
+    pub source: BacklogSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BacklogSource {
+    /// XINFO GROUPS: `lag` (not yet delivered) + `pending` (delivered, not acknowledged).
+    RedisStreams { stream: String, group: String },
+    /// Two queries, each one number: the event store's head position and the projection's
+    /// checkpoint; the backlog is head − checkpoint.
+    Sql { head: String, checkpoint: String },
+}
+
+impl BacklogSpec {
+    pub fn kind(&self) -> &'static str {
+        match self.source {
+            BacklogSource::RedisStreams { .. } => "redis-streams",
+            BacklogSource::Sql { .. } => "sql",
+        }
+    }
+
+    /// The URL with its password masked: what reports and errors show.
+    pub fn redacted_url(&self) -> String {
+        super::redact::redact_urls(&self.url)
+    }
 }
 
 /// `[saturate]`: how the saturation search steps through rates (issue 10, PRODUCT §8).

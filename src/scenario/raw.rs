@@ -31,6 +31,9 @@ pub struct RawScenario {
     pub projection: Option<S<RawProjection>>,
     pub verify: Option<S<RawVerify>>,
     pub bus: Option<S<RawBus>>,
+    /// `[[backlog]]`: event backlog sources (issue 33).
+    #[serde(default)]
+    pub backlog: Vec<S<RawBacklog>>,
     #[serde(default)]
     pub action: Vec<RawAction>,
     #[serde(default)]
@@ -349,6 +352,24 @@ pub struct RawBus {
     pub consumer_groups: Vec<String>,
     #[serde(default)]
     pub client: BTreeMap<String, S<String>>,
+}
+
+/// `[[backlog]]`: one source of an event backlog (issue 33); the kind-specific keys are
+/// checked against `kind` in `load.rs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBacklog {
+    pub name: Option<S<String>>,
+    pub kind: S<String>,
+    pub url: Option<S<String>>,
+    pub every: Option<S<String>>,
+    pub settle: Option<S<String>>,
+    // redis-streams
+    pub stream: Option<S<String>>,
+    pub group: Option<S<String>>,
+    // sql
+    pub head: Option<S<String>>,
+    pub checkpoint: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,6 +2,7 @@
 //! end to end against the reference target, embedded and over HTTP.
 
 mod apps;
+mod backlog;
 mod capacity;
 mod cli;
 mod conflicts;

@@ -4,6 +4,7 @@
 //! with what it did, so a test can demand exact figures.
 
 pub mod contended_wallet;
+pub mod feed;
 pub mod journal;
 pub mod stock;
 pub mod tasks;

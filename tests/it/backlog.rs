@@ -1,0 +1,219 @@
+//! `[[backlog]]` (issue 33) against the real services named by CQRS_BENCH_REDIS_URL and
+//! CQRS_BENCH_PG_URL (each test says it skipped without them). The feed app of
+//! tests/it/apps/feed.rs appends one entry per command; its projector is slowed mid-run,
+//! then stopped, and in one run resumed after the load: the app's own truth (entries
+//! behind at every change, the remainder, when it drained) is what the harness must show.
+
+use crate::apps::feed::{self, Plan, Store};
+use crate::support::{bench, result_json};
+
+const LOAD_MS: u64 = 5_000;
+const EVERY_MS: f64 = 500.0;
+
+fn env_url(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|url| !url.is_empty())
+}
+
+/// A scenario sending 40 entries/s to the feed for 5 s, with one `[[backlog]]` table.
+fn scenario(app: &str, backlog: &str) -> String {
+    format!(
+        r#"
+name = "backlog"
+[target]
+kind = "http"
+base_url = "{app}"
+timeout = "2s"
+[load]
+stages = [{{ duration = "{LOAD_MS}ms", rate = 40 }}]
+[[command]]
+name = "append"
+path = "/events"
+body = '{{"ref": "{{{{ref}}}}"}}'
+expect_status = [202]
+[[backlog]]
+name = "view"
+every = "{EVERY_MS}ms"
+settle = "3s"
+{backlog}
+[slo]
+backlog_max = 1000000
+backlog_drain = "20s"
+"#
+    )
+}
+
+/// Runs `text`; returns result.json's `backlog[0]` and the summary on stdout.
+fn run(text: &str) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = dir.path().join("out");
+    let assert = bench().arg("run").arg(&path).arg("--out").arg(&out).assert();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    let result = result_json(&out);
+    assert_eq!(result["backlog"].as_array().map(Vec::len), Some(1), "{stdout}");
+    (result["backlog"][0].clone(), stdout)
+}
+
+/// The truth's backlog over `[from_ms, to_ms]`: (least, most).
+fn truth_between(series: &[(u64, u64)], from_ms: f64, to_ms: f64) -> (u64, u64) {
+    // The value in force at `from_ms` (the last change before it) and every change inside.
+    let before = series.iter().rev().find(|(ms, _)| (*ms as f64) <= from_ms).map_or(0, |(_, b)| *b);
+    let inside = series.iter().filter(|(ms, _)| (*ms as f64) > from_ms && (*ms as f64) <= to_ms).map(|(_, b)| *b);
+    let values: Vec<u64> = std::iter::once(before).chain(inside).collect();
+    (*values.iter().min().unwrap(), *values.iter().max().unwrap())
+}
+
+/// Every known sample lies within the truth over one sample around it; max and the end
+/// as the truth says.
+fn check(stats: &serde_json::Value, truth: &serde_json::Value, resumed: bool) {
+    let series: Vec<(u64, u64)> = serde_json::from_value(truth["series"].clone()).unwrap();
+    let (appended, applied) = (truth["appended"].as_u64().unwrap(), truth["applied"].as_u64().unwrap());
+    let truth_max = series.iter().map(|(_, b)| *b).max().unwrap();
+    let samples = stats["samples"].as_array().unwrap();
+    assert!(samples.len() as f64 >= LOAD_MS as f64 / EVERY_MS, "{stats}");
+    for sample in samples {
+        let (t_ms, backlog) = (sample["t_s"].as_f64().unwrap() * 1000.0, sample["backlog"].as_u64());
+        let backlog = backlog.unwrap_or_else(|| panic!("a sample of a healthy source is unknown: {stats}"));
+        let (least, most) = truth_between(&series, t_ms - EVERY_MS, t_ms + EVERY_MS);
+        assert!((least..=most).contains(&backlog), "at {t_ms} ms the harness read {backlog}, truth {least}..={most}");
+    }
+    println!(
+        "harness max {} vs truth {truth_max}; drained_after_ms {} / not_drained {} vs truth remainder {} drained_ms {}",
+        stats["max"],
+        stats["drained_after_ms"],
+        stats["not_drained"],
+        appended - applied,
+        truth["drained_ms"]
+    );
+    assert_eq!(stats["unknown_seconds"], 0.0);
+    // The consumers' throughput: exactly 0 while the projector is stopped (from one sample
+    // after the stop to the resume).
+    let stopped = |t_ms: f64| t_ms >= 3_000.0 + EVERY_MS + 50.0 && t_ms < if resumed { 6_500.0 } else { f64::MAX };
+    let rates: Vec<f64> = samples
+        .iter()
+        .filter(|s| stopped(s["t_s"].as_f64().unwrap() * 1000.0))
+        .map(|s| s["applied_per_s"].as_f64().expect("progress is known"))
+        .collect();
+    assert!(rates.len() >= 4 && rates.iter().all(|r| *r == 0.0), "{rates:?}");
+    if resumed {
+        assert_eq!(applied, appended, "the resumed projector drained: {truth}");
+        let truth_drain = truth["drained_ms"].as_f64().unwrap() - LOAD_MS as f64;
+        let harness = stats["drained_after_ms"].as_f64().unwrap_or_else(|| panic!("not drained: {stats}"));
+        // The first sample at 0 is at most one sample after the truth (and never before it,
+        // give or take the few ms between the load's start and the first append).
+        assert!(
+            harness >= truth_drain - 50.0 && harness <= truth_drain + EVERY_MS + 50.0,
+            "drained after {harness} ms, truth {truth_drain} ms"
+        );
+        assert_eq!(stats["max"].as_u64(), Some(truth_max));
+    } else {
+        // Stopped for good: the backlog grows to the remainder and stays there.
+        assert_eq!(stats["max"].as_u64(), Some(truth_max), "{stats}");
+        assert_eq!(truth_max, appended - applied);
+        assert_eq!(stats["not_drained"].as_u64(), Some(appended - applied), "{stats}");
+        assert!(stats["drained_after_ms"].is_null());
+    }
+}
+
+/// Slowed at 1.5 s, stopped at 3 s; resumed at 6.5 s (1.5 s after the load) or never.
+fn plan(resumed: bool) -> Plan {
+    Plan { fast_until_ms: 1_500, stop_at_ms: 3_000, resume_at_ms: resumed.then_some(6_500) }
+}
+
+fn redis_case(resumed: bool) {
+    let Some(url) = env_url("CQRS_BENCH_REDIS_URL") else {
+        eprintln!("skipped: CQRS_BENCH_REDIS_URL is not set");
+        return;
+    };
+    let stream = format!("cqrs-bench-backlog-{}-{resumed}", std::process::id());
+    let store = Store::Redis { url: url.clone(), stream: stream.clone(), group: "view".into() };
+    let app = feed::start(store, plan(resumed));
+    let backlog = format!("kind = \"redis-streams\"\nurl = \"{url}\"\nstream = \"{stream}\"\ngroup = \"view\"");
+    let (stats, stdout) = run(&scenario(&app.url, &backlog));
+    let truth = app.truth();
+    check(&stats, &truth, resumed);
+    assert!(stdout.contains("backlog view (redis-streams): max"), "{stdout}");
+    // Pending is part of the backlog: the projector acknowledges what it reads.
+    assert!(stats["samples"].as_array().unwrap().iter().all(|s| s["pending"] == 0), "{stats}");
+    if let Ok(mut c) = redis::Client::open(url.as_str()).and_then(|c| c.get_connection()) {
+        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&stream).query(&mut c);
+    }
+}
+
+#[test]
+fn issue33_redis_streams_backlog_of_a_stopped_projector() {
+    redis_case(false);
+}
+
+#[test]
+fn issue33_redis_streams_backlog_drains_when_the_projector_resumes() {
+    redis_case(true);
+}
+
+fn postgres_case(resumed: bool) {
+    let Some(url) = env_url("CQRS_BENCH_PG_URL") else {
+        eprintln!("skipped: CQRS_BENCH_PG_URL is not set");
+        return;
+    };
+    let schema = format!("backlog_{}_{resumed}", std::process::id());
+    let app = feed::start(Store::Postgres { url: url.clone(), schema: schema.clone() }, plan(resumed));
+    let backlog = format!(
+        "kind = \"sql\"\nurl = \"{url}\"\nhead = \"select max(id) from {schema}.events\"\n\
+         checkpoint = \"select position from {schema}.checkpoint where name = 'view'\""
+    );
+    let (stats, stdout) = run(&scenario(&app.url, &backlog));
+    let truth = app.truth();
+    check(&stats, &truth, resumed);
+    assert!(stdout.contains("backlog view (sql): max"), "{stdout}");
+    drop(app);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        if let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            tokio::spawn(connection);
+            let _ = client.batch_execute(&format!("drop schema if exists {schema} cascade")).await;
+        }
+    });
+}
+
+#[test]
+fn issue33_postgres_checkpoint_backlog_of_a_stopped_projector() {
+    postgres_case(false);
+}
+
+#[test]
+fn issue33_postgres_checkpoint_backlog_drains_when_the_projector_resumes() {
+    postgres_case(true);
+}
+
+#[test]
+fn issue33_an_unreachable_source_or_a_wrong_query_stops_the_run_before_the_load() {
+    let Some(url) = env_url("CQRS_BENCH_PG_URL") else {
+        eprintln!("skipped: CQRS_BENCH_PG_URL is not set");
+        return;
+    };
+    // A target that answers: the run stops at the source, not at the target.
+    let app = crate::apps::stock::start(1_000);
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            format!(
+                "kind = \"sql\"\nurl = \"{url}\"\nhead = \"select max(id) from no_such_table\"\ncheckpoint = \"select 0\""
+            ),
+            "the `head` query",
+        ),
+        (
+            "kind = \"redis-streams\"\nurl = \"redis://user:hunter2@127.0.0.1:9\"\nstream = \"s\"\ngroup = \"g\""
+                .to_owned(),
+            "redis://user:***@127.0.0.1:9",
+        ),
+    ];
+    for (backlog, expected) in cases {
+        let path = dir.path().join("scenario.toml");
+        std::fs::write(&path, scenario(&app.url, &backlog)).unwrap();
+        let assert = bench().arg("run").arg(&path).arg("--out").arg(dir.path().join("out")).assert().failure();
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+        assert!(stderr.contains("[[backlog]] `view`") && stderr.contains(expected), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}
