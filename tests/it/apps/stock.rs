@@ -37,6 +37,13 @@ struct Stock {
     reserved: bool,
     /// Reservations the projector dropped (counted in `lost`, too).
     lost_reserved: u64,
+    /// Reservations in the stream, and those whose `reserved` the read model never shows:
+    /// every reservation of an item from its first dropped one on (dropped by either rule),
+    /// since the read number stays short of the write side's from then on.
+    reservations: u64,
+    reservations_unprojected: u64,
+    /// Items with a dropped reservation.
+    short_reserved: std::collections::BTreeSet<String>,
     /// The stream: (sku, change).
     stream: Vec<(String, Change)>,
     consumed: usize,
@@ -153,6 +160,8 @@ async fn truth(State(state): State<Shared>) -> Json<Value> {
         "updates": stock.stream.len(),
         "lost": stock.lost,
         "lost_reserved": stock.lost_reserved,
+        "reservations": stock.reservations,
+        "reservations_unprojected": stock.reservations_unprojected,
         "wrong_keys": wrong,
         "wrong_quantity": wrong_quantity,
         "wrong_reserved": wrong_reserved,
@@ -171,17 +180,25 @@ async fn project(state: Shared, lose_every: usize, lose_reserved_every: usize) {
         while stock.consumed < stock.stream.len() {
             let (sku, change) = stock.stream[stock.consumed].clone();
             stock.consumed += 1;
-            if stock.consumed.is_multiple_of(lose_every) {
-                stock.lost += 1;
-                continue;
-            }
-            if let Change::Reserve(_) = change {
-                reservations += 1;
-                if reservations.is_multiple_of(lose_reserved_every) {
-                    stock.lost += 1;
-                    stock.lost_reserved += 1;
-                    continue;
+            let is_reservation = matches!(change, Change::Reserve(_));
+            let dropped = stock.consumed.is_multiple_of(lose_every)
+                || (is_reservation && {
+                    reservations += 1;
+                    reservations.is_multiple_of(lose_reserved_every)
+                });
+            if is_reservation {
+                stock.reservations += 1;
+                if dropped {
+                    stock.short_reserved.insert(sku.clone());
                 }
+                if stock.short_reserved.contains(&sku) {
+                    stock.reservations_unprojected += 1;
+                }
+            }
+            if dropped {
+                stock.lost += 1;
+                stock.lost_reserved += u64::from(is_reservation);
+                continue;
             }
             let quantity = stock.read.entry(sku.clone()).or_default();
             match change {
