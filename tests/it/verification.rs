@@ -369,10 +369,12 @@ fn issue31_lag_probes_on_a_balance_and_a_history_without_refs() {
 
 /// Issue 31: a lag probe on one of two numbers, `{{key.expected.reserved}}`. Every
 /// reservation is probed until the item's `reserved` equals the harness's expected number
-/// after it. The projector drops every 11th update and every 3rd reservation: from an
-/// item's first dropped reservation on, its `reserved` stays short for good, so late probes
-/// = the app's reservations never projected. One user: no reservation overlaps another
-/// command on its key, so none is ambiguous.
+/// after it. The projector stops for good after 150 updates: late probes = the app's
+/// reservations never projected. One user: no reservation overlaps another command on its
+/// key, so none is ambiguous. (A projector that drops single reservations is not used
+/// here: a number cannot tell which command moved it, so a dropped reservation of 3 made
+/// up by a later one of 3 shows the dropped one's expected number and its probe is
+/// visible; see README.)
 #[test]
 fn issue31_lag_probe_on_one_of_two_values() {
     let dir = tempfile::tempdir().unwrap();
@@ -390,14 +392,14 @@ timeout = "1s"
     std::fs::write(&path, text.replace("\n[verify]\n", &format!("{projection}\n[verify]\n"))).unwrap();
     bench().arg("validate").arg(&path).assert().success().stderr(predicates::str::contains("warning").not());
 
-    let app = stock::with_reserved(11, 3);
+    let app = stock::with_reserved_stopping(150);
     let out = dir.path().join("out");
     let _ = bench().args(["run", "--quiet", "--target", &app.url, "--out"]).arg(&out).arg(&path).assert();
     let truth = app.truth();
     let result = result_json(&out);
     let (projection, reserve) = (&result["projection"], &result["operations"]["reserve"]);
     println!("truth {truth}\nprojection {projection}\nreserve {reserve}");
-    assert_eq!(truth["projected"], true);
+    assert_eq!(truth["updates"].as_u64() > Some(150), true, "the projector stopped: {truth}");
     let figure = |v: &serde_json::Value| v.as_u64().unwrap();
     assert!(figure(&truth["reservations_unprojected"]) > 0, "{truth}");
     assert!(figure(&truth["reservations_unprojected"]) < figure(&truth["reservations"]), "{truth}");
