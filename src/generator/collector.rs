@@ -121,7 +121,7 @@ impl Collector {
         self.next_of[report.worker] = report.second + 1;
         if let Some(metrics) = &self.gauges.metrics {
             for &(op, window, o) in &report.outcomes {
-                metrics.count_outcomes(op, window, o.ok, o.rejected, o.errors);
+                metrics.count_outcomes(op, window, &o);
             }
             for (op, window, histogram) in &report.latency {
                 metrics.observe_latency(*op, *window, histogram);

@@ -22,6 +22,7 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
 use super::{Gauges, Phase, Window};
+use crate::generator::Outcomes;
 use crate::scenario::OpKind;
 
 /// Upper bounds of the latency and projection-lag buckets, in seconds: 1-2.5-5 steps from
@@ -55,8 +56,10 @@ pub const METRIC_NAMES: [&str; 12] = [
     "cqrs_bench_run_phase",
 ];
 
-/// The outcomes of result.json (`ok`, `rejected`, `errors`), as the `outcome` label.
-const OUTCOMES: [&str; 3] = ["ok", "rejected", "error"];
+/// The outcomes of result.json (`ok`, `rejected`, `conflicts`, `errors`), as the `outcome`
+/// label. A conflict (a `conflict` rule, issue 31) is neither a refusal nor an error, so it
+/// has its own label: `rate(…{outcome="conflict"})` is the live conflict rate.
+const OUTCOMES: [&str; 4] = ["ok", "rejected", "conflict", "error"];
 /// The `run_phase` after the run, while the endpoint lingers.
 const DONE: &str = "done";
 
@@ -192,7 +195,7 @@ impl EncodeMetric for Buckets {
 /// first scrape on, and `rate()` sees the first increase).
 struct OpSeries {
     /// Per window (`Window as usize`), per outcome (`OUTCOMES`).
-    outcomes: [[Counter; 3]; 2],
+    outcomes: [[Counter; 4]; 2],
     /// Per window.
     latency: [Buckets; 2],
 }
@@ -319,9 +322,10 @@ impl LiveMetrics {
     }
 
     /// Adds one operation's outcomes in one window.
-    pub fn count_outcomes(&self, op: usize, window: Window, ok: u64, rejected: u64, errors: u64) {
+    pub fn count_outcomes(&self, op: usize, window: Window, outcomes: &Outcomes) {
         let Some(series) = self.ops.get(op) else { return };
-        for (counter, n) in series.outcomes[window as usize].iter().zip([ok, rejected, errors]) {
+        let Outcomes { ok, rejected, conflicts, errors } = *outcomes;
+        for (counter, n) in series.outcomes[window as usize].iter().zip([ok, rejected, conflicts, errors]) {
             if n > 0 {
                 counter.inc_by(n);
             }
@@ -436,9 +440,12 @@ mod tests {
         let mut both = a.clone();
         both.add(&b).unwrap();
         assert_eq!(metrics.ops[0].latency[1].counts().per_bucket, BucketCounts::of(&both).per_bucket);
-        metrics.count_outcomes(0, Window::Measured, 10, 2, 1);
+        metrics.count_outcomes(0, Window::Measured, &Outcomes { ok: 10, rejected: 2, conflicts: 3, errors: 1 });
         let text = metrics.encode(&Gauges::default());
         assert!(text.contains(r#"cqrs_bench_latency_seconds_count{operation="get",kind="query",phase="measured"} 13"#));
+        assert!(text.contains(
+            r#"cqrs_bench_operations_total{operation="get",kind="query",phase="measured",outcome="conflict"} 3"#
+        ));
         assert!(text.contains(
             r#"cqrs_bench_latency_seconds_bucket{le="0.0005",operation="get",kind="query",phase="measured"} 8"#
         ));

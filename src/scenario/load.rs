@@ -1178,15 +1178,25 @@ impl Checker<'_> {
                 .error(raw, "`count` has no `rows`: per command, the selector of its rows")
                 .with_hint("rows = { deposit = \"$[?@.operation=='CREDIT']\" }"));
         }
-        let mut rows = Vec::new();
+        let (mut rows, mut without_rows) = (Vec::new(), Vec::new());
         for (name, selector) in &c.rows {
             let op = operations
                 .iter()
                 .position(|o| o.name == *name && o.kind == OpKind::Command)
                 .ok_or_else(|| self.error(selector, format!("no [[command]] named `{name}`")))?;
+            // `"none"`: the command writes no row (said, so `validate` does not warn).
+            if selector.get_ref() == "none" {
+                without_rows.push(op);
+                continue;
+            }
             rows.push((op, self.selector(selector, selector::Scope::Body)?));
         }
-        Ok(CountSpec { query, rows })
+        if rows.is_empty() {
+            return Err(self
+                .error(raw, "`count` counts no rows: every command in `rows` is \"none\"")
+                .with_hint("rows = { deposit = \"$[?@.operation=='CREDIT']\" }"));
+        }
+        Ok(CountSpec { query, rows, without_rows })
     }
 
     /// `[verify] value`: one number (`value = "/quantity"` with `deltas`, `initial`,

@@ -384,6 +384,8 @@ pub struct CountSpec {
     pub query: usize,
     /// (command index, its rows' selector), in the scenario's order of names.
     pub rows: Vec<(usize, Selector)>,
+    /// Commands said to write no row (`deposit = "none"`): not counted, not warned about.
+    pub without_rows: Vec<usize>,
 }
 
 /// Numbers per key `[verify] value` may check: each command carries one change per

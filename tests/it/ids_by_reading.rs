@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::apps::tasks::{self, Projector};
+use crate::apps::wallet;
 use crate::support::{bench, result_json, scenario};
 
 fn run_against(app: &crate::apps::App, extra: &[&str]) -> (serde_json::Value, serde_json::Value, String) {
@@ -115,4 +116,47 @@ fn issue31_validate_write_one_checks_selectors_on_a_created_id() {
     assert!(stdout.contains("checked [projection] until on `get_task` (GET /tasks/65a1f0c2"), "{stdout}");
     assert!(stdout.contains("): fits"), "{stdout}");
     assert!(!stderr.contains("was not checked"), "{stderr}");
+}
+
+/// Issue 31: the two example scenarios under scenarios/ load, and `validate --target` finds
+/// every selector they name fitting against the apps they are shaped after: the wallet
+/// (one deposit and one withdrawal on `wallet-0` first, so each history row selector has a
+/// row to select) and the NestJS tasks (with `--write-one`: one create, its id found by
+/// reading). No warning, nothing left unchecked.
+#[test]
+fn issue31_the_example_scenarios_validate_cleanly_against_their_apps() {
+    let wallet = wallet::start(wallet::Faults { stop_after: usize::MAX, hang_every: usize::MAX, hang: Duration::ZERO });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        for (command, amount) in [("deposit", 20.5), ("withdraw", 5.25)] {
+            let url = format!("{}/wallets/wallet-0/{command}", wallet.url);
+            let answer = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"amount": {amount}}}"#))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200, "{command}");
+        }
+        // The projector writes the rows after the answers.
+        while reqwest::get(format!("{}/wallets/wallet-0/history", wallet.url)).await.unwrap().status() != 200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    });
+    let tasks = tasks::start(Projector { delay: Duration::from_millis(30), stop_after: None });
+    for (app, file, extra) in
+        [(&wallet, "wallet-no-refs.toml", &[][..]), (&tasks, "tasks-nest.toml", &["--write-one"][..])]
+    {
+        let example = crate::support::root().join("scenarios").join(file);
+        let out = bench().args(["validate", "--target", &app.url]).args(extra).arg(&example).assert().success();
+        let output = out.get_output();
+        let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        println!("{file}\n{stdout}\n{stderr}");
+        assert!(!stderr.contains("warning") && !stdout.contains("warning"), "{file}: {stdout}\n{stderr}");
+        assert!(!stderr.contains("not checked") && !stdout.contains("not checked"), "{file}: {stdout}\n{stderr}");
+        assert!(stdout.contains("): fits"), "{file}: {stdout}");
+    }
 }

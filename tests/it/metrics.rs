@@ -12,6 +12,7 @@ use cqrs_bench::live::metrics::METRIC_NAMES;
 use predicates::prelude::*;
 use prometheus_parse::{Scrape, Value};
 
+use crate::apps::contended_wallet;
 use crate::support::{BIN, Served, bench, result_json, root, scenario};
 
 /// GETs `url`; `None` when nothing answers (yet, or any more).
@@ -130,13 +131,15 @@ fn assert_equal_to_result_json(last: &Scrape, result: &serde_json::Value) {
         };
         assert_eq!(op("ok"), u(stats, "/ok"), "{name} ok");
         assert_eq!(op("rejected"), u(stats, "/rejected"), "{name} rejected");
+        assert_eq!(op("conflict"), stats["conflicts"].as_f64().unwrap_or(0.0), "{name} conflicts");
         assert_eq!(op("error"), u(stats, "/errors"), "{name} errors");
         // Latency samples: the answered operations, as in result.json's histogram.
         let latency = cqrs_bench::results::histogram::decode(stats["histogram"].as_str().unwrap()).unwrap();
         let samples = sum(last, "cqrs_bench_latency_seconds_count", &[("operation", name), ("phase", "measured")]);
         assert_eq!(samples, latency.len() as f64, "{name} latency samples");
         let status_errors = stats["errors_by_class"].get("status").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
-        assert_eq!(samples, u(stats, "/ok") + u(stats, "/rejected") + status_errors);
+        let conflicts = stats["conflicts"].as_f64().unwrap_or(0.0);
+        assert_eq!(samples, u(stats, "/ok") + u(stats, "/rejected") + conflicts + status_errors);
         let kind = stats["kind"].as_str().unwrap();
         assert_eq!(sum(last, "cqrs_bench_operations_total", &[("operation", name), ("kind", kind)]), {
             let warmup = sum(last, "cqrs_bench_operations_total", &[("operation", name), ("phase", "warmup")]);
@@ -198,6 +201,22 @@ fn live_metrics_of_a_closed_model_with_errors_equal_result_json() {
     let Scraped { last, result, .. } = run_scraped("failing.toml", &[], &[], 1);
     assert!(u(&result, "/commands/errors") > 0.0);
     assert_equal_to_result_json(&last, &result);
+}
+
+/// Issue 31: conflicts have their own `outcome="conflict"`, apart from refusals, and equal
+/// result.json and the contended wallet app's own count (400 for both, told by the body).
+#[test]
+fn live_metrics_count_conflicts_apart_from_refusals() {
+    let app = contended_wallet::start();
+    let Scraped { last, result, .. } = run_scraped("contended-wallet.toml", &["--target", &app.url], &[], 0);
+    let truth = app.truth();
+    assert_equal_to_result_json(&last, &result);
+    let live = |outcome| sum(&last, "cqrs_bench_operations_total", &[("outcome", outcome), ("kind", "command")]);
+    eprintln!("truth {truth}; live conflicts {} rejected {}", live("conflict"), live("rejected"));
+    assert!(truth["conflicts"].as_u64().unwrap() > 0, "{truth}");
+    assert_eq!(live("conflict"), truth["conflicts"].as_f64().unwrap());
+    assert_eq!(live("rejected"), truth["refusals"].as_f64().unwrap());
+    assert_eq!(live("ok"), truth["successes"].as_f64().unwrap());
 }
 
 /// An address that does not parse, or is taken: exit 2 with the flag named, no panic.

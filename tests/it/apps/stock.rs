@@ -37,6 +37,13 @@ struct Stock {
     reserved: bool,
     /// Reservations the projector dropped (counted in `lost`, too).
     lost_reserved: u64,
+    /// Reservations in the stream, and those whose `reserved` the read model never shows:
+    /// every reservation of an item from its first dropped one on (dropped by either rule),
+    /// since the read number stays short of the write side's from then on.
+    reservations: u64,
+    reservations_unprojected: u64,
+    /// Items with a dropped reservation.
+    short_reserved: std::collections::BTreeSet<String>,
     /// The stream: (sku, change).
     stream: Vec<(String, Change)>,
     consumed: usize,
@@ -66,7 +73,18 @@ pub fn with_reserved(lose_every: usize, lose_reserved_every: usize) -> App {
     start_app(lose_every, Some(lose_reserved_every))
 }
 
+/// The app with `reserved` whose projector loses nothing but stops for good after
+/// `stop_after` stream entries while the API goes on answering: every later update is
+/// never projected, so the read numbers stay at what they were then.
+pub fn with_reserved_stopping(stop_after: usize) -> App {
+    start_app_stopping(usize::MAX, Some(usize::MAX), stop_after)
+}
+
 fn start_app(lose_every: usize, lose_reserved_every: Option<usize>) -> App {
+    start_app_stopping(lose_every, lose_reserved_every, usize::MAX)
+}
+
+fn start_app_stopping(lose_every: usize, lose_reserved_every: Option<usize>, stop_after: usize) -> App {
     let state: Shared = Arc::new(Mutex::new(Stock { reserved: lose_reserved_every.is_some(), ..Stock::default() }));
     let router = axum::Router::new()
         .route("/items/{sku}/restock", post(restock))
@@ -77,7 +95,7 @@ fn start_app(lose_every: usize, lose_reserved_every: Option<usize>) -> App {
         .route("/items/{sku}/write", get(write_side))
         .route("/truth", get(truth))
         .with_state(state.clone());
-    App::serve(router, project(state, lose_every, lose_reserved_every.unwrap_or(usize::MAX)))
+    App::serve(router, project(state, lose_every, lose_reserved_every.unwrap_or(usize::MAX), stop_after))
 }
 
 fn quantity(body: &Value) -> i64 {
@@ -149,10 +167,15 @@ async fn truth(State(state): State<Shared>) -> Json<Value> {
         .filter(|sku| reserved_of(&stock.read_reserved, sku) != reserved_of(&stock.write_reserved, sku))
         .count();
     let absent = stock.write.keys().filter(|sku| !stock.read.contains_key(*sku)).count();
+    // Left in the stream by a stopped projector: never projected.
+    let unconsumed_reservations =
+        stock.stream[stock.consumed..].iter().filter(|(_, change)| matches!(change, Change::Reserve(_))).count() as u64;
     Json(json!({
         "updates": stock.stream.len(),
         "lost": stock.lost,
         "lost_reserved": stock.lost_reserved,
+        "reservations": stock.reservations + unconsumed_reservations,
+        "reservations_unprojected": stock.reservations_unprojected + unconsumed_reservations,
         "wrong_keys": wrong,
         "wrong_quantity": wrong_quantity,
         "wrong_reserved": wrong_reserved,
@@ -162,26 +185,34 @@ async fn truth(State(state): State<Shared>) -> Json<Value> {
 }
 
 /// Consumes the stream every 10 ms, losing every `lose_every`-th entry and every
-/// `lose_reserved_every`-th reservation.
-async fn project(state: Shared, lose_every: usize, lose_reserved_every: usize) {
+/// `lose_reserved_every`-th reservation, and nothing from entry `stop_after` on.
+async fn project(state: Shared, lose_every: usize, lose_reserved_every: usize, stop_after: usize) {
     let mut reservations = 0usize;
     loop {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let mut stock = state.lock().unwrap();
-        while stock.consumed < stock.stream.len() {
+        while stock.consumed < stock.stream.len().min(stop_after) {
             let (sku, change) = stock.stream[stock.consumed].clone();
             stock.consumed += 1;
-            if stock.consumed.is_multiple_of(lose_every) {
-                stock.lost += 1;
-                continue;
-            }
-            if let Change::Reserve(_) = change {
-                reservations += 1;
-                if reservations.is_multiple_of(lose_reserved_every) {
-                    stock.lost += 1;
-                    stock.lost_reserved += 1;
-                    continue;
+            let is_reservation = matches!(change, Change::Reserve(_));
+            let dropped = stock.consumed.is_multiple_of(lose_every)
+                || (is_reservation && {
+                    reservations += 1;
+                    reservations.is_multiple_of(lose_reserved_every)
+                });
+            if is_reservation {
+                stock.reservations += 1;
+                if dropped {
+                    stock.short_reserved.insert(sku.clone());
                 }
+                if stock.short_reserved.contains(&sku) {
+                    stock.reservations_unprojected += 1;
+                }
+            }
+            if dropped {
+                stock.lost += 1;
+                stock.lost_reserved += u64::from(is_reservation);
+                continue;
             }
             let quantity = stock.read.entry(sku.clone()).or_default();
             match change {
