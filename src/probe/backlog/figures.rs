@@ -174,7 +174,12 @@ mod tests {
     #[test]
     fn issue33_timeline_column_is_the_rows_worst_and_unknown_is_null() {
         use crate::results::model::TimelineRow;
-        let stats = figures(&spec(), &[at(0.0, Some(2), 0), at(0.5, Some(4), 0), at(1.0, None, 0), at(1.5, None, 0)], 5.0, None);
+        let stats = figures(
+            &spec(),
+            &[at(0.0, Some(2), 0), at(0.5, Some(4), 0), at(1.0, None, 0), at(1.5, None, 0)],
+            5.0,
+            None,
+        );
         let mut rows: Vec<TimelineRow> = (0..3).map(|t_s| TimelineRow { t_s, ..Default::default() }).collect();
         add_timeline_column(&mut rows, &[stats], 1);
         assert_eq!(rows[0].backlog_sources.get("view"), Some(&Some(4)));

@@ -105,7 +105,9 @@ impl super::OnYAxis for TimeSeriesPlot {
                 chart.draw_series(LineSeries::new(run.iter().map(|(t, v)| (*t, v.max(bottom))), style)).map_err(err)?;
             }
             for dot in lone_points(&series.points) {
-                chart.draw_series(std::iter::once(Circle::new((dot.0, dot.1.max(bottom)), 2, c.filled()))).map_err(err)?;
+                chart
+                    .draw_series(std::iter::once(Circle::new((dot.0, dot.1.max(bottom)), 2, c.filled())))
+                    .map_err(err)?;
             }
         }
         super::thresholds_and_legend(
