@@ -902,14 +902,16 @@ mod tests {
     fn issue33_merge_carries_shard_zero_backlog() {
         use crate::probe::backlog::{BacklogPoint, BacklogStats};
         let info = |index| ShardInfo { index, count: 2, ..Default::default() };
-        let mut zero = RunResult::default();
-        zero.backlog = vec![BacklogStats {
-            name: "view".into(),
-            max: Some(7),
-            load_end_s: 5.0,
-            samples: vec![BacklogPoint { t_s: 1.0, backlog: Some(7), pending: None, applied_per_s: Some(3.0) }],
+        let zero = RunResult {
+            backlog: vec![BacklogStats {
+                name: "view".into(),
+                max: Some(7),
+                load_end_s: 5.0,
+                samples: vec![BacklogPoint { t_s: 1.0, backlog: Some(7), pending: None, applied_per_s: Some(3.0) }],
+                ..Default::default()
+            }],
             ..Default::default()
-        }];
+        };
         let one = RunResult::default();
         let shards = vec![(PathBuf::from("b"), info(1), one.clone()), (PathBuf::from("a"), info(0), zero)];
         let mut warnings = Vec::new();
