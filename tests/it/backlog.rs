@@ -52,6 +52,13 @@ fn run(text: &str) -> (serde_json::Value, String) {
     let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
     let result = result_json(&out);
     assert_eq!(result["backlog"].as_array().map(Vec::len), Some(1), "{stdout}");
+    // The report: a plot of the backlog and one of the throughput, a table, a timeline column.
+    for plot in ["backlog-view.svg", "backlog-view-throughput.svg"] {
+        assert!(out.join("plots").join(plot).is_file(), "{plot}");
+    }
+    assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("<h2>Backlog</h2>"));
+    let rows = result["timeline"].as_array().unwrap();
+    assert!(rows.iter().all(|r| r["backlog_sources"]["view"].is_u64()), "{rows:?}");
     (result["backlog"][0].clone(), stdout)
 }
 
