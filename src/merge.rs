@@ -94,6 +94,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     merged.verify = verify(&results);
     merged.bus = bus(&results)?;
     merged.actions = results.iter().flat_map(|r| r.actions.iter().cloned()).collect();
+    merged.backlog = shard_zero_backlog(&shards, &starts, first_start, &mut warnings);
     merged.recovery = results.iter().flat_map(|r| r.recovery.iter().cloned()).collect();
     let names: Vec<String> = merged.operations.keys().cloned().collect();
     let dirs: Vec<&Path> = shards.iter().map(|(d, _, _)| d.as_path()).collect();
@@ -135,6 +136,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<(RunResult, Vec<Str
     }
     merged.timeline = rows.into_values().collect();
     merged.timeline_step_s = step;
+    crate::probe::backlog::figures::add_timeline_column(&mut merged.timeline, &merged.backlog, step);
     // Judged again on the merged rows, against the shards' bound (one scenario).
     if let Some(bound) = results.iter().find_map(|r| r.generator.send_lag_over_bound.as_ref()) {
         let bound = (bound.bound_ms, bound.bound_from.clone());
@@ -841,6 +843,32 @@ fn rules(result: &RunResult, count: u32) -> anyhow::Result<Vec<SloRule>> {
         .collect()
 }
 
+/// `[[backlog]]` is sampled by shard 0 alone (the deployment's backlog, read once): its
+/// sources are the merged run's, their seconds moved onto the merged clock (counted from
+/// the earliest shard's start). Without shard 0 there is no backlog figure, and a warning.
+fn shard_zero_backlog(
+    shards: &[(PathBuf, ShardInfo, RunResult)],
+    starts: &[f64],
+    first_start: f64,
+    warnings: &mut Vec<String>,
+) -> Vec<crate::probe::backlog::BacklogStats> {
+    let Some(i) = shards.iter().position(|(_, s, _)| s.index == 0) else {
+        if shards.iter().any(|(_, _, r)| r.scenario.get("backlog").is_some()) {
+            warnings.push("shard 0 is missing: its [[backlog]] figures are not in the merged result".into());
+        }
+        return Vec::new();
+    };
+    let shift = starts[i] - first_start;
+    let mut backlog = shards[i].2.backlog.clone();
+    for source in &mut backlog {
+        source.load_end_s += shift;
+        for sample in &mut source.samples {
+            sample.t_s += shift;
+        }
+    }
+    backlog
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -866,5 +894,36 @@ mod tests {
         assert!((commands.conflict_rate - 0.2).abs() < 1e-12);
         let rows = timeline(&[&a, &b], &[0, 0], 1);
         assert_eq!(rows[&0].conflicts, 40);
+    }
+
+    /// Issue 33: the merged backlog is shard 0's alone (the only shard that samples it),
+    /// on the merged clock; without shard 0 it is absent, with a warning.
+    #[test]
+    fn issue33_merge_carries_shard_zero_backlog() {
+        use crate::probe::backlog::{BacklogPoint, BacklogStats};
+        let info = |index| ShardInfo { index, count: 2, ..Default::default() };
+        let zero = RunResult {
+            backlog: vec![BacklogStats {
+                name: "view".into(),
+                max: Some(7),
+                load_end_s: 5.0,
+                samples: vec![BacklogPoint { t_s: 1.0, backlog: Some(7), pending: None, applied_per_s: Some(3.0) }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let one = RunResult::default();
+        let shards = vec![(PathBuf::from("b"), info(1), one.clone()), (PathBuf::from("a"), info(0), zero)];
+        let mut warnings = Vec::new();
+        // Shard 0 started 0.5 s after shard 1.
+        let merged = shard_zero_backlog(&shards, &[10.0, 10.5], 10.0, &mut warnings);
+        assert_eq!(merged.len(), 1);
+        assert_eq!((merged[0].max, merged[0].load_end_s, merged[0].samples[0].t_s), (Some(7), 5.5, 1.5));
+        assert!(warnings.is_empty());
+        let mut one = one;
+        one.scenario = serde_json::json!({ "backlog": [{ "name": "view" }] });
+        let merged = shard_zero_backlog(&[(PathBuf::from("b"), info(1), one)], &[10.0], 10.0, &mut warnings);
+        assert!(merged.is_empty());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
     }
 }

@@ -1,7 +1,8 @@
 //! One step of a saturation search: the scenario's workload at one constant rate for
 //! `[saturate] step`, run and judged like any run (its SLOs, on the part after the step's
 //! warmup), plus two judgements only a search needs: nothing dropped, and no backlog
-//! growing across the step (projection lag, and with `[bus]` the consumer groups' lag).
+//! growing across the step (projection lag, with `[bus]` the consumer groups' lag, and
+//! every `[[backlog]]` source's backlog).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +53,9 @@ pub struct Step {
     /// Slope of each consumer group's lag (messages per s).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub consumer_lag_slope: std::collections::BTreeMap<String, f64>,
+    /// Slope of each `[[backlog]]` source's backlog (entries per s).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub backlog_slope: std::collections::BTreeMap<String, f64>,
     pub dropped: u64,
     pub slo: Vec<SloResult>,
     /// The step's own results folder, relative to the search's.
@@ -172,6 +176,29 @@ pub fn judge(scenario: &Scenario, outcome: &LoadOutcome, result: &RunResult, ind
             }
         }
     }
+    // Every `[[backlog]]` source is judged as a consumer group is: its known samples in the
+    // judged part (unknown ones are left out, never read as 0).
+    let mut backlog_slope = std::collections::BTreeMap::new();
+    for source in &result.backlog {
+        let points: Vec<(f64, f64)> = source
+            .samples
+            .iter()
+            .filter(|s| s.t_s >= warmup && s.t_s <= warmup + judged_s)
+            .filter_map(|s| s.backlog.map(|b| (s.t_s, b as f64)))
+            .collect();
+        if let Some(trend) = Trend::fit(&points) {
+            backlog_slope.insert(source.name.clone(), trend.slope);
+            if trend.growing((CONSUMER_GROWTH_MIN_SHARE * events_per_s).max(1.0)) {
+                reasons.push(format!(
+                    "backlog {} ({}) growing at {:.0} entries/s (±{:.0})",
+                    source.name,
+                    source.kind,
+                    trend.slope,
+                    2.0 * trend.slope_error
+                ));
+            }
+        }
+    }
     let kind_p99 = |kind: &KindStats| (kind.count > 0).then_some(kind.latency_ms.p99);
     Step {
         index,
@@ -185,6 +212,7 @@ pub fn judge(scenario: &Scenario, outcome: &LoadOutcome, result: &RunResult, ind
         lag_p99_ms: result.projection.as_ref().filter(|p| p.probes > 0).map(|p| p.lag_ms.p99),
         lag_slope_ms_per_s: lag_trend.map(|t| t.slope),
         consumer_lag_slope,
+        backlog_slope,
         dropped: result.throughput.dropped,
         slo: result.slo.clone(),
         result_dir: String::new(),

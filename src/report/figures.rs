@@ -50,6 +50,11 @@ pub fn render_all(result: &RunResult, dir: &Path) -> (Vec<Figure>, Vec<String>) 
     if let Some(conflicts) = conflicts(result, &markers, duration_s) {
         add(&conflicts.title.clone(), plots::render(&conflicts, dir));
     }
+    for (i, source) in result.backlog.iter().enumerate() {
+        for plot in backlog(result, i, source, &markers, duration_s) {
+            add(&plot.title.clone(), plots::render(&plot, dir));
+        }
+    }
     (figures, warnings)
 }
 
@@ -304,6 +309,70 @@ fn visibility(result: &RunResult) -> Option<plots::XyPlot> {
         y_max: Some(100.0),
         x_categories: st.points.iter().map(|p| format!("{} ms", plots::tick(p.delay_ms))).collect(),
     })
+}
+
+/// A `[[backlog]]` source: its backlog over time, and the consumers' throughput beside the
+/// events the load produced (commands completed per second, from the timeline), so a
+/// projector falling behind shows as a gap between the two lines. An unknown sample is a
+/// break in the line (NaN), never 0. Markers: the `[[action]]`s and the load's end (the
+/// drain is counted from it). Two plots, as entries and entries/s do not share an axis.
+fn backlog(
+    result: &RunResult,
+    index: usize,
+    source: &crate::probe::backlog::BacklogStats,
+    markers: &[Marker],
+    duration_s: f64,
+) -> Vec<TimeSeriesPlot> {
+    let mut markers = markers.to_vec();
+    markers.push(Marker { label: "load end".into(), at_s: source.load_end_s });
+    let duration_s = duration_s.max(source.samples.last().map_or(0.0, |s| s.t_s));
+    let file = format!("backlog-{}", crate::report::hlog::file_safe(&source.name));
+    let or_gap = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    let behind = source.samples.iter().map(|s| (s.t_s, or_gap(s.backlog.map(|b| b as f64)))).collect();
+    let drain = match (source.drained_after_ms, source.not_drained) {
+        (Some(ms), _) => format!("drained {:.1} s after the load", ms / 1000.0),
+        (None, Some(left)) => format!("not drained: {left} left"),
+        (None, None) => "drain unknown".into(),
+    };
+    let over_time = TimeSeriesPlot {
+        name: file.clone(),
+        title: format!("Backlog of {} ({}): {drain}", source.name, source.kind),
+        y_label: "entries behind".into(),
+        series: vec![Series { name: "backlog".into(), points: behind, secondary: false, colour: index % 8 }],
+        faint: Vec::new(),
+        thresholds: thresholds(result, |n| n == "backlog_max"),
+        markers: markers.clone(),
+        duration_s,
+        log_y: false,
+    };
+    // Commands completed in each timeline row, per second: the events the load produced.
+    let step = result.timeline_step() as f64;
+    let commands: Vec<&String> =
+        result.operations.iter().filter(|(_, o)| o.kind == "command").map(|(name, _)| name).collect();
+    let produced = result
+        .timeline
+        .iter()
+        .map(|row| {
+            let count: u64 = commands.iter().filter_map(|c| row.latency_ms.get(*c)).map(|l| l.count).sum();
+            (row.t_s as f64 + step / 2.0, count as f64 / step)
+        })
+        .collect();
+    let applied = source.samples.iter().map(|s| (s.t_s, or_gap(s.applied_per_s))).collect();
+    let throughput = TimeSeriesPlot {
+        name: format!("{file}-throughput"),
+        title: format!("Consumers of {} vs the load: entries applied and produced per second", source.name),
+        y_label: "entries/s".into(),
+        series: vec![
+            Series { name: "produced (commands/s)".into(), points: produced, secondary: true, colour: 6 },
+            Series { name: "applied by the consumers".into(), points: applied, secondary: false, colour: index % 8 },
+        ],
+        faint: Vec::new(),
+        thresholds: Vec::new(),
+        markers,
+        duration_s,
+        log_y: false,
+    };
+    vec![over_time, throughput]
 }
 
 /// Kafka consumer-group lag in messages, one line per group.

@@ -163,6 +163,7 @@ fn operations(h: &mut String, result: &RunResult) {
 }
 
 fn probes(h: &mut String, result: &RunResult) {
+    backlog(h, result);
     if let Some(p) = &result.projection {
         let _ = writeln!(h, "<h2>Projection lag</h2><p>{}</p>", escape(&super::summary::projection_line(p)));
         if let Some(a) = &p.attribution {
@@ -335,6 +336,39 @@ fn values(h: &mut String, v: &crate::probe::values::ValueCounts) {
 }
 
 /// Count accounting, with the first keys whose rows are wrong (issue 31).
+/// `[[backlog]]`: a row per source (the figures the summary line gives, in columns).
+fn backlog(h: &mut String, result: &RunResult) {
+    if result.backlog.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h2>Backlog</h2><table><tr><th>source</th><th>kind</th><th>url</th><th>max behind</th>\
+         <th>after the load</th><th>unknown</th></tr>\n",
+    );
+    for b in &result.backlog {
+        let drain = match (b.drained_after_ms, b.not_drained) {
+            (Some(ms), _) => format!("drained in {} ms", fmt_ms(ms)),
+            (None, Some(left)) => format!("not drained: {left} left"),
+            (None, None) => "unknown".to_owned(),
+        };
+        let unknown = match b.unknown_seconds {
+            s if s > 0.0 => format!("{s:.1} s ({})", b.unknown_because.as_deref().unwrap_or("")),
+            _ => "–".to_owned(),
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&b.name),
+            escape(&b.kind),
+            escape(&b.url),
+            b.max.map_or("unknown".to_owned(), |m| m.to_string()),
+            escape(&drain),
+            escape(&unknown)
+        );
+    }
+    h.push_str("</table>\n");
+}
+
 fn counts(h: &mut String, c: &crate::probe::counts::RowCounts) {
     let _ = writeln!(
         h,

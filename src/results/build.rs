@@ -163,6 +163,7 @@ pub fn build(input: BuildInput<'_>) -> RunResult {
     result.warnings.extend(crate::scenario::lint(scenario));
     result.warnings.extend(outcome.warnings.iter().cloned());
     add_probes(&mut result, scenario, outcome);
+    crate::probe::backlog::figures::add_timeline_column(&mut result.timeline, &result.backlog, step);
     result.probe_load = probe_load(&result);
     result.warnings.extend(probe_load_warning(result.probe_load.as_ref()));
     judge(&mut result, scenario);

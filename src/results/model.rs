@@ -342,6 +342,12 @@ pub struct TimelineRow {
     pub in_flight: u64,
     /// Operations waiting for a slot at the end of the second.
     pub backlog: u64,
+    /// `[[backlog]]` (issue 33): per source, the largest backlog sampled in this row
+    /// (the row's worst); `null` when every sample in it was unknown; a source with no
+    /// sample in the row (sampling had stopped) is absent. Per source, not the worst of
+    /// all: sources count different things (entries, positions) and one hides another.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backlog_sources: BTreeMap<String, Option<u64>>,
     /// Per operation: latency p50 / p99 of the operations completed in this second.
     pub latency_ms: BTreeMap<String, IntervalLatency>,
     /// Projection lag p99 of the probes whose command was acknowledged in this second;

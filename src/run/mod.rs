@@ -363,10 +363,11 @@ async fn run_load<T: Target>(
         None => None,
     };
     // Every `[[backlog]]` source is read once now: one that does not answer stops the run.
-    let backlog_probe = match scenario.backlog.is_empty() {
+    let backlog_sources = shard_backlog(scenario, executor.shard);
+    let backlog_probe = match backlog_sources.is_empty() {
         true => None,
         false => Some(
-            BacklogProbe::start(&scenario.backlog, start, scenario.target.timeout)
+            BacklogProbe::start(backlog_sources, start, scenario.target.timeout)
                 .await
                 .map_err(crate::exit::RunFailure)?,
         ),
@@ -590,6 +591,13 @@ async fn run_load<T: Target>(
         max_backlog: gauges.max_backlog.load(Ordering::Relaxed),
         warnings: executor.created.warning().into_iter().collect(),
     })
+}
+
+/// The `[[backlog]]` sources this process samples: as with actions, only shard 0 (the
+/// backlog is the deployment's, not a shard's: N shards reading it would give N copies of
+/// one figure, and `merge` keeps shard 0's).
+fn shard_backlog(scenario: &Scenario, shard: u32) -> &[crate::scenario::BacklogSpec] {
+    if shard == 0 { &scenario.backlog } else { &[] }
 }
 
 /// The `[[action]]`s this process runs: in a run spread over shards, shard 0 runs them

@@ -52,6 +52,13 @@ fn run(text: &str) -> (serde_json::Value, String) {
     let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
     let result = result_json(&out);
     assert_eq!(result["backlog"].as_array().map(Vec::len), Some(1), "{stdout}");
+    // The report: a plot of the backlog and one of the throughput, a table, a timeline column.
+    for plot in ["backlog-view.svg", "backlog-view-throughput.svg"] {
+        assert!(out.join("plots").join(plot).is_file(), "{plot}");
+    }
+    assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("<h2>Backlog</h2>"));
+    let rows = result["timeline"].as_array().unwrap();
+    assert!(rows.iter().all(|r| r["backlog_sources"]["view"].is_u64()), "{rows:?}");
     (result["backlog"][0].clone(), stdout)
 }
 
@@ -216,4 +223,98 @@ fn issue33_an_unreachable_source_or_a_wrong_query_stops_the_run_before_the_load(
         assert!(stderr.contains("[[backlog]] `view`") && stderr.contains(expected), "{stderr}");
         assert!(!stderr.contains("hunter2"), "{stderr}");
     }
+}
+
+/// `saturate` on a Redis Streams feed whose projector applies a fixed ~10 entries/s (one
+/// per ≥ 100 ms from the first command): a step at 4 commands/s keeps the backlog flat and
+/// passes; a step at 20/s grows it by ~10 entries/s and fails on the backlog's trend,
+/// with no `[projection]` or `[bus]` in the scenario. Returns (exit code, saturate.json,
+/// the app's truth).
+fn saturate_feed(url: &str, rate: u32) -> (i32, serde_json::Value, serde_json::Value) {
+    let stream = format!("cqrs-bench-saturate-{}-{rate}", std::process::id());
+    let store = Store::Redis { url: url.to_owned(), stream: stream.clone(), group: "view".into() };
+    // Slow from the first command, never stopped: one entry per 100 ms.
+    let app = feed::start(store, Plan { fast_until_ms: 0, stop_at_ms: u64::MAX, resume_at_ms: None });
+    let text = format!(
+        r#"
+name = "backlog-saturate"
+[target]
+kind = "http"
+base_url = "{app}"
+timeout = "2s"
+[load]
+stages = [{{ duration = "4s", rate = {rate} }}]
+[[command]]
+name = "append"
+path = "/events"
+body = '{{"ref": "{{{{ref}}}}"}}'
+expect_status = [202]
+[[backlog]]
+name = "view"
+kind = "redis-streams"
+url = "{url}"
+stream = "{stream}"
+group = "view"
+every = "250ms"
+settle = "1s"
+[saturate]
+start_rate = {rate}
+min_rate = {rate}
+max_rate = {rate}
+step = "4s"
+warmup = "1s"
+"#,
+        app = app.url
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = dir.path().join("out");
+    let output = bench().arg("saturate").arg(&path).args(["--quiet", "--out"]).arg(&out).output().unwrap();
+    let json = std::fs::read_to_string(out.join("saturate.json"))
+        .unwrap_or_else(|_| panic!("no saturate.json: {}", String::from_utf8_lossy(&output.stderr)));
+    let truth = app.truth();
+    if let Ok(mut c) = redis::Client::open(url).and_then(|c| c.get_connection()) {
+        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&stream).query(&mut c);
+    }
+    (output.status.code().unwrap_or(-1), serde_json::from_str(&json).unwrap(), truth)
+}
+
+#[test]
+fn issue33_saturate_fails_a_step_on_a_growing_backlog() {
+    let Some(url) = env_url("CQRS_BENCH_REDIS_URL") else {
+        eprintln!("skipped: CQRS_BENCH_REDIS_URL is not set");
+        return;
+    };
+    let (code, result, truth) = saturate_feed(&url, 20);
+    let step = &result["steps"][0];
+    let (appended, applied) = (truth["appended"].as_u64().unwrap(), truth["applied"].as_u64().unwrap());
+    println!(
+        "20/s: slope {} entries/s; truth appended {appended} applied {applied}; {}",
+        step["backlog_slope"]["view"], step["reasons"]
+    );
+    assert_eq!(code, 1, "no rate passes: {result:#}");
+    assert_eq!(step["pass"], false);
+    let reasons = step["reasons"].as_array().unwrap();
+    assert!(
+        reasons.iter().any(|r| r.as_str().unwrap().starts_with("backlog view (redis-streams) growing at")),
+        "{reasons:?}"
+    );
+    // The truth: the backlog the app counted rose across the judged part (1 s → 4 s) at
+    // about the slope the harness fitted on its samples.
+    let series: Vec<(u64, u64)> = serde_json::from_value(truth["series"].clone()).unwrap();
+    let at = |ms: u64| series.iter().rev().find(|(t, _)| *t <= ms).map_or(0, |(_, b)| *b) as f64;
+    let truth_slope = (at(4_000) - at(1_000)) / 3.0;
+    let slope = step["backlog_slope"]["view"].as_f64().unwrap();
+    println!("harness slope {slope:.2} entries/s vs truth {truth_slope:.2} (appended {appended}, applied {applied})");
+    assert!(truth_slope > 5.0 && (slope - truth_slope).abs() <= 0.3 * truth_slope, "{slope} vs {truth_slope}");
+
+    let (code, result, truth) = saturate_feed(&url, 4);
+    let step = &result["steps"][0];
+    println!("4/s: slope {} entries/s; truth {truth}", step["backlog_slope"]["view"]);
+    assert_eq!(code, 0, "{result:#}");
+    assert_eq!(step["pass"], true, "{step}");
+    // The truth: the projector kept up (never more than a few entries behind).
+    let series: Vec<(u64, u64)> = serde_json::from_value(truth["series"].clone()).unwrap();
+    assert!(series.iter().all(|(_, behind)| *behind <= 3), "{series:?}");
 }

@@ -115,6 +115,25 @@ pub fn figures(
     }
 }
 
+/// Fills the timeline's `backlog_sources` column: per row (of `step` seconds), each
+/// source's largest known sample in it, `None` when all its samples there were unknown.
+pub fn add_timeline_column(timeline: &mut [crate::results::model::TimelineRow], sources: &[BacklogStats], step: u64) {
+    let step = step.max(1);
+    for row in timeline.iter_mut() {
+        row.backlog_sources.clear();
+    }
+    for source in sources {
+        for sample in &source.samples {
+            let t = (sample.t_s.max(0.0) as u64 / step) * step;
+            let Some(row) = timeline.iter_mut().find(|r| r.t_s == t) else { continue };
+            let cell = row.backlog_sources.entry(source.name.clone()).or_insert(None);
+            if let Some(b) = sample.backlog {
+                *cell = Some(cell.map_or(b, |c| c.max(b)));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -150,6 +169,22 @@ mod tests {
         // The unknown sample breaks no rate: 10 → 20 over 2 s.
         let rates: Vec<_> = stats.samples.iter().map(|p| p.applied_per_s).collect();
         assert_eq!(rates, [None, Some(10.0), None, Some(5.0), Some(20.0)]);
+    }
+
+    #[test]
+    fn issue33_timeline_column_is_the_rows_worst_and_unknown_is_null() {
+        use crate::results::model::TimelineRow;
+        let stats = figures(
+            &spec(),
+            &[at(0.0, Some(2), 0), at(0.5, Some(4), 0), at(1.0, None, 0), at(1.5, None, 0)],
+            5.0,
+            None,
+        );
+        let mut rows: Vec<TimelineRow> = (0..3).map(|t_s| TimelineRow { t_s, ..Default::default() }).collect();
+        add_timeline_column(&mut rows, &[stats], 1);
+        assert_eq!(rows[0].backlog_sources.get("view"), Some(&Some(4)));
+        assert_eq!(rows[1].backlog_sources.get("view"), Some(&None), "unknown, never 0");
+        assert!(rows[2].backlog_sources.is_empty());
     }
 
     #[test]

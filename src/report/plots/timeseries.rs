@@ -11,7 +11,8 @@ use super::{FONT, LABEL_SIZE, LINE_WIDTH, Marker, Plot, TITLE_SIZE, Threshold, c
 
 pub struct Series {
     pub name: String,
-    /// (seconds, value) points; gaps are simply absent.
+    /// (seconds, value) points; missing seconds are simply absent (the line joins its
+    /// neighbours), while a NaN value breaks the line: an unknown stretch is a gap.
     pub points: Vec<(f64, f64)>,
     /// Drawn thinner and dashed (e.g. p50 beside p99).
     pub secondary: bool,
@@ -78,18 +79,36 @@ impl super::OnYAxis for TimeSeriesPlot {
         super::draw_markers(&mut chart, &self.markers, (bottom, top), max_x)?;
         for series in &self.faint {
             let style = colour(series.colour).mix(0.35).stroke_width(1);
+            let mut runs = known_runs(&series.points).into_iter();
+            let first = runs.next().unwrap_or_default();
             let drawn = chart
-                .draw_series(LineSeries::new(series.points.iter().map(|(t, v)| (*t, v.clamp(bottom, top))), style))
+                .draw_series(LineSeries::new(first.iter().map(|(t, v)| (*t, v.clamp(bottom, top))), style))
                 .map_err(err)?;
             drawn.label(&series.name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            for run in runs {
+                chart
+                    .draw_series(LineSeries::new(run.iter().map(|(t, v)| (*t, v.clamp(bottom, top))), style))
+                    .map_err(err)?;
+            }
         }
         for series in &self.series {
             let c = colour(series.colour);
             let style = if series.secondary { c.mix(0.6).stroke_width(1) } else { c.stroke_width(LINE_WIDTH) };
+            let mut runs = known_runs(&series.points).into_iter();
+            let first = runs.next().unwrap_or_default();
             let drawn = chart
-                .draw_series(LineSeries::new(series.points.iter().map(|(t, v)| (*t, v.max(bottom))), style))
+                .draw_series(LineSeries::new(first.iter().map(|(t, v)| (*t, v.max(bottom))), style))
                 .map_err(err)?;
             drawn.label(&series.name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            // A lone known point between gaps is a dot (a line of one point draws nothing).
+            for run in runs {
+                chart.draw_series(LineSeries::new(run.iter().map(|(t, v)| (*t, v.max(bottom))), style)).map_err(err)?;
+            }
+            for dot in lone_points(&series.points) {
+                chart
+                    .draw_series(std::iter::once(Circle::new((dot.0, dot.1.max(bottom)), 2, c.filled())))
+                    .map_err(err)?;
+            }
         }
         super::thresholds_and_legend(
             &mut chart,
@@ -99,5 +118,41 @@ impl super::OnYAxis for TimeSeriesPlot {
             SeriesLabelPosition::UpperRight,
         )?;
         Ok(())
+    }
+}
+
+/// The stretches of known (finite) values, in order: a NaN ends one.
+fn known_runs(points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
+    let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for point in points {
+        match point.1.is_finite() {
+            true => runs.last_mut().expect("one run at least").push(*point),
+            false if runs.last().is_some_and(|r| !r.is_empty()) => runs.push(Vec::new()),
+            false => {}
+        }
+    }
+    runs.retain(|r| !r.is_empty());
+    runs
+}
+
+/// Known points with a gap (or the series' end) on both sides.
+fn lone_points(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let runs = known_runs(points);
+    if runs.len() < 2 {
+        return Vec::new();
+    }
+    runs.into_iter().filter(|r| r.len() == 1).map(|r| r[0]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue33_an_unknown_value_breaks_the_line() {
+        let points = [(0.0, 1.0), (1.0, 2.0), (2.0, f64::NAN), (3.0, f64::NAN), (4.0, 5.0), (5.0, f64::NAN)];
+        assert_eq!(known_runs(&points), vec![vec![(0.0, 1.0), (1.0, 2.0)], vec![(4.0, 5.0)]]);
+        assert_eq!(lone_points(&points), vec![(4.0, 5.0)]);
+        assert!(known_runs(&[(0.0, f64::NAN)]).is_empty());
     }
 }
