@@ -168,7 +168,7 @@ fn issue34_every_toml_example_in_the_guide_and_readme_validates() {
         }
     }
     println!("toml examples: {counts:?}");
-    assert!(valid.len() >= 40, "the guide's examples were found: {}", valid.len());
+    assert!(valid.len() >= 30, "the guide's examples were found: {}", valid.len());
     let with_env = |mut command: assert_cmd::Command| {
         for name in &env {
             command.env(name, "docs-example-value");
@@ -178,6 +178,8 @@ fn issue34_every_toml_example_in_the_guide_and_readme_validates() {
     let output = with_env(bench()).arg("validate").args(&valid).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "examples that do not validate (file names say page and line):\n{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.matches(": ok (").count(), valid.len(), "one `ok` per example:\n{stdout}");
     // A warning in an example would teach a mistake.
     assert!(!stderr.contains("warning:"), "examples with warnings:\n{stderr}");
     for (at, path) in invalid {

@@ -43,10 +43,11 @@ fn issue34_the_walkthrough_goes_from_init_to_a_passing_gate() {
     let scenario = dir.path().join("stock.toml");
     std::fs::write(&scenario, final_scenario()).unwrap();
 
-    // `validate --target`: every selector fits the app's answers (an item with data first).
-    let app = stock::start(usize::MAX);
-    restock(&app.url, "sku-0");
-    let validated = bench().args(["validate", "--target", &app.url]).arg(&scenario).assert().success();
+    // `validate --target`: every selector fits the answers of a copy with data (sku-0
+    // restocked by hand). The gate then runs against a fresh one: the deltas count from 0.
+    let staging = stock::start(usize::MAX);
+    restock(&staging.url, "sku-0");
+    let validated = bench().args(["validate", "--target", &staging.url]).arg(&scenario).assert().success();
     let stdout = String::from_utf8_lossy(&validated.get_output().stdout).to_string();
     let stderr = String::from_utf8_lossy(&validated.get_output().stderr).to_string();
     println!("{stdout}{stderr}");
@@ -54,6 +55,7 @@ fn issue34_the_walkthrough_goes_from_init_to_a_passing_gate() {
     assert!(stdout.contains("checked [projection] until") && stdout.contains("checked [verify] value"), "{stdout}");
 
     // The gate passes against the app that loses nothing, with figures equal to its truth.
+    let app = stock::start(usize::MAX);
     let out = dir.path().join("pass");
     bench().args(["run", "--quiet", "--target", &app.url, "--out"]).arg(&out).arg(&scenario).assert().code(0);
     let (result, truth) = (result_json(&out), app.truth());
@@ -63,7 +65,7 @@ fn issue34_the_walkthrough_goes_from_init_to_a_passing_gate() {
     assert_eq!(result["values"]["mismatched"], 0);
     assert_eq!(result["values"]["absent"], 0);
     assert!(result["values"]["keys_checked"].as_u64().unwrap() > 0);
-    assert!(result["projection"]["probes"].as_u64().unwrap() > 20, "{}", result["projection"]);
+    assert!(result["projection"]["probes"].as_u64().unwrap() >= 10, "{}", result["projection"]);
     assert_eq!(result["projection"]["late"], 0);
 
     // And fails against one whose projector loses every 7th update: the gate catches it.
