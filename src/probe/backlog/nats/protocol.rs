@@ -256,6 +256,48 @@ mod tests {
         assert!(address("tls://127.0.0.1:4222").is_err());
     }
 
+    /// The edges the real server shows rarely: a PING between answers (every 2 minutes of
+    /// idleness), an empty reply field (`MSG subject 1  0`), a header-only status message,
+    /// a stale answer to an earlier request. Spoken by a scripted peer on loopback.
+    #[tokio::test]
+    async fn issue33_pings_statuses_and_stale_answers() {
+        use tokio::io::AsyncWriteExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (read, mut write) = socket.into_split();
+            let mut read = BufReader::new(read);
+            write.write_all(b"INFO {\"headers\":true}\r\n").await.unwrap();
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                let mut line = String::new();
+                read.read_line(&mut line).await.unwrap();
+                seen.push(line.clone());
+            }
+            let inbox = seen[1].split_ascii_whitespace().nth(1).unwrap().trim_end_matches(".*").to_owned();
+            write.write_all(b"PONG\r\n").await.unwrap();
+            let mut publish = String::new();
+            read.read_line(&mut publish).await.unwrap();
+            read.read_line(&mut String::new()).await.unwrap();
+            let answer = format!(
+                "PING\r\nMSG {inbox}.0 1  5\r\nstale\r\nHMSG {inbox}.1 1  28 28\r\nNATS/1.0 404 No Messages\r\n\r\n\r\n"
+            );
+            write.write_all(answer.as_bytes()).await.unwrap();
+            let mut pong = String::new();
+            read.read_line(&mut pong).await.unwrap();
+            (seen, publish, pong)
+        });
+        let mut c = Connection::connect(&format!("nats://tok@127.0.0.1:{port}")).await.unwrap();
+        let answer = c.request("$JS.API.X", b"{}").await.unwrap();
+        assert_eq!((answer.status, answer.reply, answer.payload), (Some(404), None, Vec::new()));
+        let (seen, publish, pong) = peer.await.unwrap();
+        assert!(seen[0].starts_with("CONNECT {") && seen[0].contains(r#""auth_token":"tok""#), "{seen:?}");
+        assert_eq!(seen[2], "PING\r\n");
+        assert!(publish.starts_with("PUB $JS.API.X _INBOX.") && publish.ends_with(".1 2\r\n"), "{publish}");
+        assert_eq!(pong, "PONG\r\n");
+    }
+
     #[test]
     fn issue33_server_errors_lose_their_quotes() {
         assert_eq!(server_error("-ERR 'Authorization Violation'"), "Authorization Violation");
