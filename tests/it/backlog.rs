@@ -141,8 +141,16 @@ fn redis_case(resumed: bool) {
     let truth = app.truth();
     check(&stats, &truth, resumed);
     assert!(stdout.contains("backlog view (redis-streams): max"), "{stdout}");
-    // Pending is part of the backlog: the projector acknowledges what it reads.
-    assert!(stats["samples"].as_array().unwrap().iter().all(|s| s["pending"] == 0), "{stats}");
+    // Pending is part of the backlog. It is not always 0: a sample can land between the
+    // projector's XREADGROUP and its XACK (seen as pending 1 of backlog 1 at 0.5 s).
+    assert!(
+        stats["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["pending"].is_u64() && s["pending"].as_u64() <= s["backlog"].as_u64()),
+        "{stats}"
+    );
     if let Ok(mut c) = redis::Client::open(url.as_str()).and_then(|c| c.get_connection()) {
         let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&stream).query(&mut c);
     }
