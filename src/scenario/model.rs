@@ -579,6 +579,9 @@ pub enum BacklogSource {
     /// Two queries, each one number: the event store's head position and the projection's
     /// checkpoint; the backlog is head − checkpoint.
     Sql { head: String, checkpoint: String },
+    /// `$JS.API.CONSUMER.INFO`: a JetStream durable consumer's `num_pending` (not yet
+    /// delivered) + `num_ack_pending` (delivered, not acknowledged).
+    Nats { stream: String, consumer: String },
 }
 
 impl BacklogSpec {
@@ -586,6 +589,7 @@ impl BacklogSpec {
         match self.source {
             BacklogSource::RedisStreams { .. } => "redis-streams",
             BacklogSource::Sql { .. } => "sql",
+            BacklogSource::Nats { .. } => "nats",
         }
     }
 

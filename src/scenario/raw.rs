@@ -370,6 +370,8 @@ pub struct RawBacklog {
     // sql
     pub head: Option<S<String>>,
     pub checkpoint: Option<S<String>>,
+    // nats (with `stream`)
+    pub consumer: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -21,6 +21,10 @@ pub struct BacklogStats {
     pub every_ms: f64,
     /// Largest backlog sampled (entries behind); `None` when no sample was read.
     pub max: Option<u64>,
+    /// Largest lag sampled, in seconds: the age of the oldest entry not yet applied
+    /// (`nats`); `None` when no sample could tell it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lag_s: Option<f64>,
     /// From the load's end to the first sample that read 0.
     pub drained_after_ms: Option<f64>,
     /// Not drained when sampling stopped: the last backlog read (`None` with
@@ -44,6 +48,10 @@ pub struct BacklogPoint {
     /// Delivered and not acknowledged (Redis Streams), part of `backlog`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<u64>,
+    /// Seconds since the oldest entry not yet applied was appended (0 with no backlog);
+    /// absent: unknown for this sample, or a kind that cannot tell it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_s: Option<f64>,
     /// Entries the consumers applied per second since the previous known sample.
     pub applied_per_s: Option<f64>,
 }
@@ -61,7 +69,8 @@ impl BacklogStats {
             s if s > 0.0 => format!("; unknown for {s:.0} s ({})", self.unknown_because.as_deref().unwrap_or("")),
             _ => String::new(),
         };
-        format!("backlog {} ({}): max {max} behind, {drain}{unknown}", self.name, self.kind)
+        let lag = self.max_lag_s.map_or(String::new(), |s| format!(", lag max {s:.1} s"));
+        format!("backlog {} ({}): max {max} behind{lag}, {drain}{unknown}", self.name, self.kind)
     }
 }
 
@@ -74,6 +83,7 @@ pub fn figures(
 ) -> BacklogStats {
     let every_s = spec.every.as_secs_f64();
     let max = samples.iter().filter_map(|s| s.reading.map(|r| r.backlog)).max();
+    let max_lag_s = samples.iter().filter_map(|s| s.reading.and_then(|r| r.lag_s)).reduce(f64::max);
     let after: Vec<&Sample> = samples.iter().filter(|s| s.t_s >= load_end_s).collect();
     let drained = after.iter().find(|s| s.reading.is_some_and(|r| r.backlog == 0));
     let drained_after_ms = drained.map(|s| (s.t_s - load_end_s) * 1000.0);
@@ -97,6 +107,7 @@ pub fn figures(
             t_s: sample.t_s,
             backlog: sample.reading.map(|r| r.backlog),
             pending: sample.reading.and_then(|r| r.pending),
+            lag_s: sample.reading.and_then(|r| r.lag_s),
             applied_per_s,
         });
     }
@@ -106,6 +117,7 @@ pub fn figures(
         url: spec.redacted_url(),
         every_ms: every_s * 1000.0,
         max,
+        max_lag_s,
         drained_after_ms,
         not_drained,
         unknown_seconds: failed as f64 * every_s,
@@ -153,7 +165,10 @@ mod tests {
     }
 
     fn at(t_s: f64, backlog: Option<u64>, progress: i64) -> Sample {
-        Sample { t_s, reading: backlog.map(|backlog| Reading { backlog, progress: Some(progress), pending: None }) }
+        Sample {
+            t_s,
+            reading: backlog.map(|backlog| Reading { backlog, progress: Some(progress), pending: None, lag_s: None }),
+        }
     }
 
     #[test]

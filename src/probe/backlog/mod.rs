@@ -9,6 +9,7 @@
 //! not answer, or a query that fails, stops the run before it starts.
 
 pub mod figures;
+pub mod nats;
 pub mod sources;
 
 use std::sync::{Arc, Mutex};

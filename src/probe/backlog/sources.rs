@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use crate::scenario::{BacklogSource, BacklogSpec};
 
 /// One reading of a source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reading {
     /// Entries (positions) the projector is behind.
     pub backlog: u64,
@@ -17,12 +17,16 @@ pub struct Reading {
     pub progress: Option<i64>,
     /// Delivered, not yet acknowledged (Redis Streams' `pending`): part of `backlog`.
     pub pending: Option<u64>,
+    /// Seconds since the oldest entry not yet applied was appended (0 with no backlog);
+    /// `None` where the source cannot tell.
+    pub lag_s: Option<f64>,
 }
 
 /// A connection to one source.
 pub enum Reader {
     Redis { connection: redis::aio::MultiplexedConnection, stream: String, group: String },
     Sql { client: tokio_postgres::Client, head: String, checkpoint: String },
+    Nats(super::nats::NatsReader),
 }
 
 impl Reader {
@@ -41,6 +45,9 @@ impl Reader {
                     tokio::spawn(connection);
                     Ok(Reader::Sql { client, head: head.clone(), checkpoint: checkpoint.clone() })
                 }
+                BacklogSource::Nats { stream, consumer } => {
+                    Ok(Reader::Nats(super::nats::NatsReader::connect(&spec.url, stream, consumer).await?))
+                }
             }
         };
         match tokio::time::timeout(timeout, connecting).await {
@@ -53,6 +60,7 @@ impl Reader {
         match self {
             Reader::Redis { connection, stream, group } => read_redis(connection, stream, group).await,
             Reader::Sql { client, head, checkpoint } => read_sql(client, head, checkpoint).await,
+            Reader::Nats(reader) => reader.read().await,
         }
     }
 }
@@ -92,6 +100,7 @@ async fn read_redis(
             backlog: (lag.max(0) + pending.max(0)) as u64,
             progress: entries_read.map(|read| read - pending),
             pending: Some(pending.max(0) as u64),
+            lag_s: None,
         });
     }
     bail!("stream `{stream}` has no consumer group `{group}`")
@@ -135,7 +144,12 @@ async fn read_sql(client: &tokio_postgres::Client, head: &str, checkpoint: &str)
     // nothing yet (it is behind by the whole head).
     let head_at = position(client, head).await.context("the `head` query")?.unwrap_or(0);
     let checkpoint_at = position(client, checkpoint).await.context("the `checkpoint` query")?.unwrap_or(0);
-    Ok(Reading { backlog: (head_at - checkpoint_at).max(0) as u64, progress: Some(checkpoint_at), pending: None })
+    Ok(Reading {
+        backlog: (head_at - checkpoint_at).max(0) as u64,
+        progress: Some(checkpoint_at),
+        pending: None,
+        lag_s: None,
+    })
 }
 
 /// The single number a query answers (integer or numeric column; NULL or no row: `None`).

@@ -7,9 +7,12 @@
 //! - Redis Streams: XADD; the projector XREADGROUP … `>` then XACK (group created at `$`).
 //! - Postgres: INSERT into `{schema}.events` (one at a time, so ids commit in order); the
 //!   projector reads past `{schema}.checkpoint.position` and moves it.
+//! - NATS JetStream (`feed_nats.rs`): publish, wait for the PubAck; the projector pulls
+//!   from a durable consumer and acknowledges.
 //!
 //! - `POST /events` → 202
-//! - `GET /truth` → `{"appended", "applied", "series": [[ms, behind], …], "drained_ms"}`
+//! - `GET /truth` → `{"appended", "applied", "series": [[ms, behind], …], "drained_ms",
+//!   "appended_ms": [ms of each entry, in order]}`
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +29,7 @@ use super::App;
 pub enum Store {
     Redis { url: String, stream: String, group: String },
     Postgres { url: String, schema: String },
+    Nats { url: String, stream: String, consumer: String },
 }
 
 /// The projector's plan, in ms after the first command.
@@ -46,6 +50,7 @@ struct Truth {
     applied: u64,
     series: Vec<(u64, u64)>,
     drained_ms: Option<u64>,
+    appended_ms: Vec<u64>,
 }
 
 impl Truth {
@@ -68,6 +73,7 @@ struct Feed {
 enum Connection {
     Redis(redis::aio::MultiplexedConnection),
     Postgres(tokio_postgres::Client),
+    Nats(cqrs_bench::probe::backlog::nats::protocol::Connection),
 }
 
 type Shared = Arc<Feed>;
@@ -125,6 +131,7 @@ async fn prepare(store: &Store) {
                 .await
                 .unwrap();
         }
+        Store::Nats { url, stream, consumer } => super::feed_nats::prepare(url, stream, consumer).await,
     }
 }
 
@@ -132,6 +139,7 @@ async fn connect(store: &Store) -> Connection {
     match store {
         Store::Redis { url, .. } => Connection::Redis(connect_redis(url).await),
         Store::Postgres { url, .. } => Connection::Postgres(connect_pg(url).await),
+        Store::Nats { url, .. } => Connection::Nats(super::feed_nats::connect(url).await),
     }
 }
 
@@ -157,6 +165,7 @@ async fn append(State(slot): State<Arc<std::sync::OnceLock<Shared>>>, body: Stri
         (Connection::Postgres(c), Store::Postgres { schema, .. }) => {
             c.execute(&format!("insert into {schema}.events (body) values ($1)"), &[&body]).await.is_ok()
         }
+        (Connection::Nats(c), Store::Nats { stream, .. }) => super::feed_nats::append(c, stream, &body).await,
         _ => false,
     };
     if !appended {
@@ -165,6 +174,8 @@ async fn append(State(slot): State<Arc<std::sync::OnceLock<Shared>>>, body: Stri
     let mut truth = feed.truth.lock().unwrap();
     truth.first.get_or_insert_with(Instant::now);
     truth.appended += 1;
+    let now = truth.ms();
+    truth.appended_ms.push(now);
     truth.mark();
     StatusCode::ACCEPTED
 }
@@ -177,6 +188,7 @@ async fn truth(State(slot): State<Arc<std::sync::OnceLock<Shared>>>) -> axum::Js
         "applied": truth.applied,
         "series": truth.series,
         "drained_ms": truth.drained_ms,
+        "appended_ms": truth.appended_ms,
     }))
 }
 
@@ -258,6 +270,9 @@ async fn consume(connection: &mut Connection, store: &Store, max: u64) -> u64 {
                 .await
                 .unwrap();
             rows.len() as u64
+        }
+        (Connection::Nats(c), Store::Nats { stream, consumer, .. }) => {
+            super::feed_nats::consume(c, stream, consumer, max).await
         }
         _ => 0,
     }
