@@ -279,6 +279,22 @@ fn issue33_an_unreachable_source_or_a_wrong_query_stops_the_run_before_the_load(
             ),
             "the `head` query",
         ),
+        // A lag query that answers a number, not a timestamp.
+        (
+            format!(
+                "kind = \"sql\"\nurl = \"{url}\"\nhead = \"select 1\"\ncheckpoint = \"select 0\"\n\
+                 oldest_unapplied = \"select 42\""
+            ),
+            "the `oldest_unapplied` query",
+        ),
+        // Several projections, none listed: nothing to sample.
+        (
+            format!(
+                "kind = \"sql\"\nurl = \"{url}\"\nhead = \"select 1\"\n\
+                 checkpoints = \"select 'a', 1 where false\""
+            ),
+            "the `checkpoints` query answered no projection",
+        ),
         (
             "kind = \"redis-streams\"\nurl = \"redis://user:hunter2@127.0.0.1:9\"\nstream = \"s\"\ngroup = \"g\""
                 .to_owned(),

@@ -64,16 +64,16 @@ impl BacklogProbe {
                 )
             };
             let mut reader = Reader::connect(spec, timeout).await.map_err(failed)?;
-            let seed;
-            match tokio::time::timeout(timeout, reader.read_each()).await {
+            // The projections read now are listed first (and even if never read again).
+            let seed: Vec<Option<String>> = match tokio::time::timeout(timeout, reader.read_each()).await {
                 // Nothing to sample: a `checkpoints` query that lists no projection.
                 Ok(Ok(readings)) if readings.is_empty() => {
                     return Err(failed(anyhow::anyhow!("the `checkpoints` query answered no projection")));
                 }
-                Ok(Ok(readings)) => seed = readings.into_iter().map(|(name, _)| name).collect(),
+                Ok(Ok(readings)) => readings.into_iter().map(|(name, _)| name).collect(),
                 Ok(Err(e)) => return Err(failed(e)),
                 Err(_) => return Err(failed(anyhow::anyhow!("no answer within {timeout:?}"))),
-            }
+            };
             let series = Arc::new(Mutex::new(Series { seed, ticks: Vec::new() }));
             let task = tokio::spawn(sample(reader, spec.clone(), start, series.clone(), stop.clone()));
             sources.push(Source { spec: spec.clone(), series, task });

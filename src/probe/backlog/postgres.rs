@@ -89,7 +89,9 @@ impl LagQuery {
     async fn prepare(client: &tokio_postgres::Client, query: &str) -> anyhow::Result<LagQuery> {
         let query = query.trim().trim_end_matches(';');
         let wrapped = format!("select extract(epoch from (now() - ({query})))::float8");
-        let statement = client.prepare(&wrapped).await?;
+        let statement = client.prepare(&wrapped).await.context(
+            "run as `now() - (<query>)`: it must answer a timestamp, when the oldest entry not applied was appended",
+        )?;
         match statement.params() {
             [] => {}
             [Type::INT8 | Type::INT4] => {}
