@@ -201,6 +201,7 @@ fn issue33_a_source_that_stops_answering_is_unknown_for_those_seconds() {
                     t_ms >= cut_from - EVERY_MS - slack && t_ms <= cut_to + slack,
                     "unknown at {t_ms} ms, outside the cut {cut_from}..{cut_to} ms"
                 );
+                println!("unknown at {t_ms:.0} ms");
                 unknown += 1;
             }
             Some(backlog) => {
