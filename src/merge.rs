@@ -911,8 +911,8 @@ mod tests {
                     t_s: 1.0,
                     backlog: Some(7),
                     pending: None,
-                    lag_s: None,
                     applied_per_s: Some(3.0),
+                    lag_s: Some(0.5),
                 }],
                 ..Default::default()
             }],

@@ -315,7 +315,8 @@ fn visibility(result: &RunResult) -> Option<plots::XyPlot> {
 /// events the load produced (commands completed per second, from the timeline), so a
 /// projector falling behind shows as a gap between the two lines. An unknown sample is a
 /// break in the line (NaN), never 0. Markers: the `[[action]]`s and the load's end (the
-/// drain is counted from it). Two plots, as entries and entries/s do not share an axis.
+/// drain is counted from it). Two plots, as entries and entries/s do not share an axis,
+/// and a third of the lag in seconds where the source tells it.
 fn backlog(
     result: &RunResult,
     index: usize,
@@ -372,7 +373,24 @@ fn backlog(
         duration_s,
         log_y: false,
     };
-    vec![over_time, throughput]
+    let mut plots = vec![over_time, throughput];
+    // Lag in seconds, where the source tells it (entry ids of Redis Streams, a SQL
+    // `oldest_unapplied` timestamp): its own plot, as seconds do not share entries' axis.
+    if source.max_lag_s.is_some() {
+        let lag = source.samples.iter().map(|s| (s.t_s, or_gap(s.lag_s))).collect();
+        plots.push(TimeSeriesPlot {
+            name: format!("{file}-lag"),
+            title: format!("Lag of {}: age of the oldest entry not applied", source.name),
+            y_label: "seconds behind".into(),
+            series: vec![Series { name: "lag".into(), points: lag, secondary: false, colour: index % 8 }],
+            faint: Vec::new(),
+            thresholds: Vec::new(),
+            markers: plots[0].markers.clone(),
+            duration_s,
+            log_y: false,
+        });
+    }
+    plots
 }
 
 /// Kafka consumer-group lag in messages, one line per group.

@@ -343,7 +343,7 @@ fn backlog(h: &mut String, result: &RunResult) {
     }
     h.push_str(
         "<h2>Backlog</h2><table><tr><th>source</th><th>kind</th><th>url</th><th>max behind</th>\
-         <th>after the load</th><th>unknown</th></tr>\n",
+         <th>max lag</th><th>after the load</th><th>unknown</th></tr>\n",
     );
     for b in &result.backlog {
         let drain = match (b.drained_after_ms, b.not_drained) {
@@ -357,11 +357,15 @@ fn backlog(h: &mut String, result: &RunResult) {
         };
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&b.name),
             escape(&b.kind),
             escape(&b.url),
             b.max.map_or("unknown".to_owned(), |m| m.to_string()),
+            escape(&b.max_lag_s.map_or_else(
+                || format!("unknown ({})", b.lag_unknown_because.as_deref().unwrap_or("")),
+                |s| format!("{s:.1} s")
+            )),
             escape(&drain),
             escape(&unknown)
         );

@@ -21,10 +21,12 @@ pub struct BacklogStats {
     pub every_ms: f64,
     /// Largest backlog sampled (entries behind); `None` when no sample was read.
     pub max: Option<u64>,
-    /// Largest lag sampled, in seconds: the age of the oldest entry not yet applied
-    /// (`nats`); `None` when no sample could tell it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Largest lag sampled, in seconds: the age of the oldest entry not applied, on the
+    /// source's clock. `None` when no sample told it (`lag_unknown_because` says why).
+    #[serde(default)]
     pub max_lag_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_unknown_because: Option<String>,
     /// From the load's end to the first sample that read 0.
     pub drained_after_ms: Option<f64>,
     /// Not drained when sampling stopped: the last backlog read (`None` with
@@ -48,12 +50,11 @@ pub struct BacklogPoint {
     /// Delivered and not acknowledged (Redis Streams), part of `backlog`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<u64>,
-    /// Seconds since the oldest entry not yet applied was appended (0 with no backlog);
-    /// absent: unknown for this sample, or a kind that cannot tell it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lag_s: Option<f64>,
     /// Entries the consumers applied per second since the previous known sample.
     pub applied_per_s: Option<f64>,
+    /// Seconds behind (the oldest entry not applied); `null`: unknown for this sample.
+    #[serde(default)]
+    pub lag_s: Option<f64>,
 }
 
 impl BacklogStats {
@@ -69,8 +70,11 @@ impl BacklogStats {
             s if s > 0.0 => format!("; unknown for {s:.0} s ({})", self.unknown_because.as_deref().unwrap_or("")),
             _ => String::new(),
         };
-        let lag = self.max_lag_s.map_or(String::new(), |s| format!(", lag max {s:.1} s"));
-        format!("backlog {} ({}): max {max} behind{lag}, {drain}{unknown}", self.name, self.kind)
+        let lag = match self.max_lag_s {
+            Some(s) => format!("lag max {s:.1} s"),
+            None => format!("lag unknown ({})", self.lag_unknown_because.as_deref().unwrap_or("no sample")),
+        };
+        format!("backlog {} ({}): max {max} behind, {lag}, {drain}{unknown}", self.name, self.kind)
     }
 }
 
@@ -107,8 +111,8 @@ pub fn figures(
             t_s: sample.t_s,
             backlog: sample.reading.map(|r| r.backlog),
             pending: sample.reading.and_then(|r| r.pending),
-            lag_s: sample.reading.and_then(|r| r.lag_s),
             applied_per_s,
+            lag_s: sample.reading.and_then(|r| r.lag_s),
         });
     }
     BacklogStats {
@@ -118,12 +122,33 @@ pub fn figures(
         every_ms: every_s * 1000.0,
         max,
         max_lag_s,
+        lag_unknown_because: match max_lag_s {
+            Some(_) => None,
+            None if samples.iter().all(|s| s.reading.is_none()) => Some("no sample could be read".into()),
+            None => Some(lag_unknown_reason(&spec.source).into()),
+        },
         drained_after_ms,
         not_drained,
         unknown_seconds: failed as f64 * every_s,
         unknown_because: if failed > 0 { first_error } else { None },
         load_end_s,
         samples: points,
+    }
+}
+
+/// Why a source whose samples were read gave no lag in seconds.
+fn lag_unknown_reason(source: &crate::scenario::BacklogSource) -> &'static str {
+    match source {
+        crate::scenario::BacklogSource::Sql { oldest_unapplied: None, .. } => "no `oldest_unapplied` query",
+        crate::scenario::BacklogSource::Sql { .. } => "`oldest_unapplied` answered NULL while entries were behind",
+        crate::scenario::BacklogSource::RedisStreams { .. } => {
+            "the oldest unacknowledged entry is gone or its id is not a time"
+        }
+        crate::scenario::BacklogSource::Nats { .. } => {
+            "the oldest unacknowledged message could not be read (deleted by a limit) or its time is not RFC 3339"
+        }
+        #[allow(unreachable_patterns)] // kinds added later say their own
+        _ => "the source does not tell it",
     }
 }
 
@@ -160,7 +185,12 @@ mod tests {
             url: "postgres://u:secret@h/db".into(),
             every: Duration::from_secs(1),
             settle: Duration::from_secs(10),
-            source: BacklogSource::Sql { head: "h".into(), checkpoint: "c".into() },
+            source: BacklogSource::Sql {
+                head: "h".into(),
+                checkpoint: "c".into(),
+                per_projection: false,
+                oldest_unapplied: None,
+            },
         }
     }
 

@@ -60,6 +60,8 @@ impl Checker<'_> {
                 not_for(&raw.head, "head")?;
                 not_for(&raw.checkpoint, "checkpoint")?;
                 not_for(&raw.consumer, "consumer")?;
+                not_for(&raw.checkpoints, "checkpoints")?;
+                not_for(&raw.oldest_unapplied, "oldest_unapplied")?;
                 let stream = needed(&raw.stream, "stream", "\"inventory-events\"")?;
                 let group = needed(&raw.group, "group", "\"search-projector\"")?;
                 let name = format!("{stream}/{group}");
@@ -70,14 +72,28 @@ impl Checker<'_> {
                 not_for(&raw.group, "group")?;
                 not_for(&raw.consumer, "consumer")?;
                 let head = needed(&raw.head, "head", "\"select max(id) from events\"")?;
-                let checkpoint =
-                    needed(&raw.checkpoint, "checkpoint", "\"select position from checkpoints where name = 'view'\"")?;
-                (BacklogSource::Sql { head, checkpoint }, "sql".to_owned())
+                let (checkpoint, per_projection) = self.sql_checkpoint(table)?;
+                let oldest_unapplied = match &raw.oldest_unapplied {
+                    None => None,
+                    Some(at) => {
+                        let query = needed(&raw.oldest_unapplied, "oldest_unapplied", "")?;
+                        // Several projections: the query must say which, by its checkpoint.
+                        if per_projection && !query.contains("$1") {
+                            return Err(self
+                                .error(at, "with `checkpoints`, `oldest_unapplied` must take each projection's checkpoint as `$1`")
+                                .with_hint("oldest_unapplied = \"select min(created_at) from events where id > $1\""));
+                        }
+                        Some(query)
+                    }
+                };
+                (BacklogSource::Sql { head, checkpoint, per_projection, oldest_unapplied }, "sql".to_owned())
             }
             "nats" => {
                 not_for(&raw.group, "group")?;
                 not_for(&raw.head, "head")?;
                 not_for(&raw.checkpoint, "checkpoint")?;
+                not_for(&raw.checkpoints, "checkpoints")?;
+                not_for(&raw.oldest_unapplied, "oldest_unapplied")?;
                 let stream = needed(&raw.stream, "stream", "\"ORDERS\"")?;
                 let consumer = needed(&raw.consumer, "consumer", "\"order-view\"")?;
                 self.jetstream_name(&raw.stream, &stream, "stream")?;
@@ -120,6 +136,24 @@ impl Checker<'_> {
                     "stream" => "a stream's name, not a subject: as `nats stream ls` lists it",
                     _ => "a durable consumer's name: as `nats consumer ls <stream>` lists it",
                 })),
+        }
+    }
+
+    /// `checkpoint` (one number) or `checkpoints` ((projection, checkpoint) rows): exactly
+    /// one of them. Returns the query and whether it answers rows.
+    fn sql_checkpoint(&self, table: &Spanned<RawBacklog>) -> Result<(String, bool)> {
+        let raw = table.get_ref();
+        match (&raw.checkpoint, &raw.checkpoints) {
+            (Some(_), Some(both)) => Err(self
+                .error(both, "`checkpoint` and `checkpoints` both given")
+                .with_hint("`checkpoint` answers one projection's position, `checkpoints` (name, position) rows: keep one")),
+            (Some(one), None) if one.get_ref().trim().is_empty() => Err(self.error(one, "`checkpoint` is empty")),
+            (Some(one), None) => Ok((self.string(one)?, false)),
+            (None, Some(rows)) if rows.get_ref().trim().is_empty() => Err(self.error(rows, "`checkpoints` is empty")),
+            (None, Some(rows)) => Ok((self.string(rows)?, true)),
+            (None, None) => Err(self
+                .error(table, "a `sql` backlog needs `checkpoint` (or `checkpoints`)")
+                .with_hint("checkpoint = \"select position from checkpoints where name = 'view'\", or checkpoints = \"select name, position from checkpoints\"")),
         }
     }
 

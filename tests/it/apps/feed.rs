@@ -10,9 +10,14 @@
 //! - NATS JetStream (`feed_nats.rs`): publish, wait for the PubAck; the projector pulls
 //!   from a durable consumer and acknowledges.
 //!
+//! With `Plan::fast_projection_from_ms`, a second projection `fast` (Postgres only) gets its
+//! checkpoint row then and applies everything as it comes from there on.
+//!
 //! - `POST /events` → 202
 //! - `GET /truth` → `{"appended", "applied", "series": [[ms, behind], …], "drained_ms",
-//!   "appended_ms": [ms of each entry, in order]}`
+//!   "now_ms", "appended_at_ms": [ms of each entry], "applied_series": [[ms, applied], …],
+//!   "fast": {"appeared_ms", "series": [[ms, behind], …]} | null}`: the entries are applied
+//!   in order, so the lag at `ms` is `ms` less the append time of entry `applied(ms)`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,6 +46,8 @@ pub struct Plan {
     pub stop_at_ms: u64,
     /// Then nothing until this (never when `None`); then everything, as fast as it can.
     pub resume_at_ms: Option<u64>,
+    /// A second projection, `fast`, whose checkpoint row appears then (Postgres only).
+    pub fast_projection_from_ms: Option<u64>,
 }
 
 #[derive(Default)]
@@ -50,7 +57,17 @@ struct Truth {
     applied: u64,
     series: Vec<(u64, u64)>,
     drained_ms: Option<u64>,
-    appended_ms: Vec<u64>,
+    appended_at_ms: Vec<u64>,
+    applied_series: Vec<(u64, u64)>,
+    fast: Option<FastTruth>,
+}
+
+/// The `fast` projection's truth, from the moment its checkpoint row exists.
+#[derive(Default)]
+struct FastTruth {
+    appeared_ms: u64,
+    applied: u64,
+    series: Vec<(u64, u64)>,
 }
 
 impl Truth {
@@ -60,6 +77,13 @@ impl Truth {
     fn mark(&mut self) {
         let point = (self.ms(), self.appended - self.applied);
         self.series.push(point);
+        let applied = (point.0, self.applied);
+        if self.applied_series.last().is_none_or(|(_, a)| *a != applied.1) {
+            self.applied_series.push(applied);
+        }
+        if let Some(fast) = &mut self.fast {
+            fast.series.push((point.0, self.appended - fast.applied));
+        }
     }
 }
 
@@ -124,7 +148,8 @@ async fn prepare(store: &Store) {
             client
                 .batch_execute(&format!(
                     "drop schema if exists {schema} cascade; create schema {schema};
-                     create table {schema}.events (id bigserial primary key, body text not null);
+                     create table {schema}.events (id bigserial primary key, body text not null,
+                         created_at timestamptz not null default clock_timestamp());
                      create table {schema}.checkpoint (name text primary key, position bigint not null);
                      insert into {schema}.checkpoint values ('view', 0);"
                 ))
@@ -175,7 +200,7 @@ async fn append(State(slot): State<Arc<std::sync::OnceLock<Shared>>>, body: Stri
     truth.first.get_or_insert_with(Instant::now);
     truth.appended += 1;
     let now = truth.ms();
-    truth.appended_ms.push(now);
+    truth.appended_at_ms.push(now);
     truth.mark();
     StatusCode::ACCEPTED
 }
@@ -188,12 +213,18 @@ async fn truth(State(slot): State<Arc<std::sync::OnceLock<Shared>>>) -> axum::Js
         "applied": truth.applied,
         "series": truth.series,
         "drained_ms": truth.drained_ms,
-        "appended_ms": truth.appended_ms,
+        "now_ms": truth.ms(),
+        "appended_at_ms": truth.appended_at_ms,
+        "applied_series": truth.applied_series,
+        "fast": truth.fast.as_ref().map(|f| json!({ "appeared_ms": f.appeared_ms, "series": f.series })),
     }))
 }
 
 /// The projector: every 20 ms, applies as many entries as the plan allows now.
 async fn project(feed: Shared, plan: Plan) {
+    if let Some(from_ms) = plan.fast_projection_from_ms {
+        tokio::spawn(project_fast(feed.clone(), from_ms));
+    }
     let mut connection = connect(&feed.store).await;
     let mut last_slow = Instant::now();
     loop {
@@ -218,7 +249,9 @@ async fn project(feed: Shared, plan: Plan) {
         if behind == 0 {
             continue;
         }
-        let applied = consume(&mut connection, &feed.store, allowed).await;
+        // Never past what the truth has counted as appended (an entry committed but not yet
+        // counted would make applied > appended).
+        let applied = consume(&mut connection, &feed.store, "view", allowed.min(behind)).await;
         if applied > 0 {
             let mut t = feed.truth.lock().unwrap();
             t.applied += applied;
@@ -231,8 +264,46 @@ async fn project(feed: Shared, plan: Plan) {
     }
 }
 
-/// Reads and acknowledges (Redis) or applies and checkpoints (Postgres) up to `max` entries.
-async fn consume(connection: &mut Connection, store: &Store, max: u64) -> u64 {
+/// The `fast` projection (Postgres): its checkpoint row appears at `from_ms` after the
+/// first command; from then on, every 20 ms, it applies whatever is behind.
+async fn project_fast(feed: Shared, from_ms: u64) {
+    let mut connection = connect(&feed.store).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (ms, started, fast) = {
+            let t = feed.truth.lock().unwrap();
+            (t.ms(), t.first.is_some(), t.fast.as_ref().map(|f| t.appended - f.applied))
+        };
+        if !started || ms < from_ms {
+            continue;
+        }
+        let Some(behind) = fast else {
+            let (Connection::Postgres(c), Store::Postgres { schema, .. }) = (&mut connection, &feed.store) else {
+                return;
+            };
+            c.execute(&format!("insert into {schema}.checkpoint values ('fast', 0)"), &[]).await.unwrap();
+            let mut t = feed.truth.lock().unwrap();
+            let behind = t.appended;
+            let appeared_ms = t.ms();
+            t.fast = Some(FastTruth { appeared_ms, applied: 0, series: vec![(appeared_ms, behind)] });
+            continue;
+        };
+        if behind == 0 {
+            continue;
+        }
+        let applied = consume(&mut connection, &feed.store, "fast", behind).await;
+        let mut t = feed.truth.lock().unwrap();
+        let ms = t.ms();
+        let appended = t.appended;
+        let fast = t.fast.as_mut().expect("appeared");
+        fast.applied += applied;
+        fast.series.push((ms, appended - fast.applied));
+    }
+}
+
+/// Reads and acknowledges (Redis) or applies and checkpoints projection `name`'s row
+/// (Postgres) up to `max` entries.
+async fn consume(connection: &mut Connection, store: &Store, name: &str, max: u64) -> u64 {
     match (connection, store) {
         (Connection::Redis(c), Store::Redis { stream, group, .. }) => {
             let read: redis::Value = redis::cmd("XREADGROUP")
@@ -259,14 +330,14 @@ async fn consume(connection: &mut Connection, store: &Store, max: u64) -> u64 {
                 .query(
                     &format!(
                         "select id from {schema}.events where id > (select position from {schema}.checkpoint \
-                         where name = 'view') order by id limit $1"
+                         where name = $2) order by id limit $1"
                     ),
-                    &[&(max as i64)],
+                    &[&(max as i64), &name],
                 )
                 .await
                 .unwrap();
             let Some(last) = rows.last().map(|r| r.get::<_, i64>(0)) else { return 0 };
-            c.execute(&format!("update {schema}.checkpoint set position = $1 where name = 'view'"), &[&last])
+            c.execute(&format!("update {schema}.checkpoint set position = $1 where name = $2"), &[&last, &name])
                 .await
                 .unwrap();
             rows.len() as u64
