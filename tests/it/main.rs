@@ -3,7 +3,9 @@
 
 mod apps;
 mod backlog;
+mod browser;
 mod capacity;
+mod cdp;
 mod cli;
 mod conflicts;
 mod consistency;
