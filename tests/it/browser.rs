@@ -20,7 +20,8 @@ fn quickstart(dir: &Path) {
         .args(["run", "scenarios/quickstart.toml", "--quiet", "--duration", "5s", "--out"])
         .arg(dir)
         .assert()
-        .code(0);
+        // 1 when an SLO failed on a busy machine: the report is written all the same.
+        .code(predicates::ord::le(1));
 }
 
 /// Rewrites result.json of `dir` with `edit` and redraws its views (`cqrs-bench report`).
@@ -85,8 +86,22 @@ fn legend(browser: &mut Browser, page: &Page, chart: &str) -> Vec<(String, Strin
     serde_json::from_value(rows).unwrap()
 }
 
+/// Milliseconds from the navigation's start to the end of the load event: the page
+/// parsed, its scripts run, every chart drawn (the charts are drawn before `load`).
 fn open_ms(browser: &mut Browser, page: &Page) -> f64 {
     browser.eval(page, "performance.getEntriesByType('navigation')[0].loadEventEnd").as_f64().unwrap()
+}
+
+/// Opens the report of `dir`, checks it drew `charts` charts without a problem, and
+/// returns its weight in KB and its open time.
+fn weigh(browser: &mut Browser, dir: &Path, charts: u64) -> (u64, f64, f64) {
+    let page = browser.open(&format!("file://{}", dir.join("report.html").display()), VIEWPORT);
+    let opened = open_ms(browser, &page);
+    let build_ms = browser.eval(&page, "window.cqrsBenchCharts.buildMs").as_f64().unwrap();
+    assert_eq!(browser.eval(&page, "window.cqrsBenchCharts.count").as_u64().unwrap(), charts);
+    assert!(browser.problems(&page).is_empty(), "{:#?}", browser.problems(&page));
+    browser.close(page);
+    (std::fs::metadata(dir.join("report.html")).unwrap().len() / 1024, opened, build_ms)
 }
 
 #[test]
@@ -174,8 +189,8 @@ fn report_html_draws_its_charts_in_a_real_browser() {
     );
     if let Some(docs) = std::env::var_os("CQRS_BENCH_SCREENSHOTS") {
         // CQRS_BENCH_SCREENSHOTS=docs: the picture for the README, hovered mid-run.
-        browser.eval(&page, "document.querySelector('h2 + .zoom').scrollIntoView()");
-        browser.eval(&page, "window.scrollBy(0, -60)");
+        browser.eval(&page, "document.getElementById('chart-latency-spectrum').parentNode.scrollIntoView()");
+        browser.eval(&page, "window.scrollBy(0, -70)");
         let over = browser.eval(
             &page,
             "(() => { const r = document.querySelector('#chart-latency-over-time .u-over').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()",
@@ -199,19 +214,53 @@ fn report_html_draws_its_charts_in_a_real_browser() {
     assert!(browser.problems(&page).is_empty(), "{:#?}", browser.problems(&page));
     browser.close(page);
 
-    // 5. A 24-hour-shaped page (3,600 timeline rows, 8 operations) opens in under 2 s.
-    let long = tempfile::tempdir().unwrap();
-    copy_run(run.path(), long.path());
-    rewrite(long.path(), |r| stretch(r, 3600, 1));
-    let page = browser.open(&url(long.path()), VIEWPORT);
-    let opened = open_ms(&mut browser, &page);
-    let draw_ms = browser.eval(&page, "window.cqrsBenchCharts.drawMs").as_f64().unwrap();
-    let weight = std::fs::metadata(long.path().join("report.html")).unwrap().len();
-    eprintln!(
-        "report.html of 3,600 rows: {} KB, opened in {opened:.0} ms (charts drawn in {draw_ms:.0} ms)",
-        weight / 1024
+    // 5. Pages of a 1-minute and of a 24-hour run (the timeline capped at 3,600 rows),
+    // with twice the operations: the long one opens in under 2 s.
+    for (rows, what) in [(60, "1-minute"), (3600, "24-hour (3,600 rows)")] {
+        let long = tempfile::tempdir().unwrap();
+        copy_run(run.path(), long.path());
+        rewrite(long.path(), |r| stretch(r, rows, 1));
+        let (kb, opened, build_ms) = weigh(&mut browser, long.path(), drawn);
+        eprintln!(
+            "report.html of a {what} run, 10 operations: {kb} KB, opened in {opened:.0} ms (charts built in {build_ms:.0} ms)"
+        );
+        assert!(opened < OPEN_LIMIT_MS, "{what}: opened in {opened:.0} ms");
+    }
+
+    // 6. compare.html of the run against itself as the baseline: the runs' tables, the
+    // bootstrap verdicts and the overlaid charts, drawn with no problem.
+    let cmp = tempfile::tempdir().unwrap();
+    bench()
+        .arg("compare")
+        .arg(run.path())
+        .arg(hostile.path())
+        .arg("--baseline")
+        .arg(run.path())
+        .arg("--out")
+        .arg(cmp.path())
+        .assert()
+        .success();
+    let page = browser.open(&url_of(&cmp.path().join("compare.html")), VIEWPORT);
+    let charts = browser.eval(&page, "window.cqrsBenchCharts.count").as_u64().unwrap();
+    let boxes = browser.eval(&page, "document.querySelectorAll('.chart-box .uplot canvas').length").as_u64().unwrap();
+    assert!(charts >= 4 && charts == boxes, "{charts} charts, {boxes} drawn");
+    let names: Vec<String> = legend(&mut browser, &page, "throughput").into_iter().map(|(n, _)| n).collect();
+    let label = |dir: &Path| dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(names.contains(&format!("{} (baseline)", label(run.path()))), "{names:?}");
+    assert!(names.contains(&label(hostile.path())), "{names:?}");
+    let tables = browser.eval(
+        &page,
+        "[document.querySelectorAll('table.judged').length, document.querySelectorAll('table.slo').length, \
+          document.querySelector('table.judged').textContent.includes('95 % interval')]",
     );
-    assert!(opened < OPEN_LIMIT_MS, "opened in {opened:.0} ms");
-    assert_eq!(browser.eval(&page, "window.cqrsBenchCharts.count").as_u64().unwrap(), drawn);
+    assert_eq!(tables, serde_json::json!([2, 3, true]), "verdicts of 2 runs, SLO tables of 3");
     assert!(browser.problems(&page).is_empty(), "{:#?}", browser.problems(&page));
+    if let Some(docs) = std::env::var_os("CQRS_BENCH_SCREENSHOTS") {
+        browser.eval(&page, "document.querySelector('h2 + .zoom').scrollIntoView()");
+        std::fs::write(Path::new(&docs).join("compare-interactive.png"), browser.screenshot(&page)).unwrap();
+    }
+}
+
+fn url_of(file: &Path) -> String {
+    format!("file://{}", file.display())
 }
