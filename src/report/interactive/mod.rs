@@ -3,9 +3,10 @@
 //!
 //! uPlot 1.6.32 (MIT, © Leon Sorokin; `assets/uPlot.LICENSE`), the `dist/uPlot.iife.min.js`
 //! and `dist/uPlot.min.css` of the npm package, vendored unchanged: 51 KB + 2 KB, canvas
-//! drawing that stays fast on 3,600-row series. ECharts 5 (Apache-2.0) was the other
-//! candidate: ~1 MB minified (~330 KB gzip of the full build), 20× the weight on every
-//! report for features (maps, 3-D, themes) a run does not need. To update: `npm pack
+//! drawing that stays fast on 3,600-row series. ECharts 5.6 (Apache-2.0) was the other
+//! candidate: 1,034 KB minified (335 KB gzip), 20× the weight on every report, and 3–6×
+//! slower to draw 8 charts × 9 series × 3,600 rows here (1.0–1.3 s against 0.16–0.34 s;
+//! docs/fragments/interactive-report.md). To update: `npm pack
 //! uplot@1.6.x`, copy those two files and the LICENSE, change the version here.
 
 mod chart;
