@@ -4,7 +4,9 @@
 mod apps;
 mod backlog;
 mod backlog_more;
+mod browser;
 mod capacity;
+mod cdp;
 mod cli;
 mod conflicts;
 mod consistency;
