@@ -577,8 +577,11 @@ pub enum BacklogSource {
     /// XINFO GROUPS: `lag` (not yet delivered) + `pending` (delivered, not acknowledged).
     RedisStreams { stream: String, group: String },
     /// Two queries, each one number: the event store's head position and the projection's
-    /// checkpoint; the backlog is head − checkpoint.
+    /// checkpoint; the backlog is head − checkpoint. Postgres or MySQL/MariaDB, by the URL.
     Sql { head: String, checkpoint: String },
+    /// A queue's depth: ready (AMQP, live) + unacknowledged (the management API, as of
+    /// its last statistics). `management_url`: given, or derived from the AMQP URL.
+    RabbitMq { queue: String, management_url: Option<String> },
 }
 
 impl BacklogSpec {
@@ -586,6 +589,7 @@ impl BacklogSpec {
         match self.source {
             BacklogSource::RedisStreams { .. } => "redis-streams",
             BacklogSource::Sql { .. } => "sql",
+            BacklogSource::RabbitMq { .. } => "rabbitmq",
         }
     }
 

@@ -370,6 +370,9 @@ pub struct RawBacklog {
     // sql
     pub head: Option<S<String>>,
     pub checkpoint: Option<S<String>>,
+    // rabbitmq
+    pub queue: Option<S<String>>,
+    pub management_url: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

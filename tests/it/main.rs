@@ -3,6 +3,7 @@
 
 mod apps;
 mod backlog;
+mod backlog_rabbit_sql;
 mod capacity;
 mod cli;
 mod conflicts;

@@ -11,7 +11,7 @@ use crate::scenario::model::{BacklogSource, BacklogSpec};
 use crate::scenario::raw::RawBacklog;
 
 /// The kinds `[[backlog]] kind` accepts.
-pub const BACKLOG_KINDS: &str = "`redis-streams` or `sql`";
+pub const BACKLOG_KINDS: &str = "`redis-streams`, `sql` or `rabbitmq`";
 /// Sampling faster than this loads the source for little (one read per source per sample).
 const MIN_EVERY: Duration = Duration::from_millis(100);
 /// Sampling goes on this long after the load, waiting for the backlog to drain, unless
@@ -59,6 +59,7 @@ impl Checker<'_> {
             "redis-streams" => {
                 not_for(&raw.head, "head")?;
                 not_for(&raw.checkpoint, "checkpoint")?;
+                self.not_rabbitmq(raw)?;
                 let stream = needed(&raw.stream, "stream", "\"inventory-events\"")?;
                 let group = needed(&raw.group, "group", "\"search-projector\"")?;
                 let name = format!("{stream}/{group}");
@@ -67,11 +68,13 @@ impl Checker<'_> {
             "sql" => {
                 not_for(&raw.stream, "stream")?;
                 not_for(&raw.group, "group")?;
+                self.not_rabbitmq(raw)?;
                 let head = needed(&raw.head, "head", "\"select max(id) from events\"")?;
                 let checkpoint =
                     needed(&raw.checkpoint, "checkpoint", "\"select position from checkpoints where name = 'view'\"")?;
                 (BacklogSource::Sql { head, checkpoint }, "sql".to_owned())
             }
+            "rabbitmq" => self.rabbitmq(raw, table)?,
             other => {
                 return Err(self
                     .error(&raw.kind, format!("unknown backlog kind `{other}`"))
@@ -100,24 +103,25 @@ impl Checker<'_> {
         match source {
             BacklogSource::RedisStreams { .. } => "\"redis://127.0.0.1:6379\"",
             BacklogSource::Sql { .. } => "\"postgres://user@127.0.0.1:5432/db\"",
+            BacklogSource::RabbitMq { .. } => "\"amqp://guest:guest@127.0.0.1:5672/%2f\"",
         }
     }
 
-    /// The URL's scheme fits the kind (a mysql:// URL is told it is not supported yet).
+    /// The URL's scheme fits the kind.
     fn backlog_url(&self, raw: &RawBacklog, source: &BacklogSource, url: &str) -> Result<()> {
         let at = raw.url.as_ref().expect("read by `needed`");
         let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
         let fits = match source {
             BacklogSource::RedisStreams { .. } => matches!(scheme, "redis" | "rediss"),
-            BacklogSource::Sql { .. } => matches!(scheme, "postgres" | "postgresql"),
+            BacklogSource::Sql { .. } => matches!(scheme, "postgres" | "postgresql" | "mysql" | "mariadb"),
+            BacklogSource::RabbitMq { .. } => scheme == "amqp",
         };
         if fits {
             return Ok(());
         }
         let message = match (source, scheme) {
-            (BacklogSource::Sql { .. }, "mysql" | "mariadb") => {
-                "MySQL/MariaDB backlogs are not supported yet".to_owned()
-            }
+            // The AMQP client is built without TLS (it would add rustls to every build).
+            (BacklogSource::RabbitMq { .. }, "amqps") => "amqps:// (TLS) is not supported".to_owned(),
             _ => format!(
                 "`{}` is not a URL a `{}` backlog reads",
                 super::super::redact::redact_urls(url),
@@ -125,5 +129,51 @@ impl Checker<'_> {
             ),
         };
         Err(self.error(at, message).with_hint(format!("url = {}", self.url_example(source))))
+    }
+}
+
+/// `kind = "rabbitmq"`'s keys (kept apart from the shared dispatch above).
+impl Checker<'_> {
+    fn rabbitmq(&self, raw: &RawBacklog, table: &Spanned<RawBacklog>) -> Result<(BacklogSource, String)> {
+        for (value, key) in
+            [(&raw.stream, "stream"), (&raw.group, "group"), (&raw.head, "head"), (&raw.checkpoint, "checkpoint")]
+        {
+            if let Some(v) = value {
+                return Err(self.error(v, format!("`{key}` is not a key of a `rabbitmq` backlog")));
+            }
+        }
+        let queue = match &raw.queue {
+            Some(v) if !v.get_ref().trim().is_empty() => self.string(v)?,
+            Some(v) => return Err(self.error(v, "`queue` is empty")),
+            None => {
+                return Err(self
+                    .error(table, "a `rabbitmq` backlog needs `queue`")
+                    .with_hint("queue = \"order-view\""));
+            }
+        };
+        let management_url = match &raw.management_url {
+            None => None,
+            Some(v) => {
+                let url = self.string(v)?;
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(self
+                        .error(v, "`management_url` is the management plugin's HTTP address")
+                        .with_hint("management_url = \"http://guest:guest@127.0.0.1:15672\""));
+                }
+                Some(url)
+            }
+        };
+        let name = queue.clone();
+        Ok((BacklogSource::RabbitMq { queue, management_url }, name))
+    }
+
+    /// `queue` and `management_url` belong to `kind = "rabbitmq"` only.
+    fn not_rabbitmq(&self, raw: &RawBacklog) -> Result<()> {
+        for (value, key) in [(&raw.queue, "queue"), (&raw.management_url, "management_url")] {
+            if let Some(v) = value {
+                return Err(self.error(v, format!("`{key}` is not a key of a `{}` backlog", raw.kind.get_ref())));
+            }
+        }
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@
 //! - Redis Streams: XADD; the projector XREADGROUP … `>` then XACK (group created at `$`).
 //! - Postgres: INSERT into `{schema}.events` (one at a time, so ids commit in order); the
 //!   projector reads past `{schema}.checkpoint.position` and moves it.
+//! - RabbitMQ (feed_rabbitmq.rs) and MariaDB/MySQL (feed_mysql.rs), each in its own module.
 //!
 //! - `POST /events` → 202
 //! - `GET /truth` → `{"appended", "applied", "series": [[ms, behind], …], "drained_ms"}`
@@ -26,6 +27,8 @@ use super::App;
 pub enum Store {
     Redis { url: String, stream: String, group: String },
     Postgres { url: String, schema: String },
+    RabbitMq(super::feed_rabbitmq::Queue),
+    Mysql(super::feed_mysql::Tables),
 }
 
 /// The projector's plan, in ms after the first command.
@@ -68,6 +71,8 @@ struct Feed {
 enum Connection {
     Redis(redis::aio::MultiplexedConnection),
     Postgres(tokio_postgres::Client),
+    RabbitMq(super::feed_rabbitmq::Connection),
+    Mysql(super::feed_mysql::Connection),
 }
 
 type Shared = Arc<Feed>;
@@ -125,6 +130,8 @@ async fn prepare(store: &Store) {
                 .await
                 .unwrap();
         }
+        Store::RabbitMq(queue) => super::feed_rabbitmq::prepare(queue).await,
+        Store::Mysql(tables) => super::feed_mysql::prepare(tables).await,
     }
 }
 
@@ -132,6 +139,8 @@ async fn connect(store: &Store) -> Connection {
     match store {
         Store::Redis { url, .. } => Connection::Redis(connect_redis(url).await),
         Store::Postgres { url, .. } => Connection::Postgres(connect_pg(url).await),
+        Store::RabbitMq(queue) => Connection::RabbitMq(super::feed_rabbitmq::connect(queue).await),
+        Store::Mysql(tables) => Connection::Mysql(super::feed_mysql::connect(tables).await),
     }
 }
 
@@ -148,6 +157,15 @@ async fn connect_pg(url: &str) -> tokio_postgres::Client {
 async fn append(State(slot): State<Arc<std::sync::OnceLock<Shared>>>, body: String) -> StatusCode {
     let Some(feed) = slot.get() else { return StatusCode::SERVICE_UNAVAILABLE };
     let mut connection = feed.appending.lock().await;
+    // Counted before the write: the projector may apply an entry before its writer hears
+    // back (a RabbitMQ delivery overtakes the publisher's confirm), and applied must never
+    // pass appended. A failed write is taken back.
+    {
+        let mut truth = feed.truth.lock().unwrap();
+        truth.first.get_or_insert_with(Instant::now);
+        truth.appended += 1;
+        truth.mark();
+    }
     let appended = match (&mut *connection, &feed.store) {
         (Connection::Redis(c), Store::Redis { stream, .. }) => {
             let added: redis::RedisResult<String> =
@@ -157,15 +175,16 @@ async fn append(State(slot): State<Arc<std::sync::OnceLock<Shared>>>, body: Stri
         (Connection::Postgres(c), Store::Postgres { schema, .. }) => {
             c.execute(&format!("insert into {schema}.events (body) values ($1)"), &[&body]).await.is_ok()
         }
+        (Connection::RabbitMq(c), Store::RabbitMq(_)) => c.publish(&body).await,
+        (Connection::Mysql(c), Store::Mysql(tables)) => super::feed_mysql::append(c, tables, &body).await,
         _ => false,
     };
     if !appended {
+        let mut truth = feed.truth.lock().unwrap();
+        truth.appended -= 1;
+        truth.mark();
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
-    let mut truth = feed.truth.lock().unwrap();
-    truth.first.get_or_insert_with(Instant::now);
-    truth.appended += 1;
-    truth.mark();
     StatusCode::ACCEPTED
 }
 
@@ -259,6 +278,8 @@ async fn consume(connection: &mut Connection, store: &Store, max: u64) -> u64 {
                 .unwrap();
             rows.len() as u64
         }
+        (Connection::RabbitMq(c), Store::RabbitMq(_)) => c.consume(max).await,
+        (Connection::Mysql(c), Store::Mysql(tables)) => super::feed_mysql::consume(c, tables, max).await,
         _ => 0,
     }
 }
