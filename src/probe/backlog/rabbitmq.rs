@@ -233,8 +233,8 @@ mod tests {
         assert_eq!(url.as_str(), "http://rabbit.local:15672/api/queues/%2F/order%20view");
         assert_eq!(credentials, ("app".to_owned(), "p@ss".to_owned()));
         let (url, credentials) =
-            management_address(&amqp, Some("https://admin:secret@mgmt.local:8443/rabbit"), "q").unwrap();
-        assert_eq!(url.as_str(), "https://mgmt.local:8443/rabbit/api/queues/%2F/q");
+            management_address(&amqp, Some("http://admin:secret@mgmt.local:8080/rabbit"), "q").unwrap();
+        assert_eq!(url.as_str(), "http://mgmt.local:8080/rabbit/api/queues/%2F/q");
         assert_eq!(credentials, ("admin".to_owned(), "secret".to_owned()));
         let plain = parse_amqp("amqp://127.0.0.1").unwrap();
         assert_eq!((plain.user.as_str(), plain.vhost.as_str(), plain.port), ("guest", "/", 5672));
