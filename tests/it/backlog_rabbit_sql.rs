@@ -23,6 +23,21 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
 }
 
+/// Deletes the queue or drops the tables when the test ends, passed or not.
+enum Cleanup {
+    Queue { url: String, queue: String },
+    Tables(feed_mysql::Tables),
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        match self {
+            Cleanup::Queue { url, queue } => block_on(feed_rabbitmq::remove(url, queue)),
+            Cleanup::Tables(tables) => block_on(feed_mysql::remove(tables)),
+        }
+    }
+}
+
 fn rabbitmq_case(resumed: bool) {
     let Some(url) = env_url("CQRS_BENCH_AMQP_URL") else {
         eprintln!("skipped: CQRS_BENCH_AMQP_URL is not set");
@@ -30,13 +45,13 @@ fn rabbitmq_case(resumed: bool) {
     };
     let queue = format!("cqrs-bench-backlog-{}-{resumed}", std::process::id());
     let store = Store::RabbitMq(feed_rabbitmq::Queue { url: url.clone(), queue: queue.clone() });
+    let _cleanup = Cleanup::Queue { url: url.clone(), queue: queue.clone() };
     let app = feed::start(store, plan(resumed));
     let backlog = format!("kind = \"rabbitmq\"\nurl = \"{url}\"\nqueue = \"{queue}\"");
     // Long enough after the load for the statistics to show the held deliveries acked.
     let (stats, stdout) = run(&scenario_settling(&app.url, &backlog, "14s"));
     let truth = app.truth();
     drop(app);
-    block_on(feed_rabbitmq::remove(&url, &queue));
     let exactness = Exactness {
         stale_entries: u64::from(feed_rabbitmq::PREFETCH),
         stale_drain_ms: RABBIT_STATS_LAG_MS,
@@ -70,6 +85,7 @@ fn mysql_case(resumed: bool) {
     };
     let prefix = format!("backlog_{}_{resumed}", std::process::id());
     let tables = feed_mysql::Tables { url: url.clone(), prefix: prefix.clone() };
+    let _cleanup = Cleanup::Tables(tables.clone());
     let app = feed::start(Store::Mysql(tables.clone()), plan(resumed));
     let backlog = format!(
         "kind = \"sql\"\nurl = \"{url}\"\nhead = \"select max(id) from {prefix}_events\"\n\
@@ -78,7 +94,6 @@ fn mysql_case(resumed: bool) {
     let (stats, stdout) = run(&scenario(&app.url, &backlog));
     let truth = app.truth();
     drop(app);
-    block_on(feed_mysql::remove(&tables));
     check(&stats, &truth, resumed);
     assert!(stdout.contains("backlog view (sql): max"), "{stdout}");
 }
