@@ -577,7 +577,7 @@ pub enum BacklogSource {
     /// XINFO GROUPS: `lag` (not yet delivered) + `pending` (delivered, not acknowledged).
     RedisStreams { stream: String, group: String },
     /// Two queries, each one number: the event store's head position and the projection's
-    /// checkpoint; the backlog is head − checkpoint.
+    /// checkpoint; the backlog is head − checkpoint. Postgres or MySQL/MariaDB, by the URL.
     Sql {
         head: String,
         checkpoint: String,
@@ -592,6 +592,9 @@ pub enum BacklogSource {
     /// `$JS.API.CONSUMER.INFO`: a JetStream durable consumer's `num_pending` (not yet
     /// delivered) + `num_ack_pending` (delivered, not acknowledged).
     Nats { stream: String, consumer: String },
+    /// A queue's depth: ready (AMQP, live) + unacknowledged (the management API, as of
+    /// its last statistics). `management_url`: given, or derived from the AMQP URL.
+    RabbitMq { queue: String, management_url: Option<String> },
 }
 
 impl BacklogSpec {
@@ -600,6 +603,7 @@ impl BacklogSpec {
             BacklogSource::RedisStreams { .. } => "redis-streams",
             BacklogSource::Sql { .. } => "sql",
             BacklogSource::Nats { .. } => "nats",
+            BacklogSource::RabbitMq { .. } => "rabbitmq",
         }
     }
 

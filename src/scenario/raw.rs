@@ -375,6 +375,9 @@ pub struct RawBacklog {
     /// (projection, checkpoint) rows, instead of `checkpoint`.
     pub checkpoints: Option<S<String>>,
     pub oldest_unapplied: Option<S<String>>,
+    // rabbitmq
+    pub queue: Option<S<String>>,
+    pub management_url: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

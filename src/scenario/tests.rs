@@ -735,3 +735,36 @@ fn several_values_load_named_with_their_own_deltas() {
     let values = scenario.verify.unwrap().values;
     assert_eq!((values.len(), values[0].name.as_str()), (1, "value"));
 }
+
+/// Issue 33: `rabbitmq` and `sql` on MySQL/MariaDB load; `amqps://` and an https
+/// management API are located errors (neither client is built with TLS).
+#[test]
+fn issue33_rabbitmq_and_mysql_backlogs_load() {
+    let base = "name = \"b\"\n[target]\nkind = \"embedded\"\n[load]\nstages = [{ duration = \"5s\", rate = 10 }]\n\
+                [mix]\nkeys = { count = 10 }\n[[query]]\nname = \"q\"\npath = \"/accounts/{{key}}\"\n";
+    let text = format!(
+        "{base}[[backlog]]\nkind = \"rabbitmq\"\nurl = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\nqueue = \"order-view\"\n\
+         management_url = \"http://monitor:secret@127.0.0.1:15672\"\n\
+         [[backlog]]\nkind = \"sql\"\nurl = \"mariadb://root@127.0.0.1:3306/test\"\nhead = \"select 1\"\ncheckpoint = \"select 0\"\n"
+    );
+    let scenario = load_str(&text, Path::new("b.toml"), &[]).unwrap();
+    assert_eq!(scenario.backlog[0].name, "order-view");
+    assert_eq!(scenario.backlog[0].kind(), "rabbitmq");
+    assert_eq!(
+        scenario.backlog[0].source,
+        crate::scenario::BacklogSource::RabbitMq {
+            queue: "order-view".into(),
+            management_url: Some("http://monitor:secret@127.0.0.1:15672".into())
+        }
+    );
+    assert_eq!(scenario.backlog[1].kind(), "sql");
+    for (bad, expected) in [
+        ("url = \"amqps://u:hunter2@h/%2f\"\nqueue = \"q\"", "amqps:// (TLS) is not supported"),
+        ("url = \"amqp://h\"\nqueue = \"q\"\nmanagement_url = \"https://h:15671\"", "http:// address (no TLS)"),
+    ] {
+        let text = format!("{base}[[backlog]]\nkind = \"rabbitmq\"\n{bad}\n");
+        let error = load_str(&text, Path::new("b.toml"), &[]).unwrap_err().to_string();
+        assert!(error.contains(expected) && error.contains("b.toml:"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+}

@@ -4,6 +4,7 @@
 mod apps;
 mod backlog;
 mod backlog_more;
+mod backlog_rabbit_sql;
 mod browser;
 mod capacity;
 mod cdp;

@@ -37,6 +37,10 @@ pub struct BacklogStats {
     /// Why the first failed sample failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_because: Option<String>,
+    /// Which part of the figures the source gives late, and by how much at most
+    /// (RabbitMQ's unacknowledged count); absent when every figure is read live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<String>,
     /// Seconds after the load's start at which the load ended (the drain is counted from it).
     pub load_end_s: f64,
     pub samples: Vec<BacklogPoint>,
@@ -74,7 +78,8 @@ impl BacklogStats {
             Some(s) => format!("lag max {s:.1} s"),
             None => format!("lag unknown ({})", self.lag_unknown_because.as_deref().unwrap_or("no sample")),
         };
-        format!("backlog {} ({}): max {max} behind, {lag}, {drain}{unknown}", self.name, self.kind)
+        let stale = self.stale.as_deref().map_or(String::new(), |s| format!("; {s}"));
+        format!("backlog {} ({}): max {max} behind, {lag}, {drain}{unknown}{stale}", self.name, self.kind)
     }
 }
 
@@ -131,6 +136,10 @@ pub fn figures(
         not_drained,
         unknown_seconds: failed as f64 * every_s,
         unknown_because: if failed > 0 { first_error } else { None },
+        stale: match spec.source {
+            crate::scenario::BacklogSource::RabbitMq { .. } => Some(super::rabbitmq::STALE.to_owned()),
+            _ => None,
+        },
         load_end_s,
         samples: points,
     }

@@ -1,6 +1,6 @@
 //! `[[backlog]]` (issue 33): how far behind the projectors are, read from the bus or event
-//! store itself — a Redis Streams consumer group, a SQL checkpoint table — beside the Kafka
-//! consumer-group lag of `[bus]`.
+//! store itself — a Redis Streams consumer group, a SQL checkpoint table (Postgres,
+//! MySQL/MariaDB), a RabbitMQ queue — beside the Kafka consumer-group lag of `[bus]`.
 //!
 //! One sampler task per source reads it every `every` from the load's start; after the
 //! load it goes on until the source reads 0 (drained) or `settle` has passed, and at least
@@ -9,9 +9,11 @@
 //! not answer, or a query that fails, stops the run before it starts.
 
 pub mod figures;
+mod mysql;
 pub mod nats;
 mod postgres;
 mod projections;
+mod rabbitmq;
 mod redis_lag;
 pub mod sources;
 

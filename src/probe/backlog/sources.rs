@@ -27,6 +27,8 @@ pub enum Reader {
     Redis { connection: redis::aio::MultiplexedConnection, stream: String, group: String },
     Sql { client: tokio_postgres::Client, queries: super::postgres::SqlQueries },
     Nats(super::nats::NatsReader),
+    Mysql(super::mysql::MysqlReader),
+    RabbitMq(super::rabbitmq::RabbitReader),
 }
 
 impl Reader {
@@ -39,6 +41,12 @@ impl Reader {
                     let connection = client.get_multiplexed_async_connection().await?;
                     Ok(Reader::Redis { connection, stream: stream.clone(), group: group.clone() })
                 }
+                BacklogSource::Sql { head, checkpoint, .. } if is_mysql(&spec.url) => {
+                    Ok(Reader::Mysql(super::mysql::MysqlReader::connect(&spec.url, head, checkpoint).await?))
+                }
+                BacklogSource::RabbitMq { queue, management_url } => Ok(Reader::RabbitMq(
+                    super::rabbitmq::RabbitReader::connect(&spec.url, queue, management_url.as_deref()).await?,
+                )),
                 BacklogSource::Sql { .. } => {
                     let (client, connection) = tokio_postgres::connect(&spec.url, tokio_postgres::NoTls).await?;
                     // The connection task ends when the client is dropped.
@@ -65,6 +73,8 @@ impl Reader {
                 each.pop().map(|(_, reading)| reading).context("the `checkpoints` query answered no projection")
             }
             Reader::Nats(reader) => reader.read().await,
+            Reader::Mysql(reader) => reader.read().await,
+            Reader::RabbitMq(reader) => reader.read().await,
         }
     }
 
@@ -78,9 +88,24 @@ impl Reader {
     }
 }
 
+/// A `sql` source on MySQL/MariaDB rather than Postgres.
+fn is_mysql(url: &str) -> bool {
+    url.starts_with("mysql://") || url.starts_with("mariadb://")
+}
+
 /// An error's text with the source's URL (and any password in it) masked.
 pub fn redacted(error: anyhow::Error, spec: &BacklogSpec) -> anyhow::Error {
-    let text = format!("{error:#}").replace(&spec.url, &spec.redacted_url());
+    let mut text = format!("{error:#}").replace(&spec.url, &spec.redacted_url());
+    // A client may quote the password alone (not inside the URL): mask it too.
+    let urls = std::iter::once(spec.url.as_str()).chain(match &spec.source {
+        BacklogSource::RabbitMq { management_url, .. } => management_url.as_deref(),
+        _ => None,
+    });
+    for url in urls {
+        if let Some(password) = reqwest::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned)) {
+            text = crate::scenario::redact::mask_value(&text, &password);
+        }
+    }
     anyhow::anyhow!(crate::scenario::redact::redact_urls(&text))
 }
 

@@ -11,7 +11,7 @@ use crate::scenario::model::{BacklogSource, BacklogSpec};
 use crate::scenario::raw::RawBacklog;
 
 /// The kinds `[[backlog]] kind` accepts.
-pub const BACKLOG_KINDS: &str = "`redis-streams`, `sql` or `nats`";
+pub const BACKLOG_KINDS: &str = "`redis-streams`, `sql`, `nats` or `rabbitmq`";
 /// Sampling faster than this loads the source for little (one read per source per sample).
 const MIN_EVERY: Duration = Duration::from_millis(100);
 /// Sampling goes on this long after the load, waiting for the backlog to drain, unless
@@ -49,28 +49,16 @@ impl Checker<'_> {
                     .with_hint(format!("{key} = {example}"))),
             }
         };
-        let not_for = |value: &Option<Spanned<String>>, key: &str| -> Result<()> {
-            match value {
-                Some(v) => Err(self.error(v, format!("`{key}` is not a key of a `{}` backlog", raw.kind.get_ref()))),
-                None => Ok(()),
-            }
-        };
         let (source, default_name) = match raw.kind.get_ref().as_str() {
             "redis-streams" => {
-                not_for(&raw.head, "head")?;
-                not_for(&raw.checkpoint, "checkpoint")?;
-                not_for(&raw.consumer, "consumer")?;
-                not_for(&raw.checkpoints, "checkpoints")?;
-                not_for(&raw.oldest_unapplied, "oldest_unapplied")?;
+                self.only_keys_of(raw, &["stream", "group"])?;
                 let stream = needed(&raw.stream, "stream", "\"inventory-events\"")?;
                 let group = needed(&raw.group, "group", "\"search-projector\"")?;
                 let name = format!("{stream}/{group}");
                 (BacklogSource::RedisStreams { stream, group }, name)
             }
             "sql" => {
-                not_for(&raw.stream, "stream")?;
-                not_for(&raw.group, "group")?;
-                not_for(&raw.consumer, "consumer")?;
+                self.only_keys_of(raw, &["head", "checkpoint", "checkpoints", "oldest_unapplied"])?;
                 let head = needed(&raw.head, "head", "\"select max(id) from events\"")?;
                 let (checkpoint, per_projection) = self.sql_checkpoint(table)?;
                 let oldest_unapplied = match &raw.oldest_unapplied {
@@ -89,17 +77,17 @@ impl Checker<'_> {
                 (BacklogSource::Sql { head, checkpoint, per_projection, oldest_unapplied }, "sql".to_owned())
             }
             "nats" => {
-                not_for(&raw.group, "group")?;
-                not_for(&raw.head, "head")?;
-                not_for(&raw.checkpoint, "checkpoint")?;
-                not_for(&raw.checkpoints, "checkpoints")?;
-                not_for(&raw.oldest_unapplied, "oldest_unapplied")?;
+                self.only_keys_of(raw, &["stream", "consumer"])?;
                 let stream = needed(&raw.stream, "stream", "\"ORDERS\"")?;
                 let consumer = needed(&raw.consumer, "consumer", "\"order-view\"")?;
                 self.jetstream_name(&raw.stream, &stream, "stream")?;
                 self.jetstream_name(&raw.consumer, &consumer, "consumer")?;
                 let name = format!("{stream}/{consumer}");
                 (BacklogSource::Nats { stream, consumer }, name)
+            }
+            "rabbitmq" => {
+                self.only_keys_of(raw, &["queue", "management_url"])?;
+                self.rabbitmq(raw, table)?
             }
             other => {
                 return Err(self
@@ -109,6 +97,7 @@ impl Checker<'_> {
         };
         let url = needed(&raw.url, "url", self.url_example(&source))?;
         self.backlog_url(raw, &source, &url)?;
+        self.mysql_sql(raw, &url)?;
         let every = self.duration_or(&raw.every, Duration::from_secs(1))?;
         if every < MIN_EVERY {
             let at = raw.every.as_ref().expect("below the minimum, so given");
@@ -162,25 +151,26 @@ impl Checker<'_> {
             BacklogSource::RedisStreams { .. } => "\"redis://127.0.0.1:6379\"",
             BacklogSource::Sql { .. } => "\"postgres://user@127.0.0.1:5432/db\"",
             BacklogSource::Nats { .. } => "\"nats://127.0.0.1:4222\"",
+            BacklogSource::RabbitMq { .. } => "\"amqp://guest:guest@127.0.0.1:5672/%2f\"",
         }
     }
 
-    /// The URL's scheme fits the kind (a mysql:// URL is told it is not supported yet).
+    /// The URL's scheme fits the kind.
     fn backlog_url(&self, raw: &RawBacklog, source: &BacklogSource, url: &str) -> Result<()> {
         let at = raw.url.as_ref().expect("read by `needed`");
         let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
         let fits = match source {
             BacklogSource::RedisStreams { .. } => matches!(scheme, "redis" | "rediss"),
-            BacklogSource::Sql { .. } => matches!(scheme, "postgres" | "postgresql"),
+            BacklogSource::Sql { .. } => matches!(scheme, "postgres" | "postgresql" | "mysql" | "mariadb"),
             BacklogSource::Nats { .. } => scheme == "nats",
+            BacklogSource::RabbitMq { .. } => scheme == "amqp",
         };
         if fits {
             return Ok(());
         }
         let message = match (source, scheme) {
-            (BacklogSource::Sql { .. }, "mysql" | "mariadb") => {
-                "MySQL/MariaDB backlogs are not supported yet".to_owned()
-            }
+            // The AMQP client is built without TLS (it would add rustls to every build).
+            (BacklogSource::RabbitMq { .. }, "amqps") => "amqps:// (TLS) is not supported".to_owned(),
             _ => format!(
                 "`{}` is not a URL a `{}` backlog reads",
                 super::super::redact::redact_urls(url),
@@ -188,5 +178,78 @@ impl Checker<'_> {
             ),
         };
         Err(self.error(at, message).with_hint(format!("url = {}", self.url_example(source))))
+    }
+}
+
+/// `kind = "rabbitmq"`'s keys (kept apart from the shared dispatch above).
+impl Checker<'_> {
+    fn rabbitmq(&self, raw: &RawBacklog, table: &Spanned<RawBacklog>) -> Result<(BacklogSource, String)> {
+        let queue = match &raw.queue {
+            Some(v) if !v.get_ref().trim().is_empty() => self.string(v)?,
+            Some(v) => return Err(self.error(v, "`queue` is empty")),
+            None => {
+                return Err(self
+                    .error(table, "a `rabbitmq` backlog needs `queue`")
+                    .with_hint("queue = \"order-view\""));
+            }
+        };
+        let management_url = match &raw.management_url {
+            None => None,
+            Some(v) => {
+                let url = self.string(v)?;
+                // The HTTP client is built without TLS (as for the targets; see Cargo.toml).
+                if !url.starts_with("http://") {
+                    return Err(self
+                        .error(v, "`management_url` is the management plugin's http:// address (no TLS)")
+                        .with_hint("management_url = \"http://guest:guest@127.0.0.1:15672\""));
+                }
+                Some(url)
+            }
+        };
+        let name = queue.clone();
+        Ok((BacklogSource::RabbitMq { queue, management_url }, name))
+    }
+
+    /// A key only other kinds read (`group` on a `nats` source) is a located error, not
+    /// silently ignored.
+    fn only_keys_of(&self, raw: &RawBacklog, own: &[&str]) -> Result<()> {
+        let kind_keys = [
+            ("stream", &raw.stream),
+            ("group", &raw.group),
+            ("consumer", &raw.consumer),
+            ("head", &raw.head),
+            ("checkpoint", &raw.checkpoint),
+            ("checkpoints", &raw.checkpoints),
+            ("oldest_unapplied", &raw.oldest_unapplied),
+            ("queue", &raw.queue),
+            ("management_url", &raw.management_url),
+        ];
+        match kind_keys.into_iter().find(|(key, value)| value.is_some() && !own.contains(key)) {
+            Some((key, Some(v))) => {
+                Err(self.error(v, format!("`{key}` is not a key of a `{}` backlog", raw.kind.get_ref())))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// MySQL/MariaDB sources read `head` and `checkpoint` only (one projection, no lag).
+    fn mysql_sql(&self, raw: &RawBacklog, url: &str) -> Result<()> {
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        if !matches!(scheme, "mysql" | "mariadb") {
+            return Ok(());
+        }
+        for (key, value) in [("checkpoints", &raw.checkpoints), ("oldest_unapplied", &raw.oldest_unapplied)] {
+            if let Some(v) = value {
+                return Err(self
+                    .error(
+                        v,
+                        format!(
+                            "`{key}` is read on PostgreSQL only; a MySQL/MariaDB source reads `head` and `checkpoint`"
+                        ),
+                    )
+                    .with_hint("one [[backlog]] per projection, each with its `checkpoint` query"));
+            }
+        }
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //!   projector reads past `{schema}.checkpoint.position` and moves it.
 //! - NATS JetStream (`feed_nats.rs`): publish, wait for the PubAck; the projector pulls
 //!   from a durable consumer and acknowledges.
+//! - RabbitMQ (feed_rabbitmq.rs) and MariaDB/MySQL (feed_mysql.rs), each in its own module.
 //!
 //! With `Plan::fast_projection_from_ms`, a second projection `fast` (Postgres only) gets its
 //! checkpoint row then and applies everything as it comes from there on.
@@ -35,6 +36,8 @@ pub enum Store {
     Redis { url: String, stream: String, group: String },
     Postgres { url: String, schema: String },
     Nats { url: String, stream: String, consumer: String },
+    RabbitMq(super::feed_rabbitmq::Queue),
+    Mysql(super::feed_mysql::Tables),
 }
 
 /// The projector's plan, in ms after the first command.
@@ -98,6 +101,8 @@ enum Connection {
     Redis(redis::aio::MultiplexedConnection),
     Postgres(tokio_postgres::Client),
     Nats(cqrs_bench::probe::backlog::nats::protocol::Connection),
+    RabbitMq(super::feed_rabbitmq::Connection),
+    Mysql(super::feed_mysql::Connection),
 }
 
 type Shared = Arc<Feed>;
@@ -157,6 +162,8 @@ async fn prepare(store: &Store) {
                 .unwrap();
         }
         Store::Nats { url, stream, consumer } => super::feed_nats::prepare(url, stream, consumer).await,
+        Store::RabbitMq(queue) => super::feed_rabbitmq::prepare(queue).await,
+        Store::Mysql(tables) => super::feed_mysql::prepare(tables).await,
     }
 }
 
@@ -165,6 +172,8 @@ async fn connect(store: &Store) -> Connection {
         Store::Redis { url, .. } => Connection::Redis(connect_redis(url).await),
         Store::Postgres { url, .. } => Connection::Postgres(connect_pg(url).await),
         Store::Nats { url, .. } => Connection::Nats(super::feed_nats::connect(url).await),
+        Store::RabbitMq(queue) => Connection::RabbitMq(super::feed_rabbitmq::connect(queue).await),
+        Store::Mysql(tables) => Connection::Mysql(super::feed_mysql::connect(tables).await),
     }
 }
 
@@ -181,6 +190,17 @@ async fn connect_pg(url: &str) -> tokio_postgres::Client {
 async fn append(State(slot): State<Arc<std::sync::OnceLock<Shared>>>, body: String) -> StatusCode {
     let Some(feed) = slot.get() else { return StatusCode::SERVICE_UNAVAILABLE };
     let mut connection = feed.appending.lock().await;
+    // Counted before the write: the projector may apply an entry before its writer hears
+    // back (a RabbitMQ delivery overtakes the publisher's confirm), and applied must never
+    // pass appended. A failed write is taken back.
+    {
+        let mut truth = feed.truth.lock().unwrap();
+        truth.first.get_or_insert_with(Instant::now);
+        truth.appended += 1;
+        let now = truth.ms();
+        truth.appended_at_ms.push(now);
+        truth.mark();
+    }
     let appended = match (&mut *connection, &feed.store) {
         (Connection::Redis(c), Store::Redis { stream, .. }) => {
             let added: redis::RedisResult<String> =
@@ -191,17 +211,17 @@ async fn append(State(slot): State<Arc<std::sync::OnceLock<Shared>>>, body: Stri
             c.execute(&format!("insert into {schema}.events (body) values ($1)"), &[&body]).await.is_ok()
         }
         (Connection::Nats(c), Store::Nats { stream, .. }) => super::feed_nats::append(c, stream, &body).await,
+        (Connection::RabbitMq(c), Store::RabbitMq(_)) => c.publish(&body).await,
+        (Connection::Mysql(c), Store::Mysql(tables)) => super::feed_mysql::append(c, tables, &body).await,
         _ => false,
     };
     if !appended {
+        let mut truth = feed.truth.lock().unwrap();
+        truth.appended -= 1;
+        truth.appended_at_ms.pop();
+        truth.mark();
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
-    let mut truth = feed.truth.lock().unwrap();
-    truth.first.get_or_insert_with(Instant::now);
-    truth.appended += 1;
-    let now = truth.ms();
-    truth.appended_at_ms.push(now);
-    truth.mark();
     StatusCode::ACCEPTED
 }
 
@@ -345,6 +365,8 @@ async fn consume(connection: &mut Connection, store: &Store, name: &str, max: u6
         (Connection::Nats(c), Store::Nats { stream, consumer, .. }) => {
             super::feed_nats::consume(c, stream, consumer, max).await
         }
+        (Connection::RabbitMq(c), Store::RabbitMq(_)) => c.consume(max).await,
+        (Connection::Mysql(c), Store::Mysql(tables)) => super::feed_mysql::consume(c, tables, max).await,
         _ => 0,
     }
 }

@@ -5,7 +5,9 @@
 
 pub mod contended_wallet;
 pub mod feed;
+pub mod feed_mysql;
 pub mod feed_nats;
+pub mod feed_rabbitmq;
 pub mod journal;
 pub mod stock;
 pub mod tasks;
