@@ -1,27 +1,38 @@
-//! After the load, with `[bus]`: let the event stream go quiet, then account every
-//! acknowledged command against what the bus probe read.
+//! After the load, with `[bus]`: let the event stream go quiet and the consumer groups
+//! drain, then account every acknowledged command against what the bus probe read, and
+//! give each group's lag as a backlog source (kind `kafka`, issue 33).
 
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
 use super::BusOutcome;
-use crate::probe::bus::{self, BusProbe};
+use crate::probe::backlog::BacklogStats;
+use crate::probe::backlog::figures::{self, Described, Sample};
+use crate::probe::backlog::sources::Reading;
+use crate::probe::bus::{self, BusProbe, GroupReading};
 use crate::probe::ledger::Ledger;
+use crate::scenario::BusSpec;
 
-/// Lets the bus drain (until nothing new arrives for a second, or `settle`), then
-/// accounts every acknowledged command against what the probe saw.
+/// Lets the bus drain (until nothing new arrives for a second and no consumer group is
+/// still draining, or `settle`), then accounts every acknowledged command against what
+/// the probe saw.
 pub async fn finish(
     probe: BusProbe,
     ledger: &Ledger,
     settle: Duration,
-    start: Instant,
+    (start, load_end): (Instant, Instant),
     started_at: SystemTime,
+    spec: &BusSpec,
     stop: &CancellationToken,
 ) -> anyhow::Result<BusOutcome> {
     let deadline = Instant::now() + settle;
+    let load_end_s = load_end.saturating_duration_since(start).as_secs_f64();
     let (mut last, mut quiet_since) = (probe.messages_read(), Instant::now());
-    while !stop.is_cancelled() && Instant::now() < deadline && quiet_since.elapsed() < Duration::from_secs(1) {
+    while !stop.is_cancelled()
+        && Instant::now() < deadline
+        && (quiet_since.elapsed() < Duration::from_secs(1) || probe.groups_draining(load_end_s))
+    {
         tokio::select! {
             biased;
             _ = stop.cancelled() => break,
@@ -32,7 +43,11 @@ pub async fn finish(
             (last, quiet_since) = (now, Instant::now());
         }
     }
-    let (seen, sampled) = probe.finish().await?;
+    let (seen, mut sampled) = probe.finish().await?;
+    let backlog = std::mem::take(&mut sampled.readings)
+        .into_iter()
+        .map(|(group, readings)| group_backlog(spec, &group, &readings, load_end_s))
+        .collect();
     let mut e2e = crate::results::histogram::new_latency_histogram();
     for (seq, broker_ms) in &seen.broker_ms {
         if let Some(acked) = ledger.sampled_acks.get(seq) {
@@ -51,5 +66,25 @@ pub async fn finish(
         consumer_lag: sampled.lag,
         placed: seen.placed,
         committed: sampled.committed,
+        backlog,
     })
+}
+
+/// A consumer group's lag as a backlog source: named after the group, read every second,
+/// its committed offsets' sum as progress (their growth per second is the group's rate).
+fn group_backlog(spec: &BusSpec, group: &str, readings: &[GroupReading], load_end_s: f64) -> BacklogStats {
+    let first_error = readings.iter().find_map(|r| r.reading.as_ref().err().cloned());
+    let samples: Vec<Sample> = readings
+        .iter()
+        .map(|r| Sample {
+            t_s: r.t_s,
+            reading: r.reading.as_ref().ok().map(|&(backlog, committed)| Reading {
+                backlog,
+                progress: Some(committed),
+                pending: None,
+            }),
+        })
+        .collect();
+    let source = Described { name: group, kind: "kafka", url: &spec.brokers, every: bus::LAG_EVERY };
+    figures::figures_of(&source, &samples, load_end_s, first_error)
 }

@@ -373,14 +373,20 @@ impl Checker<'_> {
         let actions = raw.action.iter().map(|a| self.action(a)).collect::<Result<Vec<_>>>()?;
         let slo = raw.slo.iter().map(|(k, v)| self.slo(k, v, &operations)).collect::<Result<Vec<_>>>()?;
         let slo_keys: Vec<&Spanned<String>> = raw.slo.keys().collect();
+        // A `[bus]` consumer group is a backlog source too (kind `kafka`).
+        let groups = bus.as_ref().is_some_and(|b| !b.consumer_groups.is_empty());
         if backlog.is_empty()
+            && !groups
             && let Some((key, _)) = slo_keys
                 .iter()
                 .zip(&slo)
                 .find(|(_, rule)| matches!(rule.metric, SloMetric::BacklogMax | SloMetric::BacklogDrain))
         {
             return Err(self
-                .error(key, format!("`{}` judges the [[backlog]] sources, and there is none", key.get_ref()))
+                .error(
+                    key,
+                    format!("`{}` judges the [[backlog]] sources and [bus] consumer groups, and there is none", key.get_ref()),
+                )
                 .with_hint("add [[backlog]] kind = \"redis-streams\", url = \"redis://HOST:6379\", stream = \"…\", group = \"…\""));
         }
         self.check_staleness_slos(&slo_keys, &slo, staleness.as_ref())?;

@@ -72,7 +72,28 @@ pub fn figures(
     load_end_s: f64,
     first_error: Option<String>,
 ) -> BacklogStats {
-    let every_s = spec.every.as_secs_f64();
+    let url = spec.redacted_url();
+    let source = Described { name: &spec.name, kind: spec.kind(), url: &url, every: spec.every };
+    figures_of(&source, samples, load_end_s, first_error)
+}
+
+/// What the figures name a source by: a `[[backlog]]` table, or a `[bus]` consumer group.
+pub struct Described<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    /// Password already masked.
+    pub url: &'a str,
+    pub every: std::time::Duration,
+}
+
+/// Figures of a source described by `source`.
+pub fn figures_of(
+    source: &Described<'_>,
+    samples: &[Sample],
+    load_end_s: f64,
+    first_error: Option<String>,
+) -> BacklogStats {
+    let every_s = source.every.as_secs_f64();
     let max = samples.iter().filter_map(|s| s.reading.map(|r| r.backlog)).max();
     let after: Vec<&Sample> = samples.iter().filter(|s| s.t_s >= load_end_s).collect();
     let drained = after.iter().find(|s| s.reading.is_some_and(|r| r.backlog == 0));
@@ -101,9 +122,9 @@ pub fn figures(
         });
     }
     BacklogStats {
-        name: spec.name.clone(),
-        kind: spec.kind().to_owned(),
-        url: spec.redacted_url(),
+        name: source.name.to_owned(),
+        kind: source.kind.to_owned(),
+        url: source.url.to_owned(),
         every_ms: every_s * 1000.0,
         max,
         drained_after_ms,
