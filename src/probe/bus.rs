@@ -240,8 +240,10 @@ impl BusProbe {
     /// (a group that makes no progress, such as one nobody consumes, is not waited for).
     pub fn groups_draining(&self, since_s: f64) -> bool {
         lock(&self.readings).values().any(|readings| {
-            let known: Vec<(f64, u64)> =
-                readings.iter().filter_map(|r| r.reading.as_ref().ok().map(|(messages, _)| (r.t_s, *messages))).collect();
+            let known: Vec<(f64, u64)> = readings
+                .iter()
+                .filter_map(|r| r.reading.as_ref().ok().map(|(messages, _)| (r.t_s, *messages)))
+                .collect();
             match known.last() {
                 None => true,
                 Some(&(t_s, _)) if t_s < since_s => true,
@@ -413,7 +415,10 @@ fn sample_lag(
                 Ok(committed) => committed,
                 Err(e) => {
                     let why = format!("committed offsets of group {group}: {e}");
-                    lock(readings).entry(group.clone()).or_default().push(GroupReading { t_s: now_s, reading: Err(why) });
+                    lock(readings)
+                        .entry(group.clone())
+                        .or_default()
+                        .push(GroupReading { t_s: now_s, reading: Err(why) });
                     continue;
                 }
             };

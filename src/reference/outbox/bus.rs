@@ -42,4 +42,3 @@ pub struct OutboxEvent {
     /// When the command committed, ms since the Unix epoch.
     pub at_ms: i64,
 }
-

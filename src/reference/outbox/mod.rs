@@ -138,8 +138,7 @@ impl OutboxApp {
         };
         let (truth, tasks, shutdown) = (Arc::default(), TaskTracker::new(), CancellationToken::new());
         tasks.spawn(relay::Relay::new(pool.clone(), &config).await?.run(shutdown.clone()));
-        let group =
-            projector::Group::start(&config, read_model.clone(), Arc::clone(&truth), &tasks, &shutdown).await?;
+        let group = projector::Group::start(&config, read_model.clone(), Arc::clone(&truth), &tasks, &shutdown).await?;
         group.wait_until_assigned(config.bus, config.partitions, Duration::from_secs(30)).await?;
         let app = OutboxApp { pool, sql: Arc::new(sql), read_model, truth, tasks, shutdown, group: Arc::new(group) };
         // Faults on the clock start now, with the group in place.

@@ -182,7 +182,10 @@ impl Instance {
             // that poll (and an event taken off the bus is never dropped by an order).
             match control.try_recv() {
                 Ok(Control::Crash) => {
-                    tracing::info!("projector {} crashes: what it applied since its last commit is redelivered", self.index);
+                    tracing::info!(
+                        "projector {} crashes: what it applied since its last commit is redelivered",
+                        self.index
+                    );
                     self = self.crash_and_restart().await;
                     (uncommitted, last_commit) = (0, Instant::now());
                     continue;
