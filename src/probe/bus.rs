@@ -236,19 +236,20 @@ impl BusProbe {
     }
 
     /// Whether a consumer group is still draining after the load: one has no reading
-    /// since `since_s` yet, or is behind and its lag fell over its last three readings
-    /// (a group that makes no progress, such as one nobody consumes, is not waited for).
+    /// since `since_s` yet, or is behind and consuming (its committed offsets moved over
+    /// its last three readings). A group that makes no progress, such as one nobody
+    /// consumes, is not waited for.
     pub fn groups_draining(&self, since_s: f64) -> bool {
         lock(&self.readings).values().any(|readings| {
-            let known: Vec<(f64, u64)> = readings
+            let known: Vec<(f64, u64, i64)> = readings
                 .iter()
-                .filter_map(|r| r.reading.as_ref().ok().map(|(messages, _)| (r.t_s, *messages)))
+                .filter_map(|r| r.reading.as_ref().ok().map(|&(messages, committed)| (r.t_s, messages, committed)))
                 .collect();
             match known.last() {
                 None => true,
-                Some(&(t_s, _)) if t_s < since_s => true,
-                Some(&(_, 0)) => false,
-                Some(_) => known.iter().rev().take(3).collect::<Vec<_>>().windows(2).any(|w| w[0].1 < w[1].1),
+                Some(&(t_s, _, _)) if t_s < since_s => true,
+                Some(&(_, 0, _)) => false,
+                Some(&(_, _, now)) => known.iter().rev().take(3).any(|&(_, _, committed)| committed < now),
             }
         })
     }
