@@ -88,3 +88,40 @@ fn group_backlog(spec: &BusSpec, group: &str, readings: &[GroupReading], load_en
     let source = Described { name: group, kind: "kafka", url: &spec.brokers, every: bus::LAG_EVERY };
     figures::figures_of(&source, &samples, load_end_s, first_error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 33: a group's readings as a `kafka` backlog source: an unknown sample stays
+    /// unknown (never 0) and breaks no rate; progress is the committed offsets' sum.
+    #[test]
+    fn issue33_a_groups_lag_is_a_kafka_backlog() {
+        let spec = BusSpec {
+            brokers: "127.0.0.1:9092".into(),
+            topic: "events".into(),
+            ref_pointer: "/ref".into(),
+            consumer_groups: vec!["view".into()],
+            client: Vec::new(),
+            timeout: Duration::from_secs(1),
+        };
+        let at =
+            |t_s: f64, reading: Result<(u64, i64), &str>| GroupReading { t_s, reading: reading.map_err(String::from) };
+        let readings = [
+            at(1.0, Ok((50, 100))),
+            at(2.0, Err("committed offsets: timed out")),
+            at(3.0, Ok((20, 400))),
+            at(4.0, Ok((0, 520))),
+        ];
+        let stats = group_backlog(&spec, "view", &readings, 2.5);
+        assert_eq!((stats.name.as_str(), stats.kind.as_str(), stats.url.as_str()), ("view", "kafka", "127.0.0.1:9092"));
+        assert_eq!(stats.max, Some(50));
+        assert_eq!(stats.drained_after_ms, Some(1500.0));
+        assert_eq!(stats.unknown_seconds, 1.0);
+        assert_eq!(stats.unknown_because.as_deref(), Some("committed offsets: timed out"));
+        let backlog: Vec<_> = stats.samples.iter().map(|s| s.backlog).collect();
+        assert_eq!(backlog, [Some(50), None, Some(20), Some(0)]);
+        let rates: Vec<_> = stats.samples.iter().map(|s| s.applied_per_s).collect();
+        assert_eq!(rates, [None, None, Some(150.0), Some(120.0)]);
+    }
+}
