@@ -36,7 +36,7 @@
 # others, each tool the same (taskset), as two machines would. Unpinned (the default),
 # this VM's scheduler at times packs a woken server onto the waking load tool's core while
 # the other idles (`perf sched timehist`: nginx and the generator taking turns on CPU 0 in
-# 1-2 ms slices, CPU 1 idle for 8-30 ms). Measured both ways (README), pinning did not
+# 1-2 ms slices, CPU 1 idle for 8-30 ms). Measured both ways (docs/src/design.md), pinning did not
 # raise the open model's figure (0.50 x wrk either way) and lowered cqrs-bench's closed
 # loop against wrk (0.92 -> 0.85 on nginx: its collector thread then shares the one tool
 # core with the generator thread, where wrk -t1 has a single busy thread), so it is an

@@ -145,7 +145,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
     /// Serve live Prometheus/OpenMetrics metrics at http://ADDR/metrics for the whole run
-    /// (setup, load, probes, verification), e.g. `127.0.0.1:9464` (README "Live metrics").
+    /// (setup, load, probes, verification), e.g. `127.0.0.1:9464` (docs/src/live-metrics.md).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
     /// After the run, keep the metrics endpoint up this long, so a scraper gets the final

@@ -907,7 +907,13 @@ mod tests {
                 name: "view".into(),
                 max: Some(7),
                 load_end_s: 5.0,
-                samples: vec![BacklogPoint { t_s: 1.0, backlog: Some(7), pending: None, applied_per_s: Some(3.0) }],
+                samples: vec![BacklogPoint {
+                    t_s: 1.0,
+                    backlog: Some(7),
+                    pending: None,
+                    applied_per_s: Some(3.0),
+                    lag_s: Some(0.5),
+                }],
                 ..Default::default()
             }],
             ..Default::default()

@@ -39,8 +39,8 @@ const BUCKETS_US: [u64; 17] = [
 ];
 
 /// The name of every series the endpoint serves (as scraped: counters with `_total`,
-/// histograms without their `_bucket`/`_sum`/`_count`): the README and the Grafana
-/// dashboard use these and no others (a test checks the dashboard).
+/// histograms without their `_bucket`/`_sum`/`_count`): the guide (docs/src/live-metrics.md)
+/// and the Grafana dashboard use these and no others (a test checks the dashboard).
 pub const METRIC_NAMES: [&str; 12] = [
     "cqrs_bench_operations_total",
     "cqrs_bench_latency_seconds",

@@ -165,9 +165,10 @@ pub struct Sampled {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupReading {
     pub t_s: f64,
-    /// (messages behind, sum of the committed offsets); `Err`: why this sample is
-    /// unknown (a partition's log end or the committed offsets could not be read).
-    pub reading: Result<(u64, i64), String>,
+    /// (messages behind, sum of the committed offsets, seconds behind as `LagSample`
+    /// estimates it); `Err`: why this sample is unknown (a partition's log end or the
+    /// committed offsets could not be read).
+    pub reading: Result<(u64, i64, f64), String>,
 }
 
 /// The readings so far, shared by the sampler and the wait after the load.
@@ -243,7 +244,7 @@ impl BusProbe {
         lock(&self.readings).values().any(|readings| {
             let known: Vec<(f64, u64, i64)> = readings
                 .iter()
-                .filter_map(|r| r.reading.as_ref().ok().map(|&(messages, committed)| (r.t_s, messages, committed)))
+                .filter_map(|r| r.reading.as_ref().ok().map(|&(messages, committed, _)| (r.t_s, messages, committed)))
                 .collect();
             match known.last() {
                 None => true,
@@ -442,7 +443,7 @@ fn sample_lag(
             }
             let reading = match &missing_end {
                 Some(why) => Err(why.clone()),
-                None => Ok((sample.messages, committed_sum)),
+                None => Ok((sample.messages, committed_sum, sample.seconds)),
             };
             lock(readings).entry(group.clone()).or_default().push(GroupReading { t_s: now_s, reading });
             let lag: &mut GroupLag = sampled.lag.entry(group.clone()).or_default();

@@ -3,59 +3,75 @@
 
 use std::path::Path;
 
-use super::plots::{self, BarPlot, Marker, Series, SpectrumPlot, Threshold, TimeSeriesPlot};
+use super::interactive::Chart;
+use super::plots::{self, BarPlot, Marker, Plot, Series, SpectrumPlot, Threshold, TimeSeriesPlot};
 use crate::results::histogram;
 use crate::results::model::RunResult;
 
-/// A drawn plot: its title and SVG text (for report.html).
+/// A plot of the run: its static files (plots/NAME.svg and .png) and its interactive
+/// chart in report.html, both from the same plot struct (issue 35).
 pub struct Figure {
     pub title: String,
-    pub svg: String,
+    pub chart: Chart,
 }
 
-/// Draws every plot that has data into `dir` (SVG + PNG). A plot that fails is returned
-/// as `plots/…: why` (an output not written, issue 32) and skipped; the others are still drawn.
+/// Collects the figures: draws each plot's files and keeps its chart spec.
+struct Figures<'a> {
+    dir: &'a Path,
+    figures: Vec<Figure>,
+    warnings: Vec<String>,
+}
+
+impl Figures<'_> {
+    /// A plot whose files fail is returned as `plots: …: why` (an output not written,
+    /// issue 32); its interactive chart is still in the page.
+    fn add<P: Plot>(&mut self, plot: &P)
+    where
+        for<'p> &'p P: Into<Chart>,
+    {
+        let chart: Chart = plot.into();
+        if let Err(e) = plots::render(plot, self.dir) {
+            self.warnings.push(format!("plots: `{}`: {e:#}", chart.title));
+        }
+        self.figures.push(Figure { title: chart.title.clone(), chart });
+    }
+}
+
+/// Draws every plot that has data into `dir` (SVG + PNG) and returns the figures for
+/// report.html, with the plots that could not be written (the others are still drawn).
 pub fn render_all(result: &RunResult, dir: &Path) -> (Vec<Figure>, Vec<String>) {
-    let mut figures = Vec::new();
-    let mut warnings = Vec::new();
-    let mut add = |title: &str, outcome: anyhow::Result<String>| match outcome {
-        Ok(svg) => figures.push(Figure { title: title.to_owned(), svg }),
-        Err(e) => warnings.push(format!("plots: `{title}`: {e:#}")),
-    };
+    let mut f = Figures { dir, figures: Vec::new(), warnings: Vec::new() };
     let markers: Vec<Marker> = result.actions.iter().map(|a| Marker { label: a.name.clone(), at_s: a.at_s }).collect();
     let duration_s = (result.timeline.len() as u64 * result.timeline_step()).max(1) as f64;
 
-    let spectrum = latency_spectrum(result);
-    add(&spectrum.title.clone(), plots::render(&spectrum, dir));
-    let over_time = latency_over_time(result, &markers, duration_s);
-    add(&over_time.title.clone(), plots::render(&over_time, dir));
-    let throughput = throughput(result, &markers, duration_s);
-    add(&throughput.title.clone(), plots::render(&throughput, dir));
+    f.add(&latency_spectrum(result));
+    f.add(&latency_over_time(result, &markers, duration_s));
+    f.add(&throughput(result, &markers, duration_s));
     if let Some((lag_time, lag_spectrum)) = projection_lag(result, &markers, duration_s) {
-        add(&lag_time.title.clone(), plots::render(&lag_time, dir));
-        add(&lag_spectrum.title.clone(), plots::render(&lag_spectrum, dir));
+        f.add(&lag_time);
+        f.add(&lag_spectrum);
     }
     if let Some(stages) = lag_stages(result, &markers, duration_s) {
-        add(&stages.title.clone(), plots::render(&stages, dir));
+        f.add(&stages);
     }
     if let Some(curve) = visibility(result) {
-        add(&curve.title.clone(), plots::render(&curve, dir));
+        f.add(&curve);
     }
     if let Some(events) = events(result) {
-        add(&events.title.clone(), plots::render(&events, dir));
+        f.add(&events);
     }
     if let Some(lag) = consumer_lag(result, &markers, duration_s) {
-        add(&lag.title.clone(), plots::render(&lag, dir));
+        f.add(&lag);
     }
     if let Some(conflicts) = conflicts(result, &markers, duration_s) {
-        add(&conflicts.title.clone(), plots::render(&conflicts, dir));
+        f.add(&conflicts);
     }
     for (i, source) in result.backlog.iter().enumerate() {
         for plot in backlog(result, i, source, &markers, duration_s) {
-            add(&plot.title.clone(), plots::render(&plot, dir));
+            f.add(&plot);
         }
     }
-    (figures, warnings)
+    (f.figures, f.warnings)
 }
 
 /// SLO thresholds whose name matches `pred`, as labelled lines.
@@ -315,7 +331,8 @@ fn visibility(result: &RunResult) -> Option<plots::XyPlot> {
 /// events the load produced (commands completed per second, from the timeline), so a
 /// projector falling behind shows as a gap between the two lines. An unknown sample is a
 /// break in the line (NaN), never 0. Markers: the `[[action]]`s and the load's end (the
-/// drain is counted from it). Two plots, as entries and entries/s do not share an axis.
+/// drain is counted from it). Two plots, as entries and entries/s do not share an axis,
+/// and a third of the lag in seconds where the source tells it.
 fn backlog(
     result: &RunResult,
     index: usize,
@@ -372,7 +389,24 @@ fn backlog(
         duration_s,
         log_y: false,
     };
-    vec![over_time, throughput]
+    let mut plots = vec![over_time, throughput];
+    // Lag in seconds, where the source tells it (entry ids of Redis Streams, a SQL
+    // `oldest_unapplied` timestamp): its own plot, as seconds do not share entries' axis.
+    if source.max_lag_s.is_some() {
+        let lag = source.samples.iter().map(|s| (s.t_s, or_gap(s.lag_s))).collect();
+        plots.push(TimeSeriesPlot {
+            name: format!("{file}-lag"),
+            title: format!("Lag of {}: age of the oldest entry not applied", source.name),
+            y_label: "seconds behind".into(),
+            series: vec![Series { name: "lag".into(), points: lag, secondary: false, colour: index % 8 }],
+            faint: Vec::new(),
+            thresholds: Vec::new(),
+            markers: plots[0].markers.clone(),
+            duration_s,
+            log_y: false,
+        });
+    }
+    plots
 }
 
 /// Kafka consumer-group lag in messages, one line per group.

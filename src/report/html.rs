@@ -1,10 +1,12 @@
-//! report.html: one self-contained file (inline CSS and SVG, no script, no network).
-//! Verdict first, then the SLO table, the plots, per-operation figures, probes,
-//! the scenario and the environment.
+//! report.html: one self-contained file (inline CSS, chart data and scripts; no network).
+//! Verdict first, then the SLO table, the interactive charts (issue 35: drawn by
+//! [`super::interactive`], the static SVG/PNG of each linked), per-operation figures,
+//! probes, the scenario and the environment.
 
 use std::fmt::Write as _;
 
 use super::figures::Figure;
+use super::interactive;
 use super::junit::escape;
 use super::summary::{fmt_ms, fmt_some_ms, format_value, send_lag_text};
 use crate::results::model::{RunResult, Verdict};
@@ -30,8 +32,13 @@ pub fn render(result: &RunResult, figures: &[Figure]) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>cqrs-bench: {}</title><style>{STYLE}</style></head><body>\n",
-        escape(name)
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{}\">\
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <title>cqrs-bench: {}</title><style>{STYLE}</style>{}</head><body>\n",
+        interactive::CSP,
+        escape(name),
+        interactive::style()
     );
     let _ = writeln!(h, "<h1>cqrs-bench · {}</h1>", escape(name));
     let _ = writeln!(
@@ -46,15 +53,8 @@ pub fn render(result: &RunResult, figures: &[Figure]) -> String {
     );
     verdict(&mut h, result);
     slo_table(&mut h, result);
-    let _ = writeln!(h, "<h2>Plots</h2>");
-    for figure in figures {
-        let _ = writeln!(
-            h,
-            "<figure>{}<figcaption>{}</figcaption></figure>",
-            strip_xml_header(&figure.svg),
-            escape(&figure.title)
-        );
-    }
+    let charts: Vec<&interactive::Chart> = figures.iter().map(|f| &f.chart).collect();
+    plot_boxes(&mut h, &charts, "plots/");
     operations(&mut h, result);
     probes(&mut h, result);
     let _ = writeln!(
@@ -74,8 +74,32 @@ pub fn render(result: &RunResult, figures: &[Figure]) -> String {
         escape(env.git_revision.as_deref().unwrap_or("-")),
         escape(&result.tool_version)
     );
+    h.push_str(&interactive::scripts(&charts, result.warmup_s));
     h.push_str("</body></html>\n");
     h
+}
+
+/// The charts, each in its box with its title and links to its static files in
+/// `static_dir` (`plots/`, or `` beside compare.html); the zoom bar acts on every time
+/// chart at once.
+pub(crate) fn plot_boxes(h: &mut String, charts: &[&interactive::Chart], static_dir: &str) {
+    h.push_str(
+        "<h2>Plots</h2>\n<div class=\"zoom\">time charts: drag to zoom, double-click for the whole run, \
+         Shift + wheel to pan, Ctrl + wheel to zoom; click a legend entry to hide its line \
+         <button data-zoom=\"in\">zoom in</button><button data-zoom=\"out\">zoom out</button>\
+         <button data-zoom=\"left\">◀</button><button data-zoom=\"right\">▶</button>\
+         <button data-zoom=\"all\">whole run</button></div>\n\
+         <noscript><p>The charts need JavaScript; the same plots are beside this page as SVG and PNG.</p></noscript>\n",
+    );
+    for chart in charts {
+        let id = escape(&chart.id);
+        let _ = writeln!(
+            h,
+            "<figure><div class=\"chart-box\" id=\"chart-{id}\"></div><figcaption>{} · \
+             <a href=\"{static_dir}{id}.svg\">SVG</a> · <a href=\"{static_dir}{id}.png\">PNG</a></figcaption></figure>",
+            escape(&chart.title)
+        );
+    }
 }
 
 fn verdict(h: &mut String, result: &RunResult) {
@@ -343,7 +367,7 @@ fn backlog(h: &mut String, result: &RunResult) {
     }
     h.push_str(
         "<h2>Backlog</h2><table><tr><th>source</th><th>kind</th><th>url</th><th>max behind</th>\
-         <th>after the load</th><th>unknown</th></tr>\n",
+         <th>max lag</th><th>after the load</th><th>unknown</th></tr>\n",
     );
     for b in &result.backlog {
         let drain = match (b.drained_after_ms, b.not_drained) {
@@ -357,11 +381,15 @@ fn backlog(h: &mut String, result: &RunResult) {
         };
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&b.name),
             escape(&b.kind),
             escape(&b.url),
             b.max.map_or("unknown".to_owned(), |m| m.to_string()),
+            escape(&b.max_lag_s.map_or_else(
+                || format!("unknown ({})", b.lag_unknown_because.as_deref().unwrap_or("")),
+                |s| format!("{s:.1} s")
+            )),
             escape(&drain),
             escape(&unknown)
         );
@@ -392,11 +420,4 @@ fn counts(h: &mut String, c: &crate::probe::counts::RowCounts) {
         );
     }
     h.push_str("</table>\n");
-}
-
-fn strip_xml_header(svg: &str) -> &str {
-    match svg.find("<svg") {
-        Some(i) => &svg[i..],
-        None => svg,
-    }
 }

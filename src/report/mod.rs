@@ -6,6 +6,7 @@ pub mod compare;
 pub mod figures;
 pub mod hlog;
 pub mod html;
+pub mod interactive;
 pub mod junit;
 pub mod plots;
 pub mod progress;

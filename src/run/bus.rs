@@ -71,21 +71,30 @@ pub async fn finish(
 }
 
 /// A consumer group's lag as a backlog source: named after the group, read every second,
-/// its committed offsets' sum as progress (their growth per second is the group's rate).
+/// its committed offsets' sum as progress (their growth per second is the group's rate),
+/// its lag in seconds the estimate `bus.consumer_lag` gives (from the log-end timeline).
 fn group_backlog(spec: &BusSpec, group: &str, readings: &[GroupReading], load_end_s: f64) -> BacklogStats {
     let first_error = readings.iter().find_map(|r| r.reading.as_ref().err().cloned());
     let samples: Vec<Sample> = readings
         .iter()
         .map(|r| Sample {
             t_s: r.t_s,
-            reading: r.reading.as_ref().ok().map(|&(backlog, committed)| Reading {
+            reading: r.reading.as_ref().ok().map(|&(backlog, committed, seconds)| Reading {
                 backlog,
                 progress: Some(committed),
                 pending: None,
+                lag_s: Some(seconds),
             }),
         })
         .collect();
-    let source = Described { name: group, kind: "kafka", url: &spec.brokers, every: bus::LAG_EVERY };
+    let source = Described {
+        name: group,
+        kind: "kafka",
+        url: &spec.brokers,
+        every: bus::LAG_EVERY,
+        // Every known sample has its seconds (0 when caught up).
+        lag_unknown: "no sample could be read",
+    };
     figures::figures_of(&source, &samples, load_end_s, first_error)
 }
 
@@ -105,17 +114,19 @@ mod tests {
             client: Vec::new(),
             timeout: Duration::from_secs(1),
         };
-        let at =
-            |t_s: f64, reading: Result<(u64, i64), &str>| GroupReading { t_s, reading: reading.map_err(String::from) };
+        let at = |t_s: f64, reading: Result<(u64, i64, f64), &str>| GroupReading {
+            t_s,
+            reading: reading.map_err(String::from),
+        };
         let readings = [
-            at(1.0, Ok((50, 100))),
+            at(1.0, Ok((50, 100, 0.5))),
             at(2.0, Err("committed offsets: timed out")),
-            at(3.0, Ok((20, 400))),
-            at(4.0, Ok((0, 520))),
+            at(3.0, Ok((20, 400, 1.5))),
+            at(4.0, Ok((0, 520, 0.0))),
         ];
         let stats = group_backlog(&spec, "view", &readings, 2.5);
         assert_eq!((stats.name.as_str(), stats.kind.as_str(), stats.url.as_str()), ("view", "kafka", "127.0.0.1:9092"));
-        assert_eq!(stats.max, Some(50));
+        assert_eq!((stats.max, stats.max_lag_s), (Some(50), Some(1.5)));
         assert_eq!(stats.drained_after_ms, Some(1500.0));
         assert_eq!(stats.unknown_seconds, 1.0);
         assert_eq!(stats.unknown_because.as_deref(), Some("committed offsets: timed out"));

@@ -99,10 +99,22 @@ fn overridden_spans(text: &str, overrides: &[String]) -> Vec<(std::ops::Range<us
 fn blame_override(error: ScenarioError, set: &[(std::ops::Range<usize>, String)]) -> ScenarioError {
     let ScenarioError::Located(located) = &error else { return error };
     let within = |span: &std::ops::Range<usize>| span.start <= located.span.start && located.span.end <= span.end;
-    match set.iter().find(|(span, _)| within(span)) {
-        Some((_, arg)) => error.on_override(arg),
-        None => error,
+    if let Some((_, arg)) = set.iter().find(|(span, _)| within(span)) {
+        return error.on_override(arg);
     }
+    // An error about a table a `--set` changed (a stage given `rate` beside `from`/`to`):
+    // the line shown holds the set value, which the file does not; say where it came from.
+    let overlaps = |span: &std::ops::Range<usize>| span.start < located.span.end && located.span.start < span.end;
+    let changed: Vec<&str> = set.iter().filter(|(span, _)| overlaps(span)).map(|(_, arg)| arg.as_str()).collect();
+    if changed.is_empty() {
+        return error;
+    }
+    let mut error = error;
+    if let ScenarioError::Located(located) = &mut error {
+        let sets = changed.iter().map(|arg| format!("`--set {arg}`")).collect::<Vec<_>>().join(", ");
+        located.message = format!("{} (as changed by {sets})", located.message);
+    }
+    error
 }
 
 fn apply_overrides(text: &str, path: &Path, overrides: &[String]) -> Result<String, ScenarioError> {

@@ -578,7 +578,20 @@ pub enum BacklogSource {
     RedisStreams { stream: String, group: String },
     /// Two queries, each one number: the event store's head position and the projection's
     /// checkpoint; the backlog is head − checkpoint.
-    Sql { head: String, checkpoint: String },
+    Sql {
+        head: String,
+        checkpoint: String,
+        /// `checkpoint` answers (projection, checkpoint) rows (the `checkpoints` key): each
+        /// projection is a source of its own, named `<name>/<projection>`.
+        per_projection: bool,
+        /// A timestamp: when the oldest entry the projection has not applied was appended
+        /// (`$1`, when it appears, is the projection's checkpoint). Lag = the database's
+        /// `now()` − it.
+        oldest_unapplied: Option<String>,
+    },
+    /// `$JS.API.CONSUMER.INFO`: a JetStream durable consumer's `num_pending` (not yet
+    /// delivered) + `num_ack_pending` (delivered, not acknowledged).
+    Nats { stream: String, consumer: String },
 }
 
 impl BacklogSpec {
@@ -586,6 +599,7 @@ impl BacklogSpec {
         match self.source {
             BacklogSource::RedisStreams { .. } => "redis-streams",
             BacklogSource::Sql { .. } => "sql",
+            BacklogSource::Nats { .. } => "nats",
         }
     }
 

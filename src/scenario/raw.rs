@@ -370,6 +370,11 @@ pub struct RawBacklog {
     // sql
     pub head: Option<S<String>>,
     pub checkpoint: Option<S<String>>,
+    // nats (with `stream`)
+    pub consumer: Option<S<String>>,
+    /// (projection, checkpoint) rows, instead of `checkpoint`.
+    pub checkpoints: Option<S<String>>,
+    pub oldest_unapplied: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

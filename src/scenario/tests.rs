@@ -91,6 +91,11 @@ fn an_override_out_of_range_points_at_the_set() {
     let e = set(&["projection.timeout=\"soon\""]);
     assert!(e.to_string().starts_with("--set projection.timeout=\"soon\": `soon` is not a duration"), "{e}");
     assert!(e.to_string().contains("(help: write a number and a unit"), "the hint follows: {e}");
+    // An error about a table a `--set` changed says so: the line shown holds the set value.
+    let quickstart = root().join("scenarios/quickstart.toml");
+    let e = load(&quickstart, &["load.stages.0.rate=800".to_owned()]).unwrap_err();
+    assert!(matches!(e, ScenarioError::Located(_)), "{e}");
+    assert!(e.to_string().contains("(as changed by `--set load.stages.0.rate=800`)"), "{e}");
     // An error elsewhere in the file is still shown where it is.
     let text = std::fs::read_to_string(&path).unwrap().replace("sample = 0.5\nquery", "sample = 7\nquery");
     let e = load_str(&text, Path::new("todo-app.toml"), &["seed=3".to_owned()]).unwrap_err();

@@ -7,15 +7,15 @@
 use crate::apps::feed::{self, Plan, Store};
 use crate::support::{bench, result_json};
 
-const LOAD_MS: u64 = 5_000;
-const EVERY_MS: f64 = 500.0;
+pub(crate) const LOAD_MS: u64 = 5_000;
+pub(crate) const EVERY_MS: f64 = 500.0;
 
-fn env_url(name: &str) -> Option<String> {
+pub(crate) fn env_url(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|url| !url.is_empty())
 }
 
 /// A scenario sending 40 entries/s to the feed for 5 s, with one `[[backlog]]` table.
-fn scenario(app: &str, backlog: &str) -> String {
+pub(crate) fn scenario(app: &str, backlog: &str) -> String {
     format!(
         r#"
 name = "backlog"
@@ -44,6 +44,13 @@ backlog_drain = "20s"
 
 /// Runs `text`; returns result.json's `backlog[0]` and the summary on stdout.
 fn run(text: &str) -> (serde_json::Value, String) {
+    let (result, stdout) = run_sources(text, &["view"]);
+    (result["backlog"][0].clone(), stdout)
+}
+
+/// Runs `text`, whose `backlog[]` must be the sources `names`; returns result.json and
+/// the summary on stdout.
+pub(crate) fn run_sources(text: &str, names: &[&str]) -> (serde_json::Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scenario.toml");
     std::fs::write(&path, text).unwrap();
@@ -51,19 +58,74 @@ fn run(text: &str) -> (serde_json::Value, String) {
     let assert = bench().arg("run").arg(&path).arg("--out").arg(&out).assert();
     let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
     let result = result_json(&out);
-    assert_eq!(result["backlog"].as_array().map(Vec::len), Some(1), "{stdout}");
-    // The report: a plot of the backlog and one of the throughput, a table, a timeline column.
-    for plot in ["backlog-view.svg", "backlog-view-throughput.svg"] {
-        assert!(out.join("plots").join(plot).is_file(), "{plot}");
+    let got: Vec<&str> = result["backlog"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert_eq!(got, names, "{stdout}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<h2>Backlog</h2>"));
+    for (name, source) in names.iter().zip(result["backlog"].as_array().unwrap()) {
+        // The report: a plot of the backlog and one of the throughput (and one of the lag
+        // where it is known), a table row, a timeline column.
+        let file = name.replace('/', "_");
+        let mut plots = vec![format!("backlog-{file}.svg"), format!("backlog-{file}-throughput.svg")];
+        if source["max_lag_s"].is_number() {
+            plots.push(format!("backlog-{file}-lag.svg"));
+        }
+        for plot in plots {
+            assert!(out.join("plots").join(&plot).is_file(), "{plot}");
+        }
+        assert!(html.contains(&format!("<tr><td>{name}</td>")), "{name}");
+        let rows = result["timeline"].as_array().unwrap();
+        assert!(rows.iter().any(|r| r["backlog_sources"][name].is_u64()), "{name}: {rows:?}");
     }
-    assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("<h2>Backlog</h2>"));
-    let rows = result["timeline"].as_array().unwrap();
-    assert!(rows.iter().all(|r| r["backlog_sources"]["view"].is_u64()), "{rows:?}");
-    (result["backlog"][0].clone(), stdout)
+    (result, stdout)
+}
+
+/// The truth's lag in seconds at `ms` after the first command: the age of the oldest entry
+/// not yet applied (entries are applied in the order they were appended), 0 when none.
+pub(crate) fn truth_lag_s(truth: &serde_json::Value, ms: f64) -> f64 {
+    let appended_at: Vec<f64> = serde_json::from_value(truth["appended_at_ms"].clone()).unwrap();
+    let applied_series: Vec<(f64, u64)> = serde_json::from_value(truth["applied_series"].clone()).unwrap();
+    let appended = appended_at.iter().filter(|t| **t <= ms).count();
+    let applied = applied_series.iter().rev().find(|(t, _)| *t <= ms).map_or(0, |(_, a)| *a as usize);
+    if applied < appended { (ms - appended_at[applied]) / 1000.0 } else { 0.0 }
+}
+
+/// The truth's lag over `[from_ms, to_ms]`, on a 5 ms grid: (least, most).
+pub(crate) fn truth_lag_between(truth: &serde_json::Value, from_ms: f64, to_ms: f64) -> (f64, f64) {
+    let steps = ((to_ms - from_ms) / 5.0).ceil() as usize;
+    let lags = (0..=steps).map(|i| truth_lag_s(truth, (from_ms + i as f64 * 5.0).min(to_ms)));
+    lags.fold((f64::MAX, f64::MIN), |(least, most), lag| (least.min(lag), most.max(lag)))
+}
+
+/// Every sample's lag in seconds lies within the truth's over one sample around it (and
+/// 50 ms: the source stamps an entry a little before the app counts it appended, up to a
+/// NATS PubAck's wait before); the
+/// maximum is a sample's, so it is within the same bound. Returns (harness max, truth max
+/// over the samples' span).
+pub(crate) fn check_lag(stats: &serde_json::Value, truth: &serde_json::Value) -> (f64, f64) {
+    const SLACK_S: f64 = 0.05;
+    let samples = stats["samples"].as_array().unwrap();
+    for sample in samples {
+        let t_ms = sample["t_s"].as_f64().unwrap() * 1000.0;
+        let lag = sample["lag_s"].as_f64().unwrap_or_else(|| panic!("lag unknown at {t_ms} ms: {stats}"));
+        let (least, most) = truth_lag_between(truth, t_ms - EVERY_MS, t_ms + EVERY_MS);
+        assert!(
+            lag >= least - SLACK_S && lag <= most + SLACK_S,
+            "at {t_ms} ms the harness read a lag of {lag} s, truth {least}..={most}"
+        );
+    }
+    let last_ms = samples.last().unwrap()["t_s"].as_f64().unwrap() * 1000.0;
+    let (_, truth_max) = truth_lag_between(truth, 0.0, last_ms);
+    let max = stats["max_lag_s"].as_f64().expect("a max lag");
+    let most = samples.iter().filter_map(|s| s["lag_s"].as_f64()).fold(0.0, f64::max);
+    assert_eq!(max, most, "the max is the largest sample");
+    println!("lag: harness max {max:.3} s vs truth max {truth_max:.3} s over the sampled span");
+    assert!(max <= truth_max + SLACK_S && max >= truth_max - EVERY_MS / 1000.0 - SLACK_S, "{max} vs {truth_max}");
+    (max, truth_max)
 }
 
 /// The truth's backlog over `[from_ms, to_ms]`: (least, most).
-fn truth_between(series: &[(u64, u64)], from_ms: f64, to_ms: f64) -> (u64, u64) {
+pub(crate) fn truth_between(series: &[(u64, u64)], from_ms: f64, to_ms: f64) -> (u64, u64) {
     // The value in force at `from_ms` (the last change before it) and every change inside.
     let before = series.iter().rev().find(|(ms, _)| (*ms as f64) <= from_ms).map_or(0, |(_, b)| *b);
     let inside = series.iter().filter(|(ms, _)| (*ms as f64) > from_ms && (*ms as f64) <= to_ms).map(|(_, b)| *b);
@@ -73,7 +135,7 @@ fn truth_between(series: &[(u64, u64)], from_ms: f64, to_ms: f64) -> (u64, u64) 
 
 /// Every known sample lies within the truth over one sample around it; max and the end
 /// as the truth says.
-fn check(stats: &serde_json::Value, truth: &serde_json::Value, resumed: bool) {
+pub(crate) fn check(stats: &serde_json::Value, truth: &serde_json::Value, resumed: bool) {
     let series: Vec<(u64, u64)> = serde_json::from_value(truth["series"].clone()).unwrap();
     let (appended, applied) = (truth["appended"].as_u64().unwrap(), truth["applied"].as_u64().unwrap());
     let truth_max = series.iter().map(|(_, b)| *b).max().unwrap();
@@ -124,8 +186,13 @@ fn check(stats: &serde_json::Value, truth: &serde_json::Value, resumed: bool) {
 }
 
 /// Slowed at 1.5 s, stopped at 3 s; resumed at 6.5 s (1.5 s after the load) or never.
-fn plan(resumed: bool) -> Plan {
-    Plan { fast_until_ms: 1_500, stop_at_ms: 3_000, resume_at_ms: resumed.then_some(6_500) }
+pub(crate) fn plan(resumed: bool) -> Plan {
+    Plan {
+        fast_until_ms: 1_500,
+        stop_at_ms: 3_000,
+        resume_at_ms: resumed.then_some(6_500),
+        fast_projection_from_ms: None,
+    }
 }
 
 fn redis_case(resumed: bool) {
@@ -140,9 +207,19 @@ fn redis_case(resumed: bool) {
     let (stats, stdout) = run(&scenario(&app.url, &backlog));
     let truth = app.truth();
     check(&stats, &truth, resumed);
+    check_lag(&stats, &truth);
     assert!(stdout.contains("backlog view (redis-streams): max"), "{stdout}");
-    // Pending is part of the backlog: the projector acknowledges what it reads.
-    assert!(stats["samples"].as_array().unwrap().iter().all(|s| s["pending"] == 0), "{stats}");
+    // Pending is part of the backlog. It is not always 0: a sample can land between the
+    // projector's XREADGROUP and its XACK (seen as pending 1 of backlog 1 at 0.5 s).
+    assert!(
+        stats["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["pending"].is_u64() && s["pending"].as_u64() <= s["backlog"].as_u64()),
+        "{stats}"
+    );
+    assert!(stdout.contains(", lag max "), "{stdout}");
     if let Ok(mut c) = redis::Client::open(url.as_str()).and_then(|c| c.get_connection()) {
         let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&stream).query(&mut c);
     }
@@ -167,11 +244,14 @@ fn postgres_case(resumed: bool) {
     let app = feed::start(Store::Postgres { url: url.clone(), schema: schema.clone() }, plan(resumed));
     let backlog = format!(
         "kind = \"sql\"\nurl = \"{url}\"\nhead = \"select max(id) from {schema}.events\"\n\
-         checkpoint = \"select position from {schema}.checkpoint where name = 'view'\""
+         checkpoint = \"select position from {schema}.checkpoint where name = 'view'\"\n\
+         oldest_unapplied = \"select min(created_at) from {schema}.events \
+         where id > (select position from {schema}.checkpoint where name = 'view')\""
     );
     let (stats, stdout) = run(&scenario(&app.url, &backlog));
     let truth = app.truth();
     check(&stats, &truth, resumed);
+    check_lag(&stats, &truth);
     assert!(stdout.contains("backlog view (sql): max"), "{stdout}");
     drop(app);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -209,6 +289,22 @@ fn issue33_an_unreachable_source_or_a_wrong_query_stops_the_run_before_the_load(
             ),
             "the `head` query",
         ),
+        // A lag query that answers a number, not a timestamp.
+        (
+            format!(
+                "kind = \"sql\"\nurl = \"{url}\"\nhead = \"select 1\"\ncheckpoint = \"select 0\"\n\
+                 oldest_unapplied = \"select 42\""
+            ),
+            "the `oldest_unapplied` query",
+        ),
+        // Several projections, none listed: nothing to sample.
+        (
+            format!(
+                "kind = \"sql\"\nurl = \"{url}\"\nhead = \"select 1\"\n\
+                 checkpoints = \"select 'a', 1 where false\""
+            ),
+            "the `checkpoints` query answered no projection",
+        ),
         (
             "kind = \"redis-streams\"\nurl = \"redis://user:hunter2@127.0.0.1:9\"\nstream = \"s\"\ngroup = \"g\""
                 .to_owned(),
@@ -234,7 +330,10 @@ fn saturate_feed(url: &str, rate: u32) -> (i32, serde_json::Value, serde_json::V
     let stream = format!("cqrs-bench-saturate-{}-{rate}", std::process::id());
     let store = Store::Redis { url: url.to_owned(), stream: stream.clone(), group: "view".into() };
     // Slow from the first command, never stopped: one entry per 100 ms.
-    let app = feed::start(store, Plan { fast_until_ms: 0, stop_at_ms: u64::MAX, resume_at_ms: None });
+    let app = feed::start(
+        store,
+        Plan { fast_until_ms: 0, stop_at_ms: u64::MAX, resume_at_ms: None, fast_projection_from_ms: None },
+    );
     let text = format!(
         r#"
 name = "backlog-saturate"
@@ -317,4 +416,81 @@ fn issue33_saturate_fails_a_step_on_a_growing_backlog() {
     // The truth: the projector kept up (never more than a few entries behind).
     let series: Vec<(u64, u64)> = serde_json::from_value(truth["series"].clone()).unwrap();
     assert!(series.iter().all(|(_, behind)| *behind <= 3), "{series:?}");
+}
+
+fn nats_case(resumed: bool) {
+    let Some(url) = env_url("CQRS_BENCH_NATS_URL") else {
+        eprintln!("skipped: CQRS_BENCH_NATS_URL is not set");
+        return;
+    };
+    let stream = format!("CQRS_BENCH_BACKLOG_{}_{resumed}", std::process::id());
+    let store = Store::Nats { url: url.clone(), stream: stream.clone(), consumer: "view".into() };
+    let app = feed::start(store, plan(resumed));
+    let backlog = format!("kind = \"nats\"\nurl = \"{url}\"\nstream = \"{stream}\"\nconsumer = \"view\"");
+    let (stats, stdout) = run(&scenario(&app.url, &backlog));
+    let truth = app.truth();
+    drop(app);
+    delete_nats_stream(&url, &stream);
+    assert!(truth["applied"].as_u64() > Some(0), "the projector applied entries before it stopped: {truth}");
+    check(&stats, &truth, resumed);
+    check_lag(&stats, &truth);
+    let line = stdout.lines().find(|l| l.contains("backlog view (nats): max")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains(", lag max "), "{line}");
+    println!("{}", line.trim());
+    // Delivered, not acknowledged: known in every sample (part of the backlog).
+    assert!(stats["samples"].as_array().unwrap().iter().all(|s| s["pending"].is_u64()), "{stats}");
+}
+
+fn delete_nats_stream(url: &str, stream: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut c = crate::apps::feed_nats::connect(url).await;
+        crate::apps::feed_nats::delete_stream(&mut c, stream).await;
+    });
+}
+
+#[test]
+fn issue33_nats_backlog_of_a_stopped_projector() {
+    nats_case(false);
+}
+
+#[test]
+fn issue33_nats_backlog_drains_when_the_projector_resumes() {
+    nats_case(true);
+}
+
+#[test]
+fn issue33_nats_unknown_consumer_or_stream_or_server_stops_the_run_before_the_load() {
+    let Some(url) = env_url("CQRS_BENCH_NATS_URL") else {
+        eprintln!("skipped: CQRS_BENCH_NATS_URL is not set");
+        return;
+    };
+    let stream = format!("CQRS_BENCH_BACKLOG_{}_errors", std::process::id());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(crate::apps::feed_nats::prepare(&url, &stream, "view"));
+    let app = crate::apps::stock::start(1_000);
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            format!("url = \"{url}\"\nstream = \"{stream}\"\nconsumer = \"nope\""),
+            format!("stream `{stream}` has no consumer `nope`"),
+        ),
+        (
+            format!("url = \"{url}\"\nstream = \"NOPE_{stream}\"\nconsumer = \"view\""),
+            format!("JetStream has no stream `NOPE_{stream}`"),
+        ),
+        (
+            "url = \"nats://user:hunter2@127.0.0.1:9\"\nstream = \"S\"\nconsumer = \"view\"".to_owned(),
+            "nats://user:***@127.0.0.1:9".to_owned(),
+        ),
+    ];
+    for (keys, expected) in cases {
+        let path = dir.path().join("scenario.toml");
+        std::fs::write(&path, scenario(&app.url, &format!("kind = \"nats\"\n{keys}"))).unwrap();
+        let assert = bench().arg("run").arg(&path).arg("--out").arg(dir.path().join("out")).assert().failure();
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+        assert!(stderr.contains("[[backlog]] `view`") && stderr.contains(&expected), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+    delete_nats_stream(&url, &stream);
 }

@@ -326,8 +326,13 @@ fn a_consumer_groups_lag_is_a_kafka_backlog_with_its_drain_time() {
     assert_eq!(drain["pass"], false, "{drain}");
     assert!(drain.to_string().contains("`idle-projector` not drained"), "{drain}");
     // Summary line, plots, the report's table and the timeline column.
-    assert!(stdout.contains(&format!("backlog {group} (kafka): max {max} behind, drained")), "{stdout}");
-    assert!(dir.path().join(format!("plots/backlog-{group}.svg")).is_file());
+    assert!(stdout.contains(&format!("backlog {group} (kafka): max {max} behind, lag max")), "{stdout}");
+    // Its lag in seconds is the estimate `bus.consumer_lag` gives.
+    let seconds = result["bus"]["consumer_lag"][group.as_str()]["max_seconds"].as_f64().unwrap();
+    assert_eq!(slow["max_lag_s"].as_f64(), Some(seconds), "{slow}");
+    for plot in ["", "-throughput", "-lag"] {
+        assert!(dir.path().join(format!("plots/backlog-{group}{plot}.svg")).is_file(), "{plot}");
+    }
     assert!(std::fs::read_to_string(dir.path().join("report.html")).unwrap().contains("<h2>Backlog</h2>"));
     let rows = result["timeline"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["backlog_sources"][group.as_str()].as_u64() > Some(0)), "{rows:?}");

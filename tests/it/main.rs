@@ -3,10 +3,14 @@
 
 mod apps;
 mod backlog;
+mod backlog_more;
+mod browser;
 mod capacity;
+mod cdp;
 mod cli;
 mod conflicts;
 mod consistency;
+mod docs;
 mod end_to_end;
 mod forged_inputs;
 mod fuzz_corpus;
@@ -27,3 +31,4 @@ mod staleness;
 mod support;
 mod variants;
 mod verification;
+mod walkthrough;

@@ -374,7 +374,7 @@ fn issue31_lag_probes_on_a_balance_and_a_history_without_refs() {
 /// key, so none is ambiguous. (A projector that drops single reservations is not used
 /// here: a number cannot tell which command moved it, so a dropped reservation of 3 made
 /// up by a later one of 3 shows the dropped one's expected number and its probe is
-/// visible; see README.)
+/// visible; see docs/src/scenario/projection.md.)
 #[test]
 fn issue31_lag_probe_on_one_of_two_values() {
     let dir = tempfile::tempdir().unwrap();

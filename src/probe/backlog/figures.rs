@@ -21,6 +21,12 @@ pub struct BacklogStats {
     pub every_ms: f64,
     /// Largest backlog sampled (entries behind); `None` when no sample was read.
     pub max: Option<u64>,
+    /// Largest lag sampled, in seconds: the age of the oldest entry not applied, on the
+    /// source's clock. `None` when no sample told it (`lag_unknown_because` says why).
+    #[serde(default)]
+    pub max_lag_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_unknown_because: Option<String>,
     /// From the load's end to the first sample that read 0.
     pub drained_after_ms: Option<f64>,
     /// Not drained when sampling stopped: the last backlog read (`None` with
@@ -46,6 +52,9 @@ pub struct BacklogPoint {
     pub pending: Option<u64>,
     /// Entries the consumers applied per second since the previous known sample.
     pub applied_per_s: Option<f64>,
+    /// Seconds behind (the oldest entry not applied); `null`: unknown for this sample.
+    #[serde(default)]
+    pub lag_s: Option<f64>,
 }
 
 impl BacklogStats {
@@ -61,7 +70,11 @@ impl BacklogStats {
             s if s > 0.0 => format!("; unknown for {s:.0} s ({})", self.unknown_because.as_deref().unwrap_or("")),
             _ => String::new(),
         };
-        format!("backlog {} ({}): max {max} behind, {drain}{unknown}", self.name, self.kind)
+        let lag = match self.max_lag_s {
+            Some(s) => format!("lag max {s:.1} s"),
+            None => format!("lag unknown ({})", self.lag_unknown_because.as_deref().unwrap_or("no sample")),
+        };
+        format!("backlog {} ({}): max {max} behind, {lag}, {drain}{unknown}", self.name, self.kind)
     }
 }
 
@@ -73,7 +86,8 @@ pub fn figures(
     first_error: Option<String>,
 ) -> BacklogStats {
     let url = spec.redacted_url();
-    let source = Described { name: &spec.name, kind: spec.kind(), url: &url, every: spec.every };
+    let lag_unknown = lag_unknown_reason(&spec.source);
+    let source = Described { name: &spec.name, kind: spec.kind(), url: &url, every: spec.every, lag_unknown };
     figures_of(&source, samples, load_end_s, first_error)
 }
 
@@ -84,6 +98,8 @@ pub struct Described<'a> {
     /// Password already masked.
     pub url: &'a str,
     pub every: std::time::Duration,
+    /// Why samples that were read gave no lag in seconds.
+    pub lag_unknown: &'static str,
 }
 
 /// Figures of a source described by `source`.
@@ -95,6 +111,7 @@ pub fn figures_of(
 ) -> BacklogStats {
     let every_s = source.every.as_secs_f64();
     let max = samples.iter().filter_map(|s| s.reading.map(|r| r.backlog)).max();
+    let max_lag_s = samples.iter().filter_map(|s| s.reading.and_then(|r| r.lag_s)).reduce(f64::max);
     let after: Vec<&Sample> = samples.iter().filter(|s| s.t_s >= load_end_s).collect();
     let drained = after.iter().find(|s| s.reading.is_some_and(|r| r.backlog == 0));
     let drained_after_ms = drained.map(|s| (s.t_s - load_end_s) * 1000.0);
@@ -119,6 +136,7 @@ pub fn figures_of(
             backlog: sample.reading.map(|r| r.backlog),
             pending: sample.reading.and_then(|r| r.pending),
             applied_per_s,
+            lag_s: sample.reading.and_then(|r| r.lag_s),
         });
     }
     BacklogStats {
@@ -127,12 +145,34 @@ pub fn figures_of(
         url: source.url.to_owned(),
         every_ms: every_s * 1000.0,
         max,
+        max_lag_s,
+        lag_unknown_because: match max_lag_s {
+            Some(_) => None,
+            None if samples.iter().all(|s| s.reading.is_none()) => Some("no sample could be read".into()),
+            None => Some(source.lag_unknown.into()),
+        },
         drained_after_ms,
         not_drained,
         unknown_seconds: failed as f64 * every_s,
         unknown_because: if failed > 0 { first_error } else { None },
         load_end_s,
         samples: points,
+    }
+}
+
+/// Why a source whose samples were read gave no lag in seconds.
+fn lag_unknown_reason(source: &crate::scenario::BacklogSource) -> &'static str {
+    match source {
+        crate::scenario::BacklogSource::Sql { oldest_unapplied: None, .. } => "no `oldest_unapplied` query",
+        crate::scenario::BacklogSource::Sql { .. } => "`oldest_unapplied` answered NULL while entries were behind",
+        crate::scenario::BacklogSource::RedisStreams { .. } => {
+            "the oldest unacknowledged entry is gone or its id is not a time"
+        }
+        crate::scenario::BacklogSource::Nats { .. } => {
+            "the oldest unacknowledged message could not be read (deleted by a limit) or its time is not RFC 3339"
+        }
+        #[allow(unreachable_patterns)] // kinds added later say their own
+        _ => "the source does not tell it",
     }
 }
 
@@ -169,12 +209,20 @@ mod tests {
             url: "postgres://u:secret@h/db".into(),
             every: Duration::from_secs(1),
             settle: Duration::from_secs(10),
-            source: BacklogSource::Sql { head: "h".into(), checkpoint: "c".into() },
+            source: BacklogSource::Sql {
+                head: "h".into(),
+                checkpoint: "c".into(),
+                per_projection: false,
+                oldest_unapplied: None,
+            },
         }
     }
 
     fn at(t_s: f64, backlog: Option<u64>, progress: i64) -> Sample {
-        Sample { t_s, reading: backlog.map(|backlog| Reading { backlog, progress: Some(progress), pending: None }) }
+        Sample {
+            t_s,
+            reading: backlog.map(|backlog| Reading { backlog, progress: Some(progress), pending: None, lag_s: None }),
+        }
     }
 
     #[test]

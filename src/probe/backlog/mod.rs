@@ -9,6 +9,10 @@
 //! not answer, or a query that fails, stops the run before it starts.
 
 pub mod figures;
+pub mod nats;
+mod postgres;
+mod projections;
+mod redis_lag;
 pub mod sources;
 
 use std::sync::{Arc, Mutex};
@@ -16,17 +20,19 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use figures::Sample;
 pub use figures::{BacklogPoint, BacklogStats};
+use projections::Tick;
 use sources::Reader;
 
 use crate::scenario::BacklogSpec;
 
-/// What a source's sampler has gathered so far.
+/// What a source's sampler has gathered so far: every sample's readings (one per
+/// projection), or why it failed.
 #[derive(Default)]
 struct Series {
-    samples: Vec<Sample>,
-    first_error: Option<String>,
+    /// The projections read before the load (`None`: a source's single reading).
+    seed: Vec<Option<String>>,
+    ticks: Vec<Tick>,
 }
 
 struct Source {
@@ -59,12 +65,17 @@ impl BacklogProbe {
                 )
             };
             let mut reader = Reader::connect(spec, timeout).await.map_err(failed)?;
-            match tokio::time::timeout(timeout, reader.read()).await {
-                Ok(Ok(_)) => {}
+            // The projections read now are listed first (and even if never read again).
+            let seed: Vec<Option<String>> = match tokio::time::timeout(timeout, reader.read_each()).await {
+                // Nothing to sample: a `checkpoints` query that lists no projection.
+                Ok(Ok(readings)) if readings.is_empty() => {
+                    return Err(failed(anyhow::anyhow!("the `checkpoints` query answered no projection")));
+                }
+                Ok(Ok(readings)) => readings.into_iter().map(|(name, _)| name).collect(),
                 Ok(Err(e)) => return Err(failed(e)),
                 Err(_) => return Err(failed(anyhow::anyhow!("no answer within {timeout:?}"))),
-            }
-            let series = Arc::new(Mutex::new(Series::default()));
+            };
+            let series = Arc::new(Mutex::new(Series { seed, ticks: Vec::new() }));
             let task = tokio::spawn(sample(reader, spec.clone(), start, series.clone(), stop.clone()));
             sources.push(Source { spec: spec.clone(), series, task });
         }
@@ -78,10 +89,8 @@ impl BacklogProbe {
         let load_end_s = load_end.saturating_duration_since(self.start).as_secs_f64();
         loop {
             let waiting = self.sources.iter().any(|source| {
-                let drained = lock(&source.series)
-                    .samples
-                    .iter()
-                    .any(|s| s.t_s >= load_end_s && s.reading.is_some_and(|r| r.backlog == 0));
+                let series = lock(&source.series);
+                let drained = projections::drained_since(&series.seed, &series.ticks, load_end_s);
                 !drained && load_end.elapsed() < source.spec.settle
             });
             if !waiting || shutdown.is_cancelled() {
@@ -97,7 +106,16 @@ impl BacklogProbe {
         for source in self.sources {
             let _ = source.task.await;
             let series = std::mem::take(&mut *lock(&source.series));
-            stats.push(figures::figures(&source.spec, &series.samples, load_end_s, series.first_error));
+            for (projection, samples, first_error) in projections::split(&series.seed, &series.ticks) {
+                // A projection of a `checkpoints` query is a source of its own.
+                let spec = match projection {
+                    Some(projection) => {
+                        BacklogSpec { name: format!("{}/{projection}", source.spec.name), ..source.spec.clone() }
+                    }
+                    None => source.spec.clone(),
+                };
+                stats.push(figures::figures(&spec, &samples, load_end_s, first_error));
+            }
         }
         stats
     }
@@ -108,8 +126,8 @@ fn lock(series: &Mutex<Series>) -> std::sync::MutexGuard<'_, Series> {
 }
 
 /// Reads the source every `every` until stopped. A read gets at most `every`: a slower
-/// answer is unknown for that sample (and the next starts on time). A failed read
-/// reconnects before the next one (the connection may be what failed).
+/// answer is unknown for that sample. A failed read reconnects before the next one (the
+/// connection may be what failed).
 async fn sample(
     mut reader: Reader,
     spec: BacklogSpec,
@@ -118,7 +136,10 @@ async fn sample(
     stop: CancellationToken,
 ) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::from_std(start), spec.every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // A read that timed out ends just after the next tick was due: that tick fires at
+    // once (burst), so each tick gives one sample and a source that stops answering is
+    // unknown for every tick of the silence (skipping it would leave the silence uncounted).
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut broken = false;
     loop {
         tokio::select! {
@@ -131,19 +152,13 @@ async fn sample(
             if broken {
                 reader = Reader::connect(&spec, spec.every).await?;
             }
-            reader.read().await
+            reader.read_each().await
         };
         let outcome = match tokio::time::timeout(spec.every, read).await {
             Ok(result) => result.map_err(|e| sources::redacted(e, &spec)),
             Err(_) => Err(anyhow::anyhow!("no answer within {:?}", spec.every)),
         };
         broken = outcome.is_err();
-        let mut series = lock(&series);
-        if let Err(e) = &outcome
-            && series.first_error.is_none()
-        {
-            series.first_error = Some(format!("{e:#}"));
-        }
-        series.samples.push(Sample { t_s, reading: outcome.ok() });
+        lock(&series).ticks.push(Tick { t_s, read: outcome.map_err(|e| format!("{e:#}")) });
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use crate::scenario::{BacklogSource, BacklogSpec};
 
 /// One reading of a source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reading {
     /// Entries (positions) the projector is behind.
     pub backlog: u64,
@@ -17,12 +17,16 @@ pub struct Reading {
     pub progress: Option<i64>,
     /// Delivered, not yet acknowledged (Redis Streams' `pending`): part of `backlog`.
     pub pending: Option<u64>,
+    /// Seconds since the oldest entry the projector has not applied was appended, on the
+    /// source's own clock; 0 when nothing is behind. `None`: the source cannot tell.
+    pub lag_s: Option<f64>,
 }
 
 /// A connection to one source.
 pub enum Reader {
     Redis { connection: redis::aio::MultiplexedConnection, stream: String, group: String },
-    Sql { client: tokio_postgres::Client, head: String, checkpoint: String },
+    Sql { client: tokio_postgres::Client, queries: super::postgres::SqlQueries },
+    Nats(super::nats::NatsReader),
 }
 
 impl Reader {
@@ -35,11 +39,15 @@ impl Reader {
                     let connection = client.get_multiplexed_async_connection().await?;
                     Ok(Reader::Redis { connection, stream: stream.clone(), group: group.clone() })
                 }
-                BacklogSource::Sql { head, checkpoint } => {
+                BacklogSource::Sql { .. } => {
                     let (client, connection) = tokio_postgres::connect(&spec.url, tokio_postgres::NoTls).await?;
                     // The connection task ends when the client is dropped.
                     tokio::spawn(connection);
-                    Ok(Reader::Sql { client, head: head.clone(), checkpoint: checkpoint.clone() })
+                    let queries = super::postgres::SqlQueries::of(&spec.source).expect("a sql source");
+                    Ok(Reader::Sql { client, queries })
+                }
+                BacklogSource::Nats { stream, consumer } => {
+                    Ok(Reader::Nats(super::nats::NatsReader::connect(&spec.url, stream, consumer).await?))
                 }
             }
         };
@@ -52,7 +60,20 @@ impl Reader {
     pub async fn read(&mut self) -> anyhow::Result<Reading> {
         match self {
             Reader::Redis { connection, stream, group } => read_redis(connection, stream, group).await,
-            Reader::Sql { client, head, checkpoint } => read_sql(client, head, checkpoint).await,
+            Reader::Sql { client, queries } => {
+                let mut each = super::postgres::read(client, queries).await?;
+                each.pop().map(|(_, reading)| reading).context("the `checkpoints` query answered no projection")
+            }
+            Reader::Nats(reader) => reader.read().await,
+        }
+    }
+
+    /// Every reading one sample gives, by projection: one unnamed reading, or one per row
+    /// of a SQL `checkpoints` query (a source reading several projections at once).
+    pub async fn read_each(&mut self) -> anyhow::Result<Vec<(Option<String>, Reading)>> {
+        match self {
+            Reader::Sql { client, queries } => super::postgres::read(client, queries).await,
+            other => Ok(vec![(None, other.read().await?)]),
         }
     }
 }
@@ -88,17 +109,21 @@ async fn read_redis(
             bail!("Redis cannot tell group `{group}`'s lag on `{stream}` (nil: Redis < 7, or entries deleted)");
         };
         let entries_read = field("entries-read").and_then(integer);
+        let backlog = (lag.max(0) + pending.max(0)) as u64;
+        let last_delivered = field("last-delivered-id").and_then(text).unwrap_or_default();
+        let lag_s = super::redis_lag::lag_s(connection, stream, group, backlog, &last_delivered).await?;
         return Ok(Reading {
-            backlog: (lag.max(0) + pending.max(0)) as u64,
+            backlog,
             progress: entries_read.map(|read| read - pending),
             pending: Some(pending.max(0) as u64),
+            lag_s,
         });
     }
     bail!("stream `{stream}` has no consumer group `{group}`")
 }
 
 /// A RESP2 flat array of field, value or a RESP3 map, as pairs.
-fn fields(value: redis::Value) -> Vec<(String, redis::Value)> {
+pub(super) fn fields(value: redis::Value) -> Vec<(String, redis::Value)> {
     match value {
         redis::Value::Map(pairs) => pairs.into_iter().filter_map(|(k, v)| Some((text(&k)?, v))).collect(),
         redis::Value::Array(items) => {
@@ -115,7 +140,7 @@ fn fields(value: redis::Value) -> Vec<(String, redis::Value)> {
     }
 }
 
-fn text(value: &redis::Value) -> Option<String> {
+pub(super) fn text(value: &redis::Value) -> Option<String> {
     match value {
         redis::Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
         redis::Value::SimpleString(s) => Some(s.clone()),
@@ -127,40 +152,5 @@ fn integer(value: &redis::Value) -> Option<i64> {
     match value {
         redis::Value::Int(n) => Some(*n),
         other => text(other)?.parse().ok(),
-    }
-}
-
-async fn read_sql(client: &tokio_postgres::Client, head: &str, checkpoint: &str) -> anyhow::Result<Reading> {
-    // A NULL head is an empty event store; a NULL checkpoint a projection that applied
-    // nothing yet (it is behind by the whole head).
-    let head_at = position(client, head).await.context("the `head` query")?.unwrap_or(0);
-    let checkpoint_at = position(client, checkpoint).await.context("the `checkpoint` query")?.unwrap_or(0);
-    Ok(Reading { backlog: (head_at - checkpoint_at).max(0) as u64, progress: Some(checkpoint_at), pending: None })
-}
-
-/// The single number a query answers (integer or numeric column; NULL or no row: `None`).
-async fn position(client: &tokio_postgres::Client, query: &str) -> anyhow::Result<Option<i64>> {
-    let rows = client.simple_query(query).await?;
-    let mut values = rows.iter().filter_map(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
-        _ => None,
-    });
-    let Some(row) = values.next() else { return Ok(None) };
-    if row.len() != 1 {
-        bail!("answers {} columns; it must answer one number", row.len());
-    }
-    match row.get(0) {
-        None => Ok(None),
-        Some(text) => {
-            let text = text.trim();
-            if let Ok(n) = text.parse::<i64>() {
-                return Ok(Some(n));
-            }
-            // numeric / float columns: the whole part.
-            match text.parse::<f64>() {
-                Ok(n) if n.is_finite() => Ok(Some(n.floor() as i64)),
-                _ => bail!("answers `{text}`, not a number"),
-            }
-        }
     }
 }

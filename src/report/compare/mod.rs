@@ -1,5 +1,5 @@
 //! `cqrs-bench compare`: runs side by side (terminal table, compare.md for a pull
-//! request, overlaid plots) and, with a baseline, the regression gate.
+//! request, overlaid plots, compare.html with interactive charts) and, with a baseline, the regression gate.
 //!
 //! A side is one run folder or a set of runs (a `run --repeat` folder, or several
 //! `--baseline` folders). Against a baseline, each figure recorded per second (command
@@ -14,6 +14,7 @@
 //! regresses, and for counts whose baseline is 0 (missed, duplicates), any increase.
 
 mod bootstrap;
+mod page;
 mod seconds;
 
 use std::fmt::Write as _;
@@ -23,8 +24,10 @@ use anyhow::Context as _;
 
 pub use self::bootstrap::{Change, Verdict};
 use self::seconds::RunSeconds;
+use super::interactive::Chart;
 use super::plots::{self, SpectrumPlot};
 use super::summary::fmt_ms;
+use crate::results::model::TimelineRow;
 use crate::results::{self, RunResult, histogram};
 
 /// Latency differences below this are noise, never a regression.
@@ -588,24 +591,24 @@ pub fn spread_summary(side: &Side) -> (String, String) {
 }
 
 /// One overlaid percentile plot, unless no run has the figure.
-fn spectrum(
-    out: &Path,
-    name: &str,
-    title: &str,
-    y_label: &str,
-    series: Vec<(String, Vec<(f64, f64)>)>,
-) -> anyhow::Result<()> {
-    if series.is_empty() {
-        return Ok(());
-    }
-    let plot = SpectrumPlot {
+fn spectrum(name: &str, title: &str, y_label: &str, series: Vec<(String, Vec<(f64, f64)>)>) -> Option<SpectrumPlot> {
+    (!series.is_empty()).then(|| SpectrumPlot {
         name: name.into(),
         title: title.into(),
         y_label: y_label.into(),
         series,
         thresholds: Vec::new(),
-    };
-    plots::render(&plot, out).with_context(|| format!("plot {title}"))?;
+    })
+}
+
+/// Draws `plot` (SVG + PNG into `out`) and keeps its interactive chart for compare.html.
+fn draw<P: plots::Plot>(out: &Path, charts: &mut Vec<Chart>, plot: &P) -> anyhow::Result<()>
+where
+    for<'p> &'p P: Into<Chart>,
+{
+    let chart: Chart = plot.into();
+    plots::render(plot, out).with_context(|| format!("plot {}", chart.title))?;
+    charts.push(chart);
     Ok(())
 }
 
@@ -613,7 +616,7 @@ fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_owned() } else { s.chars().take(n - 1).chain(['…']).collect() }
 }
 
-/// Writes compare.md and the overlaid plots into `out`.
+/// Writes compare.md, the overlaid plots and compare.html (issue 35) into `out`.
 pub fn write(out: &Path, comparison: &Comparison, sides: &[Side]) -> anyhow::Result<()> {
     results::write_atomic(&out.join("compare.md"), comparison.markdown.as_bytes())?;
     // Every run of a set gets its own line.
@@ -626,6 +629,7 @@ pub fn write(out: &Path, comparison: &Comparison, sides: &[Side]) -> anyhow::Res
             })
         })
         .collect();
+    let mut charts = Vec::new();
     for (kind, title) in [("command", "Command latency by percentile"), ("query", "Query latency by percentile")] {
         let series = runs
             .iter()
@@ -637,7 +641,9 @@ pub fn write(out: &Path, comparison: &Comparison, sides: &[Side]) -> anyhow::Res
                 (!merged.is_empty()).then(|| (name.clone(), SpectrumPlot::points(&merged)))
             })
             .collect();
-        spectrum(out, &format!("{kind}-latency-spectrum"), title, "latency (ms)", series)?;
+        if let Some(plot) = spectrum(&format!("{kind}-latency-spectrum"), title, "latency (ms)", series) {
+            draw(out, &mut charts, &plot)?;
+        }
     }
     // How stale each run's read model was: the figure variants are compared on.
     let series = runs
@@ -647,34 +653,102 @@ pub fn write(out: &Path, comparison: &Comparison, sides: &[Side]) -> anyhow::Res
             (!lag.is_empty()).then(|| (name.clone(), SpectrumPlot::points(&lag)))
         })
         .collect();
-    spectrum(out, "projection-lag-spectrum", "Projection lag by percentile", "projection lag (ms)", series)?;
-    let series = runs
+    if let Some(plot) =
+        spectrum("projection-lag-spectrum", "Projection lag by percentile", "projection lag (ms)", series)
+    {
+        draw(out, &mut charts, &plot)?;
+    }
+    let duration_s = runs.iter().map(|(_, r)| r.timeline.len() as u64 * r.timeline_step()).max().unwrap_or(1) as f64;
+    let over_time = |name: &str,
+                     title: &str,
+                     y_label: &str,
+                     log_y: bool,
+                     value: fn(&RunResult, &TimelineRow) -> Option<f64>| {
+        let series: Vec<plots::Series> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, (run, r))| plots::Series {
+                name: run.clone(),
+                points: {
+                    let step = r.timeline_step() as f64;
+                    r.timeline.iter().filter_map(|row| Some((row.t_s as f64 + step / 2.0, value(r, row)?))).collect()
+                },
+                secondary: false,
+                colour: i,
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        (!series.is_empty()).then(|| plots::TimeSeriesPlot {
+            name: name.into(),
+            title: title.into(),
+            y_label: y_label.into(),
+            series,
+            faint: Vec::new(),
+            thresholds: Vec::new(),
+            markers: Vec::new(),
+            duration_s,
+            log_y,
+        })
+    };
+    let throughput =
+        over_time("throughput", "Achieved throughput over time", "operations per second", false, |r, row| {
+            Some(row.achieved as f64 / r.timeline_step() as f64)
+        });
+    if let Some(plot) = throughput {
+        draw(out, &mut charts, &plot)?;
+    }
+    let lag = over_time("projection-lag", "Projection lag over time (p99 per row)", "lag (ms)", true, |_, row| {
+        row.projection_lag_p99_ms
+    });
+    if let Some(plot) = lag {
+        draw(out, &mut charts, &plot)?;
+    }
+    if let Some(plot) = staleness(&runs) {
+        draw(out, &mut charts, &plot)?;
+    }
+    results::write_atomic(&out.join("compare.html"), page::render(comparison, sides, &charts).as_bytes())?;
+    Ok(())
+}
+
+/// Read-your-writes of each run with `[staleness]`: P(fresh) per delay after the
+/// acknowledgement, on the delays any run read at.
+fn staleness(runs: &[(String, &RunResult)]) -> Option<plots::XyPlot> {
+    let mut delays: Vec<f64> = runs
+        .iter()
+        .filter_map(|(_, r)| r.staleness.as_ref())
+        .flat_map(|s| s.points.iter().map(|p| p.delay_ms))
+        .collect();
+    delays.sort_by(f64::total_cmp);
+    delays.dedup();
+    let series: Vec<plots::XySeries> = runs
         .iter()
         .enumerate()
-        .map(|(i, (name, r))| plots::Series {
-            name: name.clone(),
-            points: {
-                let step = r.timeline_step() as f64;
-                r.timeline.iter().map(|row| (row.t_s as f64 + step / 2.0, row.achieved as f64 / step)).collect()
-            },
-            secondary: false,
-            colour: i,
+        .filter_map(|(i, (name, r))| {
+            let st = r.staleness.as_ref().filter(|s| s.reads > 0)?;
+            let points = st
+                .points
+                .iter()
+                .filter_map(|p| {
+                    let x = delays.iter().position(|d| *d == p.delay_ms)? as f64;
+                    Some((x, p.p_fresh? * 100.0, true))
+                })
+                .collect();
+            Some(plots::XySeries { name: name.clone(), points, line: true, markers: true, secondary: false, colour: i })
         })
         .collect();
-    let duration_s = runs.iter().map(|(_, r)| r.timeline.len() as u64 * r.timeline_step()).max().unwrap_or(1) as f64;
-    let plot = plots::TimeSeriesPlot {
-        name: "throughput".into(),
-        title: "Achieved throughput over time".into(),
-        y_label: "operations per second".into(),
+    (!series.is_empty()).then(|| plots::XyPlot {
+        name: "read-your-writes".into(),
+        title: "Read-your-writes: P(a read t ms after the ack is fresh)".into(),
+        x_label: "delay after the acknowledgement (ms)".into(),
+        y_label: "fresh reads (%)".into(),
         series,
-        faint: Vec::new(),
         thresholds: Vec::new(),
         markers: Vec::new(),
-        duration_s,
         log_y: false,
-    };
-    plots::render(&plot, out)?;
-    Ok(())
+        legend: plotters::prelude::SeriesLabelPosition::LowerRight,
+        y_max: Some(100.0),
+        x_categories: delays.iter().map(|d| format!("{} ms", plots::tick(*d))).collect(),
+    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 pub use bars::BarPlot;
-pub use spectrum::SpectrumPlot;
+pub use spectrum::{SpectrumPlot, x_of as spectrum_x};
 pub use stacked::StackedPlot;
 pub use timeseries::{Series, TimeSeriesPlot};
 pub use xy::{XyPlot, XySeries};

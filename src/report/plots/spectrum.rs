@@ -16,7 +16,7 @@ pub struct SpectrumPlot {
 }
 
 /// 1/(1−q) for a percentile, capped so 100 % stays on the axis.
-fn x_of(percentile: f64) -> f64 {
+pub fn x_of(percentile: f64) -> f64 {
     1.0 / (1.0 - (percentile / 100.0).min(0.999_999))
 }
 

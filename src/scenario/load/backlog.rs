@@ -11,7 +11,7 @@ use crate::scenario::model::{BacklogSource, BacklogSpec};
 use crate::scenario::raw::RawBacklog;
 
 /// The kinds `[[backlog]] kind` accepts.
-pub const BACKLOG_KINDS: &str = "`redis-streams` or `sql`";
+pub const BACKLOG_KINDS: &str = "`redis-streams`, `sql` or `nats`";
 /// Sampling faster than this loads the source for little (one read per source per sample).
 const MIN_EVERY: Duration = Duration::from_millis(100);
 /// Sampling goes on this long after the load, waiting for the backlog to drain, unless
@@ -59,6 +59,9 @@ impl Checker<'_> {
             "redis-streams" => {
                 not_for(&raw.head, "head")?;
                 not_for(&raw.checkpoint, "checkpoint")?;
+                not_for(&raw.consumer, "consumer")?;
+                not_for(&raw.checkpoints, "checkpoints")?;
+                not_for(&raw.oldest_unapplied, "oldest_unapplied")?;
                 let stream = needed(&raw.stream, "stream", "\"inventory-events\"")?;
                 let group = needed(&raw.group, "group", "\"search-projector\"")?;
                 let name = format!("{stream}/{group}");
@@ -67,10 +70,36 @@ impl Checker<'_> {
             "sql" => {
                 not_for(&raw.stream, "stream")?;
                 not_for(&raw.group, "group")?;
+                not_for(&raw.consumer, "consumer")?;
                 let head = needed(&raw.head, "head", "\"select max(id) from events\"")?;
-                let checkpoint =
-                    needed(&raw.checkpoint, "checkpoint", "\"select position from checkpoints where name = 'view'\"")?;
-                (BacklogSource::Sql { head, checkpoint }, "sql".to_owned())
+                let (checkpoint, per_projection) = self.sql_checkpoint(table)?;
+                let oldest_unapplied = match &raw.oldest_unapplied {
+                    None => None,
+                    Some(at) => {
+                        let query = needed(&raw.oldest_unapplied, "oldest_unapplied", "")?;
+                        // Several projections: the query must say which, by its checkpoint.
+                        if per_projection && !query.contains("$1") {
+                            return Err(self
+                                .error(at, "with `checkpoints`, `oldest_unapplied` must take each projection's checkpoint as `$1`")
+                                .with_hint("oldest_unapplied = \"select min(created_at) from events where id > $1\""));
+                        }
+                        Some(query)
+                    }
+                };
+                (BacklogSource::Sql { head, checkpoint, per_projection, oldest_unapplied }, "sql".to_owned())
+            }
+            "nats" => {
+                not_for(&raw.group, "group")?;
+                not_for(&raw.head, "head")?;
+                not_for(&raw.checkpoint, "checkpoint")?;
+                not_for(&raw.checkpoints, "checkpoints")?;
+                not_for(&raw.oldest_unapplied, "oldest_unapplied")?;
+                let stream = needed(&raw.stream, "stream", "\"ORDERS\"")?;
+                let consumer = needed(&raw.consumer, "consumer", "\"order-view\"")?;
+                self.jetstream_name(&raw.stream, &stream, "stream")?;
+                self.jetstream_name(&raw.consumer, &consumer, "consumer")?;
+                let name = format!("{stream}/{consumer}");
+                (BacklogSource::Nats { stream, consumer }, name)
             }
             other => {
                 return Err(self
@@ -96,10 +125,43 @@ impl Checker<'_> {
         Ok(BacklogSpec { name, url, every, settle, source })
     }
 
+    /// A JetStream stream or consumer name goes into API subjects
+    /// (`$JS.API.CONSUMER.INFO.<stream>.<consumer>`): no `.`, wildcard or space.
+    fn jetstream_name(&self, at: &Option<Spanned<String>>, name: &str, key: &str) -> Result<()> {
+        match name.chars().find(|c| matches!(c, '.' | '*' | '>') || c.is_whitespace() || c.is_control()) {
+            None => Ok(()),
+            Some(c) => Err(self
+                .error(at.as_ref().expect("read by `needed`"), format!("a JetStream {key} name cannot hold {c:?}"))
+                .with_hint(match key {
+                    "stream" => "a stream's name, not a subject: as `nats stream ls` lists it",
+                    _ => "a durable consumer's name: as `nats consumer ls <stream>` lists it",
+                })),
+        }
+    }
+
+    /// `checkpoint` (one number) or `checkpoints` ((projection, checkpoint) rows): exactly
+    /// one of them. Returns the query and whether it answers rows.
+    fn sql_checkpoint(&self, table: &Spanned<RawBacklog>) -> Result<(String, bool)> {
+        let raw = table.get_ref();
+        match (&raw.checkpoint, &raw.checkpoints) {
+            (Some(_), Some(both)) => Err(self
+                .error(both, "`checkpoint` and `checkpoints` both given")
+                .with_hint("`checkpoint` answers one projection's position, `checkpoints` (name, position) rows: keep one")),
+            (Some(one), None) if one.get_ref().trim().is_empty() => Err(self.error(one, "`checkpoint` is empty")),
+            (Some(one), None) => Ok((self.string(one)?, false)),
+            (None, Some(rows)) if rows.get_ref().trim().is_empty() => Err(self.error(rows, "`checkpoints` is empty")),
+            (None, Some(rows)) => Ok((self.string(rows)?, true)),
+            (None, None) => Err(self
+                .error(table, "a `sql` backlog needs `checkpoint` (or `checkpoints`)")
+                .with_hint("checkpoint = \"select position from checkpoints where name = 'view'\", or checkpoints = \"select name, position from checkpoints\"")),
+        }
+    }
+
     fn url_example(&self, source: &BacklogSource) -> &'static str {
         match source {
             BacklogSource::RedisStreams { .. } => "\"redis://127.0.0.1:6379\"",
             BacklogSource::Sql { .. } => "\"postgres://user@127.0.0.1:5432/db\"",
+            BacklogSource::Nats { .. } => "\"nats://127.0.0.1:4222\"",
         }
     }
 
@@ -110,6 +172,7 @@ impl Checker<'_> {
         let fits = match source {
             BacklogSource::RedisStreams { .. } => matches!(scheme, "redis" | "rediss"),
             BacklogSource::Sql { .. } => matches!(scheme, "postgres" | "postgresql"),
+            BacklogSource::Nats { .. } => scheme == "nats",
         };
         if fits {
             return Ok(());

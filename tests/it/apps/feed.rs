@@ -7,9 +7,17 @@
 //! - Redis Streams: XADD; the projector XREADGROUP … `>` then XACK (group created at `$`).
 //! - Postgres: INSERT into `{schema}.events` (one at a time, so ids commit in order); the
 //!   projector reads past `{schema}.checkpoint.position` and moves it.
+//! - NATS JetStream (`feed_nats.rs`): publish, wait for the PubAck; the projector pulls
+//!   from a durable consumer and acknowledges.
+//!
+//! With `Plan::fast_projection_from_ms`, a second projection `fast` (Postgres only) gets its
+//! checkpoint row then and applies everything as it comes from there on.
 //!
 //! - `POST /events` → 202
-//! - `GET /truth` → `{"appended", "applied", "series": [[ms, behind], …], "drained_ms"}`
+//! - `GET /truth` → `{"appended", "applied", "series": [[ms, behind], …], "drained_ms",
+//!   "now_ms", "appended_at_ms": [ms of each entry], "applied_series": [[ms, applied], …],
+//!   "fast": {"appeared_ms", "series": [[ms, behind], …]} | null}`: the entries are applied
+//!   in order, so the lag at `ms` is `ms` less the append time of entry `applied(ms)`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +34,7 @@ use super::App;
 pub enum Store {
     Redis { url: String, stream: String, group: String },
     Postgres { url: String, schema: String },
+    Nats { url: String, stream: String, consumer: String },
 }
 
 /// The projector's plan, in ms after the first command.
@@ -37,6 +46,8 @@ pub struct Plan {
     pub stop_at_ms: u64,
     /// Then nothing until this (never when `None`); then everything, as fast as it can.
     pub resume_at_ms: Option<u64>,
+    /// A second projection, `fast`, whose checkpoint row appears then (Postgres only).
+    pub fast_projection_from_ms: Option<u64>,
 }
 
 #[derive(Default)]
@@ -46,6 +57,17 @@ struct Truth {
     applied: u64,
     series: Vec<(u64, u64)>,
     drained_ms: Option<u64>,
+    appended_at_ms: Vec<u64>,
+    applied_series: Vec<(u64, u64)>,
+    fast: Option<FastTruth>,
+}
+
+/// The `fast` projection's truth, from the moment its checkpoint row exists.
+#[derive(Default)]
+struct FastTruth {
+    appeared_ms: u64,
+    applied: u64,
+    series: Vec<(u64, u64)>,
 }
 
 impl Truth {
@@ -55,6 +77,13 @@ impl Truth {
     fn mark(&mut self) {
         let point = (self.ms(), self.appended - self.applied);
         self.series.push(point);
+        let applied = (point.0, self.applied);
+        if self.applied_series.last().is_none_or(|(_, a)| *a != applied.1) {
+            self.applied_series.push(applied);
+        }
+        if let Some(fast) = &mut self.fast {
+            fast.series.push((point.0, self.appended - fast.applied));
+        }
     }
 }
 
@@ -68,6 +97,7 @@ struct Feed {
 enum Connection {
     Redis(redis::aio::MultiplexedConnection),
     Postgres(tokio_postgres::Client),
+    Nats(cqrs_bench::probe::backlog::nats::protocol::Connection),
 }
 
 type Shared = Arc<Feed>;
@@ -118,13 +148,15 @@ async fn prepare(store: &Store) {
             client
                 .batch_execute(&format!(
                     "drop schema if exists {schema} cascade; create schema {schema};
-                     create table {schema}.events (id bigserial primary key, body text not null);
+                     create table {schema}.events (id bigserial primary key, body text not null,
+                         created_at timestamptz not null default clock_timestamp());
                      create table {schema}.checkpoint (name text primary key, position bigint not null);
                      insert into {schema}.checkpoint values ('view', 0);"
                 ))
                 .await
                 .unwrap();
         }
+        Store::Nats { url, stream, consumer } => super::feed_nats::prepare(url, stream, consumer).await,
     }
 }
 
@@ -132,6 +164,7 @@ async fn connect(store: &Store) -> Connection {
     match store {
         Store::Redis { url, .. } => Connection::Redis(connect_redis(url).await),
         Store::Postgres { url, .. } => Connection::Postgres(connect_pg(url).await),
+        Store::Nats { url, .. } => Connection::Nats(super::feed_nats::connect(url).await),
     }
 }
 
@@ -157,6 +190,7 @@ async fn append(State(slot): State<Arc<std::sync::OnceLock<Shared>>>, body: Stri
         (Connection::Postgres(c), Store::Postgres { schema, .. }) => {
             c.execute(&format!("insert into {schema}.events (body) values ($1)"), &[&body]).await.is_ok()
         }
+        (Connection::Nats(c), Store::Nats { stream, .. }) => super::feed_nats::append(c, stream, &body).await,
         _ => false,
     };
     if !appended {
@@ -165,6 +199,8 @@ async fn append(State(slot): State<Arc<std::sync::OnceLock<Shared>>>, body: Stri
     let mut truth = feed.truth.lock().unwrap();
     truth.first.get_or_insert_with(Instant::now);
     truth.appended += 1;
+    let now = truth.ms();
+    truth.appended_at_ms.push(now);
     truth.mark();
     StatusCode::ACCEPTED
 }
@@ -177,11 +213,18 @@ async fn truth(State(slot): State<Arc<std::sync::OnceLock<Shared>>>) -> axum::Js
         "applied": truth.applied,
         "series": truth.series,
         "drained_ms": truth.drained_ms,
+        "now_ms": truth.ms(),
+        "appended_at_ms": truth.appended_at_ms,
+        "applied_series": truth.applied_series,
+        "fast": truth.fast.as_ref().map(|f| json!({ "appeared_ms": f.appeared_ms, "series": f.series })),
     }))
 }
 
 /// The projector: every 20 ms, applies as many entries as the plan allows now.
 async fn project(feed: Shared, plan: Plan) {
+    if let Some(from_ms) = plan.fast_projection_from_ms {
+        tokio::spawn(project_fast(feed.clone(), from_ms));
+    }
     let mut connection = connect(&feed.store).await;
     let mut last_slow = Instant::now();
     loop {
@@ -206,7 +249,9 @@ async fn project(feed: Shared, plan: Plan) {
         if behind == 0 {
             continue;
         }
-        let applied = consume(&mut connection, &feed.store, allowed).await;
+        // Never past what the truth has counted as appended (an entry committed but not yet
+        // counted would make applied > appended).
+        let applied = consume(&mut connection, &feed.store, "view", allowed.min(behind)).await;
         if applied > 0 {
             let mut t = feed.truth.lock().unwrap();
             t.applied += applied;
@@ -219,8 +264,46 @@ async fn project(feed: Shared, plan: Plan) {
     }
 }
 
-/// Reads and acknowledges (Redis) or applies and checkpoints (Postgres) up to `max` entries.
-async fn consume(connection: &mut Connection, store: &Store, max: u64) -> u64 {
+/// The `fast` projection (Postgres): its checkpoint row appears at `from_ms` after the
+/// first command; from then on, every 20 ms, it applies whatever is behind.
+async fn project_fast(feed: Shared, from_ms: u64) {
+    let mut connection = connect(&feed.store).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (ms, started, fast) = {
+            let t = feed.truth.lock().unwrap();
+            (t.ms(), t.first.is_some(), t.fast.as_ref().map(|f| t.appended - f.applied))
+        };
+        if !started || ms < from_ms {
+            continue;
+        }
+        let Some(behind) = fast else {
+            let (Connection::Postgres(c), Store::Postgres { schema, .. }) = (&mut connection, &feed.store) else {
+                return;
+            };
+            c.execute(&format!("insert into {schema}.checkpoint values ('fast', 0)"), &[]).await.unwrap();
+            let mut t = feed.truth.lock().unwrap();
+            let behind = t.appended;
+            let appeared_ms = t.ms();
+            t.fast = Some(FastTruth { appeared_ms, applied: 0, series: vec![(appeared_ms, behind)] });
+            continue;
+        };
+        if behind == 0 {
+            continue;
+        }
+        let applied = consume(&mut connection, &feed.store, "fast", behind).await;
+        let mut t = feed.truth.lock().unwrap();
+        let ms = t.ms();
+        let appended = t.appended;
+        let fast = t.fast.as_mut().expect("appeared");
+        fast.applied += applied;
+        fast.series.push((ms, appended - fast.applied));
+    }
+}
+
+/// Reads and acknowledges (Redis) or applies and checkpoints projection `name`'s row
+/// (Postgres) up to `max` entries.
+async fn consume(connection: &mut Connection, store: &Store, name: &str, max: u64) -> u64 {
     match (connection, store) {
         (Connection::Redis(c), Store::Redis { stream, group, .. }) => {
             let read: redis::Value = redis::cmd("XREADGROUP")
@@ -247,17 +330,20 @@ async fn consume(connection: &mut Connection, store: &Store, max: u64) -> u64 {
                 .query(
                     &format!(
                         "select id from {schema}.events where id > (select position from {schema}.checkpoint \
-                         where name = 'view') order by id limit $1"
+                         where name = $2) order by id limit $1"
                     ),
-                    &[&(max as i64)],
+                    &[&(max as i64), &name],
                 )
                 .await
                 .unwrap();
             let Some(last) = rows.last().map(|r| r.get::<_, i64>(0)) else { return 0 };
-            c.execute(&format!("update {schema}.checkpoint set position = $1 where name = 'view'"), &[&last])
+            c.execute(&format!("update {schema}.checkpoint set position = $1 where name = $2"), &[&last, &name])
                 .await
                 .unwrap();
             rows.len() as u64
+        }
+        (Connection::Nats(c), Store::Nats { stream, consumer, .. }) => {
+            super::feed_nats::consume(c, stream, consumer, max).await
         }
         _ => 0,
     }

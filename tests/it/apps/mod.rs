@@ -5,6 +5,7 @@
 
 pub mod contended_wallet;
 pub mod feed;
+pub mod feed_nats;
 pub mod journal;
 pub mod stock;
 pub mod tasks;
