@@ -188,7 +188,9 @@ pub fn judge(scenario: &Scenario, outcome: &LoadOutcome, result: &RunResult, ind
             .collect();
         if let Some(trend) = Trend::fit(&points) {
             backlog_slope.insert(source.name.clone(), trend.slope);
-            if trend.growing((CONSUMER_GROWTH_MIN_SHARE * events_per_s).max(1.0)) {
+            // A `[bus]` consumer group (kind `kafka`) was judged above, on the same lag.
+            let judged_above = source.kind == "kafka" && consumer_lag_slope.contains_key(&source.name);
+            if !judged_above && trend.growing((CONSUMER_GROWTH_MIN_SHARE * events_per_s).max(1.0)) {
                 reasons.push(format!(
                     "backlog {} ({}) growing at {:.0} entries/s (±{:.0})",
                     source.name,

@@ -10,6 +10,8 @@
 //!   messages (log end − committed offset) and in seconds (how long ago the log end was
 //!   at the committed offset, from the timeline of log-end offsets, as kafka-lag-exporter
 //!   estimates it). The latest lag in messages also goes to the live metrics.
+//! - Each group's lag is also a backlog (issue 33): its readings (known or unknown, with
+//!   the committed offsets' sum as progress) become an entry of result.json `backlog[]`.
 //!
 //! librdkafka calls block; they run on blocking threads.
 
@@ -146,6 +148,7 @@ pub struct BusProbe {
     messages: Arc<std::sync::atomic::AtomicU64>,
     reader: tokio::task::JoinHandle<BusSeen>,
     sampler: tokio::task::JoinHandle<Sampled>,
+    readings: Readings,
 }
 
 /// What the lag sampler gathered.
@@ -154,6 +157,25 @@ pub struct Sampled {
     pub lag: BTreeMap<String, GroupLag>,
     /// The committed offsets of the group lag attribution follows (`traced_group`).
     pub committed: CommittedTimeline,
+    /// Every sample of each group as a backlog reading, in order.
+    pub readings: BTreeMap<String, Vec<GroupReading>>,
+}
+
+/// One sample of a group's lag as a backlog reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupReading {
+    pub t_s: f64,
+    /// (messages behind, sum of the committed offsets, seconds behind as `LagSample`
+    /// estimates it); `Err`: why this sample is unknown (a partition's log end or the
+    /// committed offsets could not be read).
+    pub reading: Result<(u64, i64, f64), String>,
+}
+
+/// The readings so far, shared by the sampler and the wait after the load.
+type Readings = Arc<std::sync::Mutex<BTreeMap<String, Vec<GroupReading>>>>;
+
+fn lock(readings: &Readings) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<GroupReading>>> {
+    readings.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What lag attribution asks of the bus probe: the place of the lag probe's commands'
@@ -163,6 +185,9 @@ pub struct Tracing {
     pub probed: crate::probe::Sampling,
     pub group: Option<String>,
 }
+
+/// Each group's lag is sampled this often.
+pub const LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// Committed offsets of the traced group are read this often (the consumer stage's
 /// resolution); the per-second lag series keeps its one sample a second.
@@ -203,10 +228,31 @@ impl BusProbe {
             tokio::task::spawn_blocking(move || read(consumer, &pointer, run_id, shard, probed, &flag, &counter));
         let (flag, sampler_spec) = (stop.clone(), spec);
         let traced_group = tracing.and_then(|t| t.group);
+        let readings = Readings::default();
+        let shared = readings.clone();
         let sampler = tokio::task::spawn_blocking(move || {
-            sample_lag(&sampler_spec, traced_group.as_deref(), start, &flag, &gauges)
+            sample_lag(&sampler_spec, traced_group.as_deref(), start, &flag, &gauges, &shared)
         });
-        Ok(BusProbe { stop, messages, reader, sampler })
+        Ok(BusProbe { stop, messages, reader, sampler, readings })
+    }
+
+    /// Whether a consumer group is still draining after the load: one has no reading
+    /// since `since_s` yet, or is behind and consuming (its committed offsets moved over
+    /// its last three readings). A group that makes no progress, such as one nobody
+    /// consumes, is not waited for.
+    pub fn groups_draining(&self, since_s: f64) -> bool {
+        lock(&self.readings).values().any(|readings| {
+            let known: Vec<(f64, u64, i64)> = readings
+                .iter()
+                .filter_map(|r| r.reading.as_ref().ok().map(|&(messages, committed, _)| (r.t_s, messages, committed)))
+                .collect();
+            match known.last() {
+                None => true,
+                Some(&(t_s, _, _)) if t_s < since_s => true,
+                Some(&(_, 0, _)) => false,
+                Some(&(_, _, now)) => known.iter().rev().take(3).any(|&(_, _, committed)| committed < now),
+            }
+        })
     }
 
     /// Events read so far.
@@ -218,7 +264,8 @@ impl BusProbe {
     pub async fn finish(self) -> anyhow::Result<(BusSeen, Sampled)> {
         self.stop.store(true, Ordering::Relaxed);
         let seen = self.reader.await.context("bus probe reader")?;
-        let lag = self.sampler.await.context("consumer lag sampler")?;
+        let mut lag = self.sampler.await.context("consumer lag sampler")?;
+        lag.readings = std::mem::take(&mut *lock(&self.readings));
         Ok((seen, lag))
     }
 }
@@ -321,6 +368,7 @@ fn sample_lag(
     start: Instant,
     stop: &AtomicBool,
     gauges: &Gauges,
+    readings: &Readings,
 ) -> Sampled {
     let mut sampled = Sampled::default();
     // A consumer per group with that group's id reads its committed offsets; it never
@@ -344,14 +392,20 @@ fn sample_lag(
             std::thread::park_timeout(if traced.is_some() { COMMITTED_EVERY } else { Duration::from_millis(20) });
             continue;
         }
-        next += Duration::from_secs(1);
+        next += LAG_EVERY;
         let now_s = start.elapsed().as_secs_f64();
         let Some((_, first)) = consumers.first() else { break };
         let mut ends = HashMap::new();
+        // A partition whose log end is unknown makes this second's backlog unknown.
+        let mut missing_end = None;
         for &p in &partitions {
-            if let Ok((_, high)) = first.fetch_watermarks(&spec.topic, p, spec.timeout) {
-                ends.insert(p, high);
-                timelines.entry(p).or_default().0.push((now_s, high));
+            match first.fetch_watermarks(&spec.topic, p, spec.timeout) {
+                Ok((_, high)) => {
+                    ends.insert(p, high);
+                    timelines.entry(p).or_default().0.push((now_s, high));
+                }
+                Err(e) if missing_end.is_none() => missing_end = Some(format!("log end of {}[{p}]: {e}", spec.topic)),
+                Err(_) => {}
             }
         }
         for (group, consumer) in &consumers {
@@ -359,8 +413,19 @@ fn sample_lag(
             for &p in &partitions {
                 list.add_partition(&spec.topic, p);
             }
-            let Ok(committed) = consumer.committed_offsets(list, spec.timeout) else { continue };
+            let committed = match consumer.committed_offsets(list, spec.timeout) {
+                Ok(committed) => committed,
+                Err(e) => {
+                    let why = format!("committed offsets of group {group}: {e}");
+                    lock(readings)
+                        .entry(group.clone())
+                        .or_default()
+                        .push(GroupReading { t_s: now_s, reading: Err(why) });
+                    continue;
+                }
+            };
             let mut sample = LagSample { t_s: now_s, ..LagSample::default() };
+            let mut committed_sum = 0i64;
             for element in committed.elements() {
                 let Some(&end) = ends.get(&element.partition()) else { continue };
                 // Nothing committed yet: the whole log is behind.
@@ -368,6 +433,7 @@ fn sample_lag(
                     Offset::Offset(o) => o,
                     _ => 0,
                 };
+                committed_sum += at;
                 sample.messages += (end - at).max(0) as u64;
                 let seconds = timelines.get(&element.partition()).map_or(0.0, |t| t.seconds_behind(at, now_s));
                 sample.seconds = sample.seconds.max(seconds);
@@ -375,6 +441,11 @@ fn sample_lag(
             if let Some(metrics) = &gauges.metrics {
                 metrics.set_consumer_lag(group, sample.messages);
             }
+            let reading = match &missing_end {
+                Some(why) => Err(why.clone()),
+                None => Ok((sample.messages, committed_sum, sample.seconds)),
+            };
+            lock(readings).entry(group.clone()).or_default().push(GroupReading { t_s: now_s, reading });
             let lag: &mut GroupLag = sampled.lag.entry(group.clone()).or_default();
             lag.max_messages = lag.max_messages.max(sample.messages);
             lag.max_seconds = lag.max_seconds.max(sample.seconds);

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{Faults, MemoryConfig, SlowCommands, Window};
 use super::event_sourced::EventSourcedApp;
 use super::memory::MemoryApp;
-use super::outbox::{MockBroker, OutboxApp, OutboxConfig};
+use super::outbox::{BusKind, MockBroker, OutboxApp, OutboxConfig};
 use super::work::ProjectorWork;
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -19,8 +19,8 @@ fn duration(text: &str) -> Result<Duration, String> {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Reference system to serve: `memory` (in-process), `pg-sync` (Postgres, read model in
-    /// the command's transaction), `outbox` (Postgres + outbox, relay to Kafka, projectors
-    /// to Redis), `event-sourced` (Postgres event store, checkpointed projector).
+    /// the command's transaction), `outbox` (Postgres + outbox, relay to Kafka or a Redis
+    /// stream, projectors to Redis), `event-sourced` (Postgres event store, checkpointed projector).
     #[arg(long, default_value = "memory")]
     pub variant: String,
     /// pg-sync, outbox, event-sourced: the Postgres to use.
@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// outbox: the Redis of the read model.
     #[arg(long, env = "CQRS_BENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+    /// outbox: what carries the events from the relay to the projectors: a Kafka topic, or
+    /// a Redis stream (in the read model's Redis) whose consumer group the projectors share.
+    #[arg(long, value_enum, default_value_t = BusKind::Kafka)]
+    pub bus: BusKind,
     /// outbox: Kafka bootstrap servers, or `mock` to start librdkafka's mock cluster in
     /// this process (its address is printed for the harness's `[bus]` probe).
     #[arg(long, env = "CQRS_BENCH_KAFKA_BROKERS", default_value = "mock")]
@@ -208,6 +212,9 @@ fn checked_schema(schema: &str) -> anyhow::Result<()> {
 
 /// `cqrs-bench target serve`.
 pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if args.bus != BusKind::Kafka && args.variant != "outbox" {
+        return Err(usage(anyhow::anyhow!("--bus is the outbox variant's; the {} variant has no bus", args.variant)));
+    }
     match args.variant.as_str() {
         "memory" => {
             let config = args.config().map_err(usage)?;
@@ -241,7 +248,7 @@ pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::
     }
 }
 
-/// `--variant outbox`: Kafka (the mock when asked), the app, then the listener.
+/// `--variant outbox`: the bus (Kafka's mock when asked), the app, then the listener.
 async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     args.allow_faults(
         "outbox",
@@ -266,6 +273,7 @@ async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::
         schema,
         pool: args.pool,
         redis_url: args.redis_url.clone(),
+        bus: args.bus,
         brokers: String::new(),
         partitions: args.partitions,
         projectors: args.projectors.max(1),
@@ -280,11 +288,18 @@ async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::
         relay_delay: args.relay_delay.unwrap_or_default(),
     };
     // The mock cluster lives as long as this function: it is the broker.
-    let mock = (args.kafka == "mock").then(|| MockBroker::start(&config.topic(), config.partitions)).transpose()?;
+    let kafka = args.bus == BusKind::Kafka;
+    let mock =
+        (kafka && args.kafka == "mock").then(|| MockBroker::start(&config.topic(), config.partitions)).transpose()?;
     config.brokers = mock.as_ref().map_or_else(|| args.kafka.clone(), MockBroker::bootstrap_servers);
     let app = OutboxApp::start(config.clone()).await?;
     let mut stdout = std::io::stdout();
-    writeln!(stdout, "kafka {} topic {} group {}", config.brokers, config.topic(), config.group())?;
+    if kafka {
+        writeln!(stdout, "kafka {} topic {} group {}", config.brokers, config.topic(), config.group())?;
+    } else {
+        // No URL: it may hold a password.
+        writeln!(stdout, "redis-streams stream {} group {}", config.stream(), config.group())?;
+    }
     let listener = bind(&args.listen).await?;
     let served = axum::serve(listener, app.router()).with_graceful_shutdown(shutdown.cancelled_owned()).await;
     app.shutdown().await;

@@ -47,8 +47,11 @@ impl RunBound {
             // The last sweep starts before `settle` ends and reads within the timeout.
             parts.push(("verify settle", verify.settle + timeout));
         }
-        if let Some(bus) = &scenario.bus {
-            parts.push(("bus drain", bus.timeout));
+        if scenario.bus.is_some() {
+            // The bus probe waits for the stream to go quiet and its consumer groups to
+            // drain, up to `[verify] settle` (10 s without it), as `run::bus::finish` does.
+            let settle = scenario.verify.as_ref().map_or(Duration::from_secs(10), |v| v.settle);
+            parts.push(("bus drain", settle));
         }
         parts.push(("margin", MARGIN));
         RunBound { parts }

@@ -147,6 +147,9 @@ pub struct BusOutcome {
     pub placed: std::collections::HashMap<u64, bus_probe::Placed>,
     /// The traced group's committed offsets (lag attribution).
     pub committed: bus_probe::CommittedTimeline,
+    /// Each consumer group's lag as a backlog source (kind `kafka`), joined to the
+    /// `[[backlog]]` sources' figures by shard 0.
+    pub backlog: Vec<crate::probe::backlog::BacklogStats>,
 }
 
 pub struct LagOutcome {
@@ -528,7 +531,7 @@ async fn run_load<T: Target>(
     };
 
     // After `[verify]`: the backlog sources are read until they drain (or `settle`).
-    let backlog_outcome = match backlog_probe {
+    let mut backlog_outcome = match backlog_probe {
         Some(probe) => {
             gauges.set_phase(Phase::BusDrain);
             probe.finish(start + scenario.load_duration(), &shutdown).await
@@ -540,10 +543,19 @@ async fn run_load<T: Target>(
         (Some(probe), Some(ledger)) => {
             let settle = scenario.verify.as_ref().map_or(Duration::from_secs(10), |v| v.settle);
             gauges.set_phase(Phase::BusDrain);
-            Some(bus::finish(probe, ledger, settle, start, started_at, &shutdown).await?)
+            let times = (start, start + scenario.load_duration());
+            let spec = scenario.bus.as_ref().expect("a bus probe has its spec");
+            Some(bus::finish(probe, ledger, settle, times, started_at, spec, &shutdown).await?)
         }
         _ => None,
     };
+    // The consumer groups' lag is the deployment's backlog too: shard 0 gives it, as it
+    // gives the `[[backlog]]` sources (`shard_backlog`).
+    if executor.shard == 0
+        && let Some(bus) = &bus_outcome
+    {
+        backlog_outcome.extend(bus.backlog.iter().cloned());
+    }
 
     let mut dispatched = generated.dispatched;
     if matches!(scenario.load.model, LoadModel::Closed { .. }) {

@@ -382,17 +382,36 @@ impl Checker<'_> {
             }
         }
         let backlog = self.backlogs(&raw.backlog)?;
+        // A `[bus]` consumer group is a backlog source named after the group (issue 33):
+        // a `[[backlog]]` of that name would share its plots and timeline column.
+        let groups = bus.as_ref().map(|b| b.consumer_groups.as_slice()).unwrap_or_default();
+        if let Some((spec, table)) = backlog.iter().zip(&raw.backlog).find(|(spec, _)| groups.contains(&spec.name)) {
+            let at = table.get_ref().name.as_ref().map_or(table.span(), |n| n.span());
+            return Err(ScenarioError::at(
+                self.path,
+                self.text,
+                at,
+                format!("[[backlog]] `{}` is named like a [bus] consumer group, whose lag is a backlog too", spec.name),
+            )
+            .with_hint("give this [[backlog]] another `name`"));
+        }
         let actions = raw.action.iter().map(|a| self.action(a)).collect::<Result<Vec<_>>>()?;
         let slo = raw.slo.iter().map(|(k, v)| self.slo(k, v, &operations)).collect::<Result<Vec<_>>>()?;
         let slo_keys: Vec<&Spanned<String>> = raw.slo.keys().collect();
+        // A `[bus]` consumer group is a backlog source too (kind `kafka`).
+        let groups = bus.as_ref().is_some_and(|b| !b.consumer_groups.is_empty());
         if backlog.is_empty()
+            && !groups
             && let Some((key, _)) = slo_keys
                 .iter()
                 .zip(&slo)
                 .find(|(_, rule)| matches!(rule.metric, SloMetric::BacklogMax | SloMetric::BacklogDrain))
         {
             return Err(self
-                .error(key, format!("`{}` judges the [[backlog]] sources, and there is none", key.get_ref()))
+                .error(
+                    key,
+                    format!("`{}` judges the [[backlog]] sources and [bus] consumer groups, and there is none", key.get_ref()),
+                )
                 .with_hint("add [[backlog]] kind = \"redis-streams\", url = \"redis://HOST:6379\", stream = \"…\", group = \"…\""));
         }
         self.check_staleness_slos(&slo_keys, &slo, staleness.as_ref())?;

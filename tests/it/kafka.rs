@@ -246,6 +246,96 @@ fn commands_sent_over_kafka_are_all_seen_on_the_bus() {
         series.first().unwrap()["messages"].as_u64().unwrap() < series.last().unwrap()["messages"].as_u64().unwrap()
     );
     assert!(dir.path().join("plots/consumer-lag.png").is_file());
+    // Issue 33: the same lag is a backlog source of kind `kafka`, named after the group:
+    // behind by every command, never drained.
+    let backlog = &result["backlog"][0];
+    assert_eq!((backlog["name"].as_str(), backlog["kind"].as_str()), (Some("idle-projector"), Some("kafka")));
+    assert_eq!(backlog["max"].as_u64(), Some(ok), "{backlog}");
+    assert_eq!(backlog["not_drained"].as_u64(), Some(ok), "{backlog}");
+    assert!(backlog["drained_after_ms"].is_null());
+    assert_eq!(backlog["every_ms"], 1000.0);
+}
+
+/// Issue 33: a `[bus]` consumer group's lag feeds result.json `backlog[]` (kind `kafka`), so
+/// the backlog SLOs, plot, summary line, table and timeline column apply to it. A group
+/// that consumes about as fast as the load produces, but joins ~3 s late (the mock
+/// cluster's first rebalance), grows a backlog and drains it after the load; the harness's
+/// drain time is the group's own last commit, within one sample (1 s) after it.
+#[test]
+fn a_consumer_groups_lag_is_a_kafka_backlog_with_its_drain_time() {
+    let kafka = Kafka::new();
+    let topic = kafka.topic("bank-commands-drain", 3);
+    let group = format!("slow-projector-{}", std::process::id());
+    let expected = 1200; // 4 s at 300/s
+    let projector = {
+        let (brokers, topic, group) = (kafka.brokers.clone(), topic.clone(), group.clone());
+        std::thread::spawn(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", &group)
+                .set("enable.auto.commit", "false")
+                .set("auto.offset.reset", "earliest")
+                .create()
+                .unwrap();
+            consumer.subscribe(&[&topic]).unwrap();
+            let (mut consumed, began) = (0u64, Instant::now());
+            while consumed < expected {
+                assert!(began.elapsed() < Duration::from_secs(60), "consumed {consumed} of {expected}");
+                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(50)) {
+                    std::thread::park_timeout(Duration::from_millis(3));
+                    consumed += 1;
+                    // Every partition's position (the stored offsets), not only this message's.
+                    if consumed.is_multiple_of(25) || consumed == expected {
+                        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+                    }
+                }
+            }
+            // Committed: the group's lag is 0 from now on (the truth of the drain).
+            std::time::SystemTime::now()
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let groups = format!(r#"bus.consumer_groups=["idle-projector", "{group}"]"#);
+    let assert = crate::support::bench()
+        .env("CQRS_BENCH_KAFKA_BROKERS", &kafka.brokers)
+        .args(["run", "--set", &format!("bus.topic={topic}"), "--set", &format!("command.0.kafka.topic={topic}")])
+        .args(["--set", &groups, "--set", r#"slo.backlog_drain="20s""#])
+        .arg(crate::support::scenario("kafka-commands.toml"))
+        .arg("--out")
+        .arg(dir.path())
+        .assert();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    // The idle group is never drained: the SLO fails on it, naming it.
+    assert.code(1);
+    let drained_at = projector.join().unwrap();
+    let result = crate::support::result_json(dir.path());
+    let sources = result["backlog"].as_array().unwrap();
+    let slow = sources.iter().find(|b| b["name"] == group.as_str()).unwrap_or_else(|| panic!("{sources:?}"));
+    assert_eq!(slow["kind"], "kafka");
+    let started: std::time::SystemTime = humantime::parse_rfc3339(result["started_at"].as_str().unwrap()).unwrap();
+    let load_end = started + Duration::from_secs_f64(slow["load_end_s"].as_f64().unwrap());
+    let truth_ms = drained_at.duration_since(load_end).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let harness_ms = slow["drained_after_ms"].as_f64().unwrap_or_else(|| panic!("not drained: {slow}"));
+    println!("kafka group drained {harness_ms:.0} ms after the load (truth {truth_ms:.0} ms), max {}", slow["max"]);
+    assert!(harness_ms >= truth_ms - 50.0 && harness_ms <= truth_ms + 1150.0, "{harness_ms} vs {truth_ms}");
+    let max = slow["max"].as_u64().unwrap();
+    assert!(max > 300 && max <= expected, "{slow}");
+    // Progress is the committed offsets' sum: the group's rate is known between samples.
+    assert!(slow["samples"].as_array().unwrap().iter().any(|s| s["applied_per_s"].as_f64() > Some(100.0)), "{slow}");
+    let drain = result["slo"].as_array().unwrap().iter().find(|s| s["name"] == "backlog_drain").unwrap().clone();
+    assert_eq!(drain["pass"], false, "{drain}");
+    assert!(drain.to_string().contains("`idle-projector` not drained"), "{drain}");
+    // Summary line, plots, the report's table and the timeline column.
+    assert!(stdout.contains(&format!("backlog {group} (kafka): max {max} behind, lag max")), "{stdout}");
+    // Its lag in seconds is the estimate `bus.consumer_lag` gives.
+    let seconds = result["bus"]["consumer_lag"][group.as_str()]["max_seconds"].as_f64().unwrap();
+    assert_eq!(slow["max_lag_s"].as_f64(), Some(seconds), "{slow}");
+    for plot in ["", "-throughput", "-lag"] {
+        assert!(dir.path().join(format!("plots/backlog-{group}{plot}.svg")).is_file(), "{plot}");
+    }
+    assert!(std::fs::read_to_string(dir.path().join("report.html")).unwrap().contains("<h2>Backlog</h2>"));
+    let rows = result["timeline"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["backlog_sources"][group.as_str()].as_u64() > Some(0)), "{rows:?}");
 }
 
 /// `--metrics-listen` with `[bus]`: the consumer-group lag gauge ends at the last lag

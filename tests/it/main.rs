@@ -25,6 +25,7 @@ mod long_runs;
 mod metrics;
 mod probe_load;
 mod read_models;
+mod redis_variant;
 mod reports;
 mod shards;
 mod staleness;

@@ -90,7 +90,37 @@ pub fn figures(
     load_end_s: f64,
     first_error: Option<String>,
 ) -> BacklogStats {
-    let every_s = spec.every.as_secs_f64();
+    let url = spec.redacted_url();
+    let lag_unknown = lag_unknown_reason(spec);
+    let stale = match spec.source {
+        crate::scenario::BacklogSource::RabbitMq { .. } => Some(super::rabbitmq::STALE),
+        _ => None,
+    };
+    let source = Described { name: &spec.name, kind: spec.kind(), url: &url, every: spec.every, lag_unknown, stale };
+    figures_of(&source, samples, load_end_s, first_error)
+}
+
+/// What the figures name a source by: a `[[backlog]]` table, or a `[bus]` consumer group.
+pub struct Described<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    /// Password already masked.
+    pub url: &'a str,
+    pub every: std::time::Duration,
+    /// Why samples that were read gave no lag in seconds.
+    pub lag_unknown: &'static str,
+    /// How old some of its figures may be (RabbitMQ's statistics), said beside them.
+    pub stale: Option<&'static str>,
+}
+
+/// Figures of a source described by `source`.
+pub fn figures_of(
+    source: &Described<'_>,
+    samples: &[Sample],
+    load_end_s: f64,
+    first_error: Option<String>,
+) -> BacklogStats {
+    let every_s = source.every.as_secs_f64();
     let max = samples.iter().filter_map(|s| s.reading.map(|r| r.backlog)).max();
     let max_lag_s = samples.iter().filter_map(|s| s.reading.and_then(|r| r.lag_s)).reduce(f64::max);
     let after: Vec<&Sample> = samples.iter().filter(|s| s.t_s >= load_end_s).collect();
@@ -121,43 +151,40 @@ pub fn figures(
         });
     }
     BacklogStats {
-        name: spec.name.clone(),
-        kind: spec.kind().to_owned(),
-        url: spec.redacted_url(),
+        name: source.name.to_owned(),
+        kind: source.kind.to_owned(),
+        url: source.url.to_owned(),
         every_ms: every_s * 1000.0,
         max,
         max_lag_s,
         lag_unknown_because: match max_lag_s {
             Some(_) => None,
             None if samples.iter().all(|s| s.reading.is_none()) => Some("no sample could be read".into()),
-            None => Some(lag_unknown_reason(&spec.source).into()),
+            None => Some(source.lag_unknown.into()),
         },
         drained_after_ms,
         not_drained,
         unknown_seconds: failed as f64 * every_s,
         unknown_because: if failed > 0 { first_error } else { None },
-        stale: match spec.source {
-            crate::scenario::BacklogSource::RabbitMq { .. } => Some(super::rabbitmq::STALE.to_owned()),
-            _ => None,
-        },
+        stale: source.stale.map(str::to_owned),
         load_end_s,
         samples: points,
     }
 }
 
 /// Why a source whose samples were read gave no lag in seconds.
-fn lag_unknown_reason(source: &crate::scenario::BacklogSource) -> &'static str {
-    match source {
-        crate::scenario::BacklogSource::Sql { oldest_unapplied: None, .. } => "no `oldest_unapplied` query",
-        crate::scenario::BacklogSource::Sql { .. } => "`oldest_unapplied` answered NULL while entries were behind",
-        crate::scenario::BacklogSource::RedisStreams { .. } => {
-            "the oldest unacknowledged entry is gone or its id is not a time"
-        }
-        crate::scenario::BacklogSource::Nats { .. } => {
+fn lag_unknown_reason(spec: &crate::scenario::BacklogSpec) -> &'static str {
+    use crate::scenario::BacklogSource;
+    let mysql = spec.url.starts_with("mysql://") || spec.url.starts_with("mariadb://");
+    match &spec.source {
+        BacklogSource::Sql { .. } if mysql => "not read on MySQL/MariaDB (no `oldest_unapplied` there)",
+        BacklogSource::Sql { oldest_unapplied: None, .. } => "no `oldest_unapplied` query",
+        BacklogSource::Sql { .. } => "`oldest_unapplied` answered NULL while entries were behind",
+        BacklogSource::RedisStreams { .. } => "the oldest unacknowledged entry is gone or its id is not a time",
+        BacklogSource::Nats { .. } => {
             "the oldest unacknowledged message could not be read (deleted by a limit) or its time is not RFC 3339"
         }
-        #[allow(unreachable_patterns)] // kinds added later say their own
-        _ => "the source does not tell it",
+        BacklogSource::RabbitMq { .. } => "RabbitMQ does not tell when the oldest message in a queue was published",
     }
 }
 

@@ -2,21 +2,24 @@
 //!
 //! - Write side, Postgres: a command locks its account row, updates it and inserts an
 //!   outbox row in the same transaction (`accounts`, `outbox` in the run's schema).
-//! - Relay: publishes unsent outbox rows to Kafka in `seq` order, key = account id (so
-//!   one account's events stay in one partition, in order), waits for the broker's
+//! - Relay: publishes unsent outbox rows to the bus in `seq` order, waits for the bus's
 //!   acknowledgements, then marks the rows sent. A relay that dies between publishing and
-//!   marking publishes again: Kafka sees at-least-once delivery.
+//!   marking publishes again: the bus sees at-least-once delivery. The bus (`--bus`) is
+//!   Kafka (key = account id, so one account's events stay in one partition, in order) or
+//!   a Redis stream (one stream, one consumer group; see `redis_stream`).
 //! - Projectors: N consumers in one consumer group apply events to a Redis read model.
 //!   Idempotent projectors skip an event whose version the account already has; with
 //!   idempotency off a redelivered event is applied again, and the projector counts it in
 //!   the target's ground truth.
 //!
-//! Runs keep apart by schema: the Redis keys are prefixed `{schema}:`, the topic and the
-//! consumer group are named after it.
+//! Runs keep apart by schema: the Redis keys are prefixed `{schema}:`, the topic (or
+//! stream) and the consumer group are named after it.
 
 mod bus;
+mod kafka;
 mod projector;
 mod read_model;
+mod redis_stream;
 mod relay;
 
 use std::sync::{Arc, Mutex};
@@ -30,7 +33,8 @@ use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use bus::MockBroker;
+pub use bus::BusKind;
+pub use kafka::MockBroker;
 
 use super::bank::{Bank, Changed, RefSlice, Refusal, View};
 use super::config::Window;
@@ -48,8 +52,11 @@ pub struct OutboxConfig {
     pub schema: String,
     pub pool: usize,
     pub redis_url: String,
+    /// What carries the events from the relay to the projectors.
+    pub bus: BusKind,
     /// Kafka bootstrap servers (a real broker, or the mock cluster's address).
     pub brokers: String,
+    /// Kafka: partitions of the topic when it is created.
     pub partitions: i32,
     /// Projector instances in the consumer group.
     pub projectors: usize,
@@ -76,8 +83,14 @@ pub struct OutboxConfig {
 }
 
 impl OutboxConfig {
+    /// The Kafka topic, or the Redis stream's key.
     pub fn topic(&self) -> String {
         format!("{}.events", self.schema)
+    }
+
+    /// The Redis stream's key (`--bus redis-streams`), under the run's key prefix.
+    pub fn stream(&self) -> String {
+        format!("{}:events", self.schema)
     }
 
     pub fn group(&self) -> String {
@@ -104,15 +117,18 @@ struct Sql {
 }
 
 impl OutboxApp {
-    /// Migrates the schema, creates the topic if needed, then starts the relay and the
-    /// projectors; returns once the projectors' group owns every partition, so a run
-    /// does not start into the first rebalance.
+    /// Migrates the schema, creates the topic (or the stream and its group) if needed,
+    /// then starts the relay and the projectors; with Kafka, returns once the projectors'
+    /// group owns every partition, so a run does not start into the first rebalance.
     pub async fn start(config: OutboxConfig) -> anyhow::Result<OutboxApp> {
         let schema = &config.schema;
         let pool = postgres::pool(&config.pg_url, schema, config.pool).await?;
         postgres::migrate(&pool, schema, postgres::migrations::outbox::migrations::runner()).await?;
         let read_model = ReadModel::connect(&config.redis_url, schema).await?;
-        bus::ensure_topic(&config.brokers, &config.topic(), config.partitions).await?;
+        match config.bus {
+            BusKind::Kafka => kafka::ensure_topic(&config.brokers, &config.topic(), config.partitions).await?,
+            BusKind::RedisStreams => redis_stream::ensure_group(&config).await?,
+        }
 
         let sql = Sql {
             accounts: Accounts::new(schema),
@@ -121,9 +137,9 @@ impl OutboxApp {
             ),
         };
         let (truth, tasks, shutdown) = (Arc::default(), TaskTracker::new(), CancellationToken::new());
-        tasks.spawn(relay::Relay::new(pool.clone(), &config)?.run(shutdown.clone()));
-        let group = projector::Group::start(&config, read_model.clone(), Arc::clone(&truth), &tasks, &shutdown)?;
-        group.wait_until_assigned(config.partitions, Duration::from_secs(30)).await?;
+        tasks.spawn(relay::Relay::new(pool.clone(), &config).await?.run(shutdown.clone()));
+        let group = projector::Group::start(&config, read_model.clone(), Arc::clone(&truth), &tasks, &shutdown).await?;
+        group.wait_until_assigned(config.bus, config.partitions, Duration::from_secs(30)).await?;
         let app = OutboxApp { pool, sql: Arc::new(sql), read_model, truth, tasks, shutdown, group: Arc::new(group) };
         // Faults on the clock start now, with the group in place.
         if let Some(at) = config.crash_at {

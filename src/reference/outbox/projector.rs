@@ -1,25 +1,23 @@
-//! Projector instances: one consumer group on the outbox topic, applying events to the
-//! Redis read model. Offsets are stored after each applied event and committed every
-//! `checkpoint_every` events or `commit_interval`, whichever comes first (and when the
-//! topic goes quiet), so a crashed instance's successor is redelivered what was applied
-//! after the last commit.
+//! Projector instances: one consumer group on the bus (a Kafka topic or a Redis stream),
+//! applying events to the Redis read model. What an instance applied is marked after each
+//! event and committed every `checkpoint_every` events or `commit_interval`, whichever
+//! comes first (and when the bus goes quiet), so a crashed instance's successor is
+//! redelivered what was applied after the last commit: Kafka offsets, or Redis stream
+//! entries acknowledged (XACK) in batches.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context as _;
-use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Message};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::OutboxConfig;
-use super::bus::OutboxEvent;
+use super::bus::{BusKind, OutboxEvent};
+use super::kafka::KafkaInbox;
 use super::read_model::{Applied, ReadModel};
+use super::redis_stream::StreamInbox;
 use crate::reference::memory::{GroundTruth, RESTART_DELAY};
 use crate::reference::work::{SharedSection, WorkClock};
 
@@ -27,27 +25,6 @@ use crate::reference::work::{SharedSection, WorkClock};
 const IDLE_COMMIT: Duration = Duration::from_secs(1);
 /// Wait between attempts when Redis refuses an event.
 const APPLY_RETRY: Duration = Duration::from_millis(100);
-
-/// Counts the partitions the group's instances own, from their rebalance callbacks.
-struct Assignments {
-    instance: usize,
-    owned: Arc<AtomicI64>,
-}
-
-impl ClientContext for Assignments {}
-
-impl ConsumerContext for Assignments {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        tracing::info!("projector {}: {rebalance:?}", self.instance);
-        match rebalance {
-            Rebalance::Assign(partitions) => self.owned.fetch_add(partitions.count() as i64, Ordering::SeqCst),
-            Rebalance::Revoke(partitions) => self.owned.fetch_sub(partitions.count() as i64, Ordering::SeqCst),
-            Rebalance::Error(_) => 0,
-        };
-    }
-}
-
-type Consumer_ = StreamConsumer<Assignments>;
 
 /// The running group.
 pub struct Group {
@@ -58,18 +35,19 @@ pub struct Group {
 
 /// What one instance needs, shared by all.
 #[derive(Clone)]
-struct Shared {
-    config: Arc<OutboxConfig>,
+pub struct Shared {
+    pub config: Arc<OutboxConfig>,
     read_model: ReadModel,
     truth: Arc<Mutex<GroundTruth>>,
-    owned: Arc<AtomicI64>,
+    /// Kafka partitions the instances own (their rebalance callbacks count them).
+    pub owned: Arc<AtomicI64>,
     /// The section every instance's work shares.
     section: Arc<SharedSection>,
 }
 
 impl Group {
-    /// Starts `config.projectors` instances on `tasks`.
-    pub fn start(
+    /// Joins `config.projectors` instances to the group and starts them on `tasks`.
+    pub async fn start(
         config: &OutboxConfig,
         read_model: ReadModel,
         truth: Arc<Mutex<GroundTruth>>,
@@ -86,11 +64,11 @@ impl Group {
         let (first, first_control) = mpsc::channel(8);
         let mut first_control = Some(first_control);
         for index in 0..config.projectors.max(1) {
-            let consumer = shared.consumer(index)?;
+            let inbox = Inbox::join(&shared, index).await?;
             // Instances after the first get a channel nobody sends on.
             let control = first_control.take().unwrap_or_else(|| mpsc::channel(1).1);
             let work = WorkClock::new(config.work, shared.section.clone());
-            tasks.spawn(Instance { index, shared: shared.clone(), consumer, work }.run(control, shutdown.clone()));
+            tasks.spawn(Instance { index, shared: shared.clone(), inbox, work }.run(control, shutdown.clone()));
         }
         Ok(Group { owned: shared.owned, first })
     }
@@ -102,9 +80,13 @@ impl Group {
         }
     }
 
-    /// Waits until the instances own all `partitions` (librdkafka's mock cluster delays
-    /// a group's first rebalance by about 3 s).
-    pub async fn wait_until_assigned(&self, partitions: i32, timeout: Duration) -> anyhow::Result<()> {
+    /// Kafka: waits until the instances own all `partitions` (librdkafka's mock cluster
+    /// delays a group's first rebalance by about 3 s). A Redis stream's group has no
+    /// assignment: every consumer reads from the group as soon as it has joined.
+    pub async fn wait_until_assigned(&self, bus: BusKind, partitions: i32, timeout: Duration) -> anyhow::Result<()> {
+        if bus == BusKind::RedisStreams {
+            return Ok(());
+        }
         let deadline = Instant::now() + timeout;
         while self.owned.load(Ordering::SeqCst) < i64::from(partitions) {
             anyhow::ensure!(Instant::now() < deadline, "the projectors were not assigned the topic within {timeout:?}");
@@ -115,27 +97,61 @@ impl Group {
 }
 
 impl Shared {
-    fn consumer(&self, instance: usize) -> anyhow::Result<Consumer_> {
-        let consumer: Consumer_ = ClientConfig::new()
-            .set("bootstrap.servers", &self.config.brokers)
-            .set("group.id", self.config.group())
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            // librdkafka waits up to 500 ms for a fetch by default: that would be the lag.
-            .set("fetch.wait.max.ms", "5")
-            // The broker minimum (group.min.session.timeout.ms); with a short heartbeat a
-            // rebalance after a crash ends within seconds, as it would in production.
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "500")
-            .create_with_context(Assignments { instance, owned: self.owned.clone() })
-            .context("creating a projector's Kafka consumer")?;
-        consumer.subscribe(&[&self.config.topic()]).context("subscribing to the outbox topic")?;
-        Ok(consumer)
+    pub fn truth(&self) -> std::sync::MutexGuard<'_, GroundTruth> {
+        self.truth.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Where an instance takes its events from: a consumer of the group on the bus.
+pub enum Inbox {
+    Kafka(KafkaInbox),
+    Redis(StreamInbox),
+}
+
+impl Inbox {
+    /// Joins the group as instance `index`.
+    async fn join(shared: &Shared, index: usize) -> anyhow::Result<Inbox> {
+        Ok(match shared.config.bus {
+            BusKind::Kafka => Inbox::Kafka(KafkaInbox::join(shared, index)?),
+            BusKind::RedisStreams => Inbox::Redis(StreamInbox::join(&shared.config, index).await?),
+        })
     }
 
-    fn truth(&self) -> std::sync::MutexGuard<'_, GroundTruth> {
-        self.truth.lock().unwrap_or_else(|e| e.into_inner())
+    /// The next event's payload; `None` when nothing came within a short poll (the bus
+    /// is quiet, or an order may be waiting).
+    async fn next(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
+        match self {
+            Inbox::Kafka(inbox) => inbox.next().await,
+            Inbox::Redis(inbox) => inbox.next().await,
+        }
+    }
+
+    /// Marks the event `next` gave last as applied, for the next commit.
+    fn applied(&mut self) -> anyhow::Result<()> {
+        match self {
+            Inbox::Kafka(inbox) => inbox.applied(),
+            Inbox::Redis(inbox) => {
+                inbox.applied();
+                Ok(())
+            }
+        }
+    }
+
+    /// Commits what was marked applied.
+    async fn commit(&mut self) -> anyhow::Result<()> {
+        match self {
+            Inbox::Kafka(inbox) => inbox.commit(),
+            Inbox::Redis(inbox) => inbox.commit().await,
+        }
+    }
+
+    /// Leaves without committing: what was applied since the last commit is delivered
+    /// again to whoever takes over.
+    async fn crash(self) {
+        match self {
+            Inbox::Kafka(inbox) => inbox.crash().await,
+            Inbox::Redis(inbox) => inbox.crash(),
+        }
     }
 }
 
@@ -151,7 +167,7 @@ pub enum Control {
 struct Instance {
     index: usize,
     shared: Shared,
-    consumer: Consumer_,
+    inbox: Inbox,
     work: WorkClock,
 }
 
@@ -161,62 +177,77 @@ impl Instance {
             (self.shared.config.checkpoint_every, self.shared.config.commit_interval);
         let mut uncommitted = 0u64;
         let mut last_commit = Instant::now();
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                Some(order) = control.recv() => match order {
-                    Control::Crash => {
-                        tracing::info!("projector {} crashes: its uncommitted offsets are redelivered", self.index);
-                        self = self.crash_and_restart().await;
-                        (uncommitted, last_commit) = (0, Instant::now());
-                        continue;
-                    }
-                    Control::Pause(duration) => {
-                        tokio::select! {
-                            _ = shutdown.cancelled() => break,
-                            _ = tokio::time::sleep(duration) => {}
-                        }
-                    }
-                },
-                // Quiet for an interval: commit what was applied, so the group's lag reads 0.
-                _ = tokio::time::sleep(IDLE_COMMIT) => {
-                    if uncommitted > 0 {
-                        self.commit();
-                        (uncommitted, last_commit) = (0, Instant::now());
+        while !shutdown.is_cancelled() {
+            // Orders are taken between events: `next` polls briefly, so one waits at most
+            // that poll (and an event taken off the bus is never dropped by an order).
+            match control.try_recv() {
+                Ok(Control::Crash) => {
+                    tracing::info!(
+                        "projector {} crashes: what it applied since its last commit is redelivered",
+                        self.index
+                    );
+                    self = self.crash_and_restart().await;
+                    (uncommitted, last_commit) = (0, Instant::now());
+                    continue;
+                }
+                Ok(Control::Pause(duration)) => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(duration) => {}
                     }
                 }
-                message = self.consumer.recv() => match message {
-                    Ok(message) => {
-                        self.handle(&message, &shutdown).await;
-                        uncommitted += 1;
+                Err(_) => {}
+            }
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                next = self.inbox.next() => next,
+            };
+            match next {
+                Ok(Some(payload)) => {
+                    self.handle(&payload, &shutdown).await;
+                    if let Err(e) = self.inbox.applied() {
+                        tracing::warn!("projector {}: marking an event applied: {e:#}", self.index);
                     }
-                    Err(e) => tracing::warn!("projector {}: {e}", self.index),
-                },
+                    uncommitted += 1;
+                }
+                // Quiet for an interval: commit what was applied, so the group's lag reads 0.
+                Ok(None) if uncommitted > 0 && last_commit.elapsed() >= IDLE_COMMIT => {
+                    self.commit().await;
+                    (uncommitted, last_commit) = (0, Instant::now());
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!("projector {}: {e:#}", self.index);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(APPLY_RETRY) => {}
+                    }
+                }
             }
             if uncommitted >= checkpoint_every || (uncommitted > 0 && last_commit.elapsed() >= commit_interval) {
-                self.commit();
+                self.commit().await;
                 (uncommitted, last_commit) = (0, Instant::now());
             }
         }
         // A clean stop keeps what it applied.
         if uncommitted > 0 {
-            self.commit();
+            self.commit().await;
         }
     }
 
-    fn commit(&self) {
-        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Async) {
-            tracing::warn!("projector {}: committing offsets: {e}", self.index);
+    async fn commit(&mut self) {
+        if let Err(e) = self.inbox.commit().await {
+            tracing::warn!("projector {}: committing: {e:#}", self.index);
         }
     }
 
-    /// Applies one event (after the injected delay and cost) and stores its offset.
-    async fn handle(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) {
+    /// Applies one event (after the injected delay and cost).
+    async fn handle(&self, payload: &[u8], shutdown: &CancellationToken) {
         let config = &self.shared.config;
         // Taken off the bus now, before the injected delay and the work.
         let received_at = crate::reference::bank::now_ms();
-        match message.payload().map(serde_json::from_slice::<OutboxEvent>) {
-            Some(Ok(event)) => {
+        match serde_json::from_slice::<OutboxEvent>(payload) {
+            Ok(event) => {
                 if !config.projection_delay.is_zero() {
                     let visible_at = event.at_ms + config.projection_delay.as_millis() as i64;
                     let wait = visible_at - now_ms();
@@ -234,11 +265,7 @@ impl Instance {
                 }
                 self.apply(&event, received_at, shutdown).await;
             }
-            Some(Err(e)) => tracing::warn!("projector {}: skipping an event that is not JSON: {e}", self.index),
-            None => tracing::warn!("projector {}: skipping an event without payload", self.index),
-        }
-        if let Err(e) = self.consumer.store_offset_from_message(message) {
-            tracing::warn!("projector {}: storing an offset: {e}", self.index);
+            Err(e) => tracing::warn!("projector {}: skipping an event that is not JSON: {e}", self.index),
         }
     }
 
@@ -264,16 +291,16 @@ impl Instance {
     }
 
     /// The instance dies without committing and a new one joins the group after
-    /// `RESTART_DELAY`: the rebalance hands its partitions on from the last commit.
+    /// `RESTART_DELAY`: Kafka's rebalance hands its partitions on from the last commit; on
+    /// a Redis stream the new consumer (same name) reads its unacknowledged entries again.
     async fn crash_and_restart(self) -> Instance {
-        let Instance { index, shared, consumer, work } = self;
+        let Instance { index, shared, inbox, work } = self;
         shared.truth().crashes += 1;
-        // Closing a consumer blocks while it leaves the group.
-        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        inbox.crash().await;
         tokio::time::sleep(RESTART_DELAY).await;
         loop {
-            match shared.consumer(index) {
-                Ok(consumer) => return Instance { index, shared, consumer, work },
+            match Inbox::join(&shared, index).await {
+                Ok(inbox) => return Instance { index, shared, inbox, work },
                 Err(e) => {
                     tracing::warn!("projector {index}: restarting: {e:#}");
                     tokio::time::sleep(RESTART_DELAY).await;

@@ -1,7 +1,7 @@
 //! The outbox variant's read model in Redis, under the key prefix `{schema}:`:
 //! `acct:{id}` a hash (balance, version, and the last applied event's `last_ref`,
 //! `received_at`, `applied_at`), `refs:{id}` the applied refs in order, `top` a sorted set
-//! of balances.
+//! of balances, `ahead:{id}` the versions applied ahead of `version` (out of order).
 
 use std::sync::Arc;
 
@@ -15,12 +15,25 @@ use crate::reference::bank::{EventTimes, RefSlice, Refusal, View};
 /// Applies one event atomically. Returns 1 when applied, 0 when skipped as already
 /// applied (idempotent), 2 when applied although the account already had its version
 /// (a duplicate application by a non-idempotent projector).
+///
+/// Events may come out of order (a Redis stream's group hands one account's events to
+/// any consumer): `version` is the highest version applied with every earlier one, and
+/// `ahead:{id}` (a set) holds the versions applied beyond it. In order (Kafka, one
+/// partition per account) the set stays empty. The balance adds every applied delta.
 const APPLY: &str = r"
 local stored = tonumber(redis.call('HGET', KEYS[1], 'version') or '-1')
-local seen = tonumber(ARGV[2]) <= stored
+local version = tonumber(ARGV[2])
+local seen = version <= stored or redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1
 if seen and ARGV[5] == '1' then return 0 end
 local balance = redis.call('HINCRBY', KEYS[1], 'balance', ARGV[3])
-if not seen then redis.call('HSET', KEYS[1], 'version', ARGV[2]) end
+if not seen then
+  if version == stored + 1 then
+    while redis.call('SREM', KEYS[4], tostring(version + 1)) == 1 do version = version + 1 end
+    redis.call('HSET', KEYS[1], 'version', version)
+  else
+    redis.call('SADD', KEYS[4], ARGV[2])
+  end
+end
 redis.call('HSET', KEYS[1], 'last_ref', ARGV[4], 'received_at', ARGV[6], 'applied_at', ARGV[7])
 if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[4]) end
 redis.call('ZADD', KEYS[3], balance, ARGV[1])
@@ -66,6 +79,7 @@ impl ReadModel {
             .key(self.key("acct", &event.account))
             .key(self.key("refs", &event.account))
             .key(format!("{}top", self.prefix))
+            .key(self.key("ahead", &event.account))
             .arg(&event.account)
             .arg(event.version)
             .arg(event.delta)
@@ -114,7 +128,7 @@ impl ReadModel {
             version,
             refs: refs.into_iter().map(Arc::from).collect(),
             refs_total: total,
-            // Applied in version order (one partition per account, version checked).
+            // Every version up to `version` is applied (the rest wait in `ahead:{id}`).
             applied_through: version,
             last_event,
         }))

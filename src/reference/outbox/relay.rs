@@ -1,4 +1,5 @@
-//! The relay: outbox rows to Kafka, in `seq` order, marked sent once the broker has them.
+//! The relay: outbox rows to the bus (Kafka or a Redis stream), in `seq` order, marked
+//! sent once the bus has them.
 
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 use super::OutboxConfig;
-use super::bus::OutboxEvent;
+use super::bus::{BusKind, OutboxEvent};
+use super::redis_stream::StreamOutlet;
 
 /// Rows published per transaction.
 const BATCH: i64 = 500;
@@ -20,8 +22,7 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Relay {
     pool: Pool,
-    producer: FutureProducer,
-    topic: String,
+    outlet: Outlet,
     poll: Duration,
     /// Rows are published no earlier than this after their commit (`--relay-delay`).
     delay: Duration,
@@ -29,22 +30,59 @@ pub struct Relay {
     mark_sent: String,
 }
 
+/// Where the relay publishes.
+enum Outlet {
+    Kafka { producer: FutureProducer, topic: String },
+    Redis(StreamOutlet),
+}
+
+impl Outlet {
+    async fn connect(config: &OutboxConfig) -> anyhow::Result<Outlet> {
+        Ok(match config.bus {
+            BusKind::Kafka => Outlet::Kafka {
+                producer: ClientConfig::new()
+                    .set("bootstrap.servers", &config.brokers)
+                    // Retries keep the order of an account's events and write no duplicates.
+                    .set("enable.idempotence", "true")
+                    .set("acks", "all")
+                    .set("linger.ms", "1")
+                    .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
+                    .create()
+                    .context("creating the relay's Kafka producer")?,
+                topic: config.topic(),
+            },
+            BusKind::RedisStreams => Outlet::Redis(StreamOutlet::connect(config).await?),
+        })
+    }
+
+    /// Publishes `events` in order; returns once the bus has acknowledged every one.
+    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
+        let (producer, topic) = match self {
+            Outlet::Redis(stream) => return stream.publish(events).await,
+            Outlet::Kafka { producer, topic } => (producer, topic),
+        };
+        let mut deliveries = Vec::with_capacity(events.len());
+        for event in events {
+            let payload = serde_json::to_vec(event)?;
+            // Queued in order; the idempotent producer keeps that order per partition.
+            let delivery = producer
+                .send_result(FutureRecord::to(topic).key(&event.account).payload(&payload))
+                .map_err(|(e, _)| anyhow::anyhow!("queueing an outbox record: {e}"))?;
+            deliveries.push(delivery);
+        }
+        for delivery in deliveries {
+            delivery.await.context("the producer went away")?.map_err(|(e, _)| anyhow::anyhow!("publishing: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 impl Relay {
-    pub fn new(pool: Pool, config: &OutboxConfig) -> anyhow::Result<Relay> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            // Retries keep the order of an account's events and write no duplicates.
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
-            .create()
-            .context("creating the relay's Kafka producer")?;
+    pub async fn new(pool: Pool, config: &OutboxConfig) -> anyhow::Result<Relay> {
         let schema = &config.schema;
         Ok(Relay {
             pool,
-            producer,
-            topic: config.topic(),
+            outlet: Outlet::connect(config).await?,
             poll: config.relay_poll,
             delay: config.relay_delay,
             select_unsent: format!(
@@ -87,28 +125,18 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut deliveries = Vec::with_capacity(rows.len());
-        let mut seqs = Vec::with_capacity(rows.len());
-        for row in rows {
-            let event = OutboxEvent {
+        let events: Vec<OutboxEvent> = rows
+            .iter()
+            .map(|row| OutboxEvent {
                 account: row.get(1),
                 version: row.get(2),
                 delta: row.get(3),
                 op_ref: row.get(4),
                 at_ms: row.get(5),
-            };
-            let payload = serde_json::to_vec(&event)?;
-            // Queued in order; the idempotent producer keeps that order per partition.
-            let delivery = self
-                .producer
-                .send_result(FutureRecord::to(&self.topic).key(&event.account).payload(&payload))
-                .map_err(|(e, _)| anyhow::anyhow!("queueing an outbox record: {e}"))?;
-            deliveries.push(delivery);
-            seqs.push(row.get::<_, i64>(0));
-        }
-        for delivery in deliveries {
-            delivery.await.context("the producer went away")?.map_err(|(e, _)| anyhow::anyhow!("publishing: {e}"))?;
-        }
+            })
+            .collect();
+        let seqs: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
+        self.outlet.publish(&events).await?;
         tx.execute(&self.mark_sent, &[&seqs]).await?;
         tx.commit().await?;
         Ok(seqs.len())
