@@ -21,6 +21,7 @@ mod metrics;
 mod probe_load;
 mod read_models;
 mod reports;
+mod schema;
 mod shards;
 mod staleness;
 mod support;
