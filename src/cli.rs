@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(name = "cqrs-bench", version, about = "Load-testing and benchmark harness for CQRS systems")]
@@ -84,9 +84,26 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Print the JSON Schema of a scenario file or of result.json, for editors and tools
+    /// (e.g. `cqrs-bench schema scenario > cqrs-bench.schema.json`, the file `init`'s
+    /// `#:schema` line names).
+    Schema {
+        /// Which file the schema describes.
+        #[arg(value_enum)]
+        of: SchemaOf,
+    },
     /// Reference CQRS targets.
     #[command(subcommand)]
     Target(TargetCommand),
+}
+
+/// What `cqrs-bench schema` describes.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaOf {
+    /// A scenario file (TOML, checked as the JSON it converts to).
+    Scenario,
+    /// result.json.
+    Result,
 }
 
 #[derive(Subcommand, Debug)]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use tokio_util::sync::CancellationToken;
 
-use cqrs_bench::cli::{Cli, Command, TargetCommand};
+use cqrs_bench::cli::{Cli, Command, SchemaOf, TargetCommand};
 use cqrs_bench::exit;
 
 fn main() -> ExitCode {
@@ -148,6 +148,30 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
             }
             cqrs_bench::results::write_atomic(&path, cqrs_bench::scenario::starter_scenario(&name).as_bytes())?;
             println!("wrote {} — run it with: cqrs-bench run {}", path.display(), path.display());
+            // The starter's `#:schema` line names this file: editors complete and check
+            // fields from it. An existing one is the user's (maybe edited): kept unless --force.
+            let schema_path = std::path::Path::new(cqrs_bench::scenario::schema::SCHEMA_FILE);
+            if schema_path.exists() && !force {
+                println!(
+                    "kept {} (refresh it: cqrs-bench schema scenario > {})",
+                    schema_path.display(),
+                    schema_path.display()
+                );
+            } else {
+                let schema = serde_json::to_string_pretty(&cqrs_bench::scenario::schema::json_schema())
+                    .expect("a JSON value serializes");
+                cqrs_bench::results::write_atomic(schema_path, format!("{schema}\n").as_bytes())?;
+                println!("wrote {}: the JSON Schema editors read through its `#:schema` line", schema_path.display());
+            }
+            Ok(exit::PASS)
+        }
+        Command::Schema { of } => {
+            let schema = match of {
+                SchemaOf::Scenario => cqrs_bench::scenario::schema::json_schema(),
+                SchemaOf::Result => cqrs_bench::results::schema::json_schema(),
+            };
+            let text = serde_json::to_string_pretty(&schema).expect("a JSON value serializes");
+            print_stdout(&format!("{text}\n"))?;
             Ok(exit::PASS)
         }
         Command::Target(TargetCommand::Replay(args)) => {
@@ -158,6 +182,15 @@ async fn execute(command: Command, shutdown: CancellationToken) -> anyhow::Resul
             cqrs_bench::reference::run_serve(*args, shutdown).await?;
             Ok(exit::PASS)
         }
+    }
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(exit::OutputFailure(e.into()).into()),
+        _ => Ok(()),
     }
 }
 

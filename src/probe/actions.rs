@@ -14,14 +14,17 @@ use crate::target::{Request, Target};
 const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What happened to one action.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ActionRun {
+    /// The action's name (`name`, else its command or request as written).
     pub name: String,
     /// When it started, seconds since the start of the load.
     pub at_s: f64,
+    /// Whether it succeeded (exit status 0, or a 2xx answer).
     pub ok: bool,
     /// Exit status or HTTP status, and the first line of any error output.
     pub detail: String,
+    /// How long it ran, in milliseconds.
     pub duration_ms: f64,
 }
 

@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::bus::{CommittedTimeline, Placed, consumed_at};
@@ -68,30 +69,37 @@ impl Sources<'_> {
 }
 
 /// One stage's figures over every attributed probe.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StageStats {
     /// `publish`, `consume`, `project`, `read`, or merged ones (`publish+consume`).
     pub name: String,
+    /// Mean time in this stage, ms.
     pub mean_ms: f64,
+    /// Median, ms.
     pub p50_ms: f64,
+    /// 90th percentile, ms.
     pub p90_ms: f64,
+    /// 99th percentile, ms.
     pub p99_ms: f64,
+    /// Largest, ms.
     pub max_ms: f64,
     /// Its part of the summed lag of the attributed probes.
     pub share: f64,
 }
 
 /// Per second of acknowledgement: the mean of each stage.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AttributionRow {
+    /// Seconds since the start of the load.
     pub t_s: u64,
+    /// Probes attributed in this second.
     pub probes: u64,
     /// In the order of `LagAttribution::stages`.
     pub mean_ms: Vec<f64>,
 }
 
 /// `projection.attribution` in result.json.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LagAttribution {
     /// In the order a command's event goes through them; empty when nothing splits.
     pub stages: Vec<StageStats>,
@@ -105,6 +113,7 @@ pub struct LagAttribution {
     pub unsplit: Vec<String>,
     /// Times clamped between their neighbours (more than 1 ms out of order).
     pub reordered: u64,
+    /// Per second of acknowledgement, the mean of each stage.
     pub series: Vec<AttributionRow>,
 }
 

@@ -327,7 +327,7 @@ fn read(
 }
 
 /// Lag of one consumer group over the run.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct GroupLag {
     /// Largest total lag (all partitions) in messages.
     pub max_messages: u64,
@@ -337,8 +337,9 @@ pub struct GroupLag {
     pub series: Vec<LagSample>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct LagSample {
+    /// Seconds since the start of the load.
     pub t_s: f64,
     /// Sum over partitions of log end − committed offset.
     pub messages: u64,

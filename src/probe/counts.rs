@@ -10,7 +10,7 @@ use super::ledger::KindCount;
 const EXAMPLES: usize = 20;
 
 /// result.json's `counts`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct RowCounts {
     /// Keys whose rows were counted (or whose read failed).
     pub keys_checked: u64,
@@ -33,9 +33,11 @@ pub struct RowCounts {
     order: Vec<(u64, u32)>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct CountMismatch {
+    /// The key whose rows differ.
     pub key: String,
+    /// The `[[command]]` whose rows these are.
     pub operation: String,
     /// Acknowledged commands of this kind: the rows it must show.
     pub expected: u64,

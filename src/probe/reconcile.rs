@@ -9,7 +9,7 @@ use roaring::RoaringTreemap;
 use super::ledger::Ledger;
 
 /// Event accounting: result.json's `events`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct EventCounts {
     /// Commands acknowledged by the target (an event must follow).
     pub acked: u64,
@@ -83,16 +83,19 @@ impl EventCounts {
 pub const EXAMPLES: usize = 20;
 
 /// One ref a user can look up in their own logs.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct RefExample {
     /// `missed`, `pending`, `duplicate` or `unexpected`.
     pub class: String,
+    /// The command's ref.
     #[serde(rename = "ref")]
     pub op_ref: String,
     /// The key it was written on, its operation and when it was answered (ms from the
     /// start of the run), when the ledger kept them (the first and latest 32,768 refs).
     pub key: Option<String>,
+    /// The command that sent it.
     pub operation: Option<String>,
+    /// When it was acknowledged, ms from the start of the run.
     pub acked_at_ms: Option<u64>,
     /// What the read model showed of it.
     pub shown: String,

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -41,7 +42,7 @@ use crate::target::{Reply, Target};
 const MAX_CONCURRENT_RESOLVES: usize = 4096;
 
 /// What became of the ids of one create operation (result.json `created.<op>`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ResolveStats {
     /// The `[[query]]` read to find them.
     pub query: String,
@@ -64,6 +65,7 @@ pub struct ResolveStats {
     pub not_kept: u64,
     /// Reads of `query` sent to find them (shared by the creates waiting on one read).
     pub polls: u64,
+    /// Reads that got no usable answer.
     pub poll_errors: u64,
     /// Acknowledgement → the first poll that showed the id, over the resolved ids: the
     /// creates' projection lag. `null` when none was resolved (unresolved ones are
@@ -71,6 +73,7 @@ pub struct ResolveStats {
     pub lag_ms: Option<Percentiles>,
     /// The poll interval (the lag's resolution; 5 % of the wait for long waits).
     pub resolution_ms: f64,
+    /// How long an id is looked for after the create's acknowledgement, ms.
     pub timeout_ms: f64,
 }
 

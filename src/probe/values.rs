@@ -8,7 +8,7 @@ use super::ledger::Ledger;
 const EXAMPLES: usize = 20;
 
 /// result.json's `values`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ValueCounts {
     /// Keys whose number was checked.
     pub keys_checked: u64,
@@ -42,8 +42,9 @@ pub struct ValueCounts {
     order: Vec<(u64, usize)>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ValueMismatch {
+    /// The key whose number differs.
     pub key: String,
     /// `None`: not known (the key is absent and one of its commands got no answer).
     pub expected: Option<f64>,

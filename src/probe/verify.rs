@@ -67,7 +67,7 @@ pub struct VerifyOutcome {
 }
 
 /// Why verification stopped (result.json `verify.stopped`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stopped {
     /// Everything visible, every number and count right, and a second sweep changed nothing.

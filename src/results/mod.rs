@@ -6,6 +6,7 @@ pub mod histogram;
 mod input;
 pub mod intervals;
 pub mod model;
+pub mod schema;
 pub mod send_lag;
 pub mod slo;
 mod write;

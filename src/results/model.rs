@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::probe::actions::ActionRun;
@@ -12,10 +13,12 @@ pub use crate::probe::reconcile::EventCounts;
 
 pub const SCHEMA_VERSION: u32 = 3;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(Default))] // tests fill in what they look at
 pub struct RunResult {
+    /// The result format's version: it changes when a field changes meaning or goes (fields are added without it).
     pub schema_version: u32,
+    /// The cqrs-bench version that wrote the file.
     pub tool_version: String,
     /// `pass` when every SLO holds, else `fail`; always `fail` when no operation got a
     /// successful answer (issue 18: a gate with nothing to judge must not pass).
@@ -34,6 +37,7 @@ pub struct RunResult {
     pub duration_s: f64,
     /// Length of the measured window (the load after warmup), in seconds.
     pub measured_s: f64,
+    /// Length of the warmup (the leading part of the load, measured but not judged), in seconds.
     pub warmup_s: f64,
     /// This run's id: the first part of every `{{ref}}` it sent.
     pub run_id: String,
@@ -42,6 +46,7 @@ pub struct RunResult {
     pub shard: Option<ShardInfo>,
     /// The scenario after overrides, with `${ENV}` values left unresolved.
     pub scenario: serde_json::Value,
+    /// Where the run ran and what it loaded.
     pub environment: Environment,
     /// Per operation, over the measured window.
     pub operations: BTreeMap<String, OperationStats>,
@@ -49,6 +54,7 @@ pub struct RunResult {
     pub commands: KindStats,
     /// All queries together, over the measured window.
     pub queries: KindStats,
+    /// Offered and achieved rates over the measured window.
     pub throughput: Throughput,
     /// The generator's own accuracy: how late operations were sent against their intended start.
     pub generator: GeneratorStats,
@@ -108,6 +114,7 @@ pub struct RunResult {
     /// The seconds each timeline row covers (its counts are sums over them).
     #[serde(default = "one_second", skip_serializing_if = "is_one_second")]
     pub timeline_step_s: u64,
+    /// Every `[slo]` rule with its threshold, the observed figure and whether it held.
     pub slo: Vec<SloResult>,
     /// Things the run noticed that may make its figures misleading (a probe predicate that
     /// does not fit the read model's answers, …); also printed on stderr.
@@ -115,7 +122,7 @@ pub struct RunResult {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(Default))]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
@@ -124,12 +131,16 @@ pub enum Verdict {
     Fail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(Default))]
 pub struct Environment {
+    /// The host name of the machine that ran the load.
     pub host: String,
+    /// Its operating system (`linux`, `macos`, …).
     pub os: String,
+    /// Its CPU architecture (`x86_64`, `aarch64`, …).
     pub arch: String,
+    /// Its logical CPU cores.
     pub cores: usize,
     /// `git rev-parse HEAD` of the working directory, when it is a checkout.
     pub git_revision: Option<String>,
@@ -138,19 +149,27 @@ pub struct Environment {
 }
 
 /// Latency summary; every figure in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Percentiles {
+    /// Smallest sample.
     pub min: f64,
+    /// Mean of the samples.
     pub mean: f64,
+    /// Median.
     pub p50: f64,
+    /// 90th percentile.
     pub p90: f64,
+    /// 95th percentile.
     pub p95: f64,
+    /// 99th percentile.
     pub p99: f64,
+    /// 99.9th percentile.
     pub p999: f64,
+    /// Largest sample.
     pub max: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(Default))]
 pub struct OperationStats {
     /// `command` or `query`.
@@ -169,6 +188,7 @@ pub struct OperationStats {
     /// conflicts / answered (every operation that got an answer); 0 when none did.
     #[serde(default)]
     pub conflict_rate: f64,
+    /// Failed: an unexpected status, a transport error or a timeout (by class in `errors_by_class`).
     pub errors: u64,
     /// `connect`, `timeout`, `body`, `transport`, `status`.
     pub errors_by_class: BTreeMap<String, u64>,
@@ -193,10 +213,13 @@ impl OperationStats {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct KindStats {
+    /// Operations of this kind completed in the measured window.
     pub count: u64,
+    /// Answered with an expected status.
     pub ok: u64,
+    /// Refused by a business rule (`reject_status` / `reject`).
     pub rejected: u64,
     /// Optimistic-concurrency conflicts (the operations' `conflict` rules).
     #[serde(default)]
@@ -204,14 +227,17 @@ pub struct KindStats {
     /// conflicts / answered; 0 when nothing was answered.
     #[serde(default)]
     pub conflict_rate: f64,
+    /// Failed: unexpected statuses, transport errors and timeouts.
     pub errors: u64,
     /// errors / count.
     pub error_rate: f64,
+    /// Intended start → last byte of the answer, over the answered operations.
     pub latency_ms: Percentiles,
+    /// Actual send → last byte of the answer.
     pub service_time_ms: Percentiles,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Throughput {
     /// Operations scheduled per second of the measured window.
     pub offered_per_s: f64,
@@ -236,7 +262,7 @@ pub struct Throughput {
     pub unfinished: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct GeneratorStats {
     /// Generator threads the load ran on (`--threads`, issue 11); null in results
     /// written before it was recorded.
@@ -269,7 +295,7 @@ pub struct GeneratorStats {
 }
 
 /// How long the generator's send lag was over its bound after the warmup.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SendLagOverBound {
     /// 10 % of the tightest command-latency SLO, else 10 ms.
     pub bound_ms: f64,
@@ -279,6 +305,7 @@ pub struct SendLagOverBound {
     pub seconds: u64,
     /// The first and last such second since the start of the load; null when none.
     pub first_s: Option<u64>,
+    /// The last such second; null when none.
     pub last_s: Option<u64>,
 }
 
@@ -293,10 +320,13 @@ impl SendLagOverBound {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct SetupStats {
+    /// Setup requests sent (one per key and `[[setup]]`).
     pub requests: u64,
+    /// Answered with an expected status.
     pub ok: u64,
+    /// Failed (see `errors_by_class`).
     pub errors: u64,
     /// The errors by class, as in `operations` (`connect`, `timeout`, `body`, `transport`,
     /// `status`), and `unanswered`: no answer within the setup's grace.
@@ -305,13 +335,17 @@ pub struct SetupStats {
     /// Unexpected statuses by code.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub errors_by_status: BTreeMap<String, u64>,
+    /// How long the setup took, in seconds.
     pub duration_s: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct WarmupStats {
+    /// Operations completed during the warmup.
     pub count: u64,
+    /// Of those, failed.
     pub errors: u64,
+    /// Their latency (intended start → last byte).
     pub latency_ms: Percentiles,
     /// The generator's send lag during warmup (null in results written before it was
     /// kept apart, when `generator.send_lag_ms` covered the warmup too).
@@ -324,7 +358,7 @@ pub struct WarmupStats {
     pub operations: BTreeMap<String, OperationStats>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct TimelineRow {
     /// Seconds since the start of the load, of the row's first second.
     pub t_s: u64,
@@ -337,6 +371,7 @@ pub struct TimelineRow {
     /// Optimistic-concurrency conflicts completed in this second (not in `achieved`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub conflicts: u64,
+    /// Operations dropped in this second (`max_in_flight` and `max_backlog` full).
     pub dropped: u64,
     /// Requests outstanding at the end of the second.
     pub in_flight: u64,
@@ -391,7 +426,7 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ProjectionStats {
     /// Probes that finished (visible or late).
     pub probes: u64,
@@ -407,6 +442,7 @@ pub struct ProjectionStats {
     pub ambiguous: u64,
     /// Probe polls sent (probe load, not part of the query figures).
     pub polls: u64,
+    /// Polls that got no usable answer (an error status, a timeout, a body that is not JSON).
     pub poll_errors: u64,
     /// The poll interval: lag is known to this resolution, or to 5 % of the lag when that
     /// is coarser (probes waiting long poll less often, see `probe::lag`).
@@ -433,8 +469,9 @@ pub struct ProjectionStats {
 /// The probes' requests: lag polls and read-your-writes reads (`[verify]` reads the read
 /// model after the load, so it is not counted). Includes the probes finishing after the
 /// load's last operation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProbeLoad {
+    /// Probe requests sent during the load (lag polls and staleness reads).
     pub requests: u64,
     /// Per second of the load phase (warmup included).
     pub per_s: f64,
@@ -449,7 +486,7 @@ pub struct ProbeLoad {
     pub resolve_polls: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct VerifyStats {
     /// Sweeps over the written keys until the read model settled.
     pub sweeps: u32,
@@ -472,8 +509,9 @@ pub struct VerifyStats {
     pub lag_bound_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Recovery {
+    /// The `[[action]]`'s name.
     pub action: String,
     /// When the action ran, seconds since the start of the load.
     pub at_s: f64,
@@ -484,24 +522,31 @@ pub struct Recovery {
     pub threshold_ms: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct IntervalLatency {
+    /// Operations completed in the second.
     pub count: u64,
+    /// Median latency, ms.
     pub p50: f64,
+    /// 99th percentile latency, ms.
     pub p99: f64,
+    /// Largest latency, ms.
     pub max: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SloResult {
+    /// The rule as written in `[slo]`, e.g. `command_latency_p95`.
     pub name: String,
     /// Milliseconds for times, a count for counts, a fraction for rates, ops/s for throughput.
     pub threshold: f64,
     /// `None` when the run produced no data for it (e.g. no queries ran): that fails.
     pub observed: Option<f64>,
+    /// Whether the rule held (false when `observed` is null).
     pub pass: bool,
     /// `<=` or `>=`: how observed is compared with threshold.
     pub comparison: String,
+    /// `ms`, `count`, `ratio` or `ops/s`.
     pub unit: String,
     /// Why there is no observed figure (e.g. "no [verify] value accounting ran").
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -512,8 +557,9 @@ pub struct SloResult {
     pub unsure: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct BusStats {
+    /// The topic read, as written in `[bus]`.
     pub topic: String,
     /// Events the probe read.
     pub messages: u64,
@@ -532,6 +578,7 @@ pub struct BusStats {
     /// Acknowledgement → broker timestamp, over every 8th command (clamped at 0: an event
     /// can be appended before the acknowledgement reaches the harness).
     pub e2e_ms: Percentiles,
+    /// Commands whose event was timed on the bus.
     pub e2e_samples: u64,
     /// HdrHistogram V2 + deflate, base64, microseconds.
     pub e2e_histogram: String,
@@ -540,9 +587,11 @@ pub struct BusStats {
 }
 
 /// Which shard a result is, and how well it kept the common start.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ShardInfo {
+    /// This shard's index I of `--shard I/N`.
     pub index: u32,
+    /// The number of shards N.
     pub count: u32,
     /// `--start-at`, RFC 3339; `None`: the shard started after its own setup.
     pub start_at: Option<String>,
@@ -553,6 +602,7 @@ pub struct ShardInfo {
     /// how well it is known (±): how far this shard's schedule sits from its siblings'.
     #[serde(default)]
     pub clock_offset_ms: Option<f64>,
+    /// How well `clock_offset_ms` is known (±, ms).
     #[serde(default)]
     pub clock_offset_error_ms: Option<f64>,
     /// Why the offset is unknown.
@@ -567,7 +617,7 @@ pub struct ShardInfo {
 }
 
 /// `[staleness]`: the t-visibility curve, P(a read t ms after the acknowledgement is fresh).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StalenessStats {
     /// Commands whose reads were made (after the warmup).
     pub sampled: u64,
@@ -577,6 +627,7 @@ pub struct StalenessStats {
     pub reads: u64,
     /// Reads that got no answer (not counted as stale or fresh).
     pub errors: u64,
+    /// One point per `[staleness]` delay: P(fresh) at that time after the acknowledgement.
     pub points: Vec<StalenessPoint>,
     /// Smallest delay from which on every point has P(fresh) ≥ 99 %; `None`: none has.
     pub fresh_p99_at_ms: Option<f64>,
@@ -601,8 +652,9 @@ impl StalenessStats {
 
 /// One query of the traffic, judged against the commands acknowledged on its key
 /// before it was sent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TrafficStaleness {
+    /// The judged `[[query]]`.
     pub query: String,
     /// Reads after the warmup of a key with a command acknowledged before they were sent.
     pub reads: u64,
@@ -614,19 +666,25 @@ pub struct TrafficStaleness {
     pub stale_rate: Option<f64>,
     /// 95 % Wilson score interval of `stale_rate`.
     pub stale_rate_low: Option<f64>,
+    /// Upper end of that interval.
     pub stale_rate_high: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StalenessPoint {
+    /// The delay after the acknowledgement at which the reads were sent.
     pub delay_ms: f64,
+    /// Reads made at this delay.
     pub reads: u64,
+    /// Reads whose answer showed the command.
     pub fresh: u64,
+    /// Reads that got no answer (neither fresh nor stale).
     pub errors: u64,
     /// fresh / reads; `None` without reads.
     pub p_fresh: Option<f64>,
     /// 95 % Wilson score interval of `p_fresh`.
     pub p_fresh_low: Option<f64>,
+    /// Upper end of that interval.
     pub p_fresh_high: Option<f64>,
     /// Mean delay actually waited before the read was sent (timers are not exact).
     pub mean_actual_delay_ms: f64,

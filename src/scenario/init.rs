@@ -7,9 +7,16 @@ pub fn starter_scenario(name: &str) -> String {
     STARTER.replace("{NAME}", &name)
 }
 
-const STARTER: &str = r#"# A cqrs-bench scenario: one workload against one target.
+// The `#:schema` directive must come first (taplo reads it only at the top): editors with
+// taplo (Even Better TOML) complete and check the fields from the file `init` writes beside
+// the starter (`schema::SCHEMA_FILE`; a path relative to this file, so it works offline and
+// always matches the binary that wrote it).
+const STARTER: &str = r#"#:schema ./cqrs-bench.schema.json
+# A cqrs-bench scenario: one workload against one target.
 # Run it:       cqrs-bench run {NAME}.toml
 # Check it:     cqrs-bench validate {NAME}.toml
+# Editors:      the line above points taplo / Even Better TOML at cqrs-bench.schema.json
+#               (cqrs-bench schema scenario > cqrs-bench.schema.json refreshes it)
 # Override:     cqrs-bench run {NAME}.toml --set load.stages.0.rate=800
 name = "{NAME}"
 description = "What this workload represents"
@@ -106,3 +113,14 @@ missed = 0
 command_error_rate = 0.001
 query_error_rate = 0.001
 "#;
+
+#[cfg(test)]
+mod tests {
+    /// taplo reads `#:schema` only in the file's header: the very first line here.
+    #[test]
+    fn the_starter_points_editors_at_the_schema_file() {
+        let starter = super::starter_scenario("demo");
+        let first = starter.lines().next().unwrap_or_default();
+        assert_eq!(first, format!("#:schema ./{}", crate::scenario::schema::SCHEMA_FILE));
+    }
+}

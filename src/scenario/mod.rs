@@ -12,6 +12,7 @@ mod model;
 pub mod mutants;
 mod raw;
 pub mod redact;
+pub mod schema;
 pub mod selector;
 pub mod shell;
 pub mod template;

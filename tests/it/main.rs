@@ -27,6 +27,7 @@ mod probe_load;
 mod read_models;
 mod redis_variant;
 mod reports;
+mod schema;
 mod shards;
 mod staleness;
 mod support;

@@ -45,10 +45,13 @@ pub fn spawn_run(scenario: &Path, out: &Path) -> Child {
         .expect("cqrs-bench starts")
 }
 
-/// Reads a run folder's result.json as JSON.
+/// Reads a run folder's result.json as JSON, checked against `cqrs-bench schema result`
+/// (issue 34: every run of the suite, whatever its sections, fits the schema).
 pub fn result_json(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("result.json")).expect("result.json written");
-    serde_json::from_str(&text).expect("result.json is JSON")
+    let result = serde_json::from_str(&text).expect("result.json is JSON");
+    crate::schema::assert_valid_result(&result, dir);
+    result
 }
 
 /// GETs `url` and parses the body as JSON.

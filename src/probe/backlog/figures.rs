@@ -1,6 +1,7 @@
 //! A source's samples turned into its figures: the maximum, the time the backlog took to
 //! reach 0 after the load (or what was left), and the consumers' throughput.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One sample of a source, `t_s` seconds after the load's start.
@@ -12,12 +13,15 @@ pub struct Sample {
 }
 
 /// result.json `backlog[]`: one source.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BacklogStats {
+    /// The source's name (`[[backlog]] name`).
     pub name: String,
+    /// Its kind: `redis-streams` or `sql`.
     pub kind: String,
     /// The source's URL, password masked.
     pub url: String,
+    /// Time between samples, ms.
     pub every_ms: f64,
     /// Largest backlog sampled (entries behind); `None` when no sample was read.
     pub max: Option<u64>,
@@ -43,11 +47,13 @@ pub struct BacklogStats {
     pub stale: Option<String>,
     /// Seconds after the load's start at which the load ended (the drain is counted from it).
     pub load_end_s: f64,
+    /// Every sample, in order.
     pub samples: Vec<BacklogPoint>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BacklogPoint {
+    /// Seconds since the start of the load.
     pub t_s: f64,
     /// Entries behind; `null`: unknown for this sample.
     pub backlog: Option<u64>,
