@@ -78,20 +78,18 @@ fn scan_scope(stream: TokenStream, module: &[String], outer: &BTreeSet<String>, 
     let tokens: Vec<TokenTree> = stream.into_iter().collect();
     // The children the module declares (`mod x;` or `mod x { … }`), which it may name bare.
     let mut children = outer.clone();
-    children.extend(tokens
-        .windows(2)
-        .filter(|w| is_ident(Some(&w[0]), "mod"))
-        .filter_map(|w| match &w[1] {
-            TokenTree::Ident(name) => Some(name.to_string()),
-            _ => None,
-        }));
+    children.extend(tokens.windows(2).filter(|w| is_ident(Some(&w[0]), "mod")).filter_map(|w| match &w[1] {
+        TokenTree::Ident(name) => Some(name.to_string()),
+        _ => None,
+    }));
     let mut i = 0;
     while i < tokens.len() {
         let before = i.checked_sub(1).and_then(|b| tokens.get(b));
         let after_sep = i >= 2 && is_path_sep(&tokens, i - 2);
         match &tokens[i] {
             TokenTree::Ident(word) if word == "mod" => {
-                if let (Some(TokenTree::Ident(name)), Some(TokenTree::Group(body))) = (tokens.get(i + 1), tokens.get(i + 2))
+                if let (Some(TokenTree::Ident(name)), Some(TokenTree::Group(body))) =
+                    (tokens.get(i + 1), tokens.get(i + 2))
                     && body.delimiter() == Delimiter::Brace
                 {
                     let mut inner = module.to_vec();
@@ -127,7 +125,14 @@ fn scan_scope(stream: TokenStream, module: &[String], outer: &BTreeSet<String>, 
 
 /// Reads `::seg::seg…` from `tokens[i]` onto `base`, recording what it names; returns the
 /// index after the path.
-fn read_path(tokens: &[TokenTree], mut i: usize, mut path: Vec<String>, in_use: bool, at: &str, found: &mut Vec<Named>) -> usize {
+fn read_path(
+    tokens: &[TokenTree],
+    mut i: usize,
+    mut path: Vec<String>,
+    in_use: bool,
+    at: &str,
+    found: &mut Vec<Named>,
+) -> usize {
     while is_path_sep(tokens, i) {
         match tokens.get(i + 2) {
             Some(TokenTree::Ident(seg)) if seg == "super" => {
@@ -223,7 +228,11 @@ fn graph_inside(folder: &[&str]) -> Graph {
         };
         for n in paths {
             if let Some(to) = node_of(&n.path).filter(|to| *to != from) {
-                graph.entry(from.clone()).or_default().entry(to).or_default().push(format!("{} {}", n.at, n.path.join("::")));
+                graph.entry(from.clone()).or_default().entry(to).or_default().push(format!(
+                    "{} {}",
+                    n.at,
+                    n.path.join("::")
+                ));
             }
         }
     }
@@ -319,7 +328,9 @@ fn issue34_every_form_of_a_path_is_seen() {
     let module = ["a".to_string(), "b".to_string()];
     let seen: BTreeSet<String> = named_paths(&file, &module).into_iter().map(|n| n.path.join("::")).collect();
     let expected: BTreeSet<String> =
-        ["x::Y", "x", "z", "a::sibling::g", "a::b::child::h", "a::up", "m::n", "a::b::tests::k"].map(String::from).into();
+        ["x::Y", "x", "z", "a::sibling::g", "a::b::child::h", "a::up", "m::n", "a::b::tests::k"]
+            .map(String::from)
+            .into();
     assert_eq!(seen, expected);
 }
 
