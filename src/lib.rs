@@ -24,6 +24,7 @@ pub mod cli;
 pub mod exit;
 pub mod generator;
 pub mod live;
+pub mod measure;
 pub mod merge;
 pub mod operation;
 pub mod probe;

@@ -16,8 +16,8 @@ use hdrhistogram::Histogram;
 
 use super::Dispatched;
 use crate::live::{Gauges, Window};
+use crate::measure::histogram::{new_latency_histogram, record};
 use crate::operation::{Outcome, Sample};
-use crate::results::histogram::{new_latency_histogram, record};
 
 /// Figures of one operation over a window.
 #[derive(Debug, Clone)]

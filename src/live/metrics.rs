@@ -399,7 +399,7 @@ impl LiveMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::histogram::{new_latency_histogram, record};
+    use crate::measure::histogram::{new_latency_histogram, record};
 
     fn histogram(values_us: &[(u64, u64)]) -> Histogram<u64> {
         let mut histogram = new_latency_histogram();
