@@ -18,5 +18,5 @@ mod work;
 pub use bank::GroundTruth;
 pub use config::{Faults, MemoryConfig, SlowCommands, Window};
 pub use memory::{MemoryApp, RESTART_DELAY};
-pub use serve::{ReplayArgs, ServeArgs, run_replay, run_serve, serve};
+pub use serve::{BadFlag, ReplayArgs, ServeArgs, run_replay, run_serve, serve};
 pub use work::ProjectorWork;

@@ -441,23 +441,6 @@ pub enum DeltaMode {
     Unchanged,
 }
 
-impl Delta {
-    /// The change a request body, parsed, carries; `Unknown` when it has no number there.
-    pub fn of_json(&self, json: &serde_json::Value) -> crate::operation::ValueChange {
-        use crate::operation::ValueChange;
-        if self.mode == DeltaMode::Unchanged {
-            return ValueChange::None;
-        }
-        let number = json.pointer(&self.pointer).and_then(super::selector::number);
-        match (number, self.mode) {
-            (Some(n), DeltaMode::Add) if n.is_finite() => ValueChange::Add(n),
-            (Some(n), DeltaMode::Subtract) if n.is_finite() => ValueChange::Add(-n),
-            (Some(n), DeltaMode::Set) if n.is_finite() => ValueChange::Set(n),
-            _ => ValueChange::Unknown,
-        }
-    }
-}
-
 /// `[verify] page = { param = "page", start = 1 }`: the verify query (keyless, or once per
 /// key) is read page by page (`?param=N` appended) until a page selects nothing.
 #[derive(Debug, Clone, PartialEq)]
