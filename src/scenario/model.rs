@@ -123,6 +123,11 @@ pub struct Stage {
     pub to: f64,
 }
 
+/// The most users any stage asks for.
+pub fn max_users(stages: &[Stage]) -> usize {
+    stages.iter().map(|s| s.from.max(s.to).round().max(0.0) as usize).max().unwrap_or(0)
+}
+
 #[derive(Debug, Clone)]
 pub struct MixSpec {
     /// Queries per `reads + writes` operations (from `read_write_ratio = "reads:writes"`).

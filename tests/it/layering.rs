@@ -183,7 +183,7 @@ fn read_use_group(stream: TokenStream, prefix: &[String], in_use: bool, at: &str
 /// own when the others name items it defines.
 type Graph = BTreeMap<String, BTreeMap<String, Vec<String>>>;
 
-fn graph_inside(folder: &[&str]) -> Graph {
+fn graph_inside(folder: &[&str], allowed: &[Allowed]) -> Graph {
     let src = root().join("src");
     let folder: Vec<String> = folder.iter().map(|s| s.to_string()).collect();
     let dir = folder.iter().fold(src.clone(), |d, s| d.join(s));
@@ -227,7 +227,9 @@ fn graph_inside(folder: &[&str]) -> Graph {
             continue;
         };
         for n in paths {
-            if let Some(to) = node_of(&n.path).filter(|to| *to != from) {
+            let file = n.at.split(':').next().unwrap_or_default();
+            let to = node_of(&n.path).filter(|to| *to != from);
+            if let Some(to) = to.filter(|to| !allowed.iter().any(|a| a.file == file && a.to == to)) {
                 graph.entry(from.clone()).or_default().entry(to).or_default().push(format!(
                     "{} {}",
                     n.at,
@@ -296,19 +298,47 @@ fn cycles(graph: &Graph) -> Vec<String> {
     told
 }
 
-fn assert_no_cycles(folder: &[&str]) {
-    let found = cycles(&graph_inside(folder));
+/// An edge left in place, with why: a file's paths to one module that the graph skips.
+struct Allowed {
+    file: &'static str,
+    to: &'static str,
+    #[allow(dead_code, reason = "read by whoever reads the list")]
+    why: &'static str,
+}
+
+/// Test code only: the scenario's fuzz tests run the generator's schedule on every scenario
+/// the loader accepts, to show `run` can carry out whatever passes the checks. Cutting it
+/// means moving that fuzzing machinery out of the scenario's tests.
+const ALLOWED: &[Allowed] = &[Allowed {
+    file: "src/scenario/tests.rs",
+    to: "generator",
+    why: "issue16 fuzz: an accepted scenario's schedule must not panic",
+}];
+
+fn assert_no_cycles(folder: &[&str], allowed: &[Allowed]) {
+    for a in allowed {
+        let src = root().join(a.file);
+        let module: Vec<String> =
+            a.file.trim_start_matches("src/").trim_end_matches(".rs").split('/').map(String::from).collect();
+        assert!(
+            named_paths(&src, &module).iter().any(|n| n.path.first().map(String::as_str) == Some(a.to)),
+            "{} names nothing of `{}` any more: remove it from ALLOWED",
+            a.file,
+            a.to
+        );
+    }
+    let found = cycles(&graph_inside(folder, allowed));
     assert!(found.is_empty(), "modules inside src/{} import each other:\n{}", folder.join("/"), found.join("\n"));
 }
 
 #[test]
 fn issue34_no_two_top_level_modules_import_each_other() {
-    assert_no_cycles(&[]);
+    assert_no_cycles(&[], ALLOWED);
 }
 
 #[test]
 fn issue34_reference_bank_sits_below_its_stores_and_server() {
-    assert_no_cycles(&["reference"]);
+    assert_no_cycles(&["reference"], &[]);
 }
 
 /// The scanner itself: each form of a path, resolved from where it stands.
