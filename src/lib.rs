@@ -12,6 +12,9 @@
 //! back; neither imports the other. Both reach the target through `operation` (one
 //! operation, rendered and classified) and `target` (the adapters); `live` holds the
 //! counters they share with the progress display and the `--metrics-listen` endpoint.
+//! `measure` (the histogram shape and codec, per-second intervals, timeline rows) sits
+//! below all of them and below `results`; no two modules import each other
+//! (tests/it/layering.rs).
 //!
 //! `capacity` sits on top: `saturate` runs `run::drive` at one rate per step and judges
 //! each; `capacity` does that per projector count and fits the scalability law.
