@@ -1,6 +1,7 @@
 //! The `--metrics-listen` endpoint: a small HTTP/1 server (hyper) answering
-//! `GET /metrics` with the live metrics' OpenMetrics text, from before the setup until
-//! the run and its `--metrics-linger` are over. It only reads what `LiveMetrics` and
+//! `GET /metrics` with the live metrics' OpenMetrics text, and `GET /` with the live view
+//! (its page polls `GET /live.json`, `view`), from before the setup until the run and its
+//! `--metrics-linger` are over. It only reads what `LiveMetrics` and
 //! `Gauges` hold; a scrape never touches the generator.
 //!
 //! Bounded (issue 32: 16 idle connections held it, and no scrape was answered): at most
@@ -133,14 +134,25 @@ async fn serve_connection(stream: tokio::net::TcpStream, metrics: Arc<LiveMetric
 }
 
 fn answer(request: &Request<Incoming>, metrics: &LiveMetrics, gauges: &Gauges) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match (request.method(), request.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/metrics") => (StatusCode::OK, CONTENT_TYPE, metrics.encode(gauges)),
-        (_, "/metrics") => (StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET /metrics\n".to_owned()),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "the metrics are at /metrics\n".to_owned()),
+    let read = matches!(request.method(), &Method::GET | &Method::HEAD);
+    let live = gauges.live.as_deref();
+    let (status, content_type, body) = match (read, request.uri().path(), live) {
+        (true, "/metrics", _) => (StatusCode::OK, CONTENT_TYPE, metrics.encode(gauges)),
+        // The live view (issue 35): its page and the snapshot the page polls.
+        (true, "/", Some(live)) => (StatusCode::OK, "text/html; charset=utf-8", live.page(gauges)),
+        (true, "/live.json", Some(live)) => (StatusCode::OK, "application/json", live.json(gauges)),
+        (false, "/metrics" | "/" | "/live.json", _) => {
+            (StatusCode::METHOD_NOT_ALLOWED, "text/plain", "only GET and HEAD\n".to_owned())
+        }
+        _ => (StatusCode::NOT_FOUND, "text/plain", "the metrics are at /metrics, the live view at /\n".to_owned()),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    let headers = response.headers_mut();
+    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    // Every answer is the run as it is now; the page may fetch its own server only.
+    headers.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
+    headers.insert(hyper::header::CONTENT_SECURITY_POLICY, hyper::header::HeaderValue::from_static(super::view::CSP));
     response
 }
 
