@@ -244,3 +244,60 @@ table.slo { border-collapse: collapse; font-size: 14px; } table.slo td, table.sl
 tr.pass td:last-child { color: #17663a; } tr.fail td:last-child { color: #b3261e; font-weight: 600; } tr.open td:last-child { color: #5b6472; }
 figure { margin: 12px 0; }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::results::model::IntervalLatency;
+
+    /// An hour of rows (the timeline's cap) polled once, names that try to end the page's
+    /// elements, and a latency rule judged from the measured histograms so far.
+    #[test]
+    fn a_poll_of_an_hour_of_rows_with_hostile_names() {
+        let mut scenario = crate::scenario::load(Path::new("scenarios/quickstart.toml"), &[]).unwrap();
+        scenario.name = "</title><script>alert(1)</script>".into();
+        scenario.operations[0].name = "</script><script>alert(2)</script><!--".into();
+        assert_eq!(scenario.operations[0].kind, OpKind::Command);
+        let view = LiveView::new(&scenario, 1);
+        let mut measured = histogram::new_latency_histogram();
+        for ms in 1..=100 {
+            histogram::record(&mut measured, Duration::from_millis(ms));
+        }
+        view.add_measured(0, &measured);
+        let names: Vec<String> = scenario.operations.iter().map(|o| o.name.clone()).collect();
+        for t_s in 0..3600 {
+            let mut row = TimelineRow { t_s, offered: 500, achieved: 500, ..TimelineRow::default() };
+            for name in &names {
+                row.latency_ms.insert(name.clone(), IntervalLatency { count: 125, p50: 1.0, p99: 2.0, max: 3.0 });
+            }
+            view.add_row(&row);
+        }
+        let gauges = Gauges::default();
+        let began = Instant::now();
+        let json = view.json(&gauges);
+        eprintln!(
+            "/live.json of 3,600 rows × {} operations: {} KB in {:.1?}",
+            names.len(),
+            json.len() / 1024,
+            began.elapsed()
+        );
+        assert!(!json.contains('<') && !json.contains('>'), "names stay inside the JSON strings");
+        let snapshot: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(snapshot["rows"], 3600);
+        let throughput = snapshot["charts"].as_array().unwrap().iter().find(|c| c["id"] == "throughput").unwrap();
+        assert_eq!(throughput["series"][1]["x"].as_array().unwrap().len(), 3600);
+        // command_latency_p95 ≤ 200 ms: the commands' measured p95 so far is ~95 ms.
+        let rule = snapshot["slo"].as_array().unwrap().iter().find(|r| r["name"] == "command_latency_p95").unwrap();
+        assert_eq!(rule["state"], "pass", "{rule}");
+        assert!(rule["so_far"].as_str().unwrap().starts_with("9"), "{rule}");
+        // Rules that need the end of the run are open, not 0.
+        let lag = snapshot["slo"].as_array().unwrap().iter().find(|r| r["name"] == "projection_lag_p99").unwrap();
+        assert_eq!(lag["state"], "open");
+        let page = view.page(&gauges);
+        assert!(!page.contains("<script>alert"), "the names do not open an element");
+        assert!(page.contains("&lt;/title&gt;"), "the title is escaped");
+    }
+}

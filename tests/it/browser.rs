@@ -282,6 +282,7 @@ fn live_rows(browser: &mut Browser, page: &Page) -> u64 {
 /// `run --live` of quickstart: the page opened mid-run draws report.html's time charts
 /// and fills them in as seconds close, with the progress line and the SLO table, nothing
 /// failed and nothing fetched but its own `/live.json`; after the run its server is gone.
+#[allow(clippy::disallowed_methods)] // std::thread::sleep: a plain test thread watching a child process
 fn live_view(browser: &mut Browser) {
     use std::io::BufRead as _;
     let out = tempfile::tempdir().unwrap();
