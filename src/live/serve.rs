@@ -115,9 +115,23 @@ async fn serve(listener: TcpListener, metrics: Arc<LiveMetrics>, gauges: Arc<Gau
 
 /// One connection, within [`HEADER_TIMEOUT`] per request head and [`MAX_CONNECTION_LIFE`].
 async fn serve_connection(stream: tokio::net::TcpStream, metrics: Arc<LiveMetrics>, gauges: Arc<Gauges>) {
-    let service = service_fn(move |request| {
-        let answer = answer(&request, &metrics, &gauges);
-        async move { Ok::<_, Infallible>(answer) }
+    let service = service_fn(move |request: Request<Incoming>| {
+        let (metrics, gauges) = (metrics.clone(), gauges.clone());
+        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+        async move {
+            if path == "/metrics" {
+                return Ok::<_, Infallible>(answer(&method, &path, &metrics, &gauges));
+            }
+            // The live view's answers build chart specs (~20 ms for 3,600 rows in a debug
+            // build): on a blocking thread, not on the runtime's, where lag probes time
+            // their reads and the collector closes seconds.
+            let built = tokio::task::spawn_blocking(move || answer(&method, &path, &metrics, &gauges)).await;
+            Ok(built.unwrap_or_else(|_| {
+                let mut failed = Response::new(Full::new(Bytes::from_static(b"the live view failed\n")));
+                *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                failed
+            }))
+        }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -133,10 +147,10 @@ async fn serve_connection(stream: tokio::net::TcpStream, metrics: Arc<LiveMetric
     let _ = tokio::time::timeout(CLOSE_GRACE, connection).await;
 }
 
-fn answer(request: &Request<Incoming>, metrics: &LiveMetrics, gauges: &Gauges) -> Response<Full<Bytes>> {
-    let read = matches!(request.method(), &Method::GET | &Method::HEAD);
+fn answer(method: &Method, path: &str, metrics: &LiveMetrics, gauges: &Gauges) -> Response<Full<Bytes>> {
+    let read = matches!(method, &Method::GET | &Method::HEAD);
     let live = gauges.live.as_deref();
-    let (status, content_type, body) = match (read, request.uri().path(), live) {
+    let (status, content_type, body) = match (read, path, live) {
         (true, "/metrics", _) => (StatusCode::OK, CONTENT_TYPE, metrics.encode(gauges)),
         // The live view (issue 35): its page and the snapshot the page polls.
         (true, "/", Some(live)) => (StatusCode::OK, "text/html; charset=utf-8", live.page(gauges)),
