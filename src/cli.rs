@@ -165,6 +165,11 @@ pub struct RunArgs {
     /// (setup, load, probes, verification), e.g. `127.0.0.1:9464` (docs/src/live-metrics.md).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// Serve a live view of the run (its charts filling in each second, the progress line,
+    /// the SLO table so far) at http://127.0.0.1:PORT/ (a free port, printed), or at `/` of
+    /// `--metrics-listen ADDR` when given; it stops with the run.
+    #[arg(long)]
+    pub live: bool,
     /// After the run, keep the metrics endpoint up this long, so a scraper gets the final
     /// totals (they equal result.json); Ctrl-C ends it early.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]

@@ -80,7 +80,10 @@ async fn run_stages(
     });
     let ids = run_ids(&scenario, &args);
     // Bound before anything is written or sent: a busy address is a usage error.
-    let (gauges, metrics_server) = match &args.metrics_listen {
+    // `--live` alone listens on loopback, on a port the system picks (issue 35): the live
+    // view is for the person running the load, not the network.
+    let listen = args.metrics_listen.clone().or_else(|| args.live.then(|| "127.0.0.1:0".to_owned()));
+    let (gauges, metrics_server) = match &listen {
         Some(listen) => {
             let (gauges, server) = serve_metrics(listen, &scenario, ids).await?;
             (gauges, Some(server))
@@ -228,9 +231,12 @@ async fn serve_metrics(
 ) -> anyhow::Result<(Arc<live::Gauges>, live::serve::MetricsServer)> {
     let operations: Vec<_> = scenario.operations.iter().map(|o| (o.name.clone(), o.kind)).collect();
     let metrics = Arc::new(live::metrics::LiveMetrics::new(&scenario.name, ids.run_id, &operations));
-    let gauges = Arc::new(live::Gauges::with_metrics(metrics.clone()));
+    let step = results::intervals::timeline_step(scenario.load_duration()).map_err(Usage)?;
+    let view = Arc::new(live::view::LiveView::new(scenario, step));
+    let gauges = Arc::new(live::Gauges::with_live(metrics.clone(), view));
     let server = live::serve::MetricsServer::bind(listen, metrics, gauges.clone()).await?;
     eprintln!("metrics: http://{}/metrics", server.addr);
+    eprintln!("live view: http://{}/", server.addr);
     Ok((gauges, server))
 }
 

@@ -7,7 +7,8 @@
 //!
 //! With `--metrics-listen` each worker's second is also added to the live metrics as it
 //! arrives (outcomes, slots, latency by window): the same figures result.json adds up,
-//! so the live totals end equal to it.
+//! so the live totals end equal to it. The live view gets each closed row and the
+//! measured-window histograms the same way.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +35,10 @@ pub struct Timeline {
 #[derive(Default)]
 struct OpenSecond {
     reported: usize,
+    /// Slots offered and dropped, as the workers reported them (the live view's; result.json
+    /// recounts them by intended second).
+    offered: u64,
+    dropped: u64,
     achieved: u64,
     conflicts: u64,
     errors: u64,
@@ -128,8 +133,17 @@ impl Collector {
             }
             metrics.count_slots(report.offered, report.dropped);
         }
+        if let Some(live) = &self.gauges.live {
+            for (op, window, histogram) in &report.latency {
+                if *window == crate::live::Window::Measured {
+                    live.add_measured(*op, histogram);
+                }
+            }
+        }
         let open = self.open.entry(report.second).or_default();
         open.reported += 1;
+        open.offered += report.offered.iter().sum::<u64>();
+        open.dropped += report.dropped.iter().sum::<u64>();
         open.achieved += report.achieved;
         open.conflicts += report.outcomes.iter().map(|(_, _, o)| o.conflicts).sum::<u64>();
         open.errors += report.errors;
@@ -167,6 +181,8 @@ impl Collector {
             self.close_row();
         }
         let (_, row) = self.row.get_or_insert_with(|| (row_start, OpenSecond::default()));
+        row.offered += open.offered;
+        row.dropped += open.dropped;
         row.achieved += open.achieved;
         row.conflicts += open.conflicts;
         row.errors += open.errors;
@@ -188,6 +204,8 @@ impl Collector {
         let Some((t_s, open)) = self.row.take() else { return };
         let mut row = TimelineRow {
             t_s,
+            offered: open.offered,
+            dropped: open.dropped,
             achieved: open.achieved,
             conflicts: open.conflicts,
             errors: open.errors,
@@ -207,6 +225,9 @@ impl Collector {
                     max: ms(histogram.max()),
                 },
             );
+        }
+        if let Some(live) = &self.gauges.live {
+            live.add_row(&row);
         }
         self.timeline.rows.push(row);
     }

@@ -1,10 +1,11 @@
 //! Live counters of a run, shared by the generator (offered, in flight, backlog), the
 //! probes (latest lag, warnings) and the progress display, which only reads them; with
 //! `--metrics-listen`, the Prometheus metrics fed from the same places (`metrics`) and
-//! the endpoint that serves them (`serve`).
+//! the endpoint that serves them (`serve`) and the live view's page there (`view`).
 
 pub mod metrics;
 pub mod serve;
+pub mod view;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -44,6 +45,9 @@ pub struct Gauges {
     /// added up (the collector's seconds, the lag collector, the bus sampler), never per
     /// operation on a worker.
     pub metrics: Option<Arc<LiveMetrics>>,
+    /// The live view's rows so far (`--metrics-listen`, `--live`), fed by the collector
+    /// once per second.
+    pub live: Option<Arc<view::LiveView>>,
 }
 
 /// The window of the run an operation belongs to, by its intended start: the warmup is
@@ -121,6 +125,11 @@ impl Gauges {
     /// Gauges that also feed `metrics`.
     pub fn with_metrics(metrics: Arc<LiveMetrics>) -> Gauges {
         Gauges { metrics: Some(metrics), ..Gauges::default() }
+    }
+
+    /// Gauges that also feed `metrics` and the live view.
+    pub fn with_live(metrics: Arc<LiveMetrics>, live: Arc<view::LiveView>) -> Gauges {
+        Gauges { metrics: Some(metrics), live: Some(live), ..Gauges::default() }
     }
 
     pub fn enter_flight(&self) {

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::interactive::Chart;
 use super::plots::{self, BarPlot, Marker, Plot, Series, SpectrumPlot, Threshold, TimeSeriesPlot};
 use crate::results::histogram;
-use crate::results::model::RunResult;
+use crate::results::model::{RunResult, SloResult, TimelineRow};
 
 /// A plot of the run: its static files (plots/NAME.svg and .png) and its interactive
 /// chart in report.html, both from the same plot struct (issue 35).
@@ -45,8 +45,9 @@ pub fn render_all(result: &RunResult, dir: &Path) -> (Vec<Figure>, Vec<String>) 
     let duration_s = (result.timeline.len() as u64 * result.timeline_step()).max(1) as f64;
 
     f.add(&latency_spectrum(result));
-    f.add(&latency_over_time(result, &markers, duration_s));
-    f.add(&throughput(result, &markers, duration_s));
+    let view = TimelineView::of(result);
+    f.add(&latency_over_time(&view, &markers, duration_s));
+    f.add(&throughput(&view, &markers, duration_s));
     if let Some((lag_time, lag_spectrum)) = projection_lag(result, &markers, duration_s) {
         f.add(&lag_time);
         f.add(&lag_spectrum);
@@ -74,11 +75,45 @@ pub fn render_all(result: &RunResult, dir: &Path) -> (Vec<Figure>, Vec<String>) 
     (f.figures, f.warnings)
 }
 
+/// What the time plots of the load (latency and throughput over time) are drawn from:
+/// a finished run's, or the rows a running one has so far (the live view, issue 35).
+pub struct TimelineView<'a> {
+    pub timeline: &'a [TimelineRow],
+    /// Seconds per row (at least 1).
+    pub step: u64,
+    pub operations: Vec<&'a str>,
+    /// The SLO rules, for their threshold lines (a live view's have no figure yet).
+    pub slo: &'a [SloResult],
+}
+
+impl TimelineView<'_> {
+    pub fn of(result: &RunResult) -> TimelineView<'_> {
+        TimelineView {
+            timeline: &result.timeline,
+            step: result.timeline_step(),
+            operations: result.operations.keys().map(String::as_str).collect(),
+            slo: &result.slo,
+        }
+    }
+
+    /// The middle of the row starting at `t_s`, where its point is drawn.
+    fn mid(&self, t_s: u64) -> f64 {
+        t_s as f64 + self.step as f64 / 2.0
+    }
+}
+
+/// The live view's charts (issue 35): the time plots of the load, as report.html has them.
+pub fn live_charts(view: &TimelineView, duration_s: f64) -> Vec<Chart> {
+    vec![(&latency_over_time(view, &[], duration_s)).into(), (&throughput(view, &[], duration_s)).into()]
+}
+
 /// SLO thresholds whose name matches `pred`, as labelled lines.
 fn thresholds(result: &RunResult, pred: impl Fn(&str) -> bool) -> Vec<Threshold> {
-    result
-        .slo
-        .iter()
+    slo_thresholds(&result.slo, pred)
+}
+
+fn slo_thresholds(slo: &[SloResult], pred: impl Fn(&str) -> bool) -> Vec<Threshold> {
+    slo.iter()
         .filter(|s| pred(&s.name))
         .map(|s| Threshold {
             label: format!(
@@ -120,14 +155,13 @@ fn mid(result: &RunResult, t_s: u64) -> f64 {
     t_s as f64 + result.timeline_step() as f64 / 2.0
 }
 
-fn latency_over_time(result: &RunResult, markers: &[Marker], duration_s: f64) -> TimeSeriesPlot {
+fn latency_over_time(view: &TimelineView, markers: &[Marker], duration_s: f64) -> TimeSeriesPlot {
     let mut series = Vec::new();
-    for (i, name) in result.operations.keys().enumerate() {
+    for (i, name) in view.operations.iter().enumerate() {
         let points = |pick: fn(&crate::results::model::IntervalLatency) -> f64| -> Vec<(f64, f64)> {
-            result
-                .timeline
+            view.timeline
                 .iter()
-                .filter_map(|row| row.latency_ms.get(name).map(|l| (mid(result, row.t_s), pick(l))))
+                .filter_map(|row| row.latency_ms.get(*name).map(|l| (view.mid(row.t_s), pick(l))))
                 .collect()
         };
         series.push(Series { name: format!("{name} p99"), points: points(|l| l.p99), secondary: false, colour: i });
@@ -135,11 +169,17 @@ fn latency_over_time(result: &RunResult, markers: &[Marker], duration_s: f64) ->
     }
     TimeSeriesPlot {
         name: "latency-over-time".into(),
-        title: format!("Latency over time (per {})", result.timeline_row_label()),
+        title: format!(
+            "Latency over time (per {})",
+            match view.step {
+                1 => "second".into(),
+                n => format!("{n} s"),
+            }
+        ),
         y_label: "latency (ms)".into(),
         series,
-        faint: send_lag(result).into_iter().collect(),
-        thresholds: thresholds(result, is_latency_slo),
+        faint: send_lag(view).into_iter().collect(),
+        thresholds: slo_thresholds(view.slo, is_latency_slo),
         markers: markers.to_vec(),
         duration_s,
         log_y: true,
@@ -148,9 +188,9 @@ fn latency_over_time(result: &RunResult, markers: &[Marker], duration_s: f64) ->
 
 /// The generator's send-lag p99 per row (issue 30): where it rises toward the latencies,
 /// they include the generator's own lateness. `None` for results without it.
-fn send_lag(result: &RunResult) -> Option<Series> {
+fn send_lag(view: &TimelineView) -> Option<Series> {
     let points: Vec<(f64, f64)> =
-        result.timeline.iter().filter_map(|row| Some((mid(result, row.t_s), row.send_lag_p99_ms?))).collect();
+        view.timeline.iter().filter_map(|row| Some((view.mid(row.t_s), row.send_lag_p99_ms?))).collect();
     (!points.is_empty()).then(|| Series {
         name: "generator send lag p99".into(),
         points,
@@ -162,20 +202,20 @@ fn send_lag(result: &RunResult) -> Option<Series> {
 /// The palette's grey: context, not a figure of the target.
 const GREY: usize = 6;
 
-fn throughput(result: &RunResult, markers: &[Marker], duration_s: f64) -> TimeSeriesPlot {
+fn throughput(view: &TimelineView, markers: &[Marker], duration_s: f64) -> TimeSeriesPlot {
     let column = |pick: fn(&crate::results::model::TimelineRow) -> u64| -> Vec<(f64, f64)> {
         // Counts per row, as rates.
-        let step = result.timeline_step() as f64;
-        result.timeline.iter().map(|row| (mid(result, row.t_s), pick(row) as f64 / step)).collect()
+        let step = view.step as f64;
+        view.timeline.iter().map(|row| (view.mid(row.t_s), pick(row) as f64 / step)).collect()
     };
     let mut series = vec![
         Series { name: "offered".into(), points: column(|r| r.offered), secondary: true, colour: 6 },
         Series { name: "achieved".into(), points: column(|r| r.achieved), secondary: false, colour: 0 },
     ];
-    if result.timeline.iter().any(|r| r.errors > 0) {
+    if view.timeline.iter().any(|r| r.errors > 0) {
         series.push(Series { name: "errors".into(), points: column(|r| r.errors), secondary: false, colour: 1 });
     }
-    if result.timeline.iter().any(|r| r.dropped > 0) {
+    if view.timeline.iter().any(|r| r.dropped > 0) {
         series.push(Series { name: "dropped".into(), points: column(|r| r.dropped), secondary: false, colour: 4 });
     }
     TimeSeriesPlot {
@@ -184,7 +224,7 @@ fn throughput(result: &RunResult, markers: &[Marker], duration_s: f64) -> TimeSe
         y_label: "operations per second".into(),
         series,
         faint: Vec::new(),
-        thresholds: thresholds(result, |n| n == "min_throughput"),
+        thresholds: slo_thresholds(view.slo, |n| n == "min_throughput"),
         markers: markers.to_vec(),
         duration_s,
         log_y: false,

@@ -129,25 +129,46 @@ impl Rates {
         let now = Rates::new(gauges);
         let seconds = now.at.saturating_duration_since(self.at).as_secs_f64().max(1e-3);
         let good = |r: &Rates| r.done.saturating_sub(r.errors);
-        let mut line = format!(
-            "offered {:.0}/s achieved {:.0}/s p99 {} errors {} dropped {} in flight {}",
-            now.offered.saturating_sub(self.offered) as f64 / seconds,
-            good(&now).saturating_sub(good(self)) as f64 / seconds,
-            match gauges.last_second_p99_us.load(Ordering::Relaxed) {
-                0 => "-".to_owned(),
-                us => format!("{} ms", fmt_ms(us as f64 / 1000.0)),
-            },
-            now.errors,
-            gauges.dropped.load(Ordering::Relaxed),
-            gauges.in_flight.load(Ordering::Relaxed),
-        );
-        match gauges.last_lag_us.load(Ordering::Relaxed) {
-            LAG_NONE => {}
-            LAG_LATE => line.push_str(" lag late"),
-            us => line.push_str(&format!(" lag {} ms", fmt_ms(us as f64 / 1000.0))),
-        }
+        let offered = now.offered.saturating_sub(self.offered) as f64 / seconds;
+        let achieved = good(&now).saturating_sub(good(self)) as f64 / seconds;
         *self = now;
-        line
+        load_line(gauges, Some((offered, achieved)))
+    }
+}
+
+/// The load's line from `per_s` (offered, achieved; `None` before the first second).
+fn load_line(gauges: &Gauges, per_s: Option<(f64, f64)>) -> String {
+    let mut line = match per_s {
+        Some((offered, achieved)) => format!("offered {offered:.0}/s achieved {achieved:.0}/s"),
+        None => "offered -/s achieved -/s".to_owned(),
+    };
+    line.push_str(&format!(
+        " p99 {} errors {} dropped {} in flight {}",
+        match gauges.last_second_p99_us.load(Ordering::Relaxed) {
+            0 => "-".to_owned(),
+            us => format!("{} ms", fmt_ms(us as f64 / 1000.0)),
+        },
+        gauges.errors.load(Ordering::Relaxed),
+        gauges.dropped.load(Ordering::Relaxed),
+        gauges.in_flight.load(Ordering::Relaxed),
+    ));
+    match gauges.last_lag_us.load(Ordering::Relaxed) {
+        LAG_NONE => {}
+        LAG_LATE => line.push_str(" lag late"),
+        us => line.push_str(&format!(" lag {} ms", fmt_ms(us as f64 / 1000.0))),
+    }
+    line
+}
+
+/// The progress line of the live view (issue 35), as the plain lines print it; the rates
+/// are the last closed timeline row's (`per_s`), the same for every page that polls.
+pub fn live_line(gauges: &Gauges, total: Duration, per_s: Option<(f64, f64)>) -> String {
+    match gauges.phase() {
+        (Phase::Load, in_phase) => {
+            let elapsed = in_phase.min(total).as_secs_f64();
+            format!("[{elapsed:>5.1}s/{:.0}s] {}", total.as_secs_f64(), load_line(gauges, per_s))
+        }
+        (phase, in_phase) => phase_line(phase, in_phase, gauges),
     }
 }
 

@@ -36,7 +36,7 @@ pub fn evaluate(rules: &[SloRule], result: &RunResult) -> Vec<SloResult> {
         .collect()
 }
 
-fn unit(metric: &SloMetric) -> &'static str {
+pub(crate) fn unit(metric: &SloMetric) -> &'static str {
     match metric {
         SloMetric::CommandLatency(_)
         | SloMetric::QueryLatency(_)

@@ -53,6 +53,16 @@ impl RunBound {
             let settle = scenario.verify.as_ref().map_or(Duration::from_secs(10), |v| v.settle);
             parts.push(("bus drain", settle));
         }
+        // `[[backlog]]` sampling waits up to `settle` after the load for a drain, beside the
+        // phases above (not after them): its term is only what it adds beyond them. The last
+        // read may take one `every`.
+        if let Some(longest) = scenario.backlog.iter().map(|b| b.settle + b.every).max() {
+            let load = parts.iter().position(|(name, _)| *name == "load").expect("pushed above");
+            let after_load: Duration = parts[load + 1..].iter().map(|(_, d)| *d).sum();
+            if longest > after_load {
+                parts.push(("backlog settle", longest - after_load));
+            }
+        }
         parts.push(("margin", MARGIN));
         RunBound { parts }
     }
@@ -101,5 +111,35 @@ mod tests {
             bound.describe(),
             "at most 1m 1s (setup 10s + load 20s + drain 3s + lag probes 6s + verify settle 12s + margin 10s)"
         );
+    }
+
+    /// A `[[backlog]]` source sampled up to 30 s after the load for a drain: the run is not
+    /// cut before (found when a RabbitMQ source's 14 s settle outlived an 18 s bound).
+    #[test]
+    fn a_backlog_settle_longer_than_the_phases_after_the_load_extends_the_bound() {
+        let text = r#"
+name = "b"
+[target]
+kind = "http"
+base_url = "http://127.0.0.1:9"
+timeout = "2s"
+[load]
+stages = [{ duration = "5s", rate = 10 }]
+[[command]]
+name = "c"
+path = "/c"
+[[backlog]]
+kind = "redis-streams"
+url = "redis://127.0.0.1:6379"
+stream = "s"
+group = "g"
+every = "500ms"
+settle = "30s"
+"#;
+        let scenario = crate::scenario::load_str(text, std::path::Path::new("b.toml"), &[]).unwrap();
+        let bound = RunBound::of(&scenario, Duration::ZERO);
+        // load 5 s; drain 2 s + 1 s; the backlog adds 30.5 s − 3 s; margin 10 s.
+        assert_eq!(bound.parts.last().map(|(n, _)| *n), Some("margin"));
+        assert_eq!(bound.total(), Duration::from_millis(5_000 + 30_500 + 10_000));
     }
 }

@@ -1,7 +1,9 @@
 //! report.html in a real browser (issue 35): headless Chromium, started once, opens the
 //! report of a real short run, a report whose operation name tries to end the script, and
 //! a 3,600-row (24-hour-shaped) report; each must draw its charts with no console error
-//! and no request, and answer a hover with the measured value.
+//! and no request, and answer a hover with the measured value. Then the live view of a
+//! running run (`run --live`): its charts gain rows as seconds pass, and its server is
+//! gone when the run ends.
 
 use std::path::Path;
 
@@ -259,6 +261,95 @@ fn report_html_draws_its_charts_in_a_real_browser() {
         browser.eval(&page, "document.querySelector('h2 + .zoom').scrollIntoView()");
         std::fs::write(Path::new(&docs).join("compare-interactive.png"), browser.screenshot(&page)).unwrap();
     }
+    browser.close(page);
+
+    // 7. The live view of a running run, in the same browser.
+    live_view(&mut browser);
+}
+
+/// The rows the live page's throughput chart holds now (its `achieved` points).
+fn live_rows(browser: &mut Browser, page: &Page) -> u64 {
+    browser
+        .eval(
+            page,
+            "window.cqrsBenchCharts.charts.find(u => u.cqrsSpec.id == 'throughput')\
+             .cqrsSpec.series.find(s => s.name == 'achieved').x.length",
+        )
+        .as_u64()
+        .unwrap()
+}
+
+/// `run --live` of quickstart: the page opened mid-run draws report.html's time charts
+/// and fills them in as seconds close, with the progress line and the SLO table, nothing
+/// failed and nothing fetched but its own `/live.json`; after the run its server is gone.
+#[allow(clippy::disallowed_methods)] // std::thread::sleep: a plain test thread watching a child process
+fn live_view(browser: &mut Browser) {
+    use std::io::BufRead as _;
+    let out = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .current_dir(crate::support::root())
+        .args(["run", "scenarios/quickstart.toml", "--quiet", "--live", "--duration", "10s", "--out"])
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("live view: ") {
+                let _ = tx.send(url.to_owned());
+            }
+            eprintln!("{line}");
+        }
+    });
+    let url = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("the run prints the live view's address");
+    assert!(url.starts_with("http://127.0.0.1:"), "loopback by default: {url}");
+    let page = browser.open(&url, VIEWPORT);
+    let polls = format!("{url}live.json");
+    // The page as served: report.html's time charts, drawn by the same script.
+    let ids = browser.eval(&page, "window.cqrsBenchCharts.charts.map(u => u.cqrsSpec.id)");
+    assert_eq!(ids, serde_json::json!(["latency-over-time", "throughput"]));
+    // Mid-run: wait for the first closed seconds, then read the rows twice, 2.5 s apart.
+    let began = std::time::Instant::now();
+    while live_rows(browser, &page) < 2 {
+        assert!(began.elapsed() < std::time::Duration::from_secs(30), "no row after 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let first = live_rows(browser, &page);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let second = live_rows(browser, &page);
+    assert!(second > first, "the charts gained rows: {first} → {second}");
+    let drawn =
+        browser.eval(&page, "window.cqrsBenchCharts.charts.find(u => u.cqrsSpec.id == 'throughput').data[0].length");
+    assert!(drawn.as_u64().unwrap() > second, "the drawn chart holds the rows (and the run's end on its axis)");
+    let names: Vec<String> = legend(browser, &page, "latency-over-time").into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"deposit p99".to_owned()), "{names:?}");
+    let progress = browser.eval(&page, "document.getElementById('live-progress').textContent");
+    let progress = progress.as_str().unwrap();
+    assert!(progress.contains("achieved") || progress.starts_with("[draining]"), "the progress line: {progress}");
+    let slo =
+        browser.eval(&page, "[...document.querySelectorAll('#live-slo tbody tr')].map(tr => tr.cells[0].textContent)");
+    assert!(slo.to_string().contains("command_latency_p95"), "the SLO table so far: {slo}");
+    assert!(browser.eval(&page, "window.cqrsBenchLive.polls").as_u64().unwrap() >= 2, "polled each second");
+    let problems = browser.problems_besides(&page, &[&polls]);
+    assert!(problems.is_empty(), "{problems:#?}");
+    eprintln!("live view: {first} → {second} rows in 2.5 s, progress `{progress}`");
+    if let Some(docs) = std::env::var_os("CQRS_BENCH_SCREENSHOTS") {
+        std::fs::write(Path::new(&docs).join("live-view.png"), browser.screenshot(&page)).unwrap();
+    }
+    // The run ends by itself; its server with it, and the page says so.
+    let status = child.wait().unwrap();
+    assert!(status.code().is_some_and(|c| c <= 1), "{status}");
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    assert!(std::net::TcpStream::connect(addr).is_err(), "the live view's server stopped with the run");
+    let began = std::time::Instant::now();
+    while browser.eval(&page, "window.cqrsBenchLive.ended") != Value::Bool(true) {
+        assert!(began.elapsed() < std::time::Duration::from_secs(5), "the page did not notice the end");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    browser.close(page);
 }
 
 fn url_of(file: &Path) -> String {

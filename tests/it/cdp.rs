@@ -206,6 +206,11 @@ impl Browser {
     /// What went wrong in the page so far: console errors, uncaught exceptions, error log
     /// entries (a CSP violation is one), and every request but the page itself.
     pub fn problems(&self, page: &Page) -> Vec<String> {
+        self.problems_besides(page, &[])
+    }
+
+    /// `problems`, where requests to `allowed` URLs are expected (the live view's polls).
+    pub fn problems_besides(&self, page: &Page, allowed: &[&str]) -> Vec<String> {
         let mut found = Vec::new();
         for e in self.events.iter().filter(|e| e["sessionId"] == page.session.as_str()) {
             let p = &e["params"];
@@ -217,7 +222,10 @@ impl Browser {
                 "Log.entryAdded" if p["entry"]["level"] == "error" => {
                     found.push(format!("log: {}", p["entry"]["text"]))
                 }
-                "Network.requestWillBeSent" if p["request"]["url"] != page.url.as_str() => {
+                "Network.requestWillBeSent"
+                    if p["request"]["url"] != page.url.as_str()
+                        && !allowed.iter().any(|a| p["request"]["url"] == *a) =>
+                {
                     found.push(format!("request: {}", p["request"]["url"]))
                 }
                 _ => {}

@@ -71,7 +71,8 @@
     };
   }
 
-  function seriesOptions(spec, raw) {
+  // `held.raw`: the values as measured, replaced when a live chart gets new rows.
+  function seriesOptions(spec, held) {
     var x = { label: spec.kind === "spectrum" ? "percentile" : spec.categories.length ? "" : spec.x_label };
     x.value = function (u, v) {
       if (v == null) return "–";
@@ -89,7 +90,7 @@
         spanGaps: false,
         points: { show: s.points, size: 7, fill: s.colour },
         // The value as measured, not as drawn (stacked sums, a log axis' floor).
-        value: function (u, v, si, idx) { return idx == null ? "–" : fmt(raw[si][idx]); }
+        value: function (u, v, si, idx) { return idx == null ? "–" : fmt(held.raw[si][idx]); }
       };
       // Secondary lines are thin and lighter, not dashed as in the static plots: a dashed
       // path of 3,600 points took seconds to stroke in Chromium's software canvas.
@@ -203,12 +204,18 @@
     }
   }
 
-  function make(spec) {
-    var box = document.getElementById("chart-" + spec.id);
-    if (!box) return;
+  // The values as measured, and as drawn (stacked sums, a log axis' floor).
+  function prepare(spec) {
     var raw = align(spec);
     var drawn = spec.kind === "stacked" ? stack(raw) : raw;
     if (spec.log_y) drawn = clampForLog(drawn);
+    return { raw: raw, drawn: drawn };
+  }
+
+  function make(spec) {
+    var box = document.getElementById("chart-" + spec.id);
+    if (!box) return;
+    var held = prepare(spec);
     var timeLike = spec.kind === "time" || spec.kind === "stacked";
     var bands = [];
     if (spec.kind === "stacked") {
@@ -217,7 +224,7 @@
     var opts = {
       width: Math.max(320, box.clientWidth),
       height: HEIGHT,
-      series: seriesOptions(spec, raw),
+      series: seriesOptions(spec, held),
       axes: axes(spec),
       scales: scales(spec),
       bands: bands,
@@ -230,7 +237,9 @@
         setScale: timeLike ? [shareZoom] : []
       }
     };
-    var u = new uPlot(opts, drawn, box);
+    var u = new uPlot(opts, held.drawn, box);
+    u.cqrsSpec = spec;
+    u.cqrsHeld = held;
     if (timeLike) {
       u.cqrsTime = true;
       timeCharts.push(u);
@@ -261,6 +270,37 @@
     u.setScale("x", { min: Math.max(all[0], next[0]), max: Math.min(all[1], next[1]) });
   }
 
+  // The live view (src/live/view.rs): new rows for the charts. A chart whose series are
+  // the same gets the data (zoom kept); one whose series changed (errors appeared) is
+  // drawn again.
+  function update(newSpecs) {
+    newSpecs.forEach(function (spec) {
+      var u = charts.find(function (c) { return c.cqrsSpec.id === spec.id; });
+      var same = u && u.cqrsSpec.series.map(function (s) { return s.name; }).join("\n") ===
+        spec.series.map(function (s) { return s.name; }).join("\n");
+      if (same) {
+        var next = prepare(spec);
+        u.cqrsSpec = spec;
+        u.cqrsHeld.raw = next.raw;
+        var xs = u.data[0], min = u.scales.x.min, max = u.scales.x.max;
+        var zoomed = xs.length > 1 && (min > xs[0] || max < xs[xs.length - 1]);
+        u.setData(next.drawn);
+        if (zoomed) u.setScale("x", { min: min, max: max });
+        return;
+      }
+      if (u) {
+        charts.splice(charts.indexOf(u), 1);
+        var t = timeCharts.indexOf(u);
+        if (t >= 0) timeCharts.splice(t, 1);
+        var box = u.root.parentNode;
+        u.destroy();
+        box.querySelectorAll(".chart-note").forEach(function (n) { n.remove(); });
+      }
+      make(spec);
+    });
+    window.cqrsBenchCharts.count = charts.length;
+  }
+
   var started = performance.now();
   window.__warmup_s = specs.warmup_s;
   specs.charts.forEach(make);
@@ -280,6 +320,7 @@
     scriptAtMs: scriptAt,
     parseMs: parseMs,
     buildMs: performance.now() - started,
-    charts: charts
+    charts: charts,
+    update: update
   };
 })();
