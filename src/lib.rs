@@ -232,7 +232,7 @@ async fn serve_metrics(
     let operations: Vec<_> = scenario.operations.iter().map(|o| (o.name.clone(), o.kind)).collect();
     let metrics = Arc::new(live::metrics::LiveMetrics::new(&scenario.name, ids.run_id, &operations));
     let step = results::intervals::timeline_step(scenario.load_duration()).map_err(Usage)?;
-    let view = Arc::new(live::view::LiveView::new(scenario, step));
+    let view = Arc::new(report::live_view::LiveView::new(scenario, step));
     let gauges = Arc::new(live::Gauges::with_live(metrics.clone(), view));
     let server = live::serve::MetricsServer::bind(listen, metrics, gauges.clone()).await?;
     eprintln!("metrics: http://{}/metrics", server.addr);
