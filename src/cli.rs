@@ -287,6 +287,24 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    fn served_schema(args: &[&str]) -> String {
+        let cli = Cli::try_parse_from(["cqrs-bench", "target", "serve"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Target(TargetCommand::Serve(serve)) => serve.schema(),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    /// Issue 12: `serve --variant pg-sync` then `--variant outbox`, both with defaults, met
+    /// on one schema and refused each other's migrations.
+    #[test]
+    fn each_variant_has_its_own_default_schema() {
+        assert_eq!(served_schema(&["--variant", "pg-sync"]), "cqrs_bench_pg_sync");
+        assert_eq!(served_schema(&["--variant", "outbox"]), "cqrs_bench_outbox");
+        assert_eq!(served_schema(&["--variant", "event-sourced"]), "cqrs_bench_event_sourced");
+        assert_eq!(served_schema(&["--variant", "outbox", "--schema", "mine"]), "mine");
+    }
+
     /// Issue 10: `--projectors 1,2,4` is one value holding a list.
     #[test]
     fn capacity_takes_a_list_of_counts() {

@@ -43,6 +43,7 @@ pub fn code_for(error: &anyhow::Error) -> i32 {
         RUN_FAILED
     } else if error.downcast_ref::<crate::scenario::ScenarioError>().is_some()
         || error.downcast_ref::<Usage>().is_some()
+        || error.downcast_ref::<crate::reference::BadFlag>().is_some()
         || error.downcast_ref::<clap::Error>().is_some()
     {
         USAGE

@@ -12,6 +12,9 @@
 //! back; neither imports the other. Both reach the target through `operation` (one
 //! operation, rendered and classified) and `target` (the adapters); `live` holds the
 //! counters they share with the progress display and the `--metrics-listen` endpoint.
+//! `measure` (the histogram shape and codec, per-second intervals, timeline rows) sits
+//! below all of them and below `results`; no two modules import each other
+//! (tests/it/layering.rs).
 //!
 //! `capacity` sits on top: `saturate` runs `run::drive` at one rate per step and judges
 //! each; `capacity` does that per projector count and fits the scalability law.
@@ -24,6 +27,7 @@ pub mod cli;
 pub mod exit;
 pub mod generator;
 pub mod live;
+pub mod measure;
 pub mod merge;
 pub mod operation;
 pub mod probe;
@@ -228,7 +232,7 @@ async fn serve_metrics(
     let operations: Vec<_> = scenario.operations.iter().map(|o| (o.name.clone(), o.kind)).collect();
     let metrics = Arc::new(live::metrics::LiveMetrics::new(&scenario.name, ids.run_id, &operations));
     let step = results::intervals::timeline_step(scenario.load_duration()).map_err(Usage)?;
-    let view = Arc::new(live::view::LiveView::new(scenario, step));
+    let view = Arc::new(report::live_view::LiveView::new(scenario, step));
     let gauges = Arc::new(live::Gauges::with_live(metrics.clone(), view));
     let server = live::serve::MetricsServer::bind(listen, metrics, gauges.clone()).await?;
     eprintln!("metrics: http://{}/metrics", server.addr);

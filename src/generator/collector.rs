@@ -19,9 +19,9 @@ use tokio::sync::mpsc::Receiver;
 
 use super::recorder::{Report, SecondReport};
 use crate::live::Gauges;
-pub use crate::results::intervals::IntervalSink;
-use crate::results::intervals::row_of;
-use crate::results::model::{IntervalLatency, TimelineRow};
+pub use crate::measure::intervals::IntervalSink;
+use crate::measure::intervals::row_of;
+use crate::measure::timeline::{IntervalLatency, TimelineRow};
 
 /// The run's seconds.
 #[derive(Debug, Default)]
@@ -238,7 +238,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::results::histogram::{new_latency_histogram, record};
+    use crate::measure::histogram::{new_latency_histogram, record};
 
     fn second(worker: usize, second: u64, achieved: u64, latency_ms: &[u64]) -> Report {
         let mut histogram = new_latency_histogram();

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use collector::{IntervalSink, Timeline};
-pub use recorder::{OpFigures, Outcomes, Recorder, Report, Totals};
+pub use recorder::{OpFigures, Recorder, Report, Totals};
 use worker::{Share, Shared, Worker, WorkerOutcome};
 
 use crate::live::Gauges;

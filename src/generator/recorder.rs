@@ -16,8 +16,8 @@ use hdrhistogram::Histogram;
 
 use super::Dispatched;
 use crate::live::{Gauges, Window};
-use crate::operation::{Outcome, Sample};
-use crate::results::histogram::{new_latency_histogram, record};
+use crate::measure::histogram::{new_latency_histogram, record};
+use crate::operation::{Outcome, Outcomes, Sample};
 
 /// Figures of one operation over a window.
 #[derive(Debug, Clone)]
@@ -134,16 +134,7 @@ impl Totals {
     }
 }
 
-/// Operations finished by outcome (result.json's `ok`, `rejected`, `conflicts`, `errors`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Outcomes {
-    pub ok: u64,
-    pub rejected: u64,
-    /// Per second, the timeline's `conflicts` come from here.
-    pub conflicts: u64,
-    pub errors: u64,
-}
-
+// The counting is the recorder's; the type sits in `operation`, where the live view reads it too.
 impl Outcomes {
     fn of(figures: &OpFigures) -> Outcomes {
         Outcomes { ok: figures.ok, rejected: figures.rejected, conflicts: figures.conflicts, errors: figures.errors }

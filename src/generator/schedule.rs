@@ -86,10 +86,8 @@ pub fn users_at(stages: &[Stage], offset: Duration) -> usize {
     0
 }
 
-/// The most users any stage asks for.
-pub fn max_users(stages: &[Stage]) -> usize {
-    stages.iter().map(|s| s.from.max(s.to).round().max(0.0) as usize).max().unwrap_or(0)
-}
+// With the stages it reads: the loader bounds a closed model's requests in flight by it.
+pub use crate::scenario::max_users;
 
 #[cfg(test)]
 mod tests {

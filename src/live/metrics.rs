@@ -22,7 +22,7 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
 use super::{Gauges, Phase, Window};
-use crate::generator::Outcomes;
+use crate::operation::Outcomes;
 use crate::scenario::OpKind;
 
 /// Upper bounds of the latency and projection-lag buckets, in seconds: 1-2.5-5 steps from
@@ -399,7 +399,7 @@ impl LiveMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::histogram::{new_latency_histogram, record};
+    use crate::measure::histogram::{new_latency_histogram, record};
 
     fn histogram(values_us: &[(u64, u64)]) -> Histogram<u64> {
         let mut histogram = new_latency_histogram();

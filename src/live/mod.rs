@@ -1,11 +1,12 @@
 //! Live counters of a run, shared by the generator (offered, in flight, backlog), the
 //! probes (latest lag, warnings) and the progress display, which only reads them; with
 //! `--metrics-listen`, the Prometheus metrics fed from the same places (`metrics`) and
-//! the endpoint that serves them (`serve`) and the live view's page there (`view`).
+//! the endpoint that serves them (`serve`), which also serves the live view's page: the
+//! view itself (`report::live_view`) sits above, beside the report whose charts it draws,
+//! and is fed through `LiveFeed` so that the counters below name nothing above them.
 
 pub mod metrics;
 pub mod serve;
-pub mod view;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -47,7 +48,19 @@ pub struct Gauges {
     pub metrics: Option<Arc<LiveMetrics>>,
     /// The live view's rows so far (`--metrics-listen`, `--live`), fed by the collector
     /// once per second.
-    pub live: Option<Arc<view::LiveView>>,
+    pub live: Option<Arc<dyn LiveFeed>>,
+}
+
+/// The live view (issue 35) as the collector feeds it and the server serves it.
+pub trait LiveFeed: Send + Sync + std::fmt::Debug {
+    /// A closed timeline row.
+    fn add_row(&self, row: &crate::measure::timeline::TimelineRow);
+    /// A worker's measured-window latency of one second for operation `op`.
+    fn add_measured(&self, op: usize, histogram: &hdrhistogram::Histogram<u64>);
+    /// `/live.json`.
+    fn json(&self, gauges: &Gauges) -> String;
+    /// `/`.
+    fn page(&self, gauges: &Gauges) -> String;
 }
 
 /// The window of the run an operation belongs to, by its intended start: the warmup is
@@ -128,7 +141,7 @@ impl Gauges {
     }
 
     /// Gauges that also feed `metrics` and the live view.
-    pub fn with_live(metrics: Arc<LiveMetrics>, live: Arc<view::LiveView>) -> Gauges {
+    pub fn with_live(metrics: Arc<LiveMetrics>, live: Arc<dyn LiveFeed>) -> Gauges {
         Gauges { metrics: Some(metrics), live: Some(live), ..Gauges::default() }
     }
 

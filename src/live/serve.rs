@@ -32,6 +32,11 @@ use super::Gauges;
 use super::metrics::LiveMetrics;
 use crate::exit::Usage;
 
+/// The live page's Content-Security-Policy: report.html's, plus requests to its own
+/// server (the polls of `/live.json`), and nothing else.
+pub const CSP: &str =
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'";
+
 /// Connections served at once: scrapers, and people with curl; more wait in the listen
 /// queue until one closes (at most [`HEADER_TIMEOUT`] when the open ones are idle).
 pub const MAX_CONNECTIONS: usize = 64;
@@ -166,7 +171,7 @@ fn answer(method: &Method, path: &str, metrics: &LiveMetrics, gauges: &Gauges) -
     headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
     // Every answer is the run as it is now; the page may fetch its own server only.
     headers.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
-    headers.insert(hyper::header::CONTENT_SECURITY_POLICY, hyper::header::HeaderValue::from_static(super::view::CSP));
+    headers.insert(hyper::header::CONTENT_SECURITY_POLICY, hyper::header::HeaderValue::from_static(CSP));
     response
 }
 

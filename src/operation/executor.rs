@@ -19,6 +19,16 @@ use crate::scenario::template::{CaptureLookup, RenderContext, Template};
 use crate::scenario::{AnswerRule, CaptureSpec, Delta, OperationSpec, RequestSpec};
 use crate::target::{Failure, Reply, Request, Target, received_instant};
 
+/// Operations finished by outcome (result.json's `ok`, `rejected`, `conflicts`, `errors`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    pub ok: u64,
+    pub rejected: u64,
+    /// Per second, the timeline's `conflicts` come from here.
+    pub conflicts: u64,
+    pub errors: u64,
+}
+
 /// How one operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

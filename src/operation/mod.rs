@@ -12,7 +12,9 @@ pub mod flights;
 
 use std::time::Instant;
 
-pub use executor::{Executed, Executor, Outcome, PreparedOp};
+use crate::scenario::{Delta, DeltaMode};
+
+pub use executor::{Executed, Executor, Outcome, Outcomes, PreparedOp};
 
 /// The header every probe request carries (`lag`, `staleness`, `verify`, `resolve`), so a target can
 /// keep the harness's own reads out of its figures (the memory target does, for its
@@ -68,6 +70,23 @@ pub enum ValueChange {
     Set(f64),
     /// Its body had no number at the delta's pointer: the number after it is not known.
     Unknown,
+}
+
+// Here rather than beside `Delta` in the scenario: the change is what an operation carries.
+impl Delta {
+    /// The change a request body, parsed, carries; `Unknown` when it has no number there.
+    pub fn of_json(&self, json: &serde_json::Value) -> ValueChange {
+        if self.mode == DeltaMode::Unchanged {
+            return ValueChange::None;
+        }
+        let number = json.pointer(&self.pointer).and_then(crate::scenario::selector::number);
+        match (number, self.mode) {
+            (Some(n), DeltaMode::Add) if n.is_finite() => ValueChange::Add(n),
+            (Some(n), DeltaMode::Subtract) if n.is_finite() => ValueChange::Add(-n),
+            (Some(n), DeltaMode::Set) if n.is_finite() => ValueChange::Set(n),
+            _ => ValueChange::Unknown,
+        }
+    }
 }
 
 /// A command's change to each of `[verify] value`'s numbers, in the scenario's order: a

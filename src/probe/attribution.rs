@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bus::{CommittedTimeline, Placed, consumed_at};
 use super::lag_figures::SeenProbe;
-use crate::results::histogram::{new_latency_histogram, percentile_ms, record};
+use crate::measure::histogram::{new_latency_histogram, percentile_ms, record};
 
 /// The stages in order, between the times that bound them.
 pub const STAGES: [&str; 4] = ["publish", "consume", "project", "read"];

@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 
 use super::lag::{LagRecord, ToldTimes};
 use crate::live::{Gauges, LAG_LATE};
-use crate::results::histogram::{new_latency_histogram, percentile_ms, record};
-use crate::results::intervals::{IntervalSink, row_of};
+use crate::measure::histogram::{new_latency_histogram, percentile_ms, record};
+use crate::measure::intervals::{IntervalSink, row_of};
 
 /// How long after a command's acknowledgement its probe may still be registering (the
 /// generator thread calls the probe right after the answer, so microseconds; a stalled

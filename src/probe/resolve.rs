@@ -29,9 +29,8 @@ use tokio_util::task::TaskTracker;
 
 use super::lag::LagProbe;
 use super::shared_poll::{self, Board, Waiting};
+use crate::measure::histogram::{self, Percentiles};
 use crate::operation::{Executed, Executor, Outcome, Probe};
-use crate::results::histogram;
-use crate::results::model::Percentiles;
 use crate::scenario::selector::{Scope, Selector};
 use crate::scenario::template::RenderContext;
 use crate::scenario::{OperationSpec, ResolveSpec};

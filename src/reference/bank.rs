@@ -1,11 +1,10 @@
 //! The bank-account domain every reference variant serves: the operations the HTTP
-//! layer needs, so one set of endpoints fronts the in-memory system and the Postgres ones.
+//! layer needs, so one set of endpoints fronts the in-memory system and the Postgres ones,
+//! and the books (`GroundTruth`) each keeps of what it did. Below the stores and the server.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-
-use super::memory::GroundTruth;
 
 /// Why a command was not accepted (or a read failed).
 #[derive(Debug, PartialEq, Eq)]
@@ -111,4 +110,33 @@ pub trait Bank: Clone + Send + Sync + 'static {
     /// A read of the normal traffic (no probe header) of an account with `acked` ≥ 1
     /// acknowledged before it arrived, which answered `view`: counts it, stale or fresh.
     fn count_traffic_read(&self, _acked: u64, _view: Option<&View>) {}
+}
+
+/// What the target did, from its own books: the truth the harness is checked against.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GroundTruth {
+    /// Deposits and withdrawals accepted (each emits one event).
+    pub accepted: u64,
+    /// Refs of events lost on the bus (never applied).
+    pub dropped_refs: Vec<String>,
+    /// One entry per extra application to the read model (a ref applied 3 times appears twice).
+    pub duplicated_refs: Vec<String>,
+    /// Commands refused with 500 by `fail_every` (not applied).
+    pub failed_commands: u64,
+    /// Refs of commands applied, then answered late by `slow_commands`.
+    pub slow_refs: Vec<String>,
+    /// Projector crashes and restarts.
+    pub crashes: u64,
+    /// Optimistic-concurrency conflicts retried (event-sourced variant).
+    #[serde(default)]
+    pub conflicts: u64,
+    /// Reads of `GET /accounts/{id}` without the harness's probe header, of an account
+    /// with a deposit or withdrawal acknowledged (its 200 about to be written) before the
+    /// read arrived (memory target).
+    #[serde(default)]
+    pub traffic_reads: u64,
+    /// Those whose answer did not yet reflect every such command: the account's
+    /// contiguously applied version was below the acknowledged one.
+    #[serde(default)]
+    pub stale_reads: u64,
 }

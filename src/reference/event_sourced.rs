@@ -18,8 +18,7 @@ use deadpool_postgres::Pool;
 use tokio_postgres::error::SqlState;
 use tokio_util::sync::CancellationToken;
 
-use super::bank::{Bank, Changed, RefSlice, Refusal, View};
-use super::memory::GroundTruth;
+use super::bank::{Bank, Changed, GroundTruth, RefSlice, Refusal, View};
 use super::postgres::{self, unavailable};
 
 /// Events applied per projector transaction.

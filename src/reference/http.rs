@@ -15,6 +15,14 @@ use serde_json::json;
 use super::bank::{Bank, RefSlice, Refusal};
 use super::memory::MemoryApp;
 
+impl MemoryApp {
+    /// The HTTP endpoints (see `serve`): the bank's and the fault-injection admin ones.
+    /// Here rather than in `memory`, so the store knows nothing of HTTP.
+    pub fn router(&self) -> Router {
+        router(self.clone()).merge(fault_admin(self.clone()))
+    }
+}
+
 /// The bank endpoints over `bank`.
 pub fn router<B: Bank>(bank: B) -> Router {
     Router::new()

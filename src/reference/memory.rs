@@ -18,7 +18,7 @@ use rand::{RngExt as _, SeedableRng as _};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::bank::{Bank, Changed, RefSlice, Refusal, View};
+use super::bank::{Bank, Changed, GroundTruth, RefSlice, Refusal, View};
 use super::config::{MemoryConfig, Window};
 use super::work::{SharedSection, WorkClock};
 
@@ -27,35 +27,6 @@ const SHARDS: usize = 64;
 const BUS_CAPACITY: usize = 200_000;
 /// How long a crashed projector takes to come back.
 pub const RESTART_DELAY: Duration = Duration::from_millis(300);
-
-/// What the target did, from its own books: the truth the harness is checked against.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct GroundTruth {
-    /// Deposits and withdrawals accepted (each emits one event).
-    pub accepted: u64,
-    /// Refs of events lost on the bus (never applied).
-    pub dropped_refs: Vec<String>,
-    /// One entry per extra application to the read model (a ref applied 3 times appears twice).
-    pub duplicated_refs: Vec<String>,
-    /// Commands refused with 500 by `fail_every` (not applied).
-    pub failed_commands: u64,
-    /// Refs of commands applied, then answered late by `slow_commands`.
-    pub slow_refs: Vec<String>,
-    /// Projector crashes and restarts.
-    pub crashes: u64,
-    /// Optimistic-concurrency conflicts retried (event-sourced variant).
-    #[serde(default)]
-    pub conflicts: u64,
-    /// Reads of `GET /accounts/{id}` without the harness's probe header, of an account
-    /// with a deposit or withdrawal acknowledged (its 200 about to be written) before the
-    /// read arrived (memory target).
-    #[serde(default)]
-    pub traffic_reads: u64,
-    /// Those whose answer did not yet reflect every such command: the account's
-    /// contiguously applied version was below the acknowledged one.
-    #[serde(default)]
-    pub stale_reads: u64,
-}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
@@ -174,11 +145,6 @@ impl MemoryApp {
             tokio::spawn(Projector::new(inner.clone(), index).run(queue));
         }
         MemoryApp { inner }
-    }
-
-    /// The HTTP endpoints (see `serve`): the bank's and the fault-injection admin ones.
-    pub fn router(&self) -> axum::Router {
-        super::http::router(self.clone()).merge(super::http::fault_admin(self.clone()))
     }
 
     pub fn ground_truth(&self) -> GroundTruth {

@@ -15,7 +15,8 @@ mod postgres;
 mod serve;
 mod work;
 
+pub use bank::GroundTruth;
 pub use config::{Faults, MemoryConfig, SlowCommands, Window};
-pub use memory::{GroundTruth, MemoryApp, RESTART_DELAY};
-pub use serve::{ReplayArgs, ServeArgs, run_replay, run_serve, serve};
+pub use memory::{MemoryApp, RESTART_DELAY};
+pub use serve::{BadFlag, ReplayArgs, ServeArgs, run_replay, run_serve, serve};
 pub use work::ProjectorWork;

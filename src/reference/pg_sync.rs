@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::Pool;
 
-use super::bank::{Bank, Changed, RefSlice, Refusal, View};
-use super::memory::GroundTruth;
+use super::bank::{Bank, Changed, GroundTruth, RefSlice, Refusal, View};
 use super::postgres::{self, Accounts, unavailable};
 
 #[derive(Clone)]

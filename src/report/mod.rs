@@ -8,6 +8,7 @@ pub mod hlog;
 pub mod html;
 pub mod interactive;
 pub mod junit;
+pub mod live_view;
 pub mod plots;
 pub mod progress;
 pub mod summary;

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::probe::actions::ActionRun;
 pub use crate::probe::reconcile::EventCounts;
+// Measured by the stages below, kept in result.json as they hand them over.
+pub use crate::measure::histogram::Percentiles;
+pub use crate::measure::timeline::{IntervalLatency, TimelineRow};
 
 pub const SCHEMA_VERSION: u32 = 3;
 
@@ -146,27 +149,6 @@ pub struct Environment {
     pub git_revision: Option<String>,
     /// Where the load went: `embedded:memory` or the base URL.
     pub target: String,
-}
-
-/// Latency summary; every figure in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Percentiles {
-    /// Smallest sample.
-    pub min: f64,
-    /// Mean of the samples.
-    pub mean: f64,
-    /// Median.
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// 95th percentile.
-    pub p95: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// 99.9th percentile.
-    pub p999: f64,
-    /// Largest sample.
-    pub max: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -358,47 +340,6 @@ pub struct WarmupStats {
     pub operations: BTreeMap<String, OperationStats>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-pub struct TimelineRow {
-    /// Seconds since the start of the load, of the row's first second.
-    pub t_s: u64,
-    /// Operations scheduled in this second.
-    pub offered: u64,
-    /// Goodput: operations completed `ok` or `rejected` in this second.
-    pub achieved: u64,
-    /// Operations that failed (unexpected status, transport error, timeout) in this second.
-    pub errors: u64,
-    /// Optimistic-concurrency conflicts completed in this second (not in `achieved`).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub conflicts: u64,
-    /// Operations dropped in this second (`max_in_flight` and `max_backlog` full).
-    pub dropped: u64,
-    /// Requests outstanding at the end of the second.
-    pub in_flight: u64,
-    /// Operations waiting for a slot at the end of the second.
-    pub backlog: u64,
-    /// `[[backlog]]` (issue 33): per source, the largest backlog sampled in this row
-    /// (the row's worst); `null` when every sample in it was unknown; a source with no
-    /// sample in the row (sampling had stopped) is absent. Per source, not the worst of
-    /// all: sources count different things (entries, positions) and one hides another.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub backlog_sources: BTreeMap<String, Option<u64>>,
-    /// Per operation: latency p50 / p99 of the operations completed in this second.
-    pub latency_ms: BTreeMap<String, IntervalLatency>,
-    /// Projection lag p99 of the probes whose command was acknowledged in this second;
-    /// late probes count at the probe timeout, as in `projection.lag_ms`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub projection_lag_p99_ms: Option<f64>,
-    /// Probes acknowledged in this second that were late.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub projection_late: u64,
-    /// The generator's send lag p99 (actual send − intended start) of the operations
-    /// finished in this row, warmup included: when the generator fell behind its schedule.
-    /// Absent without finished operations (and in results written before issue 30).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub send_lag_p99_ms: Option<f64>,
-}
-
 impl RunResult {
     /// Seconds per timeline row (at least 1).
     pub fn timeline_step(&self) -> u64 {
@@ -420,10 +361,6 @@ fn one_second() -> u64 {
 
 fn is_one_second(step: &u64) -> bool {
     *step == 1
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -520,18 +457,6 @@ pub struct Recovery {
     pub recovered_after_s: Option<f64>,
     /// The lag threshold used, in milliseconds.
     pub threshold_ms: f64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-pub struct IntervalLatency {
-    /// Operations completed in the second.
-    pub count: u64,
-    /// Median latency, ms.
-    pub p50: f64,
-    /// 99th percentile latency, ms.
-    pub p99: f64,
-    /// Largest latency, ms.
-    pub max: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

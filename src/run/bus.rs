@@ -48,13 +48,13 @@ pub async fn finish(
         .into_iter()
         .map(|(group, readings)| group_backlog(spec, &group, &readings, load_end_s))
         .collect();
-    let mut e2e = crate::results::histogram::new_latency_histogram();
+    let mut e2e = crate::measure::histogram::new_latency_histogram();
     for (seq, broker_ms) in &seen.broker_ms {
         if let Some(acked) = ledger.sampled_acks.get(seq) {
             let acked_wall = started_at + acked.saturating_duration_since(start);
             let acked_ms = acked_wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
             let micros = (broker_ms - acked_ms).max(0) as u64 * 1000;
-            crate::results::histogram::record(&mut e2e, Duration::from_micros(micros));
+            crate::measure::histogram::record(&mut e2e, Duration::from_micros(micros));
         }
     }
     Ok(BusOutcome {

@@ -1017,7 +1017,7 @@ impl Checker<'_> {
     fn request_bytes_in_flight(&self, raw: &RawScenario, load: &LoadSpec, operations: &[OperationSpec]) -> Result<()> {
         let in_flight = match load.model {
             LoadModel::Open { max_in_flight, .. } => max_in_flight,
-            LoadModel::Closed { .. } => crate::generator::schedule::max_users(&load.stages).max(1),
+            LoadModel::Closed { .. } => max_users(&load.stages).max(1),
         };
         let size = |op: &OperationSpec| op.request.templates().map(Template::fixed_len).fold(0, usize::saturating_add);
         let Some((index, op)) = operations.iter().enumerate().max_by_key(|(_, op)| size(op)) else { return Ok(()) };

@@ -123,6 +123,11 @@ pub struct Stage {
     pub to: f64,
 }
 
+/// The most users any stage asks for.
+pub fn max_users(stages: &[Stage]) -> usize {
+    stages.iter().map(|s| s.from.max(s.to).round().max(0.0) as usize).max().unwrap_or(0)
+}
+
 #[derive(Debug, Clone)]
 pub struct MixSpec {
     /// Queries per `reads + writes` operations (from `read_write_ratio = "reads:writes"`).
@@ -439,23 +444,6 @@ pub enum DeltaMode {
     Set,
     /// `"none"`: the command leaves the number alone (said, so `validate` does not warn).
     Unchanged,
-}
-
-impl Delta {
-    /// The change a request body, parsed, carries; `Unknown` when it has no number there.
-    pub fn of_json(&self, json: &serde_json::Value) -> crate::operation::ValueChange {
-        use crate::operation::ValueChange;
-        if self.mode == DeltaMode::Unchanged {
-            return ValueChange::None;
-        }
-        let number = json.pointer(&self.pointer).and_then(super::selector::number);
-        match (number, self.mode) {
-            (Some(n), DeltaMode::Add) if n.is_finite() => ValueChange::Add(n),
-            (Some(n), DeltaMode::Subtract) if n.is_finite() => ValueChange::Add(-n),
-            (Some(n), DeltaMode::Set) if n.is_finite() => ValueChange::Set(n),
-            _ => ValueChange::Unknown,
-        }
-    }
 }
 
 /// `[verify] page = { param = "page", start = 1 }`: the verify query (keyless, or once per

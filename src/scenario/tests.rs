@@ -271,7 +271,7 @@ fn assert_within_bounds(s: &Scenario) {
     let total_ops = crate::generator::schedule::OpenSchedule::expected_total(&s.load.stages);
     assert!(total_ops.is_finite());
     for _ in crate::generator::schedule::OpenSchedule::new(&s.load.stages).take(1000) {}
-    let _ = crate::generator::schedule::max_users(&s.load.stages);
+    let _ = max_users(&s.load.stages);
     match s.load.model {
         LoadModel::Open { max_in_flight, max_backlog } => {
             assert!((1..=MAX_IN_FLIGHT as usize).contains(&max_in_flight));

@@ -196,7 +196,11 @@ fn lag_unknown_reason(spec: &crate::scenario::BacklogSpec) -> &'static str {
 
 /// Fills the timeline's `backlog_sources` column: per row (of `step` seconds), each
 /// source's largest known sample in it, `None` when all its samples there were unknown.
-pub fn add_timeline_column(timeline: &mut [crate::results::model::TimelineRow], sources: &[BacklogStats], step: u64) {
+pub fn add_timeline_column(
+    timeline: &mut [crate::measure::timeline::TimelineRow],
+    sources: &[BacklogStats],
+    step: u64,
+) {
     let step = step.max(1);
     for row in timeline.iter_mut() {
         row.backlog_sources.clear();
@@ -260,7 +264,7 @@ mod tests {
 
     #[test]
     fn issue33_timeline_column_is_the_rows_worst_and_unknown_is_null() {
-        use crate::results::model::TimelineRow;
+        use crate::measure::timeline::TimelineRow;
         let stats = figures(
             &spec(),
             &[at(0.0, Some(2), 0), at(0.5, Some(4), 0), at(1.0, None, 0), at(1.5, None, 0)],

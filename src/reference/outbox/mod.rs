@@ -36,10 +36,9 @@ use tokio_util::task::TaskTracker;
 pub use bus::BusKind;
 pub use kafka::MockBroker;
 
-use super::bank::{Bank, Changed, RefSlice, Refusal, View};
+use super::bank::{Bank, Changed, GroundTruth, RefSlice, Refusal, View};
 use super::config::Window;
 use super::http::For;
-use super::memory::GroundTruth;
 use super::postgres::{self, Accounts, unavailable};
 use super::work::ProjectorWork;
 use projector::Control;

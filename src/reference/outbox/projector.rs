@@ -18,7 +18,8 @@ use super::bus::{BusKind, OutboxEvent};
 use super::kafka::KafkaInbox;
 use super::read_model::{Applied, ReadModel};
 use super::redis_stream::StreamInbox;
-use crate::reference::memory::{GroundTruth, RESTART_DELAY};
+use crate::reference::bank::GroundTruth;
+use crate::reference::memory::RESTART_DELAY;
 use crate::reference::work::{SharedSection, WorkClock};
 
 /// After this long without an event, commit what was applied.

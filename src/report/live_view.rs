@@ -13,21 +13,17 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::Gauges;
+use crate::live::serve::CSP;
+use crate::live::{Gauges, LiveFeed};
+use crate::measure::histogram;
 use crate::report::figures::{TimelineView, live_charts};
 use crate::report::interactive::{self, Chart, json_for_script};
 use crate::report::junit::escape;
-use crate::results::histogram;
 use crate::results::model::{SloResult, TimelineRow};
 use crate::scenario::{OpKind, Scenario, SloMetric, SloRule};
 
-/// The live page's Content-Security-Policy: report.html's, plus requests to its own
-/// server (the polls of `/live.json`), and nothing else.
-pub const CSP: &str =
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'";
-
 /// The page's polling script, beside report.js.
-const LIVE_JS: &str = include_str!("../report/interactive/assets/live.js");
+const LIVE_JS: &str = include_str!("interactive/assets/live.js");
 
 /// What the run has so far, for the page.
 pub struct LiveView {
@@ -233,6 +229,21 @@ impl LiveView {
             style = interactive::style(),
             scripts = interactive::scripts(&chart_refs, self.warmup_s),
         )
+    }
+}
+
+impl LiveFeed for LiveView {
+    fn add_row(&self, row: &TimelineRow) {
+        LiveView::add_row(self, row)
+    }
+    fn add_measured(&self, op: usize, histogram: &Histogram<u64>) {
+        LiveView::add_measured(self, op, histogram)
+    }
+    fn json(&self, gauges: &Gauges) -> String {
+        LiveView::json(self, gauges)
+    }
+    fn page(&self, gauges: &Gauges) -> String {
+        LiveView::page(self, gauges)
     }
 }
 
