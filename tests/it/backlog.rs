@@ -412,6 +412,7 @@ warmup = "1s"
 
 #[test]
 fn issue33_saturate_fails_a_step_on_a_growing_backlog() {
+    let _timing = crate::support::timing_sensitive();
     let Some(url) = env_url("CQRS_BENCH_REDIS_URL") else {
         eprintln!("skipped: CQRS_BENCH_REDIS_URL is not set");
         return;

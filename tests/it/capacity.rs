@@ -11,6 +11,7 @@ fn json(path: &std::path::Path) -> serde_json::Value {
 /// failing step says why it failed.
 #[test]
 fn saturate_finds_the_known_drain_rate() {
+    let _timing = crate::support::timing_sensitive();
     let out = tempfile::tempdir().unwrap();
     let output = bench()
         .arg("saturate")
@@ -66,6 +67,7 @@ fn saturate_finds_the_known_drain_rate() {
 /// answers `--target-rate` with a count; a rate beyond the peak says so.
 #[test]
 fn capacity_restarts_a_served_variant_and_answers_with_a_count() {
+    let _timing = crate::support::timing_sensitive();
     let out = tempfile::tempdir().unwrap();
     let output = bench()
         .arg("capacity")

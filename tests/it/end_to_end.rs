@@ -61,6 +61,7 @@ fn an_slo_that_cannot_be_met_exits_1_and_names_it() {
 
 #[test]
 fn a_stall_shows_in_latency_but_not_in_service_time() {
+    let _timing = crate::support::timing_sensitive();
     let dir = tempfile::tempdir().unwrap();
     bench().args(["run", "--quiet"]).arg(scenario("stall.toml")).arg("--out").arg(dir.path()).assert().code(0);
     let result = result_json(dir.path());
@@ -118,6 +119,7 @@ fn nothing_after_the_warmup_is_null_not_zero() {
 
 #[test]
 fn achieved_matches_offered_at_a_rate_the_target_keeps_up_with() {
+    let _timing = crate::support::timing_sensitive();
     let dir = tempfile::tempdir().unwrap();
     bench().args(["run", "--quiet"]).arg(scenario("steady.toml")).arg("--out").arg(dir.path()).assert().code(0);
     let result = result_json(dir.path());

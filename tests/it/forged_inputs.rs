@@ -193,6 +193,7 @@ fn extend_logs(dir: &Path, seconds: u64) {
 #[test]
 #[allow(clippy::disallowed_methods)] // std::thread::sleep: a plain test thread watching a child process
 fn issue32_merge_streams_the_seconds_in_bounded_memory() {
+    let _timing = crate::support::timing_sensitive();
     const SECONDS: u64 = 4_000;
     const SHARDS: u32 = 4;
     if !Path::new("/proc/self/status").exists() {

@@ -102,6 +102,7 @@ mod panics {
 /// `CQRS_BENCH_FUZZ_MUTANTS=120000` (and `CQRS_BENCH_FUZZ_SEED`) runs it long.
 #[test]
 fn issue32_scenario_mutants_validate_without_panic_and_at_the_right_column() {
+    let _timing = crate::support::timing_sensitive();
     use cqrs_bench::scenario::mutants::{Mutator, Verdict, check};
     let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let (count, seed) = (env("CQRS_BENCH_FUZZ_MUTANTS", 15_000), env("CQRS_BENCH_FUZZ_SEED", 32));

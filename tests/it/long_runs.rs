@@ -119,6 +119,7 @@ fn issue15_rotated_logs_hold_the_whole_run_and_each_part_reads_alone() {
 #[test]
 #[allow(clippy::disallowed_methods)] // std::thread::sleep: a plain test thread
 fn issue15_merge_adds_rotated_shard_logs_exactly() {
+    let _timing = crate::support::timing_sensitive();
     let served = Served::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let start_text = humantime::format_rfc3339_millis(SystemTime::now() + Duration::from_secs(4)).to_string();

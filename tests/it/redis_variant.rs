@@ -76,6 +76,7 @@ fn json(path: &std::path::Path) -> serde_json::Value {
 /// flat backlog.
 #[test]
 fn saturate_fails_a_step_on_the_redis_stream_groups_growing_backlog() {
+    let _timing = crate::support::timing_sensitive();
     let test = "saturate_fails_a_step_on_the_redis_stream_groups_growing_backlog";
     let Some(isolated) = Isolated::new(test, "rsat") else { return };
     let served = isolated.serve(&["--projectors", "1", "--projector-cost", "10ms", "--checkpoint-every", "5"]);
@@ -132,6 +133,7 @@ fn saturate_fails_a_step_on_the_redis_stream_groups_growing_backlog() {
 /// 250 events/s + 20 % headroom follows the measured per-instance rate (3 at the truth).
 #[test]
 fn capacity_on_the_redis_streams_outbox_follows_the_per_instance_rate() {
+    let _timing = crate::support::timing_sensitive();
     let test = "capacity_on_the_redis_streams_outbox_follows_the_per_instance_rate";
     let Some(isolated) = Isolated::new(test, "rcap") else { return };
     let out = tempfile::tempdir().unwrap();
@@ -195,6 +197,7 @@ fn capacity_on_the_redis_streams_outbox_follows_the_per_instance_rate() {
 /// target's own duplicates.
 #[test]
 fn a_killed_redis_stream_consumer_is_redelivered_its_unacknowledged_entries() {
+    let _timing = crate::support::timing_sensitive();
     let test = "a_killed_redis_stream_consumer_is_redelivered_its_unacknowledged_entries";
     let Some(isolated) = Isolated::new(test, "rcrash") else { return };
     let flags = ["--checkpoint-every", "1000", "--commit-interval", "1h", "--non-idempotent"];
@@ -216,7 +219,12 @@ fn a_killed_redis_stream_consumer_is_redelivered_its_unacknowledged_entries() {
     assert_eq!(duplicates, doubled, "harness vs the target's own count");
     assert_eq!(result["events"]["missed"], 0);
     assert_eq!(truth["crashes"], 1);
-    assert_eq!(result["events"]["acked"].as_u64(), truth["accepted"].as_u64());
+    // Every command the target accepted was acknowledged, or timed out at the client and is
+    // counted as such: recovered (seen applied) or indeterminate (outcome unknown).
+    let count = |field: &str| result["events"][field].as_u64().unwrap();
+    let (known, unknown) = (count("acked") + count("recovered"), count("indeterminate"));
+    let accepted = truth["accepted"].as_u64().unwrap();
+    assert!((known..=known + unknown).contains(&accepted), "target accepted {accepted}: {}", result["events"]);
 }
 
 /// Four consumers of one group take one account's events in any order (and projector 0 is

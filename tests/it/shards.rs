@@ -43,6 +43,7 @@ fn slo<'a>(result: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 #[test]
 #[allow(clippy::disallowed_methods)] // std::thread::sleep: a plain test thread, not a runtime worker
 fn four_shards_merge_exactly_into_one_run() {
+    let _timing = crate::support::timing_sensitive();
     let served = Served::start(&["--drop-every", "40", "--duplicate-every", "30", "--non-idempotent"]);
     let tmp = tempfile::tempdir().unwrap();
     let start_at = SystemTime::now() + Duration::from_secs(6);

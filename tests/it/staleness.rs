@@ -13,6 +13,7 @@ fn point(result: &serde_json::Value, delay_ms: f64) -> (u64, f64) {
 /// on, and the 99 % point is within one delay step (5 ms) of 40 ms.
 #[test]
 fn visibility_curve_follows_a_known_delay() {
+    let _timing = crate::support::timing_sensitive();
     let out = tempfile::tempdir().unwrap();
     run_quiet(&scenario("staleness.toml"), out.path()).assert().code(0);
     let result = result_json(out.path());
@@ -59,6 +60,7 @@ fn dropped_events_stay_stale() {
 /// there yet, or never will be).
 #[test]
 fn traffic_stale_reads_equal_what_a_third_party_app_counts() {
+    let _timing = crate::support::timing_sensitive();
     let app = crate::apps::todo::start(crate::apps::todo::Faults { duplicate_every: 1_000_000, drop_every: 13 });
     let out = tempfile::tempdir().unwrap();
     crate::support::bench()
@@ -91,6 +93,7 @@ fn traffic_stale_reads_equal_what_a_third_party_app_counts() {
 /// `project` dominates, and what the harness cannot see (the broker) is said.
 #[test]
 fn lag_attribution_without_a_bus_splits_what_it_can() {
+    let _timing = crate::support::timing_sensitive();
     let served = crate::support::Served::start(&["--projection-delay", "30ms"]);
     let out = tempfile::tempdir().unwrap();
     crate::support::bench()
@@ -127,6 +130,7 @@ fn lag_attribution_without_a_bus_splits_what_it_can() {
 /// target wrote it): a fraction of a millisecond per read at this load.
 #[test]
 fn traffic_stale_rate_matches_the_memory_targets_truth() {
+    let _timing = crate::support::timing_sensitive();
     let served = crate::support::Served::start(&["--projection-delay", "30ms", "--projection-jitter", "10ms"]);
     let out = tempfile::tempdir().unwrap();
     crate::support::bench()

@@ -122,3 +122,30 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// Tests whose figures hang on the machine's timing (a few hundred operations a second in a
+/// debug build, delays of a few ms, a saturation search) take one of two permits: the suite
+/// runs on more threads than cores (`RUST_TEST_THREADS` in .cargo/config.toml: most tests
+/// wait on the clock, not the CPU), but never more than two of these at once, as when it ran
+/// on two threads. Held until the returned guard drops.
+pub fn timing_sensitive() -> TimingPermit {
+    let mut running = TIMING.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    while *running >= TIMING_PERMITS {
+        running = TIMING.1.wait(running).unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
+    *running += 1;
+    TimingPermit
+}
+
+const TIMING_PERMITS: usize = 2;
+static TIMING: (std::sync::Mutex<usize>, std::sync::Condvar) = (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// One of `timing_sensitive`'s permits; given back on drop (also when the test panics).
+pub struct TimingPermit;
+
+impl Drop for TimingPermit {
+    fn drop(&mut self) {
+        *TIMING.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) -= 1;
+        TIMING.1.notify_one();
+    }
+}

@@ -34,6 +34,7 @@ impl Drop for DropSchema {
 
 #[test]
 fn pg_sync_has_zero_projection_lag_and_exact_accounting() {
+    let _timing = crate::support::timing_sensitive();
     let Some(url) = pg_url() else {
         eprintln!("SKIPPED pg_sync_has_zero_projection_lag_and_exact_accounting: CQRS_BENCH_PG_URL is not set");
         return;
@@ -93,6 +94,7 @@ fn sql_text(url: &str, query: &str) -> String {
 
 #[test]
 fn event_sourced_accounts_exactly_with_lag_and_replays_100k_events() {
+    let _timing = crate::support::timing_sensitive();
     let Some(url) = pg_url() else {
         eprintln!(
             "SKIPPED event_sourced_accounts_exactly_with_lag_and_replays_100k_events: CQRS_BENCH_PG_URL is not set"
@@ -257,6 +259,7 @@ impl Outbox {
 
 #[test]
 fn outbox_accounts_exactly_through_kafka_and_redis_with_lag() {
+    let _timing = crate::support::timing_sensitive();
     let Some(outbox) = Outbox::start("outbox", &[]) else { return };
     let (topic, group) = (outbox.bus_topic(), outbox.bus_group());
     let result = outbox.run(
@@ -296,6 +299,7 @@ fn outbox_crash(name: &str, extra: &[&str], expect_code: i32) -> Option<(serde_j
 
 #[test]
 fn a_killed_non_idempotent_outbox_projector_applies_redelivered_events_twice() {
+    let _timing = crate::support::timing_sensitive();
     let Some((result, truth)) = outbox_crash("obcrash", &["--non-idempotent"], 1) else { return };
     let duplicates = result["events"]["duplicates"].as_u64().unwrap();
     let doubled = truth["duplicated_refs"].as_array().unwrap().len() as u64;
@@ -307,6 +311,7 @@ fn a_killed_non_idempotent_outbox_projector_applies_redelivered_events_twice() {
 
 #[test]
 fn an_idempotent_outbox_projector_survives_the_same_kill_without_duplicates() {
+    let _timing = crate::support::timing_sensitive();
     let Some((result, truth)) = outbox_crash("obcrashidem", &[], 0) else { return };
     assert_eq!(result["events"]["duplicates"], 0, "{}", result["events"]);
     assert_eq!(result["events"]["missed"], 0);
@@ -318,6 +323,7 @@ fn an_idempotent_outbox_projector_survives_the_same_kill_without_duplicates() {
 /// instances are added (figures for 1, 2 and 4 come from benches/capacity.sh).
 #[test]
 fn outbox_lag_falls_when_projector_instances_are_added() {
+    let _timing = crate::support::timing_sensitive();
     let lag_p99 = |projectors: &str| {
         let name = format!("obcap{projectors}");
         let outbox = Outbox::start(&name, &["--projectors", projectors, "--projector-cost", "4ms"])?;
@@ -343,6 +349,7 @@ fn outbox_lag_falls_when_projector_instances_are_added() {
 /// times: each injected fault shows in the stage that causes it.
 #[test]
 fn outbox_lag_is_attributed_to_the_stage_of_each_fault() {
+    let _timing = crate::support::timing_sensitive();
     // One projector (several would rebalance at the start: a real wait in the topic, which
     // lands in `consume`). At --rate 30, 20 deposits/s; 40 accounts, whose openings (events
     // too) are no backlog for a fast projector. The costly projector gets a load that keeps it
