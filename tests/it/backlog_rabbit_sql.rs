@@ -19,8 +19,8 @@ use mysql_async::prelude::Queryable as _;
 
 use crate::apps::feed::{self, Store};
 use crate::apps::{feed_mysql, feed_rabbitmq};
-use crate::backlog::{Exactness, check, check_within, env_url, plan, run, scenario, scenario_settling};
-use crate::support::bench;
+use crate::backlog::{Exactness, check, check_within, plan, run, scenario, scenario_settling};
+use crate::support::{bench, env_url, service_url};
 
 /// RabbitMQ's statistics lag, measured here at ~6 s with the default 5 s interval: a bound.
 const RABBIT_STATS_LAG_MS: f64 = 11_000.0;
@@ -45,10 +45,7 @@ impl Drop for Cleanup {
 }
 
 fn rabbitmq_case(resumed: bool) {
-    let Some(url) = env_url("CQRS_BENCH_AMQP_URL") else {
-        eprintln!("skipped: CQRS_BENCH_AMQP_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_AMQP_URL") else { return };
     let queue = format!("cqrs-bench-backlog-{}-{resumed}", std::process::id());
     let store = Store::RabbitMq(feed_rabbitmq::Queue { url: url.clone(), queue: queue.clone() });
     let _cleanup = Cleanup::Queue { url: url.clone(), queue: queue.clone() };
@@ -85,10 +82,7 @@ fn issue33_rabbitmq_backlog_drains_when_the_projector_resumes() {
 }
 
 fn mysql_case(resumed: bool) {
-    let Some(url) = env_url("CQRS_BENCH_MYSQL_URL") else {
-        eprintln!("skipped: CQRS_BENCH_MYSQL_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_MYSQL_URL") else { return };
     let prefix = format!("backlog_{}_{resumed}", std::process::id());
     let tables = feed_mysql::Tables { url: url.clone(), prefix: prefix.clone() };
     let _cleanup = Cleanup::Tables(tables.clone());
@@ -120,10 +114,7 @@ fn issue33_mysql_checkpoint_backlog_drains_when_the_projector_resumes() {
 /// that sample said head 10 and checkpoint 15; in one consistent snapshot, 10 and 10.
 #[test]
 fn mysql_head_and_checkpoint_are_read_in_one_snapshot() {
-    let Some(url) = env_url("CQRS_BENCH_MYSQL_URL") else {
-        eprintln!("skipped: CQRS_BENCH_MYSQL_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_MYSQL_URL") else { return };
     let prefix = format!("snapshot_{}", std::process::id());
     let tables = feed_mysql::Tables { url: url.clone(), prefix: prefix.clone() };
     let _cleanup = Cleanup::Tables(tables.clone());
