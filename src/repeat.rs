@@ -26,7 +26,7 @@ pub async fn run_repeated(args: RunArgs, times: u32, shutdown: CancellationToken
         ))
     );
     let scenario = scenario::load(&args.scenario, &args.overrides)?;
-    let out = args.out.clone().unwrap_or_else(|| crate::default_out_dir_for(&scenario, Some("repeat")));
+    let out = args.out.clone().unwrap_or_else(|| crate::run::default_out_dir_for(&scenario, Some("repeat")));
     let mut worst = exit::PASS;
     let mut finished = 0;
     for i in 1..=times {
@@ -34,7 +34,7 @@ pub async fn run_repeated(args: RunArgs, times: u32, shutdown: CancellationToken
             break;
         }
         let run_args = RunArgs { out: Some(out.join(format!("run-{i}"))), quiet: true, ..args.clone() };
-        let outcome = match crate::run(run_args, shutdown.clone()).await {
+        let outcome = match crate::run::run(run_args, shutdown.clone()).await {
             Ok(outcome) => outcome,
             // A signal as a run starts may end it before it has results: the repeat stops.
             Err(e) if shutdown.is_cancelled() => {
@@ -44,7 +44,7 @@ pub async fn run_repeated(args: RunArgs, times: u32, shutdown: CancellationToken
             Err(e) => return Err(e),
         };
         println!("run {i}/{times}: {}", crate::report::summary::verdict_line(&outcome.result));
-        worst = worse(worst, crate::verdict_code(&outcome.result));
+        worst = worse(worst, crate::run::verdict_code(&outcome.result));
         finished += u32::from(!outcome.result.interrupted);
     }
     // A signal at any moment, during a run or between two, leaves the repeat short.

@@ -411,10 +411,10 @@ async fn search(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Saturation> {
     let began = std::time::Instant::now();
-    let target = Arc::new(crate::connect(scenario).await?);
+    let target = Arc::new(crate::run::connect(scenario).await?);
     let mut search = Search::new(scenario.saturate.clone(), hint);
     let mut steps: Vec<Step> = Vec::new();
-    let label = crate::target_label(scenario);
+    let label = crate::run::target_label(scenario);
     let mut notes = Vec::new();
     // The setup's own events may still be queued: the first step starts on a drained target.
     drain(scenario, &target, args, shutdown, &mut notes, "the setup").await?;
@@ -530,7 +530,7 @@ fn load(args: &SearchArgs) -> anyhow::Result<Scenario> {
 }
 
 fn out_dir(args: &SearchArgs, scenario: &Scenario, what: &str) -> PathBuf {
-    args.out.clone().unwrap_or_else(|| crate::default_out_dir_for(scenario, Some(what)))
+    args.out.clone().unwrap_or_else(|| crate::run::default_out_dir_for(scenario, Some(what)))
 }
 
 /// `cqrs-bench report DIR` on a `saturate` or `capacity` folder: redraws its plots and

@@ -105,7 +105,7 @@ pub async fn run_step(
         scenario: &scenario,
         outcome: &outcome,
         run_id: ids.run_id,
-        target_label: crate::target_label(&scenario),
+        target_label: crate::run::target_label(&scenario),
     });
     crate::report::prepare_dir(dir)?;
     results::write_json(&dir.join("result.json"), &result)?;

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use super::histogram::{encode, percentiles, sampled_percentiles};
 use super::model::*;
+use super::outcome::{LoadOutcome, StalenessOutcome};
 use super::slo;
 use crate::generator::OpFigures;
 use crate::probe::actions::recovery_after;
 use crate::probe::lag_figures::LagRow;
 use crate::results::intervals::sum_over;
-use crate::run::LoadOutcome;
 use crate::scenario::{LoadModel, OpKind, Scenario, SloMetric};
 
 pub struct BuildInput<'a> {
@@ -454,10 +454,7 @@ fn environment(target: String) -> Environment {
 }
 
 /// `[staleness]` figures as result.json holds them: per delay, P(fresh) with its interval.
-fn staleness_stats(
-    outcome: &crate::run::StalenessOutcome,
-    scenario: &Scenario,
-) -> crate::results::model::StalenessStats {
+fn staleness_stats(outcome: &StalenessOutcome, scenario: &Scenario) -> crate::results::model::StalenessStats {
     use crate::probe::staleness::{share_with_interval, visible_at};
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let points = outcome

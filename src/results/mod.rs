@@ -4,6 +4,7 @@
 mod build;
 mod input;
 pub mod model;
+pub mod outcome;
 pub mod schema;
 pub mod send_lag;
 pub mod slo;

@@ -1,8 +1,11 @@
-//! A run, wired in one place: setup, then the load on the generator with the probes
-//! riding along, then the drain, the settling of lag probes, the read-back (`[verify]`)
-//! and the bus accounting (`[bus]`). The generator paces and sends; the probes observe
-//! and read back; neither knows the other, and both reach the target through
-//! `operation::Executor`.
+//! A run, wired in one place. `cqrs-bench run` (`orchestrate`) prepares the scenario from
+//! its flags (`prepare`), serves the live metrics (`metrics`), connects the target
+//! (`connect`), calls `drive`, then builds, writes and prints the results.
+//!
+//! `drive`, here: setup, then the load on the generator with the probes riding along,
+//! then the drain, the settling of lag probes, the read-back (`[verify]`) and the bus
+//! accounting (`[bus]`). The generator paces and sends; the probes observe and read back;
+//! neither knows the other, and both reach the target through `operation::Executor`.
 //!
 //! Shutdown order: stop generating → let in-flight and backlogged operations finish
 //! within a grace → abort the rest → let lag probes finish theirs → read the read
@@ -10,11 +13,20 @@
 
 pub mod bound;
 mod bus;
+mod check;
 pub mod clock;
+mod connect;
+mod metrics;
 mod observe;
+mod orchestrate;
+mod prepare;
 mod setup;
 
-use std::collections::BTreeMap;
+pub use check::check_probe_answers;
+pub use connect::{connect, target_label};
+pub use orchestrate::{RunOutcome, run, verdict_code};
+pub use prepare::{default_out_dir_for, generator_threads};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -27,23 +39,26 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::generator::mix::{OpChooser, OpKeys};
-use crate::generator::{self, Dispatched, Limits, LoadPlan, OpenSchedule, Running, Timeline, Totals};
+use crate::generator::{self, Limits, LoadPlan, OpenSchedule, Running};
 use crate::live::{Gauges, Phase};
 use crate::measure::intervals::{IntervalSink, timeline_step};
 use crate::operation::{Executor, PreparedOp, captures, created};
-use crate::probe::actions::{self, ActionRun};
+use crate::probe::actions;
 use crate::probe::backlog::BacklogProbe;
 use crate::probe::bus::{self as bus_probe, BusProbe};
 use crate::probe::lag::{self as lag_probe, LagProbe};
-use crate::probe::lag_figures::{self, Keep, LagCollecting, LagFigures};
+use crate::probe::lag_figures::{self, Keep, LagCollecting};
 use crate::probe::ledger::Ledger;
 use crate::probe::resolve::IdResolver;
 use crate::probe::stale_reads::TrafficJudge;
 use crate::probe::staleness::StalenessProbe;
-use crate::probe::verify::{self, VerifyOutcome};
+use crate::probe::verify;
 use crate::scenario::{ExpectedValue, LoadModel, OpKind, Scenario};
 use crate::target::Target;
 use observe::RunObserver;
+
+// What `drive` returns, defined below `results` (which reads it), named here as before.
+pub use crate::results::outcome::{BusOutcome, LagOutcome, LoadOutcome, ProbeOutcome, SetupOutcome, StalenessOutcome};
 
 /// Lag records waiting for the lag collector; probes wait (never drop) when it is full.
 const LAG_CHANNEL: usize = 64 * 1024;
@@ -77,117 +92,6 @@ fn load_start(start_at: Option<SystemTime>) -> (Instant, SystemTime) {
         Some(ahead) if ahead >= START_LEAD => (now + ahead, wall + ahead),
         _ => (now + START_LEAD, wall + START_LEAD),
     }
-}
-
-/// Setup phase totals.
-#[derive(Debug, Clone, Default)]
-pub struct SetupOutcome {
-    pub requests: u64,
-    pub ok: u64,
-    pub errors: u64,
-    /// The errors by class (`unanswered`: never answered within the setup's grace)…
-    pub errors_by_class: BTreeMap<String, u64>,
-    /// …and the unexpected statuses by code.
-    pub errors_by_status: BTreeMap<String, u64>,
-    pub duration: Duration,
-}
-
-impl SetupOutcome {
-    /// Adds one setup operation's figures (`unanswered`: requests that got no answer at all).
-    fn add(&mut self, figures: &crate::generator::OpFigures, unanswered: u64) {
-        self.ok += figures.ok + figures.rejected;
-        self.errors += figures.errors + unanswered;
-        for (class, n) in &figures.errors_by_class {
-            *self.errors_by_class.entry((*class).to_owned()).or_default() += n;
-        }
-        for (status, n) in &figures.errors_by_status {
-            *self.errors_by_status.entry(status.to_string()).or_default() += n;
-        }
-        if unanswered > 0 {
-            *self.errors_by_class.entry("unanswered".into()).or_default() += unanswered;
-        }
-    }
-}
-
-/// What the probes found (present when the scenario asks for them).
-#[derive(Default)]
-pub struct ProbeOutcome {
-    pub lag: Option<LagOutcome>,
-    pub staleness: Option<StalenessOutcome>,
-    pub bus: Option<BusOutcome>,
-    /// `[[backlog]]` sources, in scenario order.
-    pub backlog: Vec<crate::probe::backlog::BacklogStats>,
-    pub verify: Option<VerifyOutcome>,
-    pub actions: Vec<ActionRun>,
-    /// What became of the ids of creates that answered none (`resolve`), by operation.
-    pub created: std::collections::BTreeMap<String, crate::probe::resolve::ResolveStats>,
-    /// Bytes held by the ledger of refs.
-    pub ledger_bytes: usize,
-}
-
-pub struct StalenessOutcome {
-    pub figures: Vec<crate::probe::staleness::DelayFigures>,
-    pub sampled: u64,
-    pub skipped: u64,
-    /// The traffic's reads judged stale or fresh, per `[staleness] traffic` query.
-    pub traffic: Vec<crate::probe::stale_reads::TrafficFigures>,
-    /// Commands on keys beyond what the traffic judge tracks.
-    pub traffic_untracked: u64,
-}
-
-pub struct BusOutcome {
-    pub counts: bus_probe::BusCounts,
-    pub messages: u64,
-    pub foreign: u64,
-    pub timestamp_type: String,
-    /// Acknowledgement → broker timestamp, microseconds.
-    pub e2e: hdrhistogram::Histogram<u64>,
-    pub consumer_lag: std::collections::BTreeMap<String, bus_probe::GroupLag>,
-    /// The lag probe's commands' events on the topic (lag attribution).
-    pub placed: std::collections::HashMap<u64, bus_probe::Placed>,
-    /// The traced group's committed offsets (lag attribution).
-    pub committed: bus_probe::CommittedTimeline,
-    /// Each consumer group's lag as a backlog source (kind `kafka`), joined to the
-    /// `[[backlog]]` sources' figures by shard 0.
-    pub backlog: Vec<crate::probe::backlog::BacklogStats>,
-}
-
-pub struct LagOutcome {
-    pub figures: LagFigures,
-    pub polls: u64,
-    pub poll_errors: u64,
-    pub skipped: u64,
-    /// Sampled commands whose per-key facts were not known (issue 31).
-    pub ambiguous: u64,
-    pub resolution: Duration,
-    /// Why `until` may never hold (from the first late probe), if it looked so.
-    pub misfit: Option<String>,
-}
-
-/// What the load produced.
-pub struct LoadOutcome {
-    pub probes: ProbeOutcome,
-    /// The generator's figures, added up over its threads.
-    pub totals: Totals,
-    pub timeline: Timeline,
-    /// Seconds per timeline row.
-    pub timeline_step: u64,
-    pub dispatched: Dispatched,
-    pub setup: SetupOutcome,
-    /// Wall-clock start of the load phase.
-    pub started_at: SystemTime,
-    /// How long the load phase ran (the schedule, or until interrupted).
-    pub load_elapsed: Duration,
-    pub interrupted: bool,
-    /// Generator threads the load ran on.
-    pub threads: usize,
-    /// Sent but unanswered when the drain grace ended.
-    pub unfinished: u64,
-    pub max_in_flight: u64,
-    pub max_backlog: u64,
-    /// What the load could not keep, for result.json `warnings` (issue 32: created ids
-    /// over the length cap).
-    pub warnings: Vec<String>,
 }
 
 /// What a caller plugs into a load.

@@ -1,7 +1,7 @@
 //! Warnings about a scenario that loads but would give misleading figures (issue 30):
 //! printed by `validate` and kept in a run's result.json `warnings`.
 
-use super::{DeltaMode, ExpectedValue, KeySource, OpKind, Scenario};
+use super::{DeltaMode, ExpectedValue, KeySource, OpKind, OperationSpec, Scenario};
 
 /// Every warning about `scenario`, in the order of its sections.
 pub fn lint(scenario: &Scenario) -> Vec<String> {
@@ -33,17 +33,8 @@ fn commands_without_delta(scenario: &Scenario) -> Vec<String> {
     if query.is_keyless() {
         return Vec::new();
     }
-    let keys: KeySource = query.keys;
-    scenario
-        .operations
-        .iter()
-        .enumerate()
-        .filter(|(index, op)| {
-            op.kind == OpKind::Command
-                && op.keys == keys
-                && !op.is_keyless()
-                && !deltas.iter().any(|(delta_op, _)| delta_op == index)
-        })
+    commands_on_keys_of(scenario, query)
+        .filter(|(index, _)| !deltas.iter().any(|(delta_op, _)| delta_op == index))
         .map(|(_, op)| {
             format!(
                 "[verify] value: command `{name}` writes keys that `{query}` reads but is not in `deltas`, so it counts \
@@ -78,16 +69,9 @@ fn commands_without_rows(scenario: &Scenario) -> Vec<String> {
             ExpectedValue::WriteSide { .. } => false,
         })
     };
-    scenario
-        .operations
-        .iter()
-        .enumerate()
-        .filter(|(index, op)| {
-            op.kind == OpKind::Command
-                && op.keys == list.keys
-                && !op.is_keyless()
-                && !count.rows.iter().any(|(counted, _)| counted == index)
-                && !count.without_rows.contains(index)
+    commands_on_keys_of(scenario, list)
+        .filter(|(index, _)| {
+            !count.rows.iter().any(|(counted, _)| counted == index) && !count.without_rows.contains(index)
         })
         .filter_map(|(index, op)| {
             let why = if probed_on_list(index) {
@@ -106,6 +90,20 @@ fn commands_without_rows(scenario: &Scenario) -> Vec<String> {
             ))
         })
         .collect()
+}
+
+/// The commands, with their index, that write keys `query` reads (the same key source,
+/// and a key drawn): the ones a check of that query's answers has to account for.
+fn commands_on_keys_of<'a>(
+    scenario: &'a Scenario,
+    query: &OperationSpec,
+) -> impl Iterator<Item = (usize, &'a OperationSpec)> {
+    let keys: KeySource = query.keys;
+    scenario
+        .operations
+        .iter()
+        .enumerate()
+        .filter(move |(_, op)| op.kind == OpKind::Command && op.keys == keys && !op.is_keyless())
 }
 
 #[cfg(test)]
@@ -151,6 +149,20 @@ mod tests {
         let warned: Vec<String> = lint(&scenario).into_iter().filter(|w| w.starts_with("[verify] count")).collect();
         assert_eq!(warned.len(), 1, "{warned:?}");
         assert!(warned[0].contains("command `withdraw` is lag-probed on `get_history` but is not in `rows`"));
+    }
+
+    #[test]
+    fn a_command_on_the_value_keys_without_a_delta_is_warned() {
+        let value_warnings = |text: &str| -> Vec<String> {
+            let scenario = load_str(text, Path::new("wallet.toml"), &[]).unwrap_or_else(|e| panic!("{e}"));
+            lint(&scenario).into_iter().filter(|w| w.starts_with("[verify] value")).collect()
+        };
+        let deltas = r#"deltas = { deposit = "/amount", withdraw = "-/amount" }"#;
+        assert!(WALLET.contains(deltas));
+        assert!(value_warnings(WALLET).is_empty());
+        let warned = value_warnings(&WALLET.replace(deltas, r#"deltas = { deposit = "/amount" }"#));
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].contains("command `withdraw` writes keys that `get_wallet` reads but is not in `deltas`"));
     }
 
     #[test]

@@ -5,14 +5,10 @@
 //! behind at every change, the remainder, when it drained) is what the harness must show.
 
 use crate::apps::feed::{self, Plan, Store};
-use crate::support::{bench, result_json};
+use crate::support::{bench, result_json, service_url};
 
 pub(crate) const LOAD_MS: u64 = 5_000;
 pub(crate) const EVERY_MS: f64 = 500.0;
-
-pub(crate) fn env_url(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|url| !url.is_empty())
-}
 
 /// A scenario sending 40 entries/s to the feed for 5 s, with one `[[backlog]]` table.
 pub(crate) fn scenario(app: &str, backlog: &str) -> String {
@@ -227,10 +223,7 @@ pub(crate) fn plan(resumed: bool) -> Plan {
 }
 
 fn redis_case(resumed: bool) {
-    let Some(url) = env_url("CQRS_BENCH_REDIS_URL") else {
-        eprintln!("skipped: CQRS_BENCH_REDIS_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_REDIS_URL") else { return };
     let stream = format!("cqrs-bench-backlog-{}-{resumed}", std::process::id());
     let store = Store::Redis { url: url.clone(), stream: stream.clone(), group: "view".into() };
     let app = feed::start(store, plan(resumed));
@@ -267,10 +260,7 @@ fn issue33_redis_streams_backlog_drains_when_the_projector_resumes() {
 }
 
 fn postgres_case(resumed: bool) {
-    let Some(url) = env_url("CQRS_BENCH_PG_URL") else {
-        eprintln!("skipped: CQRS_BENCH_PG_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_PG_URL") else { return };
     let schema = format!("backlog_{}_{resumed}", std::process::id());
     let app = feed::start(Store::Postgres { url: url.clone(), schema: schema.clone() }, plan(resumed));
     let backlog = format!(
@@ -306,10 +296,7 @@ fn issue33_postgres_checkpoint_backlog_drains_when_the_projector_resumes() {
 
 #[test]
 fn issue33_an_unreachable_source_or_a_wrong_query_stops_the_run_before_the_load() {
-    let Some(url) = env_url("CQRS_BENCH_PG_URL") else {
-        eprintln!("skipped: CQRS_BENCH_PG_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_PG_URL") else { return };
     // A target that answers: the run stops at the source, not at the target.
     let app = crate::apps::stock::start(1_000);
     let dir = tempfile::tempdir().unwrap();
@@ -413,10 +400,7 @@ warmup = "1s"
 #[test]
 fn issue33_saturate_fails_a_step_on_a_growing_backlog() {
     let _timing = crate::support::timing_sensitive();
-    let Some(url) = env_url("CQRS_BENCH_REDIS_URL") else {
-        eprintln!("skipped: CQRS_BENCH_REDIS_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_REDIS_URL") else { return };
     let (code, result, truth) = saturate_feed(&url, 20);
     let step = &result["steps"][0];
     let (appended, applied) = (truth["appended"].as_u64().unwrap(), truth["applied"].as_u64().unwrap());
@@ -451,10 +435,7 @@ fn issue33_saturate_fails_a_step_on_a_growing_backlog() {
 }
 
 fn nats_case(resumed: bool) {
-    let Some(url) = env_url("CQRS_BENCH_NATS_URL") else {
-        eprintln!("skipped: CQRS_BENCH_NATS_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_NATS_URL") else { return };
     let stream = format!("CQRS_BENCH_BACKLOG_{}_{resumed}", std::process::id());
     let store = Store::Nats { url: url.clone(), stream: stream.clone(), consumer: "view".into() };
     let app = feed::start(store, plan(resumed));
@@ -493,10 +474,7 @@ fn issue33_nats_backlog_drains_when_the_projector_resumes() {
 
 #[test]
 fn issue33_nats_unknown_consumer_or_stream_or_server_stops_the_run_before_the_load() {
-    let Some(url) = env_url("CQRS_BENCH_NATS_URL") else {
-        eprintln!("skipped: CQRS_BENCH_NATS_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_NATS_URL") else { return };
     let stream = format!("CQRS_BENCH_BACKLOG_{}_errors", std::process::id());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(crate::apps::feed_nats::prepare(&url, &stream, "view"));

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::apps::feed::{self, Plan, Store};
-use crate::backlog::{EVERY_MS, check, check_lag, env_url, plan, run_sources, scenario, truth_between};
-use crate::support::{BIN, bench, result_json, root};
+use crate::backlog::{EVERY_MS, check, check_lag, plan, run_sources, scenario, truth_between};
+use crate::support::{bench, result_json, service_url, shard_run};
 
 fn drop_schema(url: &str, schema: &str) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -33,10 +33,7 @@ fn drop_stream(url: &str, stream: &str) {
 /// timeline column and SLO verdicts; `fast` is unknown (never 0) before its row exists.
 #[test]
 fn issue33_one_checkpoints_query_gives_each_projection_its_own_figures() {
-    let Some(url) = env_url("CQRS_BENCH_PG_URL") else {
-        eprintln!("skipped: CQRS_BENCH_PG_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_PG_URL") else { return };
     let schema = format!("backlog_rows_{}", std::process::id());
     let app = feed::start(
         Store::Postgres { url: url.clone(), schema: schema.clone() },
@@ -142,10 +139,7 @@ impl Proxy {
 #[test]
 #[allow(clippy::disallowed_methods)] // std::thread::sleep: a plain test thread, not a runtime worker
 fn issue33_a_source_that_stops_answering_is_unknown_for_those_seconds() {
-    let Some(url) = env_url("CQRS_BENCH_REDIS_URL") else {
-        eprintln!("skipped: CQRS_BENCH_REDIS_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_REDIS_URL") else { return };
     let (scheme_and_auth, rest) = url.split_once("://").map_or(("", url.as_str()), |(s, r)| (s, r));
     let (auth, host_and_path) = rest.rsplit_once('@').map_or(("", rest), |(a, h)| (a, h));
     let (upstream, path) = host_and_path.split_once('/').map_or((host_and_path, ""), |(h, p)| (h, p));
@@ -244,10 +238,7 @@ fn issue33_a_source_that_stops_answering_is_unknown_for_those_seconds() {
 /// build is what shard 0 reads.
 #[test]
 fn issue33_only_shard_zero_samples_the_backlog_and_merge_keeps_it_once() {
-    let Some(url) = env_url("CQRS_BENCH_REDIS_URL") else {
-        eprintln!("skipped: CQRS_BENCH_REDIS_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_REDIS_URL") else { return };
     let stream = format!("cqrs-bench-backlog-shards-{}", std::process::id());
     let store = Store::Redis { url: url.clone(), stream: stream.clone(), group: "view".into() };
     let app = feed::start(
@@ -263,17 +254,7 @@ fn issue33_only_shard_zero_samples_the_backlog_and_merge_keeps_it_once() {
     let children: Vec<_> = dirs
         .iter()
         .enumerate()
-        .map(|(i, dir)| {
-            std::process::Command::new(BIN)
-                .current_dir(root())
-                .arg("run")
-                .arg(&path)
-                .args(["--quiet", "--duration", "3s", "--shard", &format!("{i}/2"), "--start-at", &start_at, "--out"])
-                .arg(dir)
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
+        .map(|(i, dir)| shard_run(&path, (i, 2), &start_at, dir).args(["--duration", "3s"]).spawn().unwrap())
         .collect();
     for mut child in children {
         // Exit 1: `backlog_drain` fails (the projector never resumes); 2 would be an error.

@@ -11,10 +11,16 @@
 //! later, and the throughput is unknown. Max and the remainder are exact (the stopped
 //! consumer's count does not change, so the statistics catch up).
 
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cqrs_bench::probe::backlog::sources::Reader;
+use mysql_async::prelude::Queryable as _;
+
 use crate::apps::feed::{self, Store};
 use crate::apps::{feed_mysql, feed_rabbitmq};
-use crate::backlog::{Exactness, check, check_within, env_url, plan, run, scenario, scenario_settling};
-use crate::support::bench;
+use crate::backlog::{Exactness, check, check_within, plan, run, scenario, scenario_settling};
+use crate::support::{bench, env_url, service_url};
 
 /// RabbitMQ's statistics lag, measured here at ~6 s with the default 5 s interval: a bound.
 const RABBIT_STATS_LAG_MS: f64 = 11_000.0;
@@ -39,10 +45,7 @@ impl Drop for Cleanup {
 }
 
 fn rabbitmq_case(resumed: bool) {
-    let Some(url) = env_url("CQRS_BENCH_AMQP_URL") else {
-        eprintln!("skipped: CQRS_BENCH_AMQP_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_AMQP_URL") else { return };
     let queue = format!("cqrs-bench-backlog-{}-{resumed}", std::process::id());
     let store = Store::RabbitMq(feed_rabbitmq::Queue { url: url.clone(), queue: queue.clone() });
     let _cleanup = Cleanup::Queue { url: url.clone(), queue: queue.clone() };
@@ -79,10 +82,7 @@ fn issue33_rabbitmq_backlog_drains_when_the_projector_resumes() {
 }
 
 fn mysql_case(resumed: bool) {
-    let Some(url) = env_url("CQRS_BENCH_MYSQL_URL") else {
-        eprintln!("skipped: CQRS_BENCH_MYSQL_URL is not set");
-        return;
-    };
+    let Some(url) = service_url("CQRS_BENCH_MYSQL_URL") else { return };
     let prefix = format!("backlog_{}_{resumed}", std::process::id());
     let tables = feed_mysql::Tables { url: url.clone(), prefix: prefix.clone() };
     let _cleanup = Cleanup::Tables(tables.clone());
@@ -106,6 +106,69 @@ fn issue33_mysql_checkpoint_backlog_of_a_stopped_projector() {
 #[test]
 fn issue33_mysql_checkpoint_backlog_drains_when_the_projector_resumes() {
     mysql_case(true);
+}
+
+/// One MySQL sample reads the head and the checkpoint of one moment: here the projector
+/// appends 5 entries and moves its checkpoint past them while the sample's `head` query is
+/// still running (it sleeps 2 s after reading the head). Read as two autocommit queries,
+/// that sample said head 10 and checkpoint 15; in one consistent snapshot, 10 and 10.
+#[test]
+fn mysql_head_and_checkpoint_are_read_in_one_snapshot() {
+    let Some(url) = service_url("CQRS_BENCH_MYSQL_URL") else { return };
+    let prefix = format!("snapshot_{}", std::process::id());
+    let tables = feed_mysql::Tables { url: url.clone(), prefix: prefix.clone() };
+    let _cleanup = Cleanup::Tables(tables.clone());
+    let text = format!(
+        r#"name = "snapshot"
+[target]
+kind = "http"
+base_url = "http://127.0.0.1:9"
+[load]
+stages = [{{ duration = "1s", rate = 1 }}]
+[[command]]
+name = "append"
+path = "/events"
+[[backlog]]
+name = "view"
+kind = "sql"
+url = "{url}"
+head = "select max(id) from {prefix}_events union all select sleep(2)"
+checkpoint = "select position from {prefix}_checkpoint where name = 'view'"
+"#
+    );
+    let scenario =
+        cqrs_bench::scenario::load_str(&text, Path::new("snapshot.toml"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    block_on(async {
+        feed_mysql::prepare(&tables).await;
+        let mut projector = feed_mysql::connect(&tables).await;
+        let advance = async |projector: &mut feed_mysql::Connection, entries: usize, to: u64| {
+            for _ in 0..entries {
+                assert!(feed_mysql::append(projector, &tables, "{}").await);
+            }
+            let moved = format!("update {prefix}_checkpoint set position = {to} where name = 'view'");
+            projector.query_drop(moved).await.unwrap();
+        };
+        advance(&mut projector, 10, 10).await;
+        let mut reader = Reader::connect(&scenario.backlog[0], Duration::from_secs(5)).await.unwrap();
+        let (sample, ()) = tokio::join!(reader.read(), async {
+            // The head is read once its query sleeps.
+            let sleeping = format!(
+                "select count(*) from information_schema.processlist \
+                 where state = 'User sleep' and info like '%{prefix}_events union all%'"
+            );
+            let began = Instant::now();
+            while projector.query_first::<u64, _>(sleeping.as_str()).await.unwrap() != Some(1) {
+                assert!(began.elapsed() < Duration::from_secs(10), "the head query never slept");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            advance(&mut projector, 5, 15).await;
+        });
+        let sample = sample.unwrap();
+        assert_eq!((sample.backlog, sample.progress), (0, Some(10)), "{sample:?}");
+        // The next sample sees what was committed since.
+        let next = reader.read().await.unwrap();
+        assert_eq!((next.backlog, next.progress), (0, Some(15)), "{next:?}");
+    });
 }
 
 /// Runs `backlog` against an app that answers; the run must stop before the load, naming

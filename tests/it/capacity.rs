@@ -1,11 +1,7 @@
 //! Issue 10: the saturation search and capacity planning against targets whose capacity
 //! is known in advance (per-event projector cost and a shared serial section).
 
-use crate::support::{bench, root, scenario};
-
-fn json(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("written")).expect("JSON")
-}
+use crate::support::{bench, passing_points, root, scenario, succeeded_json};
 
 /// 2 projectors at 5 ms per event apply 400 events/s; the search brackets that, and the
 /// failing step says why it failed.
@@ -13,35 +9,35 @@ fn json(path: &std::path::Path) -> serde_json::Value {
 fn saturate_finds_the_known_drain_rate() {
     let _timing = crate::support::timing_sensitive();
     let out = tempfile::tempdir().unwrap();
-    let output = bench()
-        .arg("saturate")
-        .arg(root().join("scenarios/capacity.toml"))
-        .args(["--quiet", "--out"])
-        .arg(out.path())
-        .args([
-            "--set",
-            "target.projectors=2",
-            "--set",
-            "target.projector_cost=5ms",
-            "--set",
-            "target.projector_contention=0ms",
-            "--set",
-            "mix.keys.count=400",
-            "--set",
-            "saturate.start_rate=300",
-            "--set",
-            "saturate.step=3s",
-            "--set",
-            "saturate.warmup=1s",
-            "--set",
-            "saturate.precision=10%",
-            "--set",
-            "projection.timeout=5s",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    let result = json(&out.path().join("saturate.json"));
+    let result = succeeded_json(
+        bench()
+            .arg("saturate")
+            .arg(root().join("scenarios/capacity.toml"))
+            .args(["--quiet", "--out"])
+            .arg(out.path())
+            .args([
+                "--set",
+                "target.projectors=2",
+                "--set",
+                "target.projector_cost=5ms",
+                "--set",
+                "target.projector_contention=0ms",
+                "--set",
+                "mix.keys.count=400",
+                "--set",
+                "saturate.start_rate=300",
+                "--set",
+                "saturate.step=3s",
+                "--set",
+                "saturate.warmup=1s",
+                "--set",
+                "saturate.precision=10%",
+                "--set",
+                "projection.timeout=5s",
+            ]),
+        out.path(),
+        "saturate.json",
+    );
     let max = result["max_events_per_s"].as_f64().expect("a passing rate");
     assert!((max / 400.0 - 1.0).abs() < 0.15, "max {max} events/s vs 400: {result:#}");
     let (pass, fail) = (result["highest_pass"].as_f64().unwrap(), result["lowest_fail"].as_f64().unwrap());
@@ -69,19 +65,16 @@ fn saturate_finds_the_known_drain_rate() {
 fn capacity_restarts_a_served_variant_and_answers_with_a_count() {
     let _timing = crate::support::timing_sensitive();
     let out = tempfile::tempdir().unwrap();
-    let output = bench()
-        .arg("capacity")
-        .arg(scenario("capacity-served.toml"))
-        .args(["--quiet", "--projectors", "2,1", "--target-rate", "250", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    let result = json(&out.path().join("capacity.json"));
-    let points = result["points"].as_array().unwrap();
-    assert_eq!(points.len(), 2);
-    for (point, truth) in points.iter().zip([100.0, 200.0]) {
-        let max = point["max_events_per_s"].as_f64().expect("a passing rate");
+    let result = succeeded_json(
+        bench()
+            .arg("capacity")
+            .arg(scenario("capacity-served.toml"))
+            .args(["--quiet", "--projectors", "2,1", "--target-rate", "250", "--out"])
+            .arg(out.path()),
+        out.path(),
+        "capacity.json",
+    );
+    for (point, max, truth) in passing_points(&result, &[100.0, 200.0]) {
         assert!((max / truth - 1.0).abs() < 0.15, "{} projectors: {max} vs {truth}", point["projectors"]);
         assert!(out.path().join(format!("projectors-{}/serve.log", point["projectors"])).is_file());
     }

@@ -4,14 +4,10 @@
 
 use predicates::prelude::*;
 
-use crate::support::{bench, result_json, scenario};
+use crate::support::{bench, result_json, scenario, slo};
 
 fn f(v: &serde_json::Value, pointer: &str) -> f64 {
     v.pointer(pointer).and_then(serde_json::Value::as_f64).unwrap_or_else(|| panic!("{pointer} missing in {v:#}"))
-}
-
-fn slo<'a>(result: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    result["slo"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no SLO {name}"))
 }
 
 /// Every 2nd command is answered 500: they all complete, half of them are throughput.

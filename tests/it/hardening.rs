@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Served, bench, result_json, root, spawn_run};
+use crate::support::{Served, bench, result_json, root, run_quiet, spawn_run};
 
 /// The quickstart with each `(from, to)` replaced once (each `from` must be there).
 fn quickstart_with(edits: &[(&str, &str)]) -> String {
@@ -428,6 +428,45 @@ fn issue32_a_scale_value_runs_as_no_command_and_is_never_printed() {
     assert!(stderr.contains("scaling *** to 1"), "its output, the value masked: {stderr}");
 }
 
+/// A scenario that adds a ref to one of `keys` keys at `rate` a second for 1 s, on the
+/// server of `start_endless_pages` at `base_url` (answering within `timeout`), and
+/// `[verify]`s the refs with `settle`; `tail` is appended after `[verify]`'s own lines.
+fn refs_scenario(
+    name: &str,
+    base_url: &str,
+    timeout: &str,
+    (rate, keys): (u32, u32),
+    settle: &str,
+    tail: &str,
+) -> String {
+    format!(
+        r#"name = "{name}"
+[target]
+kind = "http"
+base_url = "{base_url}"
+timeout = "{timeout}"
+[load]
+stages = [{{ duration = "1s", rate = {rate} }}]
+[mix]
+keys = {{ count = {keys} }}
+[[command]]
+name = "add"
+method = "POST"
+path = "/items/{{{{key}}}}"
+body = '{{"ref": "{{{{ref}}}}"}}'
+[[query]]
+name = "refs"
+weight = 0
+path = "/items/{{{{key}}}}/refs"
+[verify]
+settle = "{settle}"
+query = "refs"
+applied_refs = "/refs"
+{tail}
+"#
+    )
+}
+
 /// A read model whose `GET /items/K/refs?page=N` never ends: `same` answers every page
 /// with the key's refs (it ignores `page`), otherwise page N holds the key's refs and a
 /// new foreign ref `other-N` (pages that never end). `POST /items/K` with `{"ref": R}`
@@ -517,45 +556,10 @@ fn issue32_pages_that_never_end_are_could_not_verify() {
     for same in [true, false] {
         let (base_url, pages) = start_endless_pages(same, Duration::ZERO);
         let scenario = dir.path().join(format!("pages-{same}.toml"));
-        std::fs::write(
-            &scenario,
-            format!(
-                r#"name = "endless-pages"
-[target]
-kind = "http"
-base_url = "{base_url}"
-timeout = "2s"
-[load]
-stages = [{{ duration = "1s", rate = 20 }}]
-[mix]
-keys = {{ count = 2 }}
-[[command]]
-name = "add"
-method = "POST"
-path = "/items/{{{{key}}}}"
-body = '{{"ref": "{{{{ref}}}}"}}'
-[[query]]
-name = "refs"
-weight = 0
-path = "/items/{{{{key}}}}/refs"
-[verify]
-settle = "2s"
-query = "refs"
-applied_refs = "/refs"
-page = {{ param = "page" }}
-"#
-            ),
-        )
-        .unwrap();
+        let page = "page = { param = \"page\" }";
+        std::fs::write(&scenario, refs_scenario("endless-pages", &base_url, "2s", (20, 2), "2s", page)).unwrap();
         let out = dir.path().join(format!("out-{same}"));
-        let output = bench()
-            .arg("run")
-            .arg(&scenario)
-            .args(["--quiet", "--out"])
-            .arg(&out)
-            .timeout(Duration::from_secs(120))
-            .output()
-            .unwrap();
+        let output = run_quiet(&scenario, &out).timeout(Duration::from_secs(120)).output().unwrap();
         assert!(matches!(output.status.code(), Some(0 | 1 | 3)), "{output:?}");
         let result = result_json(&out);
         let events = &result["events"];
@@ -587,48 +591,11 @@ fn issue32_a_run_ends_within_the_bound_it_prints() {
     let dir = tempfile::tempdir().unwrap();
     let (base_url, reads) = start_endless_pages(true, Duration::from_millis(950));
     let scenario = dir.path().join("slow-reads.toml");
-    std::fs::write(
-        &scenario,
-        format!(
-            r#"name = "slow-reads"
-[target]
-kind = "http"
-base_url = "{base_url}"
-timeout = "1s"
-[load]
-stages = [{{ duration = "1s", rate = 2000 }}]
-[mix]
-keys = {{ count = 1000 }}
-[[command]]
-name = "add"
-method = "POST"
-path = "/items/{{{{key}}}}"
-body = '{{"ref": "{{{{ref}}}}"}}'
-[[query]]
-name = "refs"
-weight = 0
-path = "/items/{{{{key}}}}/refs"
-[verify]
-settle = "1s"
-query = "refs"
-applied_refs = "/refs"
-# An action that would outlive the bound by far: it is stopped there too.
-[[action]]
-at = "500ms"
-exec = "sleep 100"
-"#
-        ),
-    )
-    .unwrap();
+    // An action that would outlive the bound by far: it is stopped there too.
+    let action = "[[action]]\nat = \"500ms\"\nexec = \"sleep 100\"";
+    std::fs::write(&scenario, refs_scenario("slow-reads", &base_url, "1s", (2000, 1000), "1s", action)).unwrap();
     let out = dir.path().join("out");
-    let output = bench()
-        .arg("run")
-        .arg(&scenario)
-        .args(["--quiet", "--out"])
-        .arg(&out)
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
+    let output = run_quiet(&scenario, &out).timeout(Duration::from_secs(120)).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     // load 1 s + drain 2 s + verify settle 1 s + timeout 1 s + margin 10 s.
     assert!(

@@ -59,6 +59,19 @@ impl Kafka {
     }
 }
 
+/// A projector's consumer in `group` on `topic`: from the start, committing by hand.
+fn projector_consumer(brokers: &str, group: &str, topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
 fn event(seq: u64) -> String {
     format!(r#"{{"account": "acct-{}", "ref": "{}", "amount": 1}}"#, seq % 17, OpRef { run_id: RUN, shard: 0, seq })
 }
@@ -147,14 +160,7 @@ fn the_lag_of_a_slow_projector_group_grows_then_drains() {
         let (brokers, topic, group, done, consumed) =
             (kafka.brokers.clone(), topic.clone(), group.clone(), done.clone(), consumed.clone());
         std::thread::spawn(move || {
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &brokers)
-                .set("group.id", &group)
-                .set("enable.auto.commit", "false")
-                .set("auto.offset.reset", "earliest")
-                .create()
-                .unwrap();
-            consumer.subscribe(&[&topic]).unwrap();
+            let consumer = projector_consumer(&brokers, &group, &topic);
             while !done.load(Ordering::Relaxed) {
                 if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
                     std::thread::park_timeout(Duration::from_micros(2500));
@@ -270,14 +276,7 @@ fn a_consumer_groups_lag_is_a_kafka_backlog_with_its_drain_time() {
     let projector = {
         let (brokers, topic, group) = (kafka.brokers.clone(), topic.clone(), group.clone());
         std::thread::spawn(move || {
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &brokers)
-                .set("group.id", &group)
-                .set("enable.auto.commit", "false")
-                .set("auto.offset.reset", "earliest")
-                .create()
-                .unwrap();
-            consumer.subscribe(&[&topic]).unwrap();
+            let consumer = projector_consumer(&brokers, &group, &topic);
             let (mut consumed, began) = (0u64, Instant::now());
             while consumed < expected {
                 assert!(began.elapsed() < Duration::from_secs(60), "consumed {consumed} of {expected}");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 
-use crate::support::{BIN, Served, bench, result_json, root};
+use crate::support::{BIN, Served, bench, result_json, root, shard_run};
 
 /// (second, operations) of every interval of one log file, read by HdrHistogram's reader.
 fn intervals(path: &Path) -> Vec<(u64, u64)> {
@@ -128,16 +128,11 @@ fn issue15_merge_adds_rotated_shard_logs_exactly() {
         .iter()
         .enumerate()
         .map(|(i, dir)| {
-            std::process::Command::new(BIN)
-                .current_dir(root())
+            shard_run(Path::new("scenarios/bank-http.toml"), (i, 2), &start_text, dir)
                 .env("CQRS_BENCH_HLOG_ROTATE_S", "2")
                 .env("CQRS_BENCH_TIMELINE_ROWS", "3") // rows of 2 s
-                .args(["run", "scenarios/bank-http.toml", "--quiet", "--duration", "5s", "--rate", "300"])
-                .args(["--target", &served.url, "--shard", &format!("{i}/2"), "--start-at", &start_text])
+                .args(["--duration", "5s", "--rate", "300", "--target", &served.url])
                 .args(["--set", "slo.min_throughput=10"])
-                .arg("--out")
-                .arg(dir)
-                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })

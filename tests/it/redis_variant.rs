@@ -5,11 +5,7 @@
 //! the group's backlog (a `[[backlog]] kind = "redis-streams"` source) is what `saturate`
 //! and `capacity` judge.
 
-use crate::support::{Served, bench, get_json, result_json, scenario};
-
-fn env_url(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|url| !url.is_empty())
-}
+use crate::support::{Served, bench, env_url, get_json, passing_points, result_json, scenario, succeeded_json};
 
 /// The test's schema, Redis keys (read model and stream, `{schema}:*`) and Postgres
 /// schema, removed when the test ends, pass or fail.
@@ -67,10 +63,6 @@ impl Drop for Isolated {
     }
 }
 
-fn json(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("written")).expect("JSON")
-}
-
 /// One projector instance at 10 ms per event applies 100 events/s: the search's step at
 /// 140 events/s fails on the stream group's growing backlog, the one at 70 passes with a
 /// flat backlog.
@@ -82,17 +74,17 @@ fn saturate_fails_a_step_on_the_redis_stream_groups_growing_backlog() {
     let served = isolated.serve(&["--projectors", "1", "--projector-cost", "10ms", "--checkpoint-every", "5"]);
     assert!(served.banner.iter().any(|l| l.starts_with("redis-streams stream ")), "{:?}", served.banner);
     let out = tempfile::tempdir().unwrap();
-    let output = bench()
-        .arg("saturate")
-        .arg(scenario("outbox-redis.toml"))
-        .args(["--quiet", "--out"])
-        .arg(out.path())
-        .args(["--set", &format!("target.base_url={}", served.url)])
-        .args(isolated.backlog_sets())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    let result = json(&out.path().join("saturate.json"));
+    let result = succeeded_json(
+        bench()
+            .arg("saturate")
+            .arg(scenario("outbox-redis.toml"))
+            .args(["--quiet", "--out"])
+            .arg(out.path())
+            .args(["--set", &format!("target.base_url={}", served.url)])
+            .args(isolated.backlog_sets()),
+        out.path(),
+        "saturate.json",
+    );
     let steps = result["steps"].as_array().unwrap();
     let slope = |step: &serde_json::Value| step["backlog_slope"]["outbox"].as_f64();
     for step in steps {
@@ -141,24 +133,22 @@ fn capacity_on_the_redis_streams_outbox_follows_the_per_instance_rate() {
         "capacity.serve=\"--variant outbox --bus redis-streams --schema {} --projector-cost 10ms --checkpoint-every 5\"",
         isolated.schema
     );
-    let output = bench()
-        .env("CQRS_BENCH_PG_URL", &isolated.pg)
-        .env("CQRS_BENCH_REDIS_URL", &isolated.redis)
-        .arg("capacity")
-        .arg(scenario("outbox-redis.toml"))
-        .args(["--quiet", "--projectors", "1,2", "--target-rate", "250", "--set", "saturate.precision=25%"])
-        .args(["--set", &serve])
-        .args(isolated.backlog_sets())
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    let result = json(&out.path().join("capacity.json"));
-    let points = result["points"].as_array().unwrap();
-    assert_eq!(points.len(), 2);
-    for (point, truth) in points.iter().zip([100.0, 200.0]) {
-        let max = point["max_events_per_s"].as_f64().expect("a passing rate");
+    let result = succeeded_json(
+        bench()
+            .env("CQRS_BENCH_PG_URL", &isolated.pg)
+            .env("CQRS_BENCH_REDIS_URL", &isolated.redis)
+            .arg("capacity")
+            .arg(scenario("outbox-redis.toml"))
+            .args(["--quiet", "--projectors", "1,2", "--target-rate", "250", "--set", "saturate.precision=25%"])
+            .args(["--set", &serve])
+            .args(isolated.backlog_sets())
+            .arg("--out")
+            .arg(out.path()),
+        out.path(),
+        "capacity.json",
+    );
+    let points = passing_points(&result, &[100.0, 200.0]);
+    for &(point, max, truth) in &points {
         let per_instance = max / point["projectors"].as_f64().unwrap();
         let saturation = &point["saturation"];
         eprintln!(
@@ -179,8 +169,7 @@ fn capacity_on_the_redis_streams_outbox_follows_the_per_instance_rate() {
     // 250 events/s + 20 % = 300: 3 instances at the configured 100 each. The answer follows
     // the measured per-instance rates: at least 300 / the best of them, and no more than
     // 300 / the worst plus one (the fit's contention term may add one).
-    let per_instance: Vec<f64> =
-        points.iter().map(|p| p["max_events_per_s"].as_f64().unwrap() / p["projectors"].as_f64().unwrap()).collect();
+    let per_instance: Vec<f64> = points.iter().map(|(p, max, _)| max / p["projectors"].as_f64().unwrap()).collect();
     let best = per_instance.iter().copied().fold(0.0, f64::max);
     let worst = per_instance.iter().copied().fold(f64::MAX, f64::min);
     let count = result["recommendation"]["projectors"].as_u64().expect("a count") as f64;

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use cqrs_bench::results::histogram::decode;
 
-use crate::support::{BIN, Served, bench, result_json, root};
+use crate::support::{Served, bench, result_json, root, shard_run, slo};
 
 const SHARDS: usize = 4;
 
@@ -36,10 +36,6 @@ fn merge(dirs: &[PathBuf], out: &Path) -> (i32, serde_json::Value) {
     (output.status.code().unwrap(), result_json(out))
 }
 
-fn slo<'a>(result: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    result["slo"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()
-}
-
 #[test]
 #[allow(clippy::disallowed_methods)] // std::thread::sleep: a plain test thread, not a runtime worker
 fn four_shards_merge_exactly_into_one_run() {
@@ -51,18 +47,13 @@ fn four_shards_merge_exactly_into_one_run() {
     let dirs: Vec<PathBuf> = (0..SHARDS).map(|i| tmp.path().join(format!("shard-{i}"))).collect();
     let mut children = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
-        let child = std::process::Command::new(BIN)
-            .current_dir(root())
-            .args(["run", "scenarios/bank-http.toml", "--quiet", "--duration", "6s", "--rate", "400"])
-            .args(["--target", &served.url, "--shard", &format!("{i}/{SHARDS}"), "--start-at", &start_text])
+        let child = shard_run(Path::new("scenarios/bank-http.toml"), (i, SHARDS), &start_text, dir)
+            .args(["--duration", "6s", "--rate", "400", "--target", &served.url])
             .args(["--set", "slo.min_throughput=100", "--set", "slo.missed=1000", "--set", "slo.duplicates=1000"])
             // Enough lag probes per shard (≥ 20) for `[verify]`'s time rule (issue 30): a
             // dropped event that was the last on its key is then missed, not pending.
             // (A probe of a dropped event is late: at the 5 s timeout in the lag p99.)
             .args(["--set", "projection.sample=0.5", "--set", "slo.projection_lag_p99=\"6s\""])
-            .arg("--out")
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
         children.push(child);

@@ -31,6 +31,11 @@ pub fn run_quiet(scenario: &Path, out: &Path) -> assert_cmd::Command {
     cmd
 }
 
+/// `cqrs-bench run SCENARIO --target URL --out OUT` with `flags` (`--quiet`…), to assert on.
+pub fn run_against(url: &str, scenario: &Path, out: &Path, flags: &[&str]) -> assert_cmd::assert::Assert {
+    bench().args(["run", "--target", url, "--out"]).arg(out).args(flags).arg(scenario).assert()
+}
+
 /// The same run as a child process (stdout dropped, stderr piped), for tests that signal it.
 pub fn spawn_run(scenario: &Path, out: &Path) -> Child {
     std::process::Command::new(BIN)
@@ -148,4 +153,58 @@ impl Drop for TimingPermit {
         *TIMING.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) -= 1;
         TIMING.1.notify_one();
     }
+/// A service's URL from the environment (`CQRS_BENCH_PG_URL`…), when set and not empty.
+pub fn env_url(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|url| !url.is_empty())
+}
+
+/// The same, saying on stderr that the test is skipped when it is not set.
+pub fn service_url(name: &str) -> Option<String> {
+    let url = env_url(name);
+    if url.is_none() {
+        eprintln!("skipped: {name} is not set");
+    }
+    url
+}
+
+/// Reads a JSON file the binary wrote (`capacity.json`, `saturate.json`…).
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("written")).expect("JSON")
+}
+
+/// Runs `command`, which must exit 0 (else its stdout and stderr are shown), and reads the
+/// JSON `file` it wrote in `out`.
+pub fn succeeded_json(command: &mut assert_cmd::Command, out: &Path, file: &str) -> serde_json::Value {
+    let output = command.output().unwrap();
+    let said = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{}{}", said(&output.stdout), said(&output.stderr));
+    read_json(&out.join(file))
+}
+
+/// result.json's judgement of the SLO `name`.
+pub fn slo<'a>(result: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    result["slo"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no SLO {name}"))
+}
+
+/// One shard of a run as a child process: `cqrs-bench run SCENARIO --quiet --shard I/N
+/// --start-at AT --out OUT` (stdout dropped), to add flags to and spawn.
+pub fn shard_run(scenario: &Path, (index, count): (usize, usize), start_at: &str, out: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(BIN);
+    command
+        .current_dir(root())
+        .arg("run")
+        .arg(scenario)
+        .args(["--quiet", "--shard", &format!("{index}/{count}"), "--start-at", start_at, "--out"])
+        .arg(out)
+        .stdout(Stdio::null());
+    command
+}
+
+/// capacity.json's points, one per projector count, each with the rate it passed (which it
+/// must have) and the truth it is held to: as many points as `truths`, in order.
+pub fn passing_points<'a>(result: &'a serde_json::Value, truths: &[f64]) -> Vec<(&'a serde_json::Value, f64, f64)> {
+    let points = result["points"].as_array().unwrap();
+    assert_eq!(points.len(), truths.len(), "{result:#}");
+    let passed = |point: &serde_json::Value| point["max_events_per_s"].as_f64().expect("a passing rate");
+    points.iter().zip(truths).map(|(point, truth)| (point, passed(point), *truth)).collect()
 }

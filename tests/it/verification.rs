@@ -4,10 +4,11 @@
 //! figures must equal it, and what it cannot know it must call pending or unsure, never
 //! missed or matched.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::apps::{journal, stock, wallet};
-use crate::support::{bench, result_json, scenario};
+use crate::support::{bench, result_json, run_against, scenario, slo};
 use predicates::prelude::*;
 
 /// `[projection]` on the journal's command, appended to its scenario.
@@ -28,12 +29,38 @@ fn run_journal(app: &crate::apps::App, extra: &str, sets: &[&str]) -> (serde_jso
     let text = std::fs::read_to_string(scenario("journal-app.toml")).unwrap();
     std::fs::write(&path, format!("{text}{extra}")).unwrap();
     let out = dir.path().join("out");
-    let _ = bench().args(["run", "--quiet", "--target", &app.url, "--out"]).arg(&out).args(sets).arg(&path).assert();
+    let _ = run_against(&app.url, &path, &out, &[&["--quiet"], sets].concat());
     (result_json(&out), std::fs::read_to_string(out.join("report.html")).unwrap())
 }
 
-fn slo<'a>(result: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    result["slo"].as_array().unwrap().iter().find(|s| s["name"] == name).expect("the SLO is judged")
+/// Runs `scenario_name` (with `flags`) against a wallet app whose projector stops for good
+/// after 150 updates and hangs every 23rd: the run, the app's truth, result.json.
+fn run_stopping_wallet(scenario_name: &str, flags: &[&str]) -> Ran {
+    let faults = wallet::Faults { stop_after: 150, hang_every: 23, hang: Duration::from_millis(2_500) };
+    let dir = tempfile::tempdir().unwrap();
+    run_on(&wallet::start(faults), &scenario(scenario_name), dir.path(), flags)
+}
+
+/// A finished run against one of tests/it/apps.
+struct Ran {
+    run: assert_cmd::assert::Assert,
+    /// The app's own count, read once the run ended.
+    truth: serde_json::Value,
+    result: serde_json::Value,
+    html: String,
+}
+
+/// Runs the scenario at `path` (with `flags`) against `app`, into `dir`/out.
+fn run_on(app: &crate::apps::App, path: &Path, dir: &Path, flags: &[&str]) -> Ran {
+    let out = dir.join("out");
+    let run = run_against(&app.url, path, &out, flags);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    Ran { run, truth: app.truth(), result: result_json(&out), html }
+}
+
+/// `validate` accepts the scenario at `path` and warns of nothing.
+fn validates_without_warnings(path: &Path) {
+    bench().arg("validate").arg(path).assert().success().stderr(predicates::str::contains("warning").not());
 }
 
 #[test]
@@ -87,16 +114,7 @@ fn issue30_settle_below_the_period_leaves_refs_pending_not_missed() {
 
 #[test]
 fn issue30_a_stopped_projector_leaves_absent_rows_and_definite_mismatches() {
-    let faults = wallet::Faults { stop_after: 150, hang_every: 23, hang: Duration::from_millis(2_500) };
-    let app = wallet::start(faults);
-    let out = tempfile::tempdir().unwrap();
-    let run = bench()
-        .args(["run", "--quiet", "--target", &app.url, "--out"])
-        .arg(out.path())
-        .arg(scenario("wallet-app.toml"))
-        .assert();
-    let truth = app.truth();
-    let result = result_json(out.path());
+    let Ran { run, truth, result, .. } = run_stopping_wallet("wallet-app.toml", &["--quiet"]);
     let values = &result["values"];
     println!("truth {truth}\nvalues {values}\nverify {}", result["verify"]);
     assert_eq!(truth["applied"], 150, "the projector stopped for good");
@@ -128,16 +146,7 @@ fn issue30_a_stopped_projector_leaves_absent_rows_and_definite_mismatches() {
 /// wallets whose counts are sure; wallets with a hung deposit are unsure, not judged.
 #[test]
 fn issue31_a_stopped_projector_leaves_history_rows_missed_by_count() {
-    let faults = wallet::Faults { stop_after: 150, hang_every: 23, hang: Duration::from_millis(2_500) };
-    let app = wallet::start(faults);
-    let out = tempfile::tempdir().unwrap();
-    let run = bench()
-        .args(["run", "--target", &app.url, "--out"]) // not quiet: the summary is checked
-        .arg(out.path())
-        .arg(scenario("wallet-history.toml"))
-        .assert();
-    let truth = app.truth();
-    let result = result_json(out.path());
+    let Ran { run, truth, result, html } = run_stopping_wallet("wallet-history.toml", &[]); // not quiet: the summary is checked
     let counts = &result["counts"];
     println!("truth {truth}\ncounts {counts}\nverify {}", result["verify"]);
     assert_eq!(truth["applied"], 150, "the projector stopped for good");
@@ -163,7 +172,6 @@ fn issue31_a_stopped_projector_leaves_history_rows_missed_by_count() {
     assert_ne!(result["verify"]["stopped"], "complete", "wrong counts are never complete");
     let stdout = String::from_utf8_lossy(&run.get_output().stdout).to_string();
     assert!(stdout.contains("counts: ") && stdout.contains("count_mismatches"), "{stdout}");
-    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(html.contains("Count accounting"));
     run.code(1);
 }
@@ -201,14 +209,11 @@ fn issue30_a_command_that_sets_the_number_is_accounted_and_one_left_out_is_warne
         .success()
         .stderr(predicates::str::contains("command `count` writes keys that `get_item` reads but is not in `deltas`"));
     let named = stock_with_count(dir.path(), Some("=/qty"));
-    bench().arg("validate").arg(&named).assert().success().stderr(predicates::str::contains("warning").not());
+    validates_without_warnings(&named);
 
     // Every 7th update is lost: the keys whose read model is wrong are the app's own.
     let app = stock::start(7);
-    let out = dir.path().join("out");
-    let run = bench().args(["run", "--quiet", "--target", &app.url, "--out"]).arg(&out).arg(&named).assert();
-    let truth = app.truth();
-    let result = result_json(&out);
+    let Ran { run, truth, result, .. } = run_on(&app, &named, dir.path(), &["--quiet"]);
     let values = &result["values"];
     println!("truth {truth}\nvalues {values}");
     assert_eq!(truth["projected"], true);
@@ -260,13 +265,10 @@ name = "get_item""#;
 fn issue31_two_values_per_key_are_checked_each() {
     let dir = tempfile::tempdir().unwrap();
     let path = stock_with_reserved(dir.path(), RESERVED_BY_DELTAS, false);
-    bench().arg("validate").arg(&path).assert().success().stderr(predicates::str::contains("warning").not());
+    validates_without_warnings(&path);
 
     let app = stock::with_reserved(11, 3);
-    let out = dir.path().join("out");
-    let run = bench().args(["run", "--quiet", "--target", &app.url, "--out"]).arg(&out).arg(&path).assert();
-    let truth = app.truth();
-    let result = result_json(&out);
+    let Ran { run, truth, result, html } = run_on(&app, &path, dir.path(), &["--quiet"]);
     let values = &result["values"];
     println!("truth {truth}\nvalues {values}");
     assert_eq!(truth["projected"], true);
@@ -290,7 +292,6 @@ fn issue31_two_values_per_key_are_checked_each() {
     let named = values["mismatches"].as_array().unwrap();
     assert!(named.iter().any(|m| m["value"] == "reserved"), "mismatches name their value: {values}");
     // report.html has a row per value; the SLO judges the sum.
-    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<td>on_hand</td>") && html.contains("<td>reserved</td>"), "a row per value");
     let wrong = values["mismatched"].as_u64().unwrap() + values["absent"].as_u64().unwrap();
     assert_eq!(slo(&result, "value_mismatches")["observed"].as_f64(), Some(wrong as f64));
@@ -326,19 +327,10 @@ fn issue31_lag_probes_on_a_balance_and_a_history_without_refs() {
     for (query, until) in
         [("get_wallet", "/balance == {{key.expected}}"), ("get_history", "count($[*]) >= {{key.acked}}")]
     {
-        let faults = wallet::Faults { stop_after: 150, hang_every: 23, hang: Duration::from_millis(2_500) };
-        let app = wallet::start(faults);
-        let out = tempfile::tempdir().unwrap();
         let (query, until) = (format!("projection.query=\"{query}\""), format!("projection.until=\"{until}\""));
         // One generator thread: keys in turn, two commands on a wallet half a second apart.
-        let _ = bench()
-            .args(["run", "--quiet", "--threads", "1", "--target", &app.url, "--out"])
-            .arg(out.path())
-            .args(["--set", &query, "--set", &until])
-            .arg(scenario("wallet-lag.toml"))
-            .assert();
-        let truth = app.truth();
-        let result = result_json(out.path());
+        let flags = ["--quiet", "--threads", "1", "--set", &query, "--set", &until];
+        let Ran { truth, result, html, .. } = run_stopping_wallet("wallet-lag.toml", &flags);
         let (projection, operations) = (&result["projection"], &result["operations"]);
         println!(
             "{until}\ntruth {truth}\nprojection {projection}\nvalues {}\ncounts {}",
@@ -355,7 +347,6 @@ fn issue31_lag_probes_on_a_balance_and_a_history_without_refs() {
         assert_eq!(figure(&projection["probes"]) + figure(&projection["ambiguous"]), acked, "{projection}");
         assert_eq!(projection["late"], truth["lag_unprojected"], "late = never projected: {projection}");
         assert_eq!(projection["ambiguous"], truth["lag_ambiguous"], "{projection}");
-        let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
         assert!(html.contains(&format!("{} ambiguous", truth["lag_ambiguous"])), "named in report.html");
         // Verification beside it: the same truths as without probes.
         let (values, counts) = (&result["values"], &result["counts"]);
@@ -390,13 +381,10 @@ timeout = "1s"
 "#;
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("\n[verify]\n", &format!("{projection}\n[verify]\n"))).unwrap();
-    bench().arg("validate").arg(&path).assert().success().stderr(predicates::str::contains("warning").not());
+    validates_without_warnings(&path);
 
     let app = stock::with_reserved_stopping(150);
-    let out = dir.path().join("out");
-    let _ = bench().args(["run", "--quiet", "--target", &app.url, "--out"]).arg(&out).arg(&path).assert();
-    let truth = app.truth();
-    let result = result_json(&out);
+    let Ran { truth, result, .. } = run_on(&app, &path, dir.path(), &["--quiet"]);
     let (projection, reserve) = (&result["projection"], &result["operations"]["reserve"]);
     println!("truth {truth}\nprojection {projection}\nreserve {reserve}");
     assert!(truth["updates"].as_u64() > Some(150), "the projector stopped: {truth}");
@@ -422,13 +410,10 @@ value = [
   { name = "reserved", select = "/reserved", write_value = "/reserved" },
 ]"#;
     let path = stock_with_reserved(dir.path(), values, false);
-    bench().arg("validate").arg(&path).assert().success().stderr(predicates::str::contains("warning").not());
+    validates_without_warnings(&path);
 
     let app = stock::with_reserved(11, 3);
-    let out = dir.path().join("out");
-    let run = bench().args(["run", "--quiet", "--target", &app.url, "--out"]).arg(&out).arg(&path).assert();
-    let truth = app.truth();
-    let result = result_json(&out);
+    let Ran { run, truth, result, .. } = run_on(&app, &path, dir.path(), &["--quiet"]);
     let values = &result["values"];
     println!("truth {truth}\nvalues {values}");
     assert_eq!(truth["projected"], true);

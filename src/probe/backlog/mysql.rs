@@ -1,6 +1,8 @@
 //! `kind = "sql"` on a `mysql://` or `mariadb://` URL (issue 33): the same two queries as
 //! on Postgres, `head` and `checkpoint`, each answering one number; the backlog is
-//! head − checkpoint and the checkpoint is the progress.
+//! head − checkpoint and the checkpoint is the progress. One sample reads both in one
+//! read-only consistent snapshot (as Postgres' one repeatable-read transaction), so the
+//! projector advancing between the two reads cannot mix two moments in one sample.
 //!
 //! The queries run as plain text (COM_QUERY, like Postgres' simple query): no statement is
 //! prepared or cached on the server, and every answer comes as text, parsed the same way
@@ -26,23 +28,40 @@ impl MysqlReader {
             None => url.to_owned(),
         };
         let opts = mysql_async::Opts::from_url(&url).context("not a mysql:// URL")?;
-        let connection = mysql_async::Conn::new(opts).await?;
+        let mut connection = mysql_async::Conn::new(opts).await?;
+        // A consistent snapshot holds only under REPEATABLE READ (under READ COMMITTED each
+        // query reads afresh), and a server's default may have been changed.
+        connection
+            .query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .context("setting the isolation level")?;
         Ok(MysqlReader { connection, head: head.to_owned(), checkpoint: checkpoint.to_owned() })
     }
 
+    /// One sample: the head and the checkpoint of one snapshot.
     pub async fn read(&mut self) -> anyhow::Result<Reading> {
-        // A NULL head is an empty event store; a NULL checkpoint a projection that applied
-        // nothing yet (it is behind by the whole head).
-        let head_at = position(&mut self.connection, &self.head).await.context("the `head` query")?.unwrap_or(0);
-        let checkpoint_at =
-            position(&mut self.connection, &self.checkpoint).await.context("the `checkpoint` query")?.unwrap_or(0);
-        Ok(Reading {
-            backlog: (head_at - checkpoint_at).max(0) as u64,
-            progress: Some(checkpoint_at),
-            pending: None,
-            lag_s: None,
-        })
+        let connection = &mut self.connection;
+        connection.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await.context("begin")?;
+        let read = read_in_snapshot(connection, &self.head, &self.checkpoint).await;
+        // End it either way: the connection is reused for the next sample.
+        let end = connection.query_drop(if read.is_ok() { "COMMIT" } else { "ROLLBACK" }).await;
+        let reading = read?;
+        end.context("commit")?;
+        Ok(reading)
     }
+}
+
+async fn read_in_snapshot(connection: &mut mysql_async::Conn, head: &str, checkpoint: &str) -> anyhow::Result<Reading> {
+    // A NULL head is an empty event store; a NULL checkpoint a projection that applied
+    // nothing yet (it is behind by the whole head).
+    let head_at = position(connection, head).await.context("the `head` query")?.unwrap_or(0);
+    let checkpoint_at = position(connection, checkpoint).await.context("the `checkpoint` query")?.unwrap_or(0);
+    Ok(Reading {
+        backlog: (head_at - checkpoint_at).max(0) as u64,
+        progress: Some(checkpoint_at),
+        pending: None,
+        lag_s: None,
+    })
 }
 
 /// The single number a query answers (NULL or no row: `None`).
