@@ -153,6 +153,8 @@ impl Drop for TimingPermit {
         *TIMING.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) -= 1;
         TIMING.1.notify_one();
     }
+}
+
 /// A service's URL from the environment (`CQRS_BENCH_PG_URL`…), when set and not empty.
 pub fn env_url(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|url| !url.is_empty())
