@@ -116,7 +116,7 @@ find_bin() {
   if [ -n "${CQRS_BENCH_BIN:-}" ]; then
     bin=$CQRS_BENCH_BIN
   else
-    cargo build --release --quiet
+    cargo build --release --quiet --bin cqrs-bench
     bin=target/release/cqrs-bench
   fi
   [ -x "$bin" ] || die "no binary at $bin"

@@ -206,7 +206,7 @@ async fn reset_clock(State(app): State<MemoryApp>) -> StatusCode {
 
 /// `?for=DURATION` of the admin endpoints.
 #[derive(Deserialize)]
-pub(super) struct For {
+pub struct For {
     #[serde(rename = "for")]
     duration: Option<String>,
 }
@@ -214,7 +214,7 @@ pub(super) struct For {
 impl For {
     /// Runs `act` for the duration asked (1 s when not given): 204, or 400 when `for` is
     /// not a duration.
-    pub(super) fn then(&self, act: impl FnOnce(Duration)) -> Response {
+    pub fn then(&self, act: impl FnOnce(Duration)) -> Response {
         let parsed = match &self.duration {
             None => Ok(Duration::from_secs(1)),
             Some(text) => humantime::parse_duration(text).map_err(|e| format!("for={text}: {e}")),

@@ -1,22 +1,24 @@
-//! Reference CQRS systems of one bank-account domain (PRODUCT §7).
+//! Reference CQRS systems of one bank-account domain (PRODUCT §7): here the domain, the
+//! `memory` target (embedded or served) and the HTTP API every variant shares; the
+//! Postgres, outbox and event-sourced variants live in the workspace crate
+//! `crates/reference`, built on these modules.
 //!
 //! A separate world: the harness reaches these only through a `Target`, exactly as
 //! it reaches an external system, so every probe is tested against faults the
 //! target injects and therefore knows.
 
-mod bank;
+pub mod bank;
 mod config;
-mod event_sourced;
-mod http;
-mod memory;
-mod outbox;
-mod pg_sync;
-mod postgres;
+pub mod http;
+pub mod memory;
 mod serve;
-mod work;
+pub mod work;
 
 pub use bank::GroundTruth;
-pub use config::{Faults, MemoryConfig, SlowCommands, Window};
+pub use config::{BusKind, Faults, MemoryConfig, SlowCommands, Window};
 pub use memory::{MemoryApp, RESTART_DELAY};
-pub use serve::{BadFlag, ReplayArgs, ServeArgs, run_replay, run_serve, serve};
+pub use serve::{
+    BadFlag, REFERENCE_BIN, ReplayArgs, SERVED_APART, ServeArgs, bind, default_schema, run_replay, run_serve, serve,
+    usage,
+};
 pub use work::ProjectorWork;

@@ -1,4 +1,11 @@
 //! `cqrs-bench target serve`: a reference target over HTTP, with its faults as flags.
+//!
+//! The harness serves `memory` itself; `pg-sync`, `outbox` and `event-sourced` live in the
+//! workspace crate `crates/reference` (binary `cqrs-bench-reference`), so the harness a
+//! user installs does not build their databases' and migrations' crates. For those, `target
+//! serve` checks the flags it shares with them here, then hands its arguments to that binary
+//! (found beside this one, else on PATH) by replacing this process with it: the same pid,
+//! signals and output, as if it were served here.
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -6,10 +13,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{Faults, MemoryConfig, SlowCommands, Window};
-use super::event_sourced::EventSourcedApp;
+use super::config::{BusKind, Faults, MemoryConfig, SlowCommands, Window};
 use super::memory::MemoryApp;
-use super::outbox::{BusKind, MockBroker, OutboxApp, OutboxConfig};
 use super::work::ProjectorWork;
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -128,8 +133,8 @@ pub struct ServeArgs {
 }
 
 /// The schema a variant uses when `--schema` is not given: one per variant (issue 12),
-/// since each migrates its own tables (`migrations/<variant>/`) and two variants on one
-/// schema refuse each other's migrations.
+/// since each migrates its own tables (`crates/reference/migrations/<variant>/`) and two
+/// variants on one schema refuse each other's migrations.
 pub fn default_schema(variant: &str) -> String {
     format!("cqrs_bench_{}", variant.replace('-', "_"))
 }
@@ -204,20 +209,17 @@ pub async fn serve(
 pub struct BadFlag(pub anyhow::Error);
 
 /// A bad flag: exit 2, not 3.
-fn usage(e: anyhow::Error) -> anyhow::Error {
+pub fn usage(e: anyhow::Error) -> anyhow::Error {
     BadFlag(e).into()
 }
 
-/// `--schema` goes into SQL as it is: only a plain lowercase name passes.
-fn checked_schema(schema: &str) -> anyhow::Result<()> {
-    if super::postgres::valid_schema(schema) {
-        Ok(())
-    } else {
-        Err(usage(anyhow::anyhow!("--schema `{schema}`: use lowercase letters, digits and _")))
-    }
-}
+/// The variants `crates/reference` serves (`cqrs-bench-reference`).
+pub const SERVED_APART: [&str; 3] = ["pg-sync", "outbox", "event-sourced"];
 
-/// `cqrs-bench target serve`.
+/// The binary of `crates/reference`.
+pub const REFERENCE_BIN: &str = "cqrs-bench-reference";
+
+/// `cqrs-bench target serve`: `memory` here, the other variants by `cqrs-bench-reference`.
 pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     if args.bus != BusKind::Kafka && args.variant != "outbox" {
         return Err(usage(anyhow::anyhow!("--bus is the outbox variant's; the {} variant has no bus", args.variant)));
@@ -228,96 +230,54 @@ pub async fn run_serve(args: ServeArgs, shutdown: CancellationToken) -> anyhow::
             let listener = bind(&args.listen).await?;
             serve(listener, config, shutdown).await.context("serving")
         }
-        "pg-sync" => {
-            args.allow_faults("pg-sync", &[]).map_err(usage)?;
-            let schema = args.schema();
-            checked_schema(&schema)?;
-            let app = super::pg_sync::PgSyncApp::connect(&args.pg_url, &schema, args.pool).await?;
-            let listener = bind(&args.listen).await?;
-            axum::serve(listener, app.router())
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-                .context("serving")
-        }
-        "outbox" => serve_outbox(&args, shutdown).await,
-        "event-sourced" => {
-            args.allow_faults("event-sourced", &[]).map_err(usage)?;
-            let app = event_sourced(&args.pg_url, &args.schema(), args.pool, args.snapshot_every).await?;
-            let projector = app.spawn_projector(args.projection_poll, shutdown.clone());
-            let listener = bind(&args.listen).await?;
-            let served = axum::serve(listener, app.router()).with_graceful_shutdown(shutdown.cancelled_owned()).await;
-            projector.abort();
-            served.context("serving")
-        }
+        variant if SERVED_APART.contains(&variant) => Err(hand_over("serve", variant)),
         other => {
             Err(usage(anyhow::anyhow!("unknown variant `{other}`; available: memory, pg-sync, outbox, event-sourced")))
         }
     }
 }
 
-/// `--variant outbox`: the bus (Kafka's mock when asked), the app, then the listener.
-async fn serve_outbox(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    args.allow_faults(
-        "outbox",
-        &[
-            "projection-delay",
-            "pause-at",
-            "crash-at",
-            "non-idempotent",
-            "projector-cost",
-            "projector-contention",
-            "relay-delay",
-        ],
-    )
-    .map_err(usage)?;
-    let schema = args.schema();
-    checked_schema(&schema)?;
-    if args.partitions < 1 {
-        return Err(usage(anyhow::anyhow!("--partitions must be 1 or more")));
-    }
-    let mut config = OutboxConfig {
-        pg_url: args.pg_url.clone(),
-        schema,
-        pool: args.pool,
-        redis_url: args.redis_url.clone(),
-        bus: args.bus,
-        brokers: String::new(),
-        partitions: args.partitions,
-        projectors: args.projectors.max(1),
-        idempotent: !args.non_idempotent,
-        checkpoint_every: args.checkpoint_every.max(1),
-        commit_interval: args.commit_interval,
-        projection_delay: args.projection_delay.unwrap_or_default(),
-        work: args.work(),
-        crash_at: args.crash_at,
-        pause: args.pause_at.zip(args.pause_for).map(|(at, duration)| Window { at, duration }),
-        relay_poll: args.relay_poll,
-        relay_delay: args.relay_delay.unwrap_or_default(),
+/// Replaces this process with `cqrs-bench-reference SUBCOMMAND <this command's arguments>`;
+/// returns only the error of not finding or not starting it (exit 3: the run could not be
+/// carried out), which says what to install.
+fn hand_over(subcommand: &str, variant: &str) -> anyhow::Error {
+    use std::os::unix::process::CommandExt as _;
+    let Some(binary) = reference_binary() else {
+        let beside = std::env::current_exe().map_or_else(|_| "this binary".to_owned(), |p| p.display().to_string());
+        return anyhow::anyhow!(
+            "the {variant} variant is served by `{REFERENCE_BIN}`, the workspace's `crates/reference` \
+             (the harness alone serves `memory`), found neither beside {beside} nor on PATH: from a \
+             checkout, `cargo build --release` builds both, or install it with \
+             `cargo install --locked --path crates/reference`"
+        );
     };
-    // The mock cluster lives as long as this function: it is the broker.
-    let kafka = args.bus == BusKind::Kafka;
-    let mock =
-        (kafka && args.kafka == "mock").then(|| MockBroker::start(&config.topic(), config.partitions)).transpose()?;
-    config.brokers = mock.as_ref().map_or_else(|| args.kafka.clone(), MockBroker::bootstrap_servers);
-    let app = OutboxApp::start(config.clone()).await?;
-    let mut stdout = std::io::stdout();
-    if kafka {
-        writeln!(stdout, "kafka {} topic {} group {}", config.brokers, config.topic(), config.group())?;
-    } else {
-        // No URL: it may hold a password.
-        writeln!(stdout, "redis-streams stream {} group {}", config.stream(), config.group())?;
-    }
-    let listener = bind(&args.listen).await?;
-    let served = axum::serve(listener, app.router()).with_graceful_shutdown(shutdown.cancelled_owned()).await;
-    app.shutdown().await;
-    drop(mock);
-    served.context("serving")
+    let _ = std::io::stdout().flush();
+    let error = std::process::Command::new(&binary).arg(subcommand).args(arguments_after(subcommand)).exec();
+    anyhow::anyhow!("starting {}: {error}", binary.display())
+}
+
+/// `cqrs-bench-reference` beside this binary (a checkout's target/…/, or ~/.cargo/bin), else
+/// the first on PATH.
+fn reference_binary() -> Option<std::path::PathBuf> {
+    let beside = std::env::current_exe().ok().map(|exe| exe.with_file_name(REFERENCE_BIN));
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).map(|dir| dir.join(REFERENCE_BIN)).collect::<Vec<_>>())
+        .unwrap_or_default();
+    beside.into_iter().chain(on_path).find(|candidate| candidate.is_file())
+}
+
+/// This process's arguments after `target SUBCOMMAND`, as typed (values from the environment,
+/// such as CQRS_BENCH_PG_URL, reach the child through its environment).
+fn arguments_after(subcommand: &str) -> Vec<std::ffi::OsString> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let at = args.windows(2).position(|pair| pair[0] == "target" && pair[1] == subcommand);
+    at.map_or_else(Vec::new, |at| args[at + 2..].to_vec())
 }
 
 impl ServeArgs {
     /// Refuses fault flags the variant does not implement (a fault silently ignored
     /// would make a run look healthier than asked).
-    fn allow_faults(&self, variant: &str, allowed: &[&str]) -> anyhow::Result<()> {
+    pub fn allow_faults(&self, variant: &str, allowed: &[&str]) -> anyhow::Result<()> {
         let set = [
             ("projection-delay", self.projection_delay.is_some()),
             ("projection-jitter", self.projection_jitter.is_some()),
@@ -350,18 +310,13 @@ impl ServeArgs {
 }
 
 /// Binds and prints `listening on http://ADDR` (tests read it to find port 0's port).
-async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+pub async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr()?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on http://{address}")?;
     stdout.flush()?;
     Ok(listener)
-}
-
-async fn event_sourced(url: &str, schema: &str, pool: usize, snapshot_every: u64) -> anyhow::Result<EventSourcedApp> {
-    checked_schema(schema)?;
-    EventSourcedApp::connect(url, schema, pool, snapshot_every).await
 }
 
 /// `cqrs-bench target replay`: rebuild an event-sourced read model from its store.
@@ -377,33 +332,24 @@ pub struct ReplayArgs {
     pub schema: Option<String>,
 }
 
-/// Replays and prints `replayed N events in S s (R events/s)`.
-pub async fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
-    if args.variant != "event-sourced" {
-        return Err(usage(anyhow::anyhow!("only the event-sourced variant can replay")));
-    }
-    let schema = args.schema.clone().unwrap_or_else(|| default_schema(&args.variant));
-    let app = event_sourced(&args.pg_url, &schema, 4, 50).await?;
-    let replay = app.replay().await.context("replaying")?;
-    println!(
-        "replayed {} events in {:.3} s ({:.0} events/s)",
-        replay.events,
-        replay.elapsed.as_secs_f64(),
-        replay.events_per_s()
-    );
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Issue 12: each variant's default schema is one `--schema` accepts (the command line
-    /// side is in `cli`'s tests).
-    #[test]
-    fn each_variant_has_its_own_default_schema() {
-        for variant in ["pg-sync", "outbox", "event-sourced"] {
-            assert!(crate::reference::postgres::valid_schema(&default_schema(variant)), "{variant}");
+impl ReplayArgs {
+    /// Only the event-sourced variant keeps an event store.
+    pub fn check_variant(&self) -> anyhow::Result<()> {
+        if self.variant == "event-sourced" {
+            Ok(())
+        } else {
+            Err(usage(anyhow::anyhow!("only the event-sourced variant can replay")))
         }
     }
+
+    /// `--schema`, or the variant's own default.
+    pub fn schema(&self) -> String {
+        self.schema.clone().unwrap_or_else(|| default_schema(&self.variant))
+    }
+}
+
+/// `cqrs-bench target replay`: by `cqrs-bench-reference replay`, which keeps the event store.
+pub async fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
+    args.check_variant()?;
+    Err(hand_over("replay", &args.variant))
 }

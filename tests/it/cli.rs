@@ -73,3 +73,41 @@ fn init_writes_a_scenario_that_validates() {
     bench().current_dir(dir.path()).args(["validate", "starter.toml"]).assert().success();
     bench().current_dir(dir.path()).args(["init", "starter"]).assert().code(2);
 }
+
+/// Issue 34 item 4: the harness alone serves `memory`; without `cqrs-bench-reference` beside
+/// it or on PATH, `target serve` of another variant says exactly what to install (exit 3),
+/// after the flags it can check itself (exit 2).
+#[test]
+fn target_serve_of_a_services_variant_without_the_reference_binary_says_what_to_install() {
+    let alone = tempfile::tempdir().unwrap();
+    let bin = alone.path().join("cqrs-bench");
+    std::fs::copy(crate::support::BIN, &bin).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = assert_cmd::Command::new(&bin);
+        cmd.args(args).env("PATH", alone.path());
+        cmd.assert()
+    };
+    run(&["target", "serve", "--variant", "pg-sync", "--listen", "127.0.0.1:0"])
+        .code(3)
+        .stderr(predicate::str::contains("the pg-sync variant is served by `cqrs-bench-reference`"))
+        .stderr(predicate::str::contains(format!("found neither beside {} nor on PATH", bin.display())))
+        .stderr(predicate::str::contains("cargo install --locked --path crates/reference"));
+    run(&["target", "replay"]).code(3).stderr(predicate::str::contains("the event-sourced variant is served by"));
+    // Flags the harness checks itself still come first.
+    run(&["target", "serve", "--variant", "pg-sync", "--bus", "redis-streams"])
+        .code(2)
+        .stderr(predicate::str::contains("--bus is the outbox variant's"));
+    run(&["target", "serve", "--variant", "nope"]).code(2).stderr(predicate::str::contains("unknown variant `nope`"));
+}
+
+/// With `cqrs-bench-reference` beside it (as `cargo build` and `cargo test` leave it), the
+/// harness hands the variant over with its arguments as typed: the reference binary's own
+/// check answers.
+#[test]
+fn target_serve_hands_a_services_variant_to_the_reference_binary_with_its_arguments() {
+    bench()
+        .args(["target", "serve", "--variant", "pg-sync", "--schema", "Not-A-Name", "--listen", "127.0.0.1:0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--schema `Not-A-Name`: use lowercase letters, digits and _"));
+}

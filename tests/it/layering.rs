@@ -391,3 +391,53 @@ fn issue11_generator_and_probes_do_not_import_each_other() {
     assert_imports_none_of("operation", &["generator", "probe", "run"]);
     assert_imports_none_of("target", &["generator", "probe", "run", "operation"]);
 }
+
+/// Issue 34 item 4: the services' variants (crates/reference) build on the harness's
+/// `cqrs_bench::reference` (the bank domain, the memory target, the HTTP API, the flags)
+/// and on nothing else of the harness, so they stay a target the harness reaches from
+/// outside.
+#[test]
+fn issue34_the_reference_crate_names_only_the_harness_reference() {
+    fn walk(stream: TokenStream, at: &Path, wrong: &mut Vec<String>) {
+        let tokens: Vec<TokenTree> = stream.into_iter().collect();
+        for (i, token) in tokens.iter().enumerate() {
+            match token {
+                TokenTree::Group(group) => walk(group.stream(), at, wrong),
+                TokenTree::Ident(ident) if ident == "cqrs_bench" => {
+                    let next = tokens.get(i + 3);
+                    let is_reference = matches!(next, Some(TokenTree::Ident(name)) if name == "reference");
+                    if !is_reference {
+                        let line = ident.span().start().line;
+                        wrong.push(format!(
+                            "{}:{line}: cqrs_bench::{}",
+                            at.display(),
+                            next.map_or(String::new(), |t| t.to_string())
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut files = Vec::new();
+    let crate_dir = root().join("crates/reference");
+    let mut dirs = vec![crate_dir.join("src"), crate_dir.join("tests")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 10, "crates/reference's sources not found: {files:?}");
+    let mut wrong = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let stream = TokenStream::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        walk(stream, file.strip_prefix(root()).unwrap(), &mut wrong);
+    }
+    assert!(wrong.is_empty(), "crates/reference names the harness beyond cqrs_bench::reference:\n{}", wrong.join("\n"));
+}

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use tokio_postgres::NoTls;
 
-use super::bank::{RefSlice, Refusal, View};
+use cqrs_bench::reference::bank::{RefSlice, Refusal, View};
 
 /// A schema name safe to put into SQL as it is.
 pub fn valid_schema(name: &str) -> bool {

@@ -18,9 +18,9 @@ use super::bus::{BusKind, OutboxEvent};
 use super::kafka::KafkaInbox;
 use super::read_model::{Applied, ReadModel};
 use super::redis_stream::StreamInbox;
-use crate::reference::bank::GroundTruth;
-use crate::reference::memory::RESTART_DELAY;
-use crate::reference::work::{SharedSection, WorkClock};
+use cqrs_bench::reference::bank::GroundTruth;
+use cqrs_bench::reference::memory::RESTART_DELAY;
+use cqrs_bench::reference::work::{SharedSection, WorkClock};
 
 /// After this long without an event, commit what was applied.
 const IDLE_COMMIT: Duration = Duration::from_secs(1);
@@ -246,7 +246,7 @@ impl Instance {
     async fn handle(&self, payload: &[u8], shutdown: &CancellationToken) {
         let config = &self.shared.config;
         // Taken off the bus now, before the injected delay and the work.
-        let received_at = crate::reference::bank::now_ms();
+        let received_at = cqrs_bench::reference::bank::now_ms();
         match serde_json::from_slice::<OutboxEvent>(payload) {
             Ok(event) => {
                 if !config.projection_delay.is_zero() {

@@ -10,7 +10,7 @@ use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
 
 use super::bus::OutboxEvent;
-use crate::reference::bank::{EventTimes, RefSlice, Refusal, View};
+use cqrs_bench::reference::bank::{EventTimes, RefSlice, Refusal, View};
 
 /// Applies one event atomically. Returns 1 when applied, 0 when skipped as already
 /// applied (idempotent), 2 when applied although the account already had its version
@@ -86,7 +86,7 @@ impl ReadModel {
             .arg(event.op_ref.as_deref().unwrap_or(""))
             .arg(if idempotent { "1" } else { "0" })
             .arg(received_at)
-            .arg(crate::reference::bank::now_ms())
+            .arg(cqrs_bench::reference::bank::now_ms())
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(match outcome {

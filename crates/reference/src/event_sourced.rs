@@ -18,8 +18,8 @@ use deadpool_postgres::Pool;
 use tokio_postgres::error::SqlState;
 use tokio_util::sync::CancellationToken;
 
-use super::bank::{Bank, Changed, GroundTruth, RefSlice, Refusal, View};
 use super::postgres::{self, unavailable};
+use cqrs_bench::reference::bank::{Bank, Changed, GroundTruth, RefSlice, Refusal, View};
 
 /// Events applied per projector transaction.
 const BATCH: i64 = 1000;
@@ -157,7 +157,7 @@ impl EventSourcedApp {
     /// `{"events": N, "seconds": S, "events_per_s": R}`), for a scenario `[[action]]`.
     pub fn router(&self) -> axum::Router {
         let admin = axum::Router::new().route("/admin/replay", axum::routing::post(replay)).with_state(self.clone());
-        super::http::router(self.clone()).merge(admin)
+        cqrs_bench::reference::http::router(self.clone()).merge(admin)
     }
 
     /// Current (version, balance) of a stream: its snapshot plus the events after it.

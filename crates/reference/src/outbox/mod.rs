@@ -36,11 +36,11 @@ use tokio_util::task::TaskTracker;
 pub use bus::BusKind;
 pub use kafka::MockBroker;
 
-use super::bank::{Bank, Changed, GroundTruth, RefSlice, Refusal, View};
-use super::config::Window;
-use super::http::For;
 use super::postgres::{self, Accounts, unavailable};
-use super::work::ProjectorWork;
+use cqrs_bench::reference::ProjectorWork;
+use cqrs_bench::reference::Window;
+use cqrs_bench::reference::bank::{Bank, Changed, GroundTruth, RefSlice, Refusal, View};
+use cqrs_bench::reference::http::For;
 use projector::Control;
 use read_model::ReadModel;
 
@@ -157,7 +157,7 @@ impl OutboxApp {
             .route("/admin/crash", post(crash))
             .route("/admin/pause", post(pause))
             .with_state(self.clone());
-        super::http::router(self.clone()).merge(admin)
+        cqrs_bench::reference::http::router(self.clone()).merge(admin)
     }
 
     /// Sends `order` to projector 0.

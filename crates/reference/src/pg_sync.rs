@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::Pool;
 
-use super::bank::{Bank, Changed, GroundTruth, RefSlice, Refusal, View};
 use super::postgres::{self, Accounts, unavailable};
+use cqrs_bench::reference::bank::{Bank, Changed, GroundTruth, RefSlice, Refusal, View};
 
 #[derive(Clone)]
 pub struct PgSyncApp {
@@ -49,7 +49,7 @@ impl PgSyncApp {
 
     /// The HTTP endpoints.
     pub fn router(&self) -> axum::Router {
-        super::http::router(self.clone())
+        cqrs_bench::reference::http::router(self.clone())
     }
 }
 

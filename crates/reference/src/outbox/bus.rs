@@ -8,26 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The bus between the relay and the projectors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum BusKind {
-    /// A Kafka topic (a real broker, or librdkafka's mock cluster), one consumer group;
-    /// an account's events stay in one partition, so they are applied in order.
-    #[default]
-    Kafka,
-    /// A Redis stream, one consumer group whose N consumers share every entry; one
-    /// account's events may reach two consumers, so they can be applied out of order.
-    RedisStreams,
-}
-
-impl BusKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            BusKind::Kafka => "kafka",
-            BusKind::RedisStreams => "redis-streams",
-        }
-    }
-}
+pub use cqrs_bench::reference::BusKind;
 
 /// One outbox row on the topic (JSON). The harness's `[bus]` probe finds the command's
 /// ref at `/ref`.
