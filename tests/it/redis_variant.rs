@@ -125,7 +125,7 @@ fn saturate_fails_a_step_on_the_redis_stream_groups_growing_backlog() {
 /// 250 events/s + 20 % headroom follows the measured per-instance rate (3 at the truth).
 #[test]
 fn capacity_on_the_redis_streams_outbox_follows_the_per_instance_rate() {
-    let _timing = crate::support::timing_sensitive();
+    let _timing = crate::support::timing_sensitive_alone();
     let test = "capacity_on_the_redis_streams_outbox_follows_the_per_instance_rate";
     let Some(isolated) = Isolated::new(test, "rcap") else { return };
     let out = tempfile::tempdir().unwrap();
